@@ -87,12 +87,16 @@ def canonical_url(url: str | None) -> str | None:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return None
-    host = parts.hostname or ""
-    netloc = host.lower()
-    if parts.port and not (
-        (parts.scheme == "http" and parts.port == 80) or (parts.scheme == "https" and parts.port == 443)
-    ):
-        netloc = f"{netloc}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:  # a malformed port makes the whole link unusable
+        return None
+    host = (parts.hostname or "").lower()
+    # hostname drops the brackets around an IPv6 literal; they are needed to rebuild the URL.
+    netloc = f"[{host}]" if ":" in host else host
+    scheme = parts.scheme.lower()
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        netloc = f"{netloc}:{port}"
     query = urlencode(
         sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
                if not _TRACKING_PARAMS.match(k))
@@ -100,7 +104,7 @@ def canonical_url(url: str | None) -> str | None:
     path = parts.path or "/"
     if len(path) > 1:
         path = path.rstrip("/")
-    return urlunsplit((parts.scheme.lower(), netloc, path, query, ""))
+    return urlunsplit((scheme, netloc, path, query, ""))
 
 
 def make_article_id(url: str | None, title: str, text: str) -> str:
@@ -117,10 +121,15 @@ def parse_datetime(value: Any) -> datetime | None:
         dt = value
     elif isinstance(value, date):
         dt = datetime(value.year, value.month, value.day)
+    elif isinstance(value, bool):
+        return None
     elif isinstance(value, int | float):
         # Epoch seconds (or milliseconds, which exports often use).
         ts = float(value) / (1000 if value > 1e11 else 1)
-        dt = datetime.fromtimestamp(ts, tz=UTC)
+        try:
+            dt = datetime.fromtimestamp(ts, tz=UTC)
+        except (OverflowError, OSError, ValueError):  # out of the platform's range, or NaN
+            return None
     elif isinstance(value, str):
         s = value.strip()
         try:
@@ -155,7 +164,8 @@ def _as_text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, list):
-        value = ", ".join(str(v.get("name", v)) if isinstance(v, Mapping) else str(v) for v in value)
+        value = ", ".join(str(v.get("name", v)) if isinstance(v, Mapping) else str(v)
+                          for v in value)
     elif isinstance(value, Mapping):
         value = value.get("name") or value.get("title") or value.get("value")
     return str(value).strip() or None if value is not None else None
