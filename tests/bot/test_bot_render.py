@@ -1,0 +1,254 @@
+"""Rendering at Discord's limits: long answers, many sources, hostile model output."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+
+from bot import render
+from bot.core.models import Answer, Source
+
+
+def _source(n: int, *, title: str = "", url: str | None = None, day: int = 1) -> Source:
+    return Source(
+        n=n,
+        article_id=f"a{n}",
+        title=title or f"Article number {n}",
+        outlet="The Daily",
+        url=url if url is not None else f"https://news.example/{n}",
+        published_at=datetime(2024, 3, day, tzinfo=UTC),
+    )
+
+
+def _answer(text: str, sources: list[Source] | None = None, **kw: object) -> Answer:
+    kw.setdefault("question", "What happened?")
+    return Answer(text=text, sources=sources or [_source(1)], abstained=False, mode="model", **kw)
+
+
+def _sentences(n_chars: int) -> str:
+    out, i = [], 0
+    while sum(len(s) + 1 for s in out) < n_chars:
+        out.append(f"Sentence {i} says something about the news of the day [1].")
+        i += 1
+    return " ".join(out)[: n_chars - 1].rstrip() + "."
+
+
+def _fits(embeds: list) -> None:
+    """Each embed is sent as its own message."""
+    for e in embeds:
+        assert render.limit_problems([e]) == []
+
+
+def test_short_answer_one_embed_with_sources_and_footer() -> None:
+    answer = _answer(
+        "Netflix used generative AI for a building collapse scene [1].",
+        [_source(1, day=2), _source(2, day=5)],
+    )
+    [embed] = render.answer_embeds(answer)
+    assert embed.title == "What happened?"
+    assert embed.description.startswith("Netflix used")
+    [field] = embed.fields
+    assert field.name == "Sources"
+    assert (
+        "**[1]** [Article number 1](<https://news.example/1>) · The Daily, 2 Mar 2024"
+        in field.value
+    )
+    assert embed.footer.text == "Model answer · as of 5 Mar 2024"
+
+
+def test_extractive_mode_note_and_history_notice_in_footer() -> None:
+    answer = _answer("Quoted [1].", history_cut=True, note="The model timed out.")
+    answer.mode = "extractive"
+    footer = render.answer_embeds(answer, history_turns=8)[0].footer.text
+    assert footer.startswith("Extractive answer")
+    assert "The model timed out." in footer
+    assert "Only the last 8 messages" in footer
+
+
+def test_exactly_4096_chars_stays_one_message() -> None:
+    text = _sentences(4096)
+    text += "!" * (4096 - len(text))
+    embeds = render.answer_embeds(_answer(text))
+    assert len(embeds) == 1
+    assert embeds[0].description == text
+    _fits(embeds)
+
+
+def test_5000_char_model_output_splits_between_sentences() -> None:
+    text = _sentences(5000)
+    embeds = render.answer_embeds(_answer(text, [_source(i) for i in range(1, 11)]))
+    assert len(embeds) == 2
+    _fits(embeds)
+    first, last = embeds
+    assert first.description.endswith(".")  # not cut mid-sentence
+    assert re.match(r"Sentence \d+ ", last.description)
+    assert " ".join(e.description for e in embeds) == text
+    assert first.title and not last.title
+    assert not first.fields and last.fields and last.footer.text  # sources go last
+
+
+def test_ten_sources_with_long_titles_and_max_text_fit_6000() -> None:
+    sources = [
+        _source(i, title="T" * 300 + f" {i}", url="https://x.example/" + "p" * 350)
+        for i in range(1, 11)
+    ]
+    embeds = render.answer_embeds(_answer(_sentences(4096), sources, question="Q" * 400))
+    _fits(embeds)
+    listed = "\n".join(f.value for f in embeds[-1].fields)
+    assert all(f"**[{i}]**" in listed for i in range(1, 11))
+
+
+def test_more_than_ten_sources_are_summarised() -> None:
+    embeds = render.answer_embeds(_answer("x [1].", [_source(i) for i in range(1, 31)]))
+    _fits(embeds)
+    listed = "\n".join(f.value for f in embeds[-1].fields)
+    assert "**[10]**" in listed and "**[11]**" not in listed and "and 20 more" in listed
+
+
+def test_huge_model_output_never_breaks_limits() -> None:
+    for text in ("word " * 6000, "x" * 20000, "```\n" + "code line\n" * 2000):
+        _fits(render.answer_embeds(_answer(text, [_source(i) for i in range(1, 11)])))
+
+
+def test_unbalanced_fence_is_closed() -> None:
+    [embed] = render.answer_embeds(_answer("Look:\n```python\nprint('hi')"))
+    assert embed.description.count("```") % 2 == 0
+
+
+def test_fence_open_at_split_is_closed_and_reopened() -> None:
+    text = "Intro.\n```python\n" + "\n".join(f"x = {i}  # line" for i in range(600)) + "\n```\nEnd."
+    embeds = render.answer_embeds(_answer(text))
+    assert len(embeds) >= 2
+    _fits(embeds)
+    for e in embeds:
+        assert e.description.count("```") % 2 == 0
+    assert embeds[1].description.startswith("```python\n")
+
+
+def test_masked_links_in_model_output_show_their_target() -> None:
+    text = "See [the official report](https://evil.example/phish) and [1](https://news.example/1)."
+    desc = render.answer_embeds(_answer(text))[0].description
+    assert "](" not in desc
+    assert "the official report (<https://evil.example/phish>)" in desc
+    assert "[1] (<https://news.example/1>)" in desc
+
+
+def test_bare_links_are_wrapped_so_they_do_not_unfurl() -> None:
+    out = render.clean_text("Read https://news.example/a?b=1, or <https://news.example/c>.")
+    assert out == "Read <https://news.example/a?b=1>, or <https://news.example/c>."
+
+
+def test_source_title_with_markdown_and_brackets_cannot_break_the_link() -> None:
+    line = render.source_line(
+        _source(3, title="A [bad](https://evil.example) *title*", url="https://news.example/a b)")
+    )
+    assert "[A (bad)(https://evil.example) \\*title\\*](<https://news.example/a%20b%29>)" in line
+
+
+def test_non_http_or_missing_url_is_not_linked() -> None:
+    assert "](" not in render.source_line(_source(1, url="javascript:alert(1)"))
+    assert "](" not in render.source_line(_source(1, url=""))
+
+
+def test_abstained_answer_names_closest_articles() -> None:
+    answer = Answer(
+        text="I could not find this in the articles.",
+        sources=[],
+        abstained=True,
+        mode="extractive",
+        question="Who won?",
+        closest=[_source(4)],
+    )
+    [embed] = render.answer_embeds(answer)
+    assert embed.fields[0].name == "Closest articles"
+    assert "**[4]**" in embed.fields[0].value
+    assert embed.colour == render.ABSTAIN_COLOUR
+
+
+def test_progress_embed_shows_cursor_and_tail_of_long_text() -> None:
+    embed = render.progress_embed("a" * 10000, question="Q?")
+    assert embed.description.endswith(render.PROGRESS_CURSOR)
+    assert len(embed.description) <= render.DESCRIPTION_LIMIT
+    assert render.embed_text(embed) == embed.description[: -len(render.PROGRESS_CURSOR)]
+    assert "Writing" in embed.footer.text
+
+
+@pytest.mark.parametrize("limit", [40, 100, 1000])
+def test_split_text_respects_limit_and_keeps_all_words(limit: int) -> None:
+    text = _sentences(5000)
+    parts = render.split_text(text, limit)
+    assert all(len(p) <= limit for p in parts)
+    assert " ".join(parts).split() == text.split()
+
+
+def test_sources_embed_many_outlets_fits() -> None:
+    summaries = [
+        SimpleNamespace(
+            outlet=f"Outlet {i}",
+            source=f"https://feeds.example/{i}.xml",
+            articles=i,
+            newest=datetime(2024, 1, 1, tzinfo=UTC) if i else None,
+        )
+        for i in range(200)
+    ]
+    embed = render.sources_embed(summaries)
+    _fits([embed])
+    assert "more" in embed.description
+    assert "200 sources" in embed.footer.text
+    assert "<https://feeds.example/0.xml>" in embed.description
+    assert "newest undated" in embed.description
+
+
+def test_sources_embed_empty() -> None:
+    assert "No sources" in render.sources_embed([]).description
+
+
+def test_status_embed() -> None:
+    embed = render.status_embed(
+        {
+            "articles": 12,
+            "chunks": 40,
+            "embedding_model": "minilm",
+            "store": "local",
+            "model": None,
+            "last_ingest": "2024-03-05T10:00:00+00:00",
+        }
+    )
+    values = {f.name: f.value for f in embed.fields}
+    assert values["Articles"] == "12" and values["Chunks"] == "40"
+    assert values["Answer model"] == "none (extractive answers)"
+    assert values["Last ingest"].startswith("<t:")
+
+
+def test_feedback_stats_embed_within_25_fields_and_values() -> None:
+    stats = SimpleNamespace(
+        up=3,
+        down=2,
+        answers=7,
+        unanswered=[("q" * 900 + f" {i}", i) for i in range(100)],
+        most_downvoted=[("question " * 50, "answer " * 300, 9) for _ in range(100)],
+    )
+    embed = render.feedback_stats_embed(stats)
+    _fits([embed])
+    assert embed.fields[0].value == "👍 3 · 👎 2 · 7 answers"
+    assert len(embed.fields) <= render.FIELD_COUNT_LIMIT
+
+
+def test_limit_problems_reports_each_broken_limit() -> None:
+    import discord
+
+    embed = discord.Embed(title="t" * 300, description="d" * 5000)
+    for _ in range(26):
+        embed.add_field(name="n", value="v" * 1100)
+    wheres = {p.where for p in render.limit_problems([embed], content="c" * 2001)}
+    assert {
+        "content",
+        "total",
+        "embed 0 title",
+        "embed 0 description",
+        "embed 0 fields",
+        "embed 0 field 0 value",
+    } <= wheres
