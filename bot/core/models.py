@@ -62,6 +62,7 @@ class Answer:
     note: str | None = None  # e.g. why the extractive fallback was used
     history_cut: bool = False  # earlier turns were dropped to fit the history cap
     closest: list[Source] = field(default_factory=list)  # named when abstaining
+    ranked_article_ids: list[str] = field(default_factory=list)  # retrieval order, best first
 
     @property
     def as_of(self) -> datetime | None:
@@ -75,4 +76,6 @@ class Answer:
             "sources": [s.to_json() for s in self.sources],
             "abstained": self.abstained,
             "mode": self.mode,
+            "closest": [s.to_json() for s in self.closest],
+            "note": self.note,
         }

@@ -1,0 +1,277 @@
+"""Questions in, grounded and cited answers out (language model, or extractive fallback).
+
+The flow: validate -> condense a follow-up -> hybrid search -> abstain when the evidence is
+weak -> answer from numbered sources -> check every cited number -> renumber the sources
+actually cited. With no model, or when the model fails, the answer is built from the
+best-matching sentences of the articles, with the same citations.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.core.llm import ChatModel, LLMError
+from bot.core.models import Answer, QuestionError, Source, Turn
+from bot.settings import Settings
+from prompts import load as load_prompt
+from retrieval.lexical import tokenize
+from retrieval.search import ArticleHit, Retriever, SearchResult
+from retrieval.text import is_instruction_like, sentences, strip_instructions, urls_in
+from retrieval.timeparse import parse_since
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = "NOT_IN_ARTICLES"
+ABSTAIN_TEXT = "The articles I have read don't answer that."
+_ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff\u00ad]")
+_CITATION = re.compile(r"\[(\d{1,2})\](?:\[(\d{1,2})\])*")
+_CITE_ANY = re.compile(r"\[(\d{1,2})\]")
+
+
+@dataclass(frozen=True, slots=True)
+class _Picked:
+    sentence: str
+    article: int  # index into the search result's articles
+    score: float
+
+
+class AskService:
+    """Answers questions from the store; blocking (adapters run it in a worker thread)."""
+
+    def __init__(self, settings: Settings, retriever: Retriever,
+                 model: ChatModel | None = None) -> None:
+        self.settings = settings
+        self.retriever = retriever
+        self.model = model
+
+    # -- input -----------------------------------------------------------------------------
+    def validate(self, question: str) -> str:
+        """The normalised question, or QuestionError saying what is wrong. Touches nothing."""
+        q = unicodedata.normalize("NFKC", question or "")
+        q = _ZERO_WIDTH.sub("", q)
+        q = re.sub(r"\s+", " ", q).strip()
+        if not q or not any(ch.isalnum() for ch in q):
+            raise QuestionError("Please ask a question: the message had no words in it.")
+        limit = self.settings.max_question_chars
+        if len(q) > limit:
+            raise QuestionError(f"That question is {len(q)} characters long; the limit is "
+                                f"{limit}. Please shorten it.")
+        return q
+
+    @staticmethod
+    def parse_since(value: str, now: datetime | None = None) -> datetime:
+        try:
+            return parse_since(value, now)
+        except ValueError as exc:
+            raise QuestionError(str(exc)) from None
+
+    # -- answering -------------------------------------------------------------------------
+    def ask(
+        self,
+        question: str,
+        *,
+        history: Sequence[Turn] = (),
+        since: datetime | None = None,
+        outlet: str | None = None,
+        now: datetime | None = None,
+        prefer_article_id: str | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Answer:
+        q = self.validate(question)
+        cap = self.settings.history_turns
+        turns = list(history)[-cap:] if cap else []
+        history_cut = len(history) > len(turns)
+
+        standalone = q
+        context: list[str] = []
+        if turns:
+            standalone = self._condense(q, turns) or q
+            if standalone == q:
+                # Without a model, earlier questions steer the search instead.
+                context = [t.text for t in turns if t.role == "user"][-2:]
+
+        result = self.retriever.search(
+            standalone, k=self.settings.top_k, context=context, since=since, until=None,
+            outlet=outlet, now=now, prefer_article_id=prefer_article_id,
+        )
+        base = {"question": q, "standalone_question": standalone, "history_cut": history_cut}
+        if not result.articles or result.weak:
+            return self._abstain(result, note=None if result.articles else
+                                 "no article matched", **base)
+
+        note = None
+        if self.model is not None:
+            try:
+                answer = self._model_answer(standalone, result, now, on_token, base)
+                if answer is not None:
+                    return answer
+                note = "the model's answer cited no article, so this one is extractive"
+            except LLMError:
+                note = "the language model did not answer, so this one is extractive"
+        return self._extractive(standalone, result, note=note, context=context, **base)
+
+    def _condense(self, question: str, turns: Sequence[Turn]) -> str | None:
+        if self.model is None:
+            return None
+        history = "\n".join(f"{t.role}: {t.text[:600]}" for t in turns)
+        prompt = load_prompt("condense").format(history=history, question=question)
+        try:
+            text = self.model.complete([("human", prompt)]).strip().strip('"')
+        except LLMError:
+            return None
+        return text.splitlines()[0][: self.settings.max_question_chars] if text else None
+
+    # -- model mode ------------------------------------------------------------------------
+    def _model_answer(self, question: str, result: SearchResult, now: datetime | None,
+                      on_token: Callable[[str], None] | None,
+                      base: dict[str, object]) -> Answer | None:
+        assert self.model is not None
+        blocks = []
+        for n, art in enumerate(result.articles, 1):
+            body = strip_instructions(_article_text(art))
+            body = re.sub(r"</?article\b[^>]*>", "", body, flags=re.I)  # keep the fence intact
+            date = art.published_at.date().isoformat() if art.published_at else "undated"
+            outlet = art.meta.get("outlet") or "unknown outlet"
+            blocks.append(f'<article n="{n}" outlet="{_attr(outlet)}" date="{date}" '
+                          f'title="{_attr(art.title)}">\n{body}\n</article>')
+        system = load_prompt("answer").format(
+            max_sentences=4, not_found=NOT_FOUND,
+            today=(now or datetime.now(UTC)).date().isoformat(),
+            sources="\n\n".join(blocks),
+        )
+        raw = self.model.complete([("system", system), ("human", question)], on_token=on_token)
+        if NOT_FOUND in raw:
+            return self._abstain(result, note="the model found no answer in the articles", **base)
+        text, cited = _check_citations(_clean_model_text(raw), len(result.articles))
+        if not cited:
+            return None
+        return self._build(text, cited, result, mode="model", note=None, **base)
+
+    # -- extractive mode -------------------------------------------------------------------
+    def _extractive(self, query: str, result: SearchResult, *, note: str | None,
+                    context: Sequence[str] = (), **base: object) -> Answer:
+        picked = _pick_sentences(query, context, result, self.retriever)
+        if not picked:
+            return self._abstain(result, note="no sentence of the articles matched", **base)
+        if result.time.ordering:
+            epoch = datetime(1970, 1, 1, tzinfo=UTC)
+            picked.sort(key=lambda p: result.articles[p.article].published_at or epoch)
+        parts = [f"{p.sentence} [{p.article + 1}]" for p in picked]
+        text, cited = _check_citations(" ".join(parts), len(result.articles))
+        return self._build(text, cited, result, mode="extractive", note=note, **base)
+
+    # -- shared ----------------------------------------------------------------------------
+    def _build(self, text: str, cited: list[int], result: SearchResult, *, mode: str,
+               note: str | None, **base: object) -> Answer:
+        """Renumber the cited sources 1..m in order of first citation."""
+        renumber = {old: new for new, old in enumerate(cited, 1)}
+        text = _CITE_ANY.sub(lambda m: f"[{renumber[int(m.group(1))]}]", text)
+        sources = [_source(new, result.articles[old - 1]) for old, new in renumber.items()]
+        return Answer(text=text, sources=sources, abstained=False, mode=mode,  # type: ignore[arg-type]
+                      note=note, ranked_article_ids=[a.article_id for a in result.articles],
+                      **base)  # type: ignore[arg-type]
+
+    def _abstain(self, result: SearchResult, *, note: str | None, **base: object) -> Answer:
+        closest = [_source(n, a) for n, a in enumerate(result.articles[:3], 1)]
+        return Answer(text=ABSTAIN_TEXT, sources=[], abstained=True,
+                      mode="model" if self.model else "extractive", note=note, closest=closest,
+                      ranked_article_ids=[a.article_id for a in result.articles],
+                      **base)  # type: ignore[arg-type]
+
+
+def _attr(value: str) -> str:
+    return value.replace('"', "'").replace("\n", " ")[:200]
+
+
+def _article_text(art: ArticleHit) -> str:
+    """The article's matching chunks in reading order."""
+    chunks = sorted(art.chunks[:3], key=lambda c: int(c.metadata.get("chunk", 0)))
+    return "\n\n".join(c.text for c in chunks)
+
+
+def _source(n: int, art: ArticleHit) -> Source:
+    m = art.meta
+    return Source(n=n, article_id=art.article_id, title=art.title, outlet=m.get("outlet"),
+                  url=m.get("url"), published_at=art.published_at)
+
+
+def _clean_model_text(raw: str) -> str:
+    """Drop sentences that carry a link or address someone: the model may have been swayed."""
+    kept = [s for s in sentences(raw.strip()) if not urls_in(s) and not _addresses(s)]
+    return " ".join(kept)
+
+
+def _addresses(sentence: str) -> bool:
+    return bool(re.search(r"@everyone|@here|<@[!&]?\d+>|<#\d+>", sentence)) or (
+        is_instruction_like(sentence) and not sentence.rstrip().endswith("?")
+        and not _CITE_ANY.search(sentence)
+    )
+
+
+def _check_citations(text: str, n_sources: int) -> tuple[str, list[int]]:
+    """Remove citations of sources that do not exist; list the valid ones in order."""
+    cited: list[int] = []
+
+    def keep(m: re.Match[str]) -> str:
+        out = []
+        for num in re.findall(r"\d+", m.group(0)):
+            k = int(num)
+            if 1 <= k <= n_sources:
+                out.append(f"[{k}]")
+                if k not in cited:
+                    cited.append(k)
+        return "".join(dict.fromkeys(out))
+
+    text = _CITATION.sub(keep, text)
+    text = re.sub(r"\s+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
+    return text, cited
+
+
+def _pick_sentences(question: str, context: Sequence[str], result: SearchResult,
+                    retriever: Retriever, max_sentences: int = 3) -> list[_Picked]:
+    """The sentences that best cover the question's terms, at most two per article."""
+    lex = retriever.lexical()
+    q_terms = set(tokenize([question])[0])
+    ctx_terms = set(tokenize([" ".join(context)])[0]) - q_terms if context else set()
+    weights = {t: lex.idf(t) for t in q_terms}
+    weights.update({t: 0.3 * lex.idf(t) for t in ctx_terms})
+    total = sum(weights.values()) or 1.0
+
+    candidates: list[tuple[float, int, str, set[str]]] = []
+    n_articles = min(len(result.articles), 3)
+    for ai, art in enumerate(result.articles[:n_articles]):
+        seen: set[str] = set()
+        for ci, chunk in enumerate(art.chunks[:3]):
+            sents = [s for s in sentences(chunk.text) if 30 <= len(s) <= 600]
+            tokens = tokenize(sents) if sents else []
+            for s, toks in zip(sents, tokens, strict=True):
+                if s in seen or is_instruction_like(s):
+                    continue
+                seen.add(s)
+                tset = set(toks)
+                cover = sum(w for t, w in weights.items() if t in tset) / total
+                # Earlier articles and chunks ranked higher; a sentence still has to match.
+                score = cover * (1.0 - 0.12 * ai) * (1.0 - 0.05 * ci)
+                candidates.append((score, ai, s, tset))
+    candidates.sort(key=lambda c: -c[0])
+    if not candidates or candidates[0][0] <= 0:
+        return []
+    best = candidates[0][0]
+    picked: list[_Picked] = []
+    per_article: dict[int, int] = {}
+    for score, ai, s, tset in candidates:
+        if score < 0.5 * best or len(picked) >= max_sentences:
+            break
+        if per_article.get(ai, 0) >= 2:
+            continue
+        if any(len(tset & set(tokenize([p.sentence])[0])) > 0.7 * max(len(tset), 1)
+               for p in picked):
+            continue
+        picked.append(_Picked(s, ai, score))
+        per_article[ai] = per_article.get(ai, 0) + 1
+    return picked

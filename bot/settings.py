@@ -1,0 +1,97 @@
+"""Configuration read from the environment and ``.env`` (pydantic-settings).
+
+There is no global instance: the entry point builds one ``Settings`` and passes it down, so
+tests build their own with explicit values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting newsbot reads; ``.env.example`` documents each one."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Where the store and the state live.
+    data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("newsbot", appauthor=False)))
+    chroma_url: str | None = None  # e.g. http://127.0.0.1:8000 : use a Chroma server
+    collection: str = "news"  # base name of the live collection
+
+    # Embeddings: the local MiniLM model (offline) or an OpenAI-compatible endpoint.
+    embedding_backend: Literal["local", "openai"] = "local"
+    embedding_model: str = "text-embedding-3-small"  # only for embedding_backend=openai
+    embedding_quantized: bool = True  # int8 MiniLM: about twice as fast, same ranking quality
+    embedding_batch_size: int = Field(default=32, ge=1, le=512)
+
+    # Chat model: any OpenAI-compatible endpoint; without a key or base URL, answers are
+    # extractive.
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "NEWSBOT_OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "NEWSBOT_OPENAI_BASE_URL")
+    )
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = Field(default=30.0, gt=0)
+    llm_max_retries: int = Field(default=1, ge=0, le=5)
+    llm_temperature: float = Field(default=0.1, ge=0, le=2)
+    llm_max_tokens: int = Field(default=600, ge=32)
+
+    # Retrieval and answers.
+    top_k: int = Field(default=5, ge=1, le=10)  # sources per answer
+    max_question_chars: int = Field(default=500, ge=20)
+    history_turns: int = Field(default=8, ge=0, le=50)  # earlier turns kept for follow-ups
+    abstain_threshold: float | None = None  # None: the tuned default in retrieval.search
+
+    # Discord.
+    discord_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DISCORD_TOKEN", "NEWSBOT_DISCORD_TOKEN")
+    )
+    dev_guild_id: int | None = None  # sync app commands to this guild only
+    answer_in_threads: bool = True
+    user_cooldown_s: float = Field(default=10.0, ge=0)
+    max_concurrent_answers: int = Field(default=4, ge=1)
+    shards: int | Literal["auto"] | None = None  # None: one shard; "auto": Discord decides
+
+    # Ingestion.
+    fetch_timeout_s: float = Field(default=15.0, gt=0)
+
+    @field_validator("openai_base_url", "chroma_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("shards", mode="before")
+    @classmethod
+    def _shards(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value in ("", "0", "1", "none"):
+                return None
+        return value
+
+    @property
+    def llm_enabled(self) -> bool:
+        """A chat model is configured (a key, or a local endpoint that needs none)."""
+        return bool(self.openai_api_key or self.openai_base_url)
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / "state.sqlite3"
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.data_dir / "models"

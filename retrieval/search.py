@@ -1,0 +1,289 @@
+"""Hybrid retrieval: BM25 and dense results fused, grouped by article, time-aware.
+
+One search runs the dense query in Chroma and BM25 over the lexical index, fuses the two
+rankings (reciprocal-rank fusion, weighted), groups chunks by article, applies date filters
+and recency, and judges whether the evidence is strong enough to answer at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from retrieval.lexical import LexicalIndex, tokenize
+from retrieval.store import VectorStore
+from retrieval.timeparse import TimeFilter, parse_time
+
+if TYPE_CHECKING:
+    from retrieval.embeddings import Embedder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchParams:
+    """Tunable knobs, measured with bench/retrieval.py on the development questions."""
+
+    candidates: int = 60  # chunks taken from each retriever before fusion
+    rrf_k: float = 60.0
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    second_chunk_weight: float = 0.3  # an article with several matching chunks ranks higher
+    recency_pool: int = 8  # articles considered when a question asks for the latest
+    recency_margin: float = 0.35  # ... if their score is within this fraction of the best
+    abstain_threshold: float = 0.42  # confidence below this: the articles do not say
+    context_weight: float = 0.6  # weight of earlier turns in a follow-up's query vector
+
+
+@dataclass(slots=True)
+class ChunkHit:
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    score: float = 0.0
+    dense_sim: float | None = None
+    lexical: float = 0.0
+
+
+@dataclass(slots=True)
+class ArticleHit:
+    """An article with its best-matching chunks, best first."""
+
+    article_id: str
+    score: float
+    chunks: list[ChunkHit] = field(default_factory=list)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.chunks[0].metadata
+
+    @property
+    def title(self) -> str:
+        return str(self.meta.get("title", ""))
+
+    @property
+    def published_at(self) -> datetime | None:
+        value = self.meta.get("published_at")
+        return datetime.fromisoformat(value) if value else None
+
+    @property
+    def dense_sim(self) -> float:
+        return max((c.dense_sim for c in self.chunks if c.dense_sim is not None), default=0.0)
+
+
+@dataclass(slots=True)
+class SearchResult:
+    articles: list[ArticleHit]
+    time: TimeFilter
+    confidence: float
+    weak: bool
+    query_terms: list[str]
+    took_ms: float = 0.0
+
+
+_WORD = re.compile(r"[\w'’-]+")
+
+
+class Retriever:
+    """Searches one store with one embedder; safe to call from several threads."""
+
+    def __init__(self, store: VectorStore, embedder: Embedder, cache_dir: Path | None = None,
+                 params: SearchParams | None = None) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.cache_dir = cache_dir
+        self.params = params or SearchParams()
+        self._lex: LexicalIndex | None = None
+        self._lex_key: tuple[str, int] | None = None
+        self._lex_lock = threading.Lock()
+
+    # -- lexical index ---------------------------------------------------------------------
+    def lexical(self) -> LexicalIndex:
+        """The BM25 index for the live collection's current version (built or loaded once)."""
+        key = (self.store.collection_name, self.store.version())
+        if self._lex is not None and self._lex_key == key:
+            return self._lex
+        with self._lex_lock:
+            if self._lex is not None and self._lex_key == key:
+                return self._lex
+            folder = self.cache_dir / f"{key[0]}-v{key[1]}" if self.cache_dir else None
+            index = LexicalIndex.load(folder) if folder and folder.exists() else None
+            if index is None:
+                t0 = time.perf_counter()
+                index = LexicalIndex.build(self.store.iter_chunks())
+                log.info("lexical index: %d chunks in %.1fs", len(index),
+                         time.perf_counter() - t0)
+                if folder:
+                    for old in folder.parent.glob(f"{key[0]}-v*"):
+                        if old != folder:
+                            import shutil
+
+                            shutil.rmtree(old, ignore_errors=True)
+                    index.save(folder)
+            self._lex, self._lex_key = index, key
+            return index
+
+    def invalidate(self) -> None:
+        """Forget the cached lexical index (the store changed in this process)."""
+        with self._lex_lock:
+            self._lex = None
+            self._lex_key = None
+
+    # -- search ----------------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 5,
+        context: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        outlet: str | None = None,
+        now: datetime | None = None,
+        prefer_article_id: str | None = None,
+    ) -> SearchResult:
+        """The ``k`` best articles for ``query``; ``context`` holds earlier questions."""
+        t0 = time.perf_counter()
+        p = self.params
+        tf = parse_time(query, now)
+        if not tf.bounded and context:
+            # A follow-up ("and what did the union say?") keeps the period it continues.
+            earlier = parse_time(" ".join(context), now)
+            tf = TimeFilter(earlier.since, earlier.until, tf.recency or earlier.recency,
+                            tf.ordering, earlier.phrase)
+        lo = max(filter(None, [since, tf.since]), default=None)
+        hi = min(filter(None, [until, tf.until, now]), default=None)
+
+        lex = self.lexical()
+        q_tokens = tokenize([query])[0]
+        ctx_tokens = tokenize([" ".join(context)])[0] if context else []
+
+        # Dense: the question, pulled towards the conversation it continues.
+        vec = self.embedder.embed_query(query)
+        if context:
+            ctx_vec = self.embedder.embed_query(" ".join(context[-2:]))
+            vec = vec + p.context_weight * ctx_vec
+            vec = vec / (np.linalg.norm(vec) or 1.0)
+        where = _where(lo, hi, outlet)
+        dense = self.store.query(vec, p.candidates, where) if len(lex) else []
+
+        # Lexical: the question's terms count double against the context's.
+        scores = lex.scores(q_tokens * 2 + ctx_tokens)
+        mask = _mask(lex, lo, hi, outlet)
+        if mask is not None:
+            scores = np.where(mask, scores, 0.0)
+        n_lex = min(p.candidates, int(np.count_nonzero(scores)))
+        lex_top = np.argsort(-scores)[:n_lex] if n_lex else np.array([], dtype=int)
+
+        hits: dict[str, ChunkHit] = {}
+        for rank, c in enumerate(dense):
+            hit = hits.setdefault(c.id, ChunkHit(c.id, c.text, c.metadata))
+            hit.dense_sim = 1.0 - c.distance
+            hit.score += p.dense_weight / (p.rrf_k + rank + 1)
+        for rank, i in enumerate(lex_top):
+            cid = lex.ids[i]
+            meta = lex.meta[i]
+            hit = hits.get(cid) or hits.setdefault(
+                cid, ChunkHit(cid, meta["text"], {k_: v for k_, v in meta.items() if k_ != "text"})
+            )
+            hit.lexical = float(scores[i])
+            hit.score += p.lexical_weight / (p.rrf_k + rank + 1)
+
+        articles = _group(hits.values(), p.second_chunk_weight)
+        if prefer_article_id:
+            for a in articles:
+                if a.article_id == prefer_article_id:
+                    a.score *= 1.5
+            articles.sort(key=lambda a: -a.score)
+        if tf.recency and articles:
+            articles = _prefer_recent(articles, p)
+
+        terms = _content_terms(q_tokens, lex)
+        confidence = _confidence(articles[:3], terms, lex) if articles else 0.0
+        weak = confidence < p.abstain_threshold
+        return SearchResult(
+            articles=articles[:k], time=tf, confidence=confidence, weak=weak,
+            query_terms=terms, took_ms=(time.perf_counter() - t0) * 1000,
+        )
+
+
+def _where(lo: datetime | None, hi: datetime | None, outlet: str | None) -> dict[str, Any] | None:
+    clauses: list[dict[str, Any]] = []
+    if lo:
+        clauses.append({"published_ts": {"$gte": int(lo.timestamp())}})
+    if hi:
+        clauses.append({"published_ts": {"$lt": int(hi.timestamp())}})
+    if outlet:
+        clauses.append({"outlet": outlet})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def _mask(lex: LexicalIndex, lo: datetime | None, hi: datetime | None,
+          outlet: str | None) -> np.ndarray | None:
+    if not (lo or hi or outlet):
+        return None
+    mask = np.ones(len(lex), dtype=bool)
+    if lo:
+        mask &= lex.published_ts >= int(lo.timestamp())
+    if hi:
+        mask &= (lex.published_ts >= 0) & (lex.published_ts < int(hi.timestamp()))
+    if outlet:
+        mask &= lex.outlets == outlet.casefold()
+    return mask
+
+
+def _group(hits: Sequence[ChunkHit] | Any, second_weight: float) -> list[ArticleHit]:
+    by_article: dict[str, ArticleHit] = {}
+    for h in sorted(hits, key=lambda h: -h.score):
+        aid = str(h.metadata["article_id"])
+        art = by_article.get(aid)
+        if art is None:
+            by_article[aid] = ArticleHit(aid, h.score, [h])
+        else:
+            if len(art.chunks) == 1:
+                art.score += second_weight * h.score
+            art.chunks.append(h)
+    return sorted(by_article.values(), key=lambda a: -a.score)
+
+
+def _prefer_recent(articles: list[ArticleHit], p: SearchParams) -> list[ArticleHit]:
+    """Among articles nearly as relevant as the best, put the newest first."""
+    best = articles[0].score
+    pool = [a for a in articles[: p.recency_pool] if a.score >= best * (1 - p.recency_margin)]
+    rest = [a for a in articles if a not in pool]
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    pool.sort(key=lambda a: a.published_at or epoch, reverse=True)
+    return pool + rest
+
+
+def _content_terms(tokens: Sequence[str], lex: LexicalIndex) -> list[str]:
+    """Query terms that carry meaning (rarer than very common words), in order, unique."""
+    seen: dict[str, None] = {}
+    for t in tokens:
+        if len(t) > 1 and t not in seen:
+            seen[t] = None
+    return list(seen)
+
+
+def _confidence(articles: Sequence[ArticleHit], terms: Sequence[str], lex: LexicalIndex) -> float:
+    """How well the best articles cover the question: dense similarity and term coverage."""
+    if not terms:
+        return articles[0].dense_sim
+    best = 0.0
+    total = sum(lex.idf(t) for t in terms) or 1.0
+    for a in articles:
+        text_tokens = set(tokenize([" ".join([a.title, *(c.text for c in a.chunks[:3])])])[0])
+        covered = sum(lex.idf(t) for t in terms if t in text_tokens) / total
+        best = max(best, 0.5 * a.dense_sim + 0.5 * covered)
+    return best

@@ -1,0 +1,276 @@
+"""The Chroma vector store: embedded (PersistentClient) by default, a server (HttpClient) to scale.
+
+Collections are named ``{base}-{stamp}``. The live one is the newest whose metadata says
+``complete``; a reindex fills a new collection and marks it complete only once verified, so a
+crash mid-rebuild leaves the old collection serving, and the next rebuild clears the debris.
+The embedding model is recorded on the collection: opening it with another model is refused
+with a message that says to reindex.
+
+An embedded store allows one process at a time (two writers on one path lose vectors), so
+opening one takes an exclusive file lock, and a second process is told who holds it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from retrieval.chunking import Chunk
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot be used as configured; the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk as read back from the store."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    distance: float = 0.0
+
+    @property
+    def article_id(self) -> str:
+        return str(self.metadata["article_id"])
+
+
+class StoreLock:
+    """An exclusive, process-level lock on an embedded store path, naming its holder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.owner_path = self.path.with_suffix(".owner")
+        self._lock = FileLock(str(self.path))
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            holder = "another process"
+            try:
+                info = json.loads(self.owner_path.read_text())
+                holder = f"pid {info['pid']} ({info['cmd']})"
+            except (OSError, ValueError, KeyError):
+                pass
+            raise StoreUnavailable(
+                f"the store at {self.path.parent} is in use by {holder}; one process at a time "
+                "may open an embedded store. Stop it, or run a Chroma server (NEWSBOT_CHROMA_URL) "
+                "to share one store between processes."
+            ) from None
+        cmd = " ".join([Path(sys.argv[0]).name, *sys.argv[1:3]]) if sys.argv else "python"
+        self.owner_path.write_text(json.dumps({"pid": os.getpid(), "cmd": cmd}))
+
+    def release(self) -> None:
+        if self._lock.is_locked:
+            self.owner_path.unlink(missing_ok=True)
+            self._lock.release()
+
+
+def _client(path: Path | None, url: str | None) -> Any:
+    import chromadb  # heavy: imported only when a store is opened
+    from chromadb.config import Settings as ChromaSettings
+
+    settings = ChromaSettings(anonymized_telemetry=False)
+    if url:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        try:
+            client = chromadb.HttpClient(
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or (443 if parts.scheme == "https" else 8000),
+                ssl=parts.scheme == "https",
+                settings=settings,
+            )
+            client.heartbeat()
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot reach the Chroma server at {url}: {exc}") from exc
+        return client
+    assert path is not None
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+class VectorStore:
+    """Chunks and their embeddings in the live Chroma collection."""
+
+    def __init__(self, client: Any, *, base: str, model_id: str, location: str,
+                 lock: StoreLock | None = None, check_model: bool = True) -> None:
+        self._client = client
+        self.base = base
+        self.model_id = model_id
+        self.location = location
+        self._lock = lock
+        self.max_batch = int(client.get_max_batch_size())
+        self._collection = self._open_live(check_model)
+
+    @classmethod
+    def open(cls, *, path: Path | None = None, url: str | None = None, base: str = "news",
+             model_id: str, check_model: bool = True) -> VectorStore:
+        """Open the embedded store at ``path`` (locked) or the server at ``url``."""
+        lock = None
+        if not url:
+            if path is None:
+                raise ValueError("a store needs a path or a server URL")
+            lock = StoreLock(Path(path).parent / f"{Path(path).name}.lock")
+            lock.acquire()
+        try:
+            client = _client(path, url)
+            return cls(client, base=base, model_id=model_id, location=url or str(path),
+                       lock=lock, check_model=check_model)
+        except BaseException:
+            if lock:
+                lock.release()
+            raise
+
+    def close(self) -> None:
+        if self._lock:
+            self._lock.release()
+            self._lock = None
+
+    # -- collections -----------------------------------------------------------------------
+    def _ours(self) -> list[Any]:
+        prefix = f"{self.base}-"
+        return sorted(
+            (c for c in self._client.list_collections() if c.name.startswith(prefix)),
+            key=lambda c: c.name,
+        )
+
+    def _create(self, *, complete: bool) -> Any:
+        # Millisecond stamps sort by creation time; two rebuilds in one millisecond cannot
+        # happen under the lock.
+        name = f"{self.base}-{int(time.time() * 1000)}"
+        return self._client.create_collection(
+            name,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"model": self.model_id, "complete": complete, "version": 0},
+            embedding_function=None,
+        )
+
+    def _open_live(self, check_model: bool) -> Any:
+        complete = [c for c in self._ours() if (c.metadata or {}).get("complete")]
+        if not complete:
+            return self._create(complete=True)
+        live = self._client.get_collection(complete[-1].name, embedding_function=None)
+        built_with = (live.metadata or {}).get("model")
+        if check_model and built_with != self.model_id:
+            raise StoreUnavailable(
+                f"the store was built with the embedding model {built_with!r} but this "
+                f"configuration uses {self.model_id!r}; run `newsbot reindex` to rebuild it."
+            )
+        return live
+
+    @property
+    def collection_name(self) -> str:
+        return str(self._collection.name)
+
+    @property
+    def built_with(self) -> str:
+        return str((self._collection.metadata or {}).get("model"))
+
+    def version(self, *, refresh: bool = False) -> int:
+        """Write counter of the live collection (changes whenever its contents change)."""
+        if refresh:
+            self._collection = self._client.get_collection(self.collection_name,
+                                                           embedding_function=None)
+        return int((self._collection.metadata or {}).get("version", 0))
+
+    def _bump(self, collection: Any) -> None:
+        meta = dict(collection.metadata or {})
+        meta["version"] = int(meta.get("version", 0)) + 1
+        collection.modify(metadata=meta)
+
+    # -- writing ---------------------------------------------------------------------------
+    def upsert(self, chunks: Sequence[Chunk], embeddings: np.ndarray, *,
+               collection: Any = None) -> None:
+        """Insert or replace chunks (ids are deterministic, so this is idempotent)."""
+        col = collection or self._collection
+        for i in range(0, len(chunks), self.max_batch):
+            part = chunks[i : i + self.max_batch]
+            col.upsert(
+                ids=[c.id for c in part],
+                embeddings=np.asarray(embeddings[i : i + len(part)], dtype=np.float32),
+                documents=[c.text for c in part],
+                metadatas=[c.metadata for c in part],
+            )
+        if collection is None:
+            self._bump(col)
+
+    def delete_articles(self, article_ids: Sequence[str], *, keep_below: dict[str, int] | None
+                        = None) -> None:
+        """Remove every chunk of these articles (or those numbered >= keep_below[id])."""
+        if not article_ids:
+            return
+        col = self._collection
+        for i in range(0, len(article_ids), 100):
+            part = list(article_ids[i : i + 100])
+            if keep_below is None:
+                col.delete(where={"article_id": {"$in": part}})
+            else:
+                for aid in part:
+                    col.delete(where={"$and": [{"article_id": aid},
+                                               {"chunk": {"$gte": keep_below.get(aid, 0)}}]})
+        self._bump(col)
+
+    # -- reading ---------------------------------------------------------------------------
+    def count(self) -> int:
+        return int(self._collection.count())
+
+    def query(self, embedding: np.ndarray, n: int, where: dict[str, Any] | None = None,
+              *, collection: Any = None) -> list[StoredChunk]:
+        col = collection or self._collection
+        res = col.query(
+            query_embeddings=[np.asarray(embedding, dtype=np.float32)],
+            n_results=n,
+            where=where or None,
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            StoredChunk(id=i, text=d or "", metadata=dict(m or {}), distance=float(dist))
+            for i, d, m, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
+                                     res["distances"][0], strict=True)
+        ]
+
+    def iter_chunks(self, page: int = 2000) -> Iterator[StoredChunk]:
+        """Every chunk of the live collection (for the lexical index)."""
+        offset = 0
+        while True:
+            res = self._collection.get(limit=page, offset=offset,
+                                       include=["documents", "metadatas"])
+            if not res["ids"]:
+                return
+            for i, d, m in zip(res["ids"], res["documents"], res["metadatas"], strict=True):
+                yield StoredChunk(id=i, text=d or "", metadata=dict(m or {}))
+            offset += len(res["ids"])
+
+    # -- rebuilding ------------------------------------------------------------------------
+    def begin_rebuild(self) -> Any:
+        """A fresh, not yet live collection for a reindex (earlier unfinished ones dropped)."""
+        for c in self._ours():
+            if not (c.metadata or {}).get("complete"):
+                self._client.delete_collection(c.name)
+        return self._create(complete=False)
+
+    def finish_rebuild(self, staging: Any) -> None:
+        """Make ``staging`` live, then drop the collections it replaces."""
+        meta = dict(staging.metadata or {})
+        meta.update(complete=True, version=int(meta.get("version", 0)) + 1)
+        staging.modify(metadata=meta)  # the switch: one metadata write
+        old = [c.name for c in self._ours() if c.name != staging.name]
+        self._collection = self._client.get_collection(staging.name, embedding_function=None)
+        for name in old:
+            self._client.delete_collection(name)
+
+    def abort_rebuild(self, staging: Any) -> None:
+        self._client.delete_collection(staging.name)
