@@ -112,8 +112,10 @@ def _ensure_sample(services: Services, quiet: bool) -> None:
 def cmd_ask(args: argparse.Namespace) -> int:
     services = _services()
     try:
-        _ensure_sample(services, quiet=args.json)
+        # Bad input is refused before anything is written, even the first-run sample.
         since = services.ask.parse_since(args.since) if args.since else None
+        services.ask.validate(args.question)
+        _ensure_sample(services, quiet=args.json)
         answer = services.ask.ask(args.question, since=since, outlet=args.source)
         _print_answer(answer, args.json)
     finally:

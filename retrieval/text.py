@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 
 # Abbreviations that end with a period but do not end a sentence.
-_ABBREV = (r"(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)(?<!\bNo)(?<!\bvs)(?<!\bU\.S)"
-           r"(?<!\bInc)(?<!\bLtd)(?<!\bCo)(?<!\bJr)(?<!\bSr)(?<!\bGen)(?<!\bGov)(?<!\bSen)"
-           r"(?<!\bRep)(?<!\bProf)(?<!\bLt)(?<!\bCol)(?<!\bSgt)(?<!\bMt)(?<!\bFt)")
+_ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "St", "No", "vs", "U.S", "Inc", "Ltd", "Co", "Jr",
+                  "Sr", "Gen", "Gov", "Sen", "Rep", "Prof", "Lt", "Col", "Sgt", "Mt", "Ft")
+_ABBREV = "".join(rf"(?<!\b{re.escape(a)}\.)" for a in _ABBREVIATIONS)
 _SPLIT = re.compile(_ABBREV + r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 
 

@@ -120,7 +120,9 @@ class AdminService:
                         batch = []
                 self._sync(batch, report, progress)
                 self.state.record_source(spec, kind)
-            self.state.set_meta("last_ingest", utcnow().isoformat())
+            if report.added or report.updated:
+                # When content last changed: an ingest that finds nothing new changes nothing.
+                self.state.set_meta("last_ingest", utcnow().isoformat())
         self.retriever.invalidate()
         report.seconds = time.perf_counter() - t0
         return report

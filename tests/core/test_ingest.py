@@ -1,0 +1,153 @@
+"""Ingest: idempotence, changed articles, malformed input, removal and reindex."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.core.models import NewsbotError
+from bot.core.services import Services
+from tests.fakes import FakeEmbedder, make_services
+
+
+def _write_jsonl(path: Path, records: list[dict[str, object]]) -> Path:
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    return path
+
+
+def _record(n: int, body: str | None = None, **extra: object) -> dict[str, object]:
+    return {
+        "id": f"ds-{n}", "title": f"Harbour council story number {n}",
+        "body": body or (f"The harbour council met on day {n} and voted on ferry fares. " * 4),
+        "url": f"https://news.example.org/story/{n}", "published_at": f"2024-03-{n:02d}",
+        "source": "Example Gazette", **extra,
+    }
+
+
+@pytest.fixture
+def empty(tmp_path: Path) -> Services:
+    svc = make_services(tmp_path / "data", sample=False)
+    yield svc
+    svc.close()
+
+
+def test_reingest_adds_nothing(empty: Services, tmp_path: Path) -> None:
+    src = _write_jsonl(tmp_path / "a.jsonl", [_record(i) for i in range(1, 6)])
+    first = empty.admin.ingest([str(src)])
+    status = empty.admin.status()
+    second = empty.admin.ingest([str(src)])
+    assert (first.added, first.unchanged) == (5, 0)
+    assert first.chunks == status["chunks"] > 0
+    assert (second.added, second.updated, second.unchanged, second.chunks) == (0, 0, 5, 0)
+    assert empty.admin.status()["chunks"] == status["chunks"]
+
+
+def test_changed_article_replaces_all_its_chunks(empty: Services, tmp_path: Path) -> None:
+    long_body = "\n\n".join(f"Paragraph {i} tells of the old lighthouse keeper and the storm "
+                            f"that came in from the west on a long night. " * 3 for i in range(8))
+    src = _write_jsonl(tmp_path / "a.jsonl", [_record(1, long_body), _record(2)])
+    empty.admin.ingest([str(src)])
+    before = empty.store.count()
+    aid = empty.state.article_ids_for_source(str(src.resolve()))[0]
+    assert before >= 4
+
+    _write_jsonl(src, [_record(1, "A short correction: the keeper retired in spring."),
+                       _record(2)])
+    report = empty.admin.ingest([str(src)])
+    assert (report.updated, report.unchanged) == (1, 1)
+    assert empty.store.count() == 2  # one chunk each now; the old extra chunks are gone
+    texts = [c.text for c in empty.store.iter_chunks()]
+    assert any("retired in spring" in t for t in texts)
+    assert not any("lighthouse keeper and the storm" in t for t in texts)
+    assert aid in {c.article_id for c in empty.store.iter_chunks()}
+
+
+def test_malformed_inputs_are_reported_and_the_rest_goes_in(empty: Services,
+                                                            tmp_path: Path) -> None:
+    good = [_record(1), _record(2)]
+    lines = [json.dumps(good[0]), "{not json at all", json.dumps(_record(3, body="  ")),
+             json.dumps({k: v for k, v in _record(4).items() if k != "published_at"}),
+             json.dumps(good[1]), json.dumps(_record(2))]  # the last repeats story 2's URL
+    src = tmp_path / "mixed.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    bad_feed = tmp_path / "broken.xml"
+    bad_feed.write_text("<rss><channel><title>x</title><item><title>oops</item></rss")
+    report = empty.admin.ingest([str(src), str(bad_feed), str(tmp_path / "missing.json")])
+
+    reasons = {s.name.split("/")[-1]: s.reason for s in report.skipped}
+    assert report.added == 3  # stories 1, 2 and the undated 4
+    assert reasons["mixed.jsonl:2"] == "invalid JSON"
+    assert reasons["mixed.jsonl:3"] == "empty body"
+    assert any(r == "duplicate url" for r in reasons.values())
+    assert any(name.startswith("broken.xml") for name in reasons)
+    assert any("missing.json" in s.name for s in report.skipped)
+    undated = [a for a in empty.state.iter_articles() if a.published_at is None]
+    assert len(undated) == 1
+
+
+def test_remove_source_takes_its_articles_out(empty: Services, tmp_path: Path) -> None:
+    a = _write_jsonl(tmp_path / "a.jsonl", [_record(1), _record(2)])
+    b = _write_jsonl(tmp_path / "b.jsonl", [_record(3)])
+    empty.admin.ingest([str(a), str(b)])
+    assert empty.admin.remove_source(str(a)) == 2
+    assert {c.article_id for c in empty.store.iter_chunks()} == set(
+        empty.state.article_ids_for_source(str(b.resolve())))
+    with pytest.raises(NewsbotError, match="no source"):
+        empty.admin.remove_source(str(tmp_path / "never-added.jsonl"))
+
+
+class _FailingEmbedder(FakeEmbedder):
+    """Fails on the n-th batch, like a crash in the middle of a rebuild."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+
+    def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+        if self.calls + 1 == self.fail_at:
+            self.calls += 1
+            raise RuntimeError("embedding backend went away")
+        return super().embed_documents(texts)
+
+
+def test_reindex_switches_only_when_complete(tmp_path: Path) -> None:
+    svc = make_services(tmp_path / "data")
+    before = svc.admin.status()
+    answer_before = svc.ask.ask("what did Netflix use AI for in The Eternaut?")
+    articles, chunks = svc.admin.reindex()
+    assert (articles, chunks) == (before["articles"], before["chunks"])
+    after = svc.admin.status()
+    assert after["collection"] != before["collection"] and after["chunks"] == before["chunks"]
+    assert svc.ask.ask("what did Netflix use AI for in The Eternaut?").text == answer_before.text
+
+    # A failure part-way through leaves the live collection serving, untouched.
+    failing = _FailingEmbedder(fail_at=1)
+    svc.admin.indexer.embedder = failing
+    with pytest.raises(RuntimeError, match="went away"):
+        svc.admin.reindex()
+    assert svc.admin.status()["collection"] == after["collection"]
+    assert svc.ask.ask("what did Netflix use AI for in The Eternaut?").text == answer_before.text
+    svc.close()
+
+
+def test_store_built_with_another_model_asks_for_reindex(tmp_path: Path) -> None:
+    make_services(tmp_path / "data").close()
+
+    class OtherModel(FakeEmbedder):
+        model_id = "another-model"
+
+    from bot.core.models import StoreError
+    from bot.core.services import build_services
+    from tests.fakes import make_settings
+
+    with pytest.raises(StoreError, match="reindex"):
+        build_services(make_settings(tmp_path / "data"), embedder=OtherModel())
+    svc = build_services(make_settings(tmp_path / "data"), embedder=OtherModel(),
+                         check_model=False)
+    svc.admin.reindex()
+    svc.close()
+    svc = build_services(make_settings(tmp_path / "data"), embedder=OtherModel())
+    assert svc.admin.status()["embedding_model"] == "another-model"
+    svc.close()

@@ -1,0 +1,66 @@
+"""The store: one writer per embedded path, and the Chroma server path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bot.core.models import StoreError
+from bot.core.services import build_services
+from tests.fakes import FakeEmbedder, make_services, make_settings
+from tests.support.chroma_server import ChromaServer
+
+
+def test_second_process_is_refused_with_the_holder_named(tmp_path: Path) -> None:
+    svc = make_services(tmp_path / "data")
+    script = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from bot.core.models import StoreError
+        from tests.fakes import make_services
+        try:
+            make_services(Path({str(tmp_path / "data")!r}), sample=False)
+        except StoreError as exc:
+            print(exc)
+            sys.exit(3)
+        sys.exit(0)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).parents[2])
+    svc.close()
+    assert proc.returncode == 3, proc.stderr
+    assert "in use by pid" in proc.stdout and "NEWSBOT_CHROMA_URL" in proc.stdout
+    # The first process's store is intact.
+    again = make_services(tmp_path / "data", sample=False)
+    assert again.admin.status()["chunks"] > 0
+    again.close()
+
+
+def test_second_open_in_the_same_process_is_refused_too(tmp_path: Path) -> None:
+    svc = make_services(tmp_path / "data", sample=False)
+    with pytest.raises(StoreError, match="in use"):
+        build_services(make_settings(tmp_path / "data"), embedder=FakeEmbedder())
+    svc.close()
+
+
+def test_unreachable_chroma_server_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot reach the Chroma server"):
+        build_services(make_settings(tmp_path / "d", chroma_url="http://127.0.0.1:9"),
+                       embedder=FakeEmbedder())
+
+
+@pytest.mark.integration
+def test_two_processes_share_a_chroma_server(tmp_path: Path, chroma_server: ChromaServer) -> None:
+    url = f"http://{chroma_server.host}:{chroma_server.port}"
+    writer = make_services(tmp_path / "a", chroma_url=url, collection="shared-news")
+    reader = make_services(tmp_path / "b", sample=False, chroma_url=url,
+                           collection="shared-news")
+    answer = reader.ask.ask("what did Netflix use AI for in The Eternaut?")
+    assert not answer.abstained and "Buenos Aires" in answer.text
+    assert reader.admin.status()["chunks"] == writer.admin.status()["chunks"]
+    writer.close()
+    reader.close()

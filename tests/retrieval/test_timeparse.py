@@ -1,0 +1,59 @@
+"""Reading time from questions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from retrieval.timeparse import parse_since, parse_time
+
+NOW = datetime(2009, 3, 22, 12, tzinfo=UTC)
+
+
+def d(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("question", "since", "until_before"),
+    [
+        ("what happened in March 2008?", d(2008, 3, 1), d(2008, 4, 5)),
+        ("what happened with general motors in early june 2009?", d(2009, 6, 1), d(2009, 6, 15)),
+        ("what happened in zimbabwe's runoff in late june 2008?", d(2008, 6, 20), d(2008, 7, 5)),
+        ("oil prices in the second half of 2008", d(2008, 7, 1), d(2009, 1, 2)),
+        ("what went on in pakistan between november and december 2007?", d(2007, 11, 1),
+         d(2008, 1, 5)),
+        ("which happened first in 2007: a or b?", d(2007, 1, 1), d(2008, 1, 5)),
+    ],
+)
+def test_explicit_periods(question: str, since: datetime, until_before: datetime) -> None:
+    tf = parse_time(question, NOW)
+    assert tf.since == since
+    assert tf.until is not None and since < tf.until <= until_before
+
+
+def test_relative_periods_follow_now() -> None:
+    tf = parse_time("any news this week?", NOW)
+    assert tf.recency and tf.since == d(2009, 3, 15, 12) and tf.until and tf.until > NOW
+    last = parse_time("what happened last month", NOW)
+    assert last.since and last.until and last.since < last.until < NOW
+
+
+def test_recency_and_ordering_words() -> None:
+    assert parse_time("what's the latest out of north korea?", NOW).recency
+    assert parse_time("who's leading the delegate count right now?", NOW).recency
+    assert parse_time("who quit the race first, a or b?", NOW).ordering
+    assert not parse_time("did the House override the veto?", NOW).bounded
+
+
+def test_bare_year_is_a_window_around_it() -> None:
+    tf = parse_time("who won the 2022 World Cup final?", NOW)
+    assert tf.since == d(2021, 1, 1) and tf.until == d(2024, 1, 1)
+
+
+def test_since_option() -> None:
+    assert parse_since("week", NOW) == d(2009, 3, 15, 12)
+    assert parse_since("2024-05-01") == d(2024, 5, 1)
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        parse_since("next tuesday-ish")

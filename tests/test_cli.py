@@ -1,0 +1,99 @@
+"""The ``newsbot`` command line, in-process (fake embedding) and as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import bot.core.services as services_module
+from bot.cli import main
+from tests.fakes import FakeEmbedder
+
+ROOT = Path(__file__).resolve().parents[1]
+NEWSBOT = Path(sys.executable).with_name("newsbot")
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A clean environment: its own data dir, no .env, no keys, the fake embedding."""
+    monkeypatch.chdir(tmp_path)
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "DISCORD_TOKEN", "NEWSBOT_CHROMA_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NEWSBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(services_module, "make_embedder", lambda settings: FakeEmbedder())
+    return tmp_path
+
+
+def test_ask_json_loads_the_sample_on_first_run(cli_env: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "what did Netflix use AI for in The Eternaut?", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) >= {"answer", "sources", "abstained", "mode"}
+    assert out["mode"] == "extractive" and not out["abstained"]
+    assert "Buenos Aires" in out["answer"]
+    assert set(out["sources"][0]) == {"n", "article_id", "title", "outlet", "url",
+                                      "published_at"}
+
+
+def test_ingest_twice_then_status(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = cli_env / "items.jsonl"
+    src.write_text("\n".join(json.dumps({
+        "title": f"Tram line {i} opens", "body": f"Tram line {i} opened to passengers. " * 5,
+        "url": f"https://news.example.org/tram/{i}", "published_at": "2025-01-0{i}",
+        "source": "Example Gazette"}) for i in range(1, 4)) + "\n{broken\n")
+    assert main(["ingest", str(src)]) == 0
+    first = capsys.readouterr().out
+    assert "3 added" in first and "1 skipped (1 invalid JSON)" in first
+    assert main(["status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert main(["ingest", str(src)]) == 0
+    assert "0 added, 0 updated, 3 unchanged" in capsys.readouterr().out
+    assert main(["status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == status
+    assert {"articles", "chunks", "embedding_model", "store"} <= set(status)
+    assert status["articles"] == 3
+
+
+def test_sources_list_and_remove(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = cli_env / "one.md"
+    src.write_text("---\ntitle: Pier reopens\nurl: https://news.example.org/pier\n---\n"
+                   "The old pier reopened after repairs to its timber deck.\n")
+    main(["ingest", str(src)])
+    capsys.readouterr()
+    assert main(["sources", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["articles"] == 1
+    assert main(["sources", "remove", str(src)]) == 0
+    assert main(["sources", "remove", str(src)]) == 1
+    assert "no source" in capsys.readouterr().err
+
+
+def test_bad_since_is_a_short_error(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "any news?", "--since", "someday"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: can't read 'someday'") and err.count("\n") == 1
+
+
+def _run(*args: str, env: dict[str, str] | None = None,
+         cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("DISCORD_TOKEN", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    return subprocess.run([str(NEWSBOT), *args], capture_output=True, text=True, timeout=600,
+                          env={**base, **(env or {})}, cwd=cwd or ROOT)
+
+
+def test_help_lists_the_commands() -> None:
+    proc = _run("--help")
+    assert proc.returncode == 0
+    for command in ("ask", "chat", "ingest", "status", "sources", "reindex", "run", "sync"):
+        assert command in proc.stdout
+
+
+def test_run_without_token_exits_2_naming_the_setting(tmp_path: Path) -> None:
+    proc = _run("run", env={"NEWSBOT_DATA_DIR": str(tmp_path / "data")}, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "DISCORD_TOKEN" in proc.stderr
