@@ -18,7 +18,8 @@ class Settings(BaseSettings):
     """Every setting newsbot reads; ``.env.example`` documents each one."""
 
     model_config = SettingsConfigDict(
-        env_prefix="NEWSBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="NEWSBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        env_ignore_empty=True,  # a copied .env.example with blank lines means "default"
     )
 
     # Where the store and the state live.

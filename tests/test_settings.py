@@ -1,0 +1,55 @@
+"""Settings: every one documented, blank values mean defaults, bad values are refused."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from bot.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env_names() -> set[str]:
+    names = set()
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        names.add(alias.choices[0] if alias else f"NEWSBOT_{name.upper()}")  # type: ignore[union-attr]
+    return names
+
+
+def test_env_example_lists_every_setting_with_a_comment() -> None:
+    text = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^([A-Z0-9_]+)=", text, re.M))
+    assert listed == _env_names()
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^[A-Z0-9_]+=", line):
+            assert lines[i - 1].startswith("# "), f"{line} has no comment above it"
+
+
+def test_copied_env_example_gives_the_defaults(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text((ROOT / ".env.example").read_text())
+    settings = Settings(_env_file=env)  # type: ignore[call-arg]
+    assert settings.chroma_url is None and settings.discord_token is None
+    assert not settings.llm_enabled and settings.shards is None
+
+
+def test_prefix_and_conventional_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSBOT_TOP_K", "3")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")
+    monkeypatch.setenv("DISCORD_TOKEN", "abc")
+    monkeypatch.setenv("NEWSBOT_SHARDS", "auto")
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert s.top_k == 3 and s.llm_enabled and s.shards == "auto"
+    assert s.discord_token is not None and s.discord_token.get_secret_value() == "abc"
+
+
+def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSBOT_TOP_K", "50")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)  # type: ignore[call-arg]
