@@ -1,0 +1,94 @@
+"""Who may run which app command; every cog takes its checks from here.
+
+A moderator or admin command carries two guards: ``default_permissions`` hides it from
+members in Discord's UI (server admins can change that per guild), and a runtime check
+enforces the same permissions when the command runs, whatever a guild's overrides say. The
+services re-check where it matters; these checks are about the Discord surface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+import discord
+from discord import app_commands
+
+Access = Literal["mod", "admin"]
+
+# Moderators manage messages (post briefs, read feedback); admins manage the server (sources,
+# reindex). An administrator has every permission, so passes both.
+MOD_PERMISSIONS = discord.Permissions(manage_messages=True)
+ADMIN_PERMISSIONS = discord.Permissions(manage_guild=True)
+PERMISSIONS: dict[Access, discord.Permissions] = {
+    "mod": MOD_PERMISSIONS,
+    "admin": ADMIN_PERMISSIONS,
+}
+
+T = TypeVar("T")
+
+
+class NotAllowed(app_commands.CheckFailure):
+    """The user lacks the permissions of a moderator or admin command."""
+
+    def __init__(self, access: Access) -> None:
+        who = "moderators" if access == "mod" else "admins"
+        super().__init__(f"Only {who} can use this command.")
+        self.access = access
+
+
+def allowed(access: Access, interaction: discord.Interaction[Any]) -> bool:
+    """Whether the user of ``interaction`` has the permissions ``access`` requires, here."""
+    if interaction.guild is None:
+        return False  # these commands act on a server; there is none in a DM
+    perms = interaction.permissions
+    return perms.administrator or perms >= PERMISSIONS[access]
+
+
+def predicate(access: Access) -> Callable[[discord.Interaction[Any]], bool]:
+    """The runtime check for ``access``; tagged so tests can see which access a command has."""
+
+    def check(interaction: discord.Interaction[Any]) -> bool:
+        if not allowed(access, interaction):
+            raise NotAllowed(access)
+        return True
+
+    check.newsbot_access = access  # type: ignore[attr-defined]
+    return check
+
+
+def access_of(command: app_commands.Command[Any, ..., Any] | app_commands.Group) -> Access | None:
+    """The access a command requires, read from its checks (None for member commands)."""
+    for check in getattr(command, "checks", []):
+        access = getattr(check, "newsbot_access", None)
+        if access is not None:
+            return access
+    return None
+
+
+def _restrict(access: Access) -> Callable[[T], T]:
+    def decorator(func: T) -> T:
+        func = app_commands.guild_only()(func)  # type: ignore[arg-type]
+        func = app_commands.default_permissions(PERMISSIONS[access])(func)  # type: ignore[arg-type]
+        return app_commands.check(predicate(access))(func)  # type: ignore[arg-type,return-value]
+
+    return decorator
+
+
+def is_mod() -> Callable[[T], T]:
+    """Moderator command: hidden from members by default and enforced at run time.
+
+    On a subcommand, put ``group_kwargs("mod")`` on its group as well: Discord reads default
+    permissions from the top-level command only.
+    """
+    return _restrict("mod")
+
+
+def is_admin() -> Callable[[T], T]:
+    """Admin command: hidden from members by default and enforced at run time."""
+    return _restrict("admin")
+
+
+def group_kwargs(access: Access) -> dict[str, Any]:
+    """Keyword arguments for an ``app_commands.Group`` whose commands all need ``access``."""
+    return {"guild_only": True, "default_permissions": PERMISSIONS[access]}
