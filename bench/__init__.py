@@ -1,0 +1,1 @@
+"""Benchmarks: retrieval quality against a plain LangChain pipeline, and speed."""

@@ -1,0 +1,662 @@
+"""Retrieval and answer quality on a question set: newsbot's ask path against a plain
+LangChain pipeline (recursive 1,000-character chunks, Chroma, similarity search).
+
+    python -m bench.retrieval --corpus DIR --qa FILE [--out FILE] [--summary FILE] [--k 10]
+
+Every ``articles_*.jsonl`` of DIR is indexed once through ``AdminService.ingest`` into a cache
+folder keyed by the corpus bytes and the settings, then reused. Each question of FILE goes
+through ``AskService.ask`` in extractive mode, with ``asked_at`` as "today" and a follow-up's
+earlier question and answer as history. The ranking reported is the one the answer used: the
+same search call, read to depth ``max(k, 10)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import re
+import sys
+import time
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from datetime import time as dtime
+from difflib import SequenceMatcher
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.common import (
+    BENCH_FORMAT,
+    CACHE_ROOT,
+    IndexInfo,
+    ProgressLine,
+    corpus_files,
+    fmt,
+    git_commit,
+    hash_files,
+    json_safe,
+    key_hash,
+    make_bench_embedder,
+    open_index,
+    percentile,
+    read_jsonl,
+    read_meta,
+    warm_up,
+    write_meta,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from bot.core.services import Services
+    from retrieval.embeddings import Embedder
+    from retrieval.search import Retriever, SearchResult
+
+TYPES = ("single", "multi", "temporal", "followup", "null")
+ANSWERABLE = "all answerable"
+ROWS = (*TYPES, ANSWERABLE)
+METRICS = ("hit@1", "hit@4", "hit@5", "hit@10", "mrr@10", "all@5", "all@10", "ev@5", "abstain")
+DEPTH = 10  # the deepest cut-off a metric reads
+
+# The reference pipeline, as the LangChain RAG tutorial builds it.
+PEER_CHUNK_SIZE = 1000
+PEER_CHUNK_OVERLAP = 200
+PEER_K = 4
+PEER_COLLECTION = "peer"
+
+# Targets from the issue this benchmark serves: (row, metric, comparison, value).
+TARGETS: tuple[tuple[str, str, str, float], ...] = (
+    ("single", "hit@1", ">=", 0.92),
+    ("single", "hit@5", ">=", 0.98),
+    ("single", "mrr@10", ">=", 0.94),
+    ("multi", "all@5", ">=", 0.90),
+    ("multi", "all@10", ">=", 0.95),
+    ("temporal", "hit@1", ">=", 0.80),
+    ("temporal", "mrr@10", ">=", 0.85),
+    ("followup", "hit@5", ">=", 0.90),
+    ("null", "abstain", ">=", 0.80),
+    (ANSWERABLE, "abstain", "<=", 0.05),
+)
+
+log = logging.getLogger(__name__)
+
+
+# -- questions ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Question:
+    qid: str
+    type: str
+    question: str
+    gold_ids: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+    asked_at: str = ""
+    followup_of: str = ""
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> Question:
+        return cls(
+            qid=str(rec["qid"]), type=str(rec.get("type") or "single"),
+            question=str(rec["question"]),
+            gold_ids=tuple(str(g) for g in rec.get("gold_ids") or ()),
+            evidence=tuple(str(e["text"]) for e in rec.get("evidence") or () if e.get("text")),
+            asked_at=str(rec.get("asked_at") or ""),
+            followup_of=str(rec.get("followup_of") or ""),
+        )
+
+    @property
+    def answerable(self) -> bool:
+        return self.type != "null" and bool(self.gold_ids)
+
+    @property
+    def now(self) -> datetime | None:
+        """``asked_at`` as the end of that day (UTC): the articles of that day are known."""
+        if not self.asked_at:
+            return None
+        return datetime.combine(date.fromisoformat(self.asked_at), dtime.max, tzinfo=UTC)
+
+
+def load_questions(path: Path | str) -> list[Question]:
+    return [Question.from_record(r) for r in read_jsonl(path)]
+
+
+def parents_first(questions: Sequence[Question]) -> list[Question]:
+    """File order, except that a follow-up always comes after the question it follows."""
+    by_id = {q.qid: q for q in questions}
+    order: list[Question] = []
+    done: set[str] = set()
+
+    def visit(q: Question, path: tuple[str, ...]) -> None:
+        if q.qid in done:
+            return
+        parent = by_id.get(q.followup_of)
+        if parent is not None and parent.qid not in path:
+            visit(parent, (*path, q.qid))
+        done.add(q.qid)
+        order.append(q)
+
+    for q in questions:
+        visit(q, ())
+    return order
+
+
+def thread_of(q: Question, by_id: dict[str, Question]) -> list[Question]:
+    """The earlier questions of ``q``'s conversation, first one first."""
+    chain: list[Question] = []
+    seen = {q.qid}
+    parent = by_id.get(q.followup_of)
+    while parent is not None and parent.qid not in seen:
+        chain.append(parent)
+        seen.add(parent.qid)
+        parent = by_id.get(parent.followup_of)
+    return chain[::-1]
+
+
+# -- metrics -----------------------------------------------------------------------------------
+def dedupe(ids: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+def hit_at(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
+    """1.0 when any gold article is in the top ``k``."""
+    gold = set(gold)
+    return float(any(a in gold for a in ranked[:k]))
+
+
+def mrr_at(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
+    """Reciprocal rank of the first gold article within the top ``k`` (0 when none is)."""
+    gold = set(gold)
+    for rank, a in enumerate(ranked[:k], 1):
+        if a in gold:
+            return 1.0 / rank
+    return 0.0
+
+
+def all_at(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
+    """1.0 when every gold article is in the top ``k``."""
+    gold = set(gold)
+    return float(bool(gold) and gold <= set(ranked[:k]))
+
+
+_WORDS = re.compile(r"\w+")
+
+
+def words(text: str) -> list[str]:
+    return _WORDS.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def contains_sentence(sentence: str, text: str, min_share: float = 0.9) -> bool:
+    """``sentence`` occurs in ``text`` (case and spacing ignored), or at least ``min_share``
+    of its words do as one unbroken run: a chunk boundary may cut a sentence at either end."""
+    s = words(sentence)
+    if not s:
+        return False
+    t = words(text)
+    if f" {' '.join(s)} " in f" {' '.join(t)} ":
+        return True
+    if len(t) * 1.0 < min_share * len(s):
+        return False
+    m = SequenceMatcher(None, s, t, autojunk=False).find_longest_match(0, len(s), 0, len(t))
+    return m.size >= min_share * len(s)
+
+
+def evidence_found(evidence: Sequence[str], chunk_texts: Sequence[str],
+                   min_share: float = 0.9) -> bool:
+    """Some evidence sentence is inside one of the retrieved chunks."""
+    return any(contains_sentence(e, c, min_share) for e in evidence for c in chunk_texts)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one pipeline did with one question (article ids are the dataset's own)."""
+
+    qid: str
+    ranked: list[str]  # articles, best first, deduplicated, at most DEPTH (or --k)
+    top4: list[str]  # the articles behind the first four results
+    chunk_texts: list[str]  # retrieved chunks of the top five articles
+    abstained: bool = False
+    answer: str = ""
+    cited: list[str] = field(default_factory=list)
+    ms: float = 0.0  # the whole call: ask (ours) or similarity search (peer)
+    search_ms: float = 0.0  # the search alone
+
+    def to_json(self, k: int) -> dict[str, Any]:
+        return {"qid": self.qid, "ranked_article_ids": self.ranked[:k],
+                "abstained": self.abstained, "answer": self.answer,
+                "cited_article_ids": self.cited}
+
+
+def question_metrics(q: Question, o: Outcome) -> dict[str, float | None]:
+    """Per-question values; None where a metric does not apply."""
+    m: dict[str, float | None] = dict.fromkeys(METRICS)
+    m["abstain"] = float(o.abstained)
+    if not q.answerable:
+        return m
+    gold = q.gold_ids
+    m["hit@1"] = hit_at(o.ranked, gold, 1)
+    m["hit@4"] = hit_at(o.top4, gold, 4)
+    m["hit@5"] = hit_at(o.ranked, gold, 5)
+    m["hit@10"] = hit_at(o.ranked, gold, 10)
+    m["mrr@10"] = mrr_at(o.ranked, gold, 10)
+    if len(set(gold)) > 1:
+        m["all@5"] = all_at(o.ranked, gold, 5)
+        m["all@10"] = all_at(o.ranked, gold, 10)
+    if q.evidence:
+        m["ev@5"] = float(evidence_found(q.evidence, o.chunk_texts))
+    return m
+
+
+Table = dict[str, dict[str, float | int | None]]
+
+
+def aggregate(questions: Sequence[Question], outcomes: dict[str, Outcome]) -> Table:
+    """Mean of every metric per question type and over all answerable questions.
+
+    ``abstain`` is the abstention rate: wanted on null questions, false on the others.
+    """
+    groups: dict[str, list[dict[str, float | None]]] = {row: [] for row in ROWS}
+    for q in questions:
+        if q.qid not in outcomes:
+            continue
+        m = question_metrics(q, outcomes[q.qid])
+        groups.setdefault(q.type, []).append(m)
+        if q.answerable:
+            groups[ANSWERABLE].append(m)
+    table: Table = {}
+    for row, items in groups.items():
+        cells: dict[str, float | int | None] = {"n": len(items)}
+        for metric in METRICS:
+            values = [v for v in (i[metric] for i in items) if v is not None]
+            cells[metric] = sum(values) / len(values) if values else None
+        table[row] = cells
+    return table
+
+
+def ratio_table(ours: Table, peer: Table) -> Table:
+    out: Table = {}
+    for row, cells in ours.items():
+        out[row] = {"n": cells.get("n")}
+        for metric in METRICS:
+            a, b = cells.get(metric), peer.get(row, {}).get(metric)
+            out[row][metric] = (a / b if metric != "abstain" and a is not None and b
+                                else None)
+    return out
+
+
+def check_targets(ours: Table) -> list[dict[str, Any]]:
+    rows = []
+    for row, metric, op, target in TARGETS:
+        value = ours.get(row, {}).get(metric)
+        met = None if value is None else (value >= target if op == ">=" else value <= target)
+        rows.append({"row": row, "metric": metric, "target": f"{op} {target}", "value": value,
+                     "met": met})
+    return rows
+
+
+# -- newsbot's pipeline ------------------------------------------------------------------------
+class RecordingRetriever:
+    """Gives the ask path the ``k`` articles it asks for, and keeps the same search read
+    deeper: articles are ranked before the cut, so the first ``k`` are exactly what the
+    answer used."""
+
+    def __init__(self, inner: Retriever, depth: int) -> None:
+        self.inner = inner
+        self.depth = depth
+        self.calls: list[SearchResult] = []
+
+    def search(self, query: str, *, k: int = 5, **kwargs: Any) -> SearchResult:
+        full = self.inner.search(query, k=max(k, self.depth), **kwargs)
+        self.calls.append(full)
+        return dataclasses.replace(full, articles=full.articles[:k])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def run_ours(services: Services, questions: Sequence[Question], depth: int = DEPTH
+             ) -> dict[str, Outcome]:
+    """Every question through ``AskService.ask`` (extractive), parents before follow-ups."""
+    from bot.core.ask import AskService
+    from bot.core.models import Answer, QuestionError, Turn
+
+    ext = services.state.ext_ids()
+    proxy = RecordingRetriever(services.retriever, depth)
+    ask = AskService(services.settings, proxy, model=None)  # type: ignore[arg-type]
+    by_id = {q.qid: q for q in questions}
+    answers: dict[str, Answer] = {}
+    outcomes: dict[str, Outcome] = {}
+    for q in parents_first(questions):
+        history = []
+        for earlier in thread_of(q, by_id):
+            said = answers.get(earlier.qid)
+            history += [Turn("user", earlier.question),
+                        Turn("assistant", said.text if said else "")]
+        proxy.calls.clear()
+        t0 = time.perf_counter()
+        try:
+            answer = ask.ask(q.question, history=history, now=q.now)
+        except QuestionError as exc:
+            outcomes[q.qid] = Outcome(q.qid, [], [], [], abstained=True, answer=str(exc))
+            continue
+        ms = (time.perf_counter() - t0) * 1000
+        answers[q.qid] = answer
+        full = proxy.calls[-1] if proxy.calls else None
+        arts = full.articles if full else []
+        ranked_ours = [a.article_id for a in arts]
+        used = answer.ranked_article_ids
+        if ranked_ours[: len(used)] != used:
+            raise RuntimeError(f"{q.qid}: the recorded ranking differs from the answer's")
+        ranked = dedupe(ext.get(a, a) for a in ranked_ours)
+        outcomes[q.qid] = Outcome(
+            qid=q.qid, ranked=ranked, top4=ranked[:4],
+            chunk_texts=[c.text for a in arts[:5] for c in a.chunks],
+            abstained=answer.abstained, answer=answer.text,
+            cited=[ext.get(s.article_id, s.article_id) for s in answer.sources],
+            ms=ms, search_ms=full.took_ms if full else 0.0,
+        )
+    return outcomes
+
+
+# -- the reference pipeline --------------------------------------------------------------------
+class PeerPipeline:
+    """RecursiveCharacterTextSplitter(1000, 200) on each body, Chroma, similarity_search."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    @staticmethod
+    def key(files: Sequence[Path], embedder: Embedder, quantized: bool) -> dict[str, Any]:
+        import importlib.metadata as md
+
+        return {"format": BENCH_FORMAT, "kind": "peer", "corpus": hash_files(files),
+                "files": [p.name for p in files],
+                "splitter": f"recursive-{PEER_CHUNK_SIZE}-{PEER_CHUNK_OVERLAP}",
+                "model": embedder.model_id, "quantized": quantized,
+                "langchain_chroma": md.version("langchain-chroma")}
+
+    @classmethod
+    def open(cls, files: Sequence[Path], embedder: Embedder, *, quantized: bool,
+             cache: Path | None = None, log_to: Any = None) -> tuple[PeerPipeline, IndexInfo]:
+        import shutil
+
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+        from langchain_chroma import Chroma
+
+        from retrieval.embeddings import as_langchain
+
+        key = cls.key(files, embedder, quantized)
+        folder = Path(cache) if cache else CACHE_ROOT / f"peer-{key_hash(key)}"
+        meta = read_meta(folder)
+        reused = bool(meta and meta.get("key") == key and meta.get("complete"))
+        if not reused and folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        client = chromadb.PersistentClient(path=str(folder / "chroma"),
+                                           settings=ChromaSettings(anonymized_telemetry=False))
+        embeddings = as_langchain(embedder)
+        if reused and meta:
+            store = Chroma(collection_name=PEER_COLLECTION, embedding_function=embeddings,
+                           client=client)
+            return cls(store), IndexInfo(folder, key, True, meta["articles"], meta["chunks"],
+                                         meta["ingest_seconds"], meta["built_at"])
+        warm_up(embedder)
+        with ProgressLine("peer ingest", log_to) as progress:
+            t0 = time.perf_counter()
+            store, articles, chunks = cls._build(files, embeddings, client)
+            seconds = time.perf_counter() - t0
+            progress.articles, progress.chunks = articles, chunks
+        info = IndexInfo(folder, key, False, articles, chunks, seconds,
+                         datetime.now(UTC).isoformat(timespec="seconds"))
+        write_meta(folder, {"key": key, "complete": True, "articles": articles, "chunks": chunks,
+                            "ingest_seconds": seconds, "built_at": info.built_at,
+                            "commit": git_commit()})
+        return cls(store), info
+
+    @staticmethod
+    def _build(files: Sequence[Path], embeddings: Any, client: Any) -> tuple[Any, int, int]:
+        """Load, split and index, as the tutorial does (timed as a whole by the caller)."""
+        from langchain_chroma import Chroma
+        from langchain_core.documents import Document
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+        docs = [
+            Document(page_content=str(rec.get("body") or ""),
+                     metadata={"id": str(rec["id"]), "title": str(rec.get("title") or ""),
+                               "published_at": str(rec.get("published_at") or "")})
+            for path in files for rec in read_jsonl(path)
+        ]
+        splitter = RecursiveCharacterTextSplitter(chunk_size=PEER_CHUNK_SIZE,
+                                                  chunk_overlap=PEER_CHUNK_OVERLAP)
+        splits = splitter.split_documents(docs)
+        store = Chroma.from_documents(splits, embedding=embeddings,
+                                      collection_name=PEER_COLLECTION, client=client)
+        return store, len(docs), len(splits)
+
+    def run(self, questions: Sequence[Question], depth: int = DEPTH) -> dict[str, Outcome]:
+        """Each question alone (no dates, no history); it never abstains."""
+        outcomes: dict[str, Outcome] = {}
+        for q in questions:
+            t0 = time.perf_counter()
+            first = self.store.similarity_search(q.question, k=PEER_K)
+            ms = (time.perf_counter() - t0) * 1000
+            docs = self.store.similarity_search(q.question, k=depth)
+            ranked = dedupe(str(d.metadata["id"]) for d in docs)
+            top5 = set(ranked[:5])
+            outcomes[q.qid] = Outcome(
+                qid=q.qid, ranked=ranked,
+                top4=dedupe(str(d.metadata["id"]) for d in first),
+                chunk_texts=[d.page_content for d in docs if d.metadata["id"] in top5],
+                ms=ms, search_ms=ms,
+            )
+        return outcomes
+
+
+# -- the run -----------------------------------------------------------------------------------
+@dataclass(slots=True)
+class BenchResult:
+    questions: list[Question]
+    ours: dict[str, Outcome]
+    ours_table: Table
+    ours_index: IndexInfo
+    peer: dict[str, Outcome] | None = None
+    peer_table: Table | None = None
+    peer_index: IndexInfo | None = None
+    commit: str = ""
+    corpus: str = ""
+    qa: str = ""
+
+    def latency(self, which: str) -> dict[str, float]:
+        outcomes = self.ours if which == "ours" else (self.peer or {})
+        ms = [o.ms for o in outcomes.values()]
+        search = [o.search_ms for o in outcomes.values()]
+        return {"p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
+                "search_p50_ms": percentile(search, 50), "search_p95_ms": percentile(search, 95)}
+
+    def summary(self) -> dict[str, Any]:
+        def index(info: IndexInfo | None) -> dict[str, Any] | None:
+            if info is None:
+                return None
+            return {"articles": info.articles, "chunks": info.chunks,
+                    "ingest_seconds": info.ingest_seconds, "chunks_per_s": info.chunks_per_s,
+                    "reused_cache": info.reused, "built_at": info.built_at,
+                    "folder": str(info.data_dir)}
+
+        out: dict[str, Any] = {
+            "commit": self.commit, "corpus": self.corpus, "qa": self.qa,
+            "questions": len(self.questions), "ours": self.ours_table,
+            "targets": check_targets(self.ours_table),
+            "totals": {"ours": {**(index(self.ours_index) or {}), **self.latency("ours")}},
+        }
+        if self.peer_table is not None:
+            out["peer"] = self.peer_table
+            out["ratio"] = ratio_table(self.ours_table, self.peer_table)
+            out["totals"]["peer"] = {**(index(self.peer_index) or {}), **self.latency("peer")}
+        return out
+
+
+def run(corpus: Path | str, qa: Path | str, *, k: int = DEPTH, cache: Path | None = None,
+        peer_cache: Path | None = None, quantized: bool | None = None,
+        embedder: Embedder | None = None, with_peer: bool = True,
+        log_to: Any = None) -> BenchResult:
+    """Index (or reuse), ask every question through both pipelines, and score them."""
+    from bot.settings import Settings
+
+    if quantized is None:
+        quantized = bool(Settings.model_fields["embedding_quantized"].default)
+    files = corpus_files(corpus)
+    questions = load_questions(qa)
+    embedder = embedder or make_bench_embedder(quantized)
+    depth = max(k, DEPTH)
+
+    services, info = open_index(files, embedder=embedder, quantized=quantized, cache=cache,
+                                log=log_to)
+    try:
+        warm_up(embedder)
+        services.retriever.lexical()  # loaded (or built) before anything is timed
+        ours = run_ours(services, questions, depth)
+    finally:
+        services.close()
+    result = BenchResult(questions=questions, ours=ours, ours_table=aggregate(questions, ours),
+                         ours_index=info, commit=git_commit(), corpus=str(corpus), qa=str(qa))
+    if with_peer:
+        peer, peer_info = PeerPipeline.open(files, embedder, quantized=quantized,
+                                            cache=peer_cache, log_to=log_to)
+        result.peer = peer.run(questions, depth)
+        result.peer_table = aggregate(questions, result.peer)
+        result.peer_index = peer_info
+    return result
+
+
+# -- printing ----------------------------------------------------------------------------------
+_HEAD = {"hit@1": "hit@1", "hit@4": "hit@4", "hit@5": "hit@5", "hit@10": "hit@10",
+         "mrr@10": "MRR@10", "all@5": "all@5", "all@10": "all@10", "ev@5": "ev@5",
+         "abstain": "abstain"}
+
+
+def print_report(result: BenchResult, console: Console | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    console = console or Console(width=140)
+    title = (f"Retrieval: {len(result.questions)} questions of {Path(result.qa).name}, "
+             f"commit {result.commit}")
+    table = RichTable(title=title, caption=(
+        "hit@k, MRR@10, all@k: article level (all@k only for questions with 2+ gold articles); "
+        "ev@5: an evidence sentence in a retrieved chunk of the top 5 articles; abstain: on "
+        "null questions the abstention rate, on the others the false-abstention rate. "
+        "peer hit@4: the articles of its k=4 search. ratio = ours / peer."),
+        caption_justify="left")
+    table.add_column("type")
+    table.add_column("n", justify="right")
+    table.add_column("pipeline")
+    for m in METRICS:
+        table.add_column(_HEAD[m], justify="right")
+    ratio = (ratio_table(result.ours_table, result.peer_table)
+             if result.peer_table is not None else None)
+    for i, row in enumerate(ROWS):
+        if i:
+            table.add_section()
+        cells = result.ours_table.get(row, {"n": 0})
+        table.add_row(row, str(cells["n"]), "ours", *(fmt(cells.get(m)) for m in METRICS))
+        if result.peer_table is not None and ratio is not None:
+            peer = result.peer_table.get(row, {})
+            table.add_row("", "", "peer", *(fmt(peer.get(m)) for m in METRICS))
+            table.add_row("", "", "[dim]ratio[/dim]",
+                          *(f"[dim]{fmt(ratio[row].get(m), 2)}[/dim]" for m in METRICS))
+    console.print(table)
+
+    totals = RichTable(title="Index and query time", caption=(
+        "ours: ask() = retrieval + extractive answer; search = the hybrid search alone. "
+        "peer: similarity_search(k=4), query embedding included."), caption_justify="left")
+    for col in ("pipeline", "articles", "chunks", "ingest s", "chunks/s", "p50 ms", "p95 ms",
+                "search p50", "search p95", "index"):
+        totals.add_column(col, justify="left" if col in ("pipeline", "index") else "right")
+
+    def add(name: str, info: IndexInfo | None, lat: dict[str, float]) -> None:
+        if info is None:
+            return
+        where = (f"reused (built {info.built_at})" if info.reused else "built now")
+        totals.add_row(name, str(info.articles), str(info.chunks), fmt(info.ingest_seconds, 1),
+                       fmt(info.chunks_per_s, 1), fmt(lat["p50_ms"], 1), fmt(lat["p95_ms"], 1),
+                       fmt(lat["search_p50_ms"], 1), fmt(lat["search_p95_ms"], 1), where)
+
+    add("ours", result.ours_index, result.latency("ours"))
+    add("peer", result.peer_index, result.latency("peer"))
+    if result.peer_index is not None and result.peer_index.ingest_seconds:
+        pi, oi = result.peer_index, result.ours_index
+        totals.add_row("[dim]ours/peer[/dim]", "", fmt(oi.chunks / pi.chunks if pi.chunks
+                                                       else None, 2),
+                       fmt(oi.ingest_seconds / pi.ingest_seconds, 2),
+                       fmt(oi.chunks_per_s / pi.chunks_per_s if pi.chunks_per_s else None, 2),
+                       fmt(result.latency("ours")["p50_ms"] / result.latency("peer")["p50_ms"],
+                           2), fmt(result.latency("ours")["p95_ms"]
+                                   / result.latency("peer")["p95_ms"], 2), "", "", "")
+    console.print(totals)
+
+    targets = RichTable(title="Targets (ours)")
+    for col in ("type", "metric", "target", "value", "met"):
+        targets.add_column(col)
+    for t in check_targets(result.ours_table):
+        mark = "—" if t["met"] is None else ("[green]yes[/green]" if t["met"] else "[red]no[/red]")
+        targets.add_row(t["row"], _HEAD[t["metric"]], t["target"], fmt(t["value"]), mark)
+    if result.peer_index is not None:
+        faster = result.ours_index.ingest_seconds < result.peer_index.ingest_seconds
+        targets.add_row("ingest", "seconds", "< peer",
+                        f"{result.ours_index.ingest_seconds:.1f} vs "
+                        f"{result.peer_index.ingest_seconds:.1f}",
+                        "[green]yes[/green]" if faster else "[red]no[/red]")
+    console.print(targets)
+
+
+def write_outputs(result: BenchResult, *, out: Path | None, summary: Path | None,
+                  k: int) -> None:
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", encoding="utf-8") as fh:
+            for q in result.questions:
+                o = result.ours.get(q.qid)
+                if o is not None:
+                    fh.write(json.dumps(o.to_json(k), ensure_ascii=False) + "\n")
+    if summary:
+        summary.parent.mkdir(parents=True, exist_ok=True)
+        summary.write_text(json.dumps(json_safe(result.summary()), indent=2))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from bot.settings import Settings
+
+    parser = argparse.ArgumentParser(prog="python -m bench.retrieval", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, required=True,
+                        help="folder of articles_*.jsonl files")
+    parser.add_argument("--qa", type=Path, required=True, help="questions (JSON lines)")
+    parser.add_argument("--out", type=Path, help="write one JSON line per question (ours)")
+    parser.add_argument("--summary", type=Path, help="write the metric tables as JSON")
+    parser.add_argument("--k", type=int, default=DEPTH,
+                        help="articles per ranking in --out (default 10)")
+    parser.add_argument("--cache", type=Path,
+                        help="index folder (default bench/.cache/ours-<key>)")
+    parser.add_argument("--peer-cache", type=Path,
+                        help="reference index folder (default bench/.cache/peer-<key>)")
+    parser.add_argument("--quantized", action=argparse.BooleanOptionalAction,
+                        default=bool(Settings.model_fields["embedding_quantized"].default),
+                        help="int8 MiniLM for both pipelines (default: the project's default)")
+    parser.add_argument("--no-peer", action="store_true",
+                        help="skip the reference pipeline (faster tuning runs)")
+    args = parser.parse_args(argv)
+    if args.k < 1:
+        parser.error("--k must be at least 1")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    result = run(args.corpus, args.qa, k=args.k, cache=args.cache, peer_cache=args.peer_cache,
+                 quantized=args.quantized, with_peer=not args.no_peer, log_to=sys.stderr)
+    print_report(result)
+    write_outputs(result, out=args.out, summary=args.summary, k=args.k)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
