@@ -240,3 +240,22 @@ async def test_feedback_buttons_record_votes(harness: Harness) -> None:
     await h.bot.feedback_view.down.callback(click.interaction)
     assert click.ephemeral and "noted 👎" in click.ephemeral[0]
     assert h.services.feedback.stats().down == 1
+
+
+async def test_ask_streams_into_the_deferred_response(harness: Harness) -> None:
+    from bot import render
+    from tests.fakes import ScriptedModel
+
+    h = harness
+    h.services.ask.model = ScriptedModel(
+        "For The Eternaut, Netflix used generative AI to create a building collapse [1]."
+    )
+    rec = await ask(h, NETFLIX_Q)
+    edits = rec.interaction.edit_original_response.await_args_list
+    assert len(edits) >= 2
+    progress, final = edits[0].kwargs, edits[-1].kwargs
+    assert progress["embed"].description.endswith(render.PROGRESS_CURSOR)
+    assert "view" not in progress
+    assert render.PROGRESS_CURSOR not in final["embed"].description
+    assert final["view"] is h.bot.feedback_view
+    assert final["embed"].footer.text.startswith("Model answer")

@@ -362,3 +362,26 @@ async def test_streamer_edits_at_most_once_per_interval() -> None:
     assert all(g >= 0.19 for g in gaps)
     assert target.texts[0].endswith(render.PROGRESS_CURSOR)
     assert "w59" in target.texts[-1] or len(target.times) >= 2
+
+
+async def test_owner_sync_text_command(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    h = harness
+    calls = spy_ask(h)
+    synced: list[Any] = []
+
+    async def fake_sync(*, guild: Any = None) -> list[Any]:
+        synced.append(guild)
+        return []
+
+    monkeypatch.setattr(h.bot.tree, "sync", fake_sync)
+    h.bot.owner_id = h.members[0].id
+    await h.say(f"<@{h.me.id}> sync")
+    assert [g.id for g in synced] == [h.guild.id]
+    assert h.http.sent[-1].payload["content"] == "Synced 0 app commands to this server."
+    await h.say(f"<@{h.me.id}> sync global")
+    assert synced[-1] is None
+    assert calls == []
+
+    # For anyone else "sync" is just the start of a question.
+    await h.say(f"<@{h.me.id}> sync", member=1)
+    assert len(synced) == 2 and [q for q, _ in calls] == ["sync"]
