@@ -41,6 +41,8 @@ class SearchParams:
     recency_pool: int = 8  # articles considered when a question asks for the latest
     recency_margin: float = 0.35  # ... if their score is within this fraction of the best
     abstain_threshold: float = 0.42  # confidence below this: the articles do not say
+    coverage_pool: int = 20  # articles re-ranked for coverage of the question's terms
+    coverage_weight: float = 0.5  # bonus for covering terms the articles above did not
     context_weight: float = 0.6  # weight of earlier turns in a follow-up's query vector
 
 
@@ -208,7 +210,10 @@ class Retriever:
             articles = _prefer_recent(articles, p)
 
         terms = _content_terms(q_tokens, lex)
-        confidence = _confidence(articles[:3], terms, lex) if articles else 0.0
+        texts = _token_sets(articles[: max(p.coverage_pool, 3)])
+        if len(terms) > 1 and len(articles) > 1:
+            articles = _diversify(articles, texts, terms, lex, p)
+        confidence = _confidence(articles[:3], terms, lex, texts) if articles else 0.0
         weak = confidence < p.abstain_threshold
         return SearchResult(
             articles=articles[:k], time=tf, confidence=confidence, weak=weak,
@@ -276,14 +281,45 @@ def _content_terms(tokens: Sequence[str], lex: LexicalIndex) -> list[str]:
     return list(seen)
 
 
-def _confidence(articles: Sequence[ArticleHit], terms: Sequence[str], lex: LexicalIndex) -> float:
+def _token_sets(articles: Sequence[ArticleHit]) -> dict[str, set[str]]:
+    """Each article's stemmed tokens (headline and matched chunks), tokenised in one call."""
+    docs = [" ".join([a.title, *(c.text for c in a.chunks[:3])]) for a in articles]
+    return {a.article_id: set(toks) for a, toks in zip(articles, tokenize(docs), strict=True)}
+
+
+def _diversify(articles: list[ArticleHit], texts: dict[str, set[str]], terms: Sequence[str],
+               lex: LexicalIndex, p: SearchParams) -> list[ArticleHit]:
+    """Below the best article, prefer articles that cover question terms not yet covered.
+
+    A question about two stories ("did GM and Ford both cut jobs?") otherwise gets five
+    articles about whichever story dominates the index. The top article stays first.
+    """
+    weights = {t: lex.idf(t) for t in terms}
+    total = sum(weights.values()) or 1.0
+    pool = [a for a in articles[: p.coverage_pool] if a.article_id in texts]
+    rest = [a for a in articles if a not in pool]
+    best = pool[0].score or 1.0
+    chosen = [pool.pop(0)]
+    covered = {t for t in terms if t in texts[chosen[0].article_id]}
+    while pool:
+        open_terms = {t: w for t, w in weights.items() if t not in covered}
+        nxt = max(pool, key=lambda a: a.score / best + p.coverage_weight * sum(
+            w for t, w in open_terms.items() if t in texts[a.article_id]) / total)
+        pool.remove(nxt)
+        chosen.append(nxt)
+        covered |= {t for t in terms if t in texts[nxt.article_id]}
+    return chosen + rest
+
+
+def _confidence(articles: Sequence[ArticleHit], terms: Sequence[str], lex: LexicalIndex,
+                texts: dict[str, set[str]]) -> float:
     """How well the best articles cover the question: dense similarity and term coverage."""
     if not terms:
         return articles[0].dense_sim
     best = 0.0
     total = sum(lex.idf(t) for t in terms) or 1.0
     for a in articles:
-        text_tokens = set(tokenize([" ".join([a.title, *(c.text for c in a.chunks[:3])])])[0])
-        covered = sum(lex.idf(t) for t in terms if t in text_tokens) / total
+        tokens = texts.get(a.article_id, set())
+        covered = sum(lex.idf(t) for t in terms if t in tokens) / total
         best = max(best, 0.5 * a.dense_sim + 0.5 * covered)
     return best
