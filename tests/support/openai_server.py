@@ -1,0 +1,589 @@
+"""A small OpenAI-compatible HTTP server for tests.
+
+It speaks the wire format of the real API closely enough for the `openai` client and
+`langchain_openai` to run unmodified against it: chat completions (plain JSON and SSE
+streaming), embeddings (float or base64) and the model list. Chat replies come from a FIFO
+queue filled by the test; every request is recorded.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from functools import lru_cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+_SLEEP_STEP = 0.02
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class QueuedReply:
+    """One scripted answer to a chat completion (or embeddings) request."""
+
+    text: str
+    delay: float = 0.0
+    status: int = 200
+    stream_chunk_size: int = 8
+    chunk_delay: float = 0.0
+    retry_after: float | None = None
+    finish_reason: str = "stop"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """A request the server received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any = None
+
+
+@dataclass
+class _State:
+    replies: deque[QueuedReply] = field(default_factory=deque)
+    embedding_failures: deque[QueuedReply] = field(default_factory=deque)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _ClientGone(Exception):
+    """The client closed the connection (e.g. after its own timeout)."""
+
+
+class _Stopping(Exception):
+    """The server is shutting down."""
+
+
+def _count_tokens(text: str) -> int:
+    """Rough token count: one per word."""
+    return len(_WORD.findall(text))
+
+
+def _message_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""
+
+
+@lru_cache(maxsize=65536)
+def _token_vector(token: str, dim: int) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(token.encode("utf-8")).digest()[:8], "little")
+    return np.random.default_rng(seed).standard_normal(dim)
+
+
+def fake_embedding(text: str, dim: int) -> list[float]:
+    """Deterministic unit vector for `text`: a hashed bag of words.
+
+    Identical texts get identical vectors and texts sharing words are close, so
+    similarity search over these vectors ranks sensibly.
+    """
+    words = [w.lower() for w in _WORD.findall(text)]
+    vec = np.zeros(dim)
+    for word in words:
+        vec += _token_vector(word, dim)
+    if not words:
+        vec = _token_vector("\x00" + text, dim).copy()
+    norm = float(np.linalg.norm(vec))
+    return (vec / norm).tolist() if norm else vec.tolist()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False
+    block_on_close = True
+
+    def __init__(self, owner: FakeOpenAIServer) -> None:
+        self.owner = owner
+        self.open_sockets: set[socket.socket] = set()
+        self.sockets_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.sockets_lock:
+            self.open_sockets.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.sockets_lock:
+            self.open_sockets.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Unblock handler threads waiting on idle keep-alive connections."""
+        with self.sockets_lock:
+            sockets = list(self.open_sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def owner(self) -> FakeOpenAIServer:
+        return self.server.owner
+
+    def _read_json(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw.decode("utf-8", "replace")
+
+    def _record(self, body: Any) -> None:
+        rec = RecordedRequest(
+            method=self.command,
+            path=self.path,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+        )
+        with self.owner._state.lock:
+            self.owner._state.requests.append(rec)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except OSError as exc:  # broken pipe / reset: the client went away
+            raise _ClientGone from exc
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep in small steps so a stopping server is never held up."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if self.owner._stop.is_set():
+                raise _Stopping
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(_SLEEP_STEP, remaining))
+
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-request-id", f"req_{uuid.uuid4().hex}")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self._write(data)
+
+    def _send_error(
+        self,
+        status: int,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        should_retry: bool | None = None,
+    ) -> None:
+        kind, code = {
+            400: ("invalid_request_error", None),
+            401: ("invalid_request_error", "invalid_api_key"),
+            404: ("invalid_request_error", "not_found"),
+            429: ("requests", "rate_limit_exceeded"),
+        }.get(status, ("server_error", None))
+        headers: dict[str, str] = {}
+        if retry_after is not None:
+            headers["retry-after-ms"] = str(int(retry_after * 1000))
+        if should_retry is not None:
+            headers["x-should-retry"] = "true" if should_retry else "false"
+        payload = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+        self._send_json(status, payload, headers)
+
+    def _guarded(self, fn: Any) -> None:
+        try:
+            fn()
+        except (_ClientGone, _Stopping, OSError):
+            self.close_connection = True
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self._guarded(self._route_get)
+
+    def do_POST(self) -> None:
+        self._guarded(self._route_post)
+
+    def _route_get(self) -> None:
+        self._record(None)
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path == "/v1/models":
+            models = [self.owner.model, self.owner.embedding_model]
+            data = [
+                {"id": m, "object": "model", "created": 1700000000, "owned_by": "system"}
+                for m in models
+            ]
+            self._send_json(200, {"object": "list", "data": data})
+        else:
+            self._send_error(404, f"Unknown path: GET {self.path}")
+
+    def _route_post(self) -> None:
+        body = self._read_json()
+        self._record(body)
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if not isinstance(body, dict):
+            self._send_error(400, "Request body must be a JSON object.")
+        elif path == "/v1/chat/completions":
+            self._chat(body)
+        elif path == "/v1/embeddings":
+            self._embeddings(body)
+        else:
+            self._send_error(404, f"Unknown path: POST {self.path}")
+
+    # -- chat completions -------------------------------------------------------------------
+
+    def _next_reply(self) -> QueuedReply | None:
+        state = self.owner._state
+        with state.lock:
+            if state.replies:
+                return state.replies.popleft()
+        if self.owner.default_reply is None:
+            return None
+        return QueuedReply(text=self.owner.default_reply)
+
+    def _chat(self, body: dict[str, Any]) -> None:
+        reply = self._next_reply()
+        if reply is None:
+            self._send_error(
+                500,
+                "FakeOpenAIServer: no reply queued for this chat completion "
+                "(call server.queue_reply(...) first).",
+                should_retry=False,
+            )
+            return
+        self._sleep(reply.delay)
+        if reply.status != 200:
+            self._send_error(
+                reply.status,
+                reply.text or f"Scripted error {reply.status}",
+                retry_after=reply.retry_after,
+            )
+            return
+        model = str(body.get("model") or self.owner.model)
+        prompt_tokens = sum(
+            _count_tokens(_message_text(m.get("content")))
+            for m in body.get("messages") or []
+            if isinstance(m, dict)
+        )
+        completion_tokens = _count_tokens(reply.text)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        if body.get("stream"):
+            stream_options = body.get("stream_options") or {}
+            include_usage = bool(stream_options.get("include_usage"))
+            self._stream_chat(
+                reply, completion_id, created, model, usage if include_usage else None
+            )
+            return
+        self._send_json(
+            200,
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "system_fingerprint": "fp_fake",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {
+                            "role": "assistant",
+                            "content": reply.text,
+                            "refusal": None,
+                            "annotations": [],
+                        },
+                        "logprobs": None,
+                        "finish_reason": reply.finish_reason,
+                    }
+                ],
+                "usage": usage,
+                "service_tier": "default",
+            },
+        )
+
+    def _stream_chat(
+        self,
+        reply: QueuedReply,
+        completion_id: str,
+        created: int,
+        model: str,
+        usage: dict[str, Any] | None,
+    ) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("x-request-id", f"req_{uuid.uuid4().hex}")
+        self.end_headers()
+
+        def event(choices: list[dict[str, Any]], usage_value: Any = None) -> None:
+            chunk: dict[str, Any] = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "service_tier": "default",
+                "system_fingerprint": "fp_fake",
+                "choices": choices,
+            }
+            if usage is not None:
+                chunk["usage"] = usage_value
+            self._write_chunk(f"data: {json.dumps(chunk)}\n\n".encode())
+
+        def choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+        event([choice({"role": "assistant", "content": "", "refusal": None})])
+        size = max(1, reply.stream_chunk_size)
+        for start in range(0, len(reply.text), size):
+            if start and reply.chunk_delay:
+                self._sleep(reply.chunk_delay)
+            event([choice({"content": reply.text[start : start + size]})])
+        event([choice({}, reply.finish_reason)])
+        if usage is not None:
+            event([], usage)
+        self._write_chunk(b"data: [DONE]\n\n")
+        self._write(b"0\r\n\r\n")
+
+    def _write_chunk(self, data: bytes) -> None:
+        self._write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+
+    # -- embeddings -------------------------------------------------------------------------
+
+    def _embeddings(self, body: dict[str, Any]) -> None:
+        state = self.owner._state
+        with state.lock:
+            failure = state.embedding_failures.popleft() if state.embedding_failures else None
+        if failure is not None:
+            self._sleep(failure.delay)
+            if failure.status != 200:
+                self._send_error(
+                    failure.status,
+                    failure.text or f"Scripted error {failure.status}",
+                    retry_after=failure.retry_after,
+                )
+                return
+        raw = body.get("input")
+        if isinstance(raw, str):
+            inputs: list[Any] = [raw]
+        elif isinstance(raw, list) and raw and all(isinstance(x, int) for x in raw):
+            inputs = [raw]  # a single pre-tokenised input
+        elif isinstance(raw, list) and raw:
+            inputs = raw
+        else:
+            self._send_error(400, "'input' must be a non-empty string or array.")
+            return
+        dim = int(body.get("dimensions") or self.owner.embedding_dim)
+        as_base64 = body.get("encoding_format") == "base64"
+        data = []
+        total_tokens = 0
+        for index, item in enumerate(inputs):
+            text = item if isinstance(item, str) else " ".join(f"t{t}" for t in item)
+            total_tokens += max(1, _count_tokens(text))
+            vector = fake_embedding(text, dim)
+            embedding: Any = (
+                base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+                if as_base64
+                else vector
+            )
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        self._send_json(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": str(body.get("model") or self.owner.embedding_model),
+                "usage": {"prompt_tokens": total_tokens, "total_tokens": total_tokens},
+            },
+        )
+
+
+class FakeOpenAIServer:
+    """OpenAI-compatible server on 127.0.0.1 (free port), served from a background thread.
+
+    Use as a context manager or call `start()` / `stop()`. Chat completion requests take
+    replies from the FIFO queue (`queue_reply`); with the queue empty they get
+    `default_reply`, or a non-retryable 500 explaining that nothing was queued.
+    """
+
+    def __init__(
+        self,
+        *,
+        default_reply: str | None = None,
+        embedding_dim: int = 64,
+        model: str = "fake-chat-model",
+        embedding_model: str = "fake-embedding-model",
+    ) -> None:
+        self.default_reply = default_reply
+        self.embedding_dim = embedding_dim
+        self.model = model
+        self.embedding_model = embedding_model
+        self._state = _State()
+        self._stop = threading.Event()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> FakeOpenAIServer:
+        """Bind a free port and begin serving."""
+        if self._httpd is not None:
+            return self
+        self._stop.clear()
+        self._httpd = _Server(self)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-openai-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; pending delays are cut short and all handler threads joined."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stop.set()
+        httpd.shutdown()
+        httpd.drop_connections()
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- addresses --------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port (server must be started)."""
+        if self._httpd is None:
+            raise RuntimeError("FakeOpenAIServer is not running")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """Base URL for OpenAI clients, e.g. ``http://127.0.0.1:PORT/v1``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # -- scripting --------------------------------------------------------------------------
+
+    def queue_reply(
+        self,
+        text: str,
+        *,
+        delay: float = 0,
+        status: int = 200,
+        stream_chunk_size: int = 8,
+        chunk_delay: float = 0,
+        retry_after: float | None = None,
+        finish_reason: str = "stop",
+    ) -> None:
+        """Queue the answer to the next chat completion.
+
+        `delay` is waited before any byte is sent. A non-200 `status` sends an OpenAI-style
+        error whose message is `text`; `retry_after` (seconds) adds a ``retry-after-ms``
+        header. Streamed replies are split into `stream_chunk_size`-character deltas with
+        `chunk_delay` seconds between them.
+        """
+        reply = QueuedReply(
+            text=text,
+            delay=delay,
+            status=status,
+            stream_chunk_size=stream_chunk_size,
+            chunk_delay=chunk_delay,
+            retry_after=retry_after,
+            finish_reason=finish_reason,
+        )
+        with self._state.lock:
+            self._state.replies.append(reply)
+
+    def queue_embedding_failure(
+        self,
+        status: int = 500,
+        *,
+        delay: float = 0,
+        message: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        """Make the next embeddings request fail with `status` (or only be delayed, if 200)."""
+        failure = QueuedReply(text=message, delay=delay, status=status, retry_after=retry_after)
+        with self._state.lock:
+            self._state.embedding_failures.append(failure)
+
+    @property
+    def pending_replies(self) -> int:
+        """How many queued chat replies have not been consumed yet."""
+        with self._state.lock:
+            return len(self._state.replies)
+
+    # -- inspection -------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Snapshot of every request received, oldest first."""
+        with self._state.lock:
+            return list(self._state.requests)
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        """Recorded requests whose path (without query) ends with `path`."""
+        return [r for r in self.requests if r.path.split("?", 1)[0].rstrip("/").endswith(path)]
+
+    def last_messages(self) -> list[dict[str, Any]]:
+        """The `messages` of the most recent chat completion request."""
+        chats = self.requests_to("/chat/completions")
+        if not chats:
+            raise AssertionError("FakeOpenAIServer received no chat completion request")
+        body = chats[-1].body
+        return list(body.get("messages") or []) if isinstance(body, dict) else []
