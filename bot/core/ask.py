@@ -144,7 +144,8 @@ class AskService:
             today=(now or datetime.now(UTC)).date().isoformat(),
             sources="\n\n".join(blocks),
         )
-        raw = self.model.complete([("system", system), ("human", question)], on_token=on_token)
+        raw = self.model.complete([("system", system), ("human", question)],
+                                  on_token=_hold_marker(on_token) if on_token else None)
         if NOT_FOUND in raw:
             return self._abstain(result, note="the model found no answer in the articles", **base)
         text, cited = _check_citations(_clean_model_text(raw), len(result.articles))
@@ -182,6 +183,26 @@ class AskService:
                       mode="model" if self.model else "extractive", note=note, closest=closest,
                       ranked_article_ids=[a.article_id for a in result.articles],
                       **base)  # type: ignore[arg-type]
+
+
+def _hold_marker(on_token: Callable[[str], None]) -> Callable[[str], None]:
+    """Pass streamed text on, except while it could still be the not-found marker."""
+    buffered: list[str] = []
+    released = False
+
+    def forward(delta: str) -> None:
+        nonlocal released
+        if released:
+            on_token(delta)
+            return
+        buffered.append(delta)
+        text = "".join(buffered).lstrip()
+        if not NOT_FOUND.startswith(text[: len(NOT_FOUND)]) or len(text) > len(NOT_FOUND):
+            if NOT_FOUND not in text:
+                released = True
+                on_token("".join(buffered))
+
+    return forward
 
 
 def _attr(value: str) -> str:

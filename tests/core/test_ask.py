@@ -195,3 +195,11 @@ def test_condensed_follow_up_with_a_model(tmp_path: Path) -> None:
     svc.close()
     assert answer.standalone_question.startswith("What did Ted Sarandos say")
     assert "ten times faster" in answer.text and answer.sources
+
+
+def test_streaming_never_shows_the_not_found_marker(tmp_path: Path) -> None:
+    svc = make_services(tmp_path / "data", model=ScriptedModel("NOT_IN_ARTICLES"))
+    deltas: list[str] = []
+    answer = svc.ask.ask(ETERNAUT, on_token=deltas.append)
+    svc.close()
+    assert answer.abstained and deltas == []
