@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import resource
 import shutil
@@ -237,6 +238,14 @@ def warm_up(embedder: Embedder) -> None:
     embedder.embed_query("warm up")
 
 
+def quiet_logs() -> None:
+    """Warnings only; bm25s sets its own logger to DEBUG when it is imported."""
+    import bm25s  # noqa: F401
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+
 # -- numbers -----------------------------------------------------------------------------------
 def percentile(values: Sequence[float], p: float) -> float:
     """The p-th percentile (linear interpolation); NaN for no values."""
@@ -285,7 +294,7 @@ class ProgressLine:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
+        if exc[0] is None and (self.chunks or self.articles):
             self._print(final=True)
 
     def callbacks(self) -> Progress:

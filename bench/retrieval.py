@@ -42,6 +42,7 @@ from bench.common import (
     make_bench_embedder,
     open_index,
     percentile,
+    quiet_logs,
     read_jsonl,
     read_meta,
     warm_up,
@@ -649,7 +650,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.k < 1:
         parser.error("--k must be at least 1")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_logs()
 
     result = run(args.corpus, args.qa, k=args.k, cache=args.cache, peer_cache=args.peer_cache,
                  quantized=args.quantized, with_peer=not args.no_peer, log_to=sys.stderr)
