@@ -54,6 +54,7 @@ _PINNED = ("collection", "embedding_backend", "embedding_batch_size", "top_k",
            "max_question_chars", "history_turns", "abstain_threshold")
 
 META_FILE = "bench-meta.json"
+CORE_DIRS = ("bot", "retrieval", "prompts")
 
 
 # -- corpus ------------------------------------------------------------------------------------
@@ -90,17 +91,22 @@ def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
 
 
 def git_commit() -> str:
-    """The checked-out commit, with ``+dirty`` when tracked files under bot/ or retrieval/
-    differ from it (the numbers then describe uncommitted code)."""
+    """The checked-out commit; when files under bot/, retrieval/ or prompts/ differ from it,
+    ``+dirty:<hash of their current contents>``, so runs on different uncommitted code differ.
+    Call it before the run: the numbers describe the code imported at the start."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT,
                               capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                "bot", "retrieval", "prompts"], cwd=ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *CORE_DIRS], cwd=ROOT,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return head + ("+dirty" if dirty else "")
+    if not dirty:
+        return head
+    files = sorted(p for d in CORE_DIRS for p in (ROOT / d).rglob("*")
+                   if p.is_file() and p.suffix in (".py", ".md", ".txt", ".json")
+                   and "__pycache__" not in p.parts)
+    return f"{head}+dirty:{hash_files(files)[:8]}"
 
 
 # -- settings and services ---------------------------------------------------------------------

@@ -505,6 +505,7 @@ def run(corpus: Path | str, qa: Path | str, *, k: int = DEPTH, cache: Path | Non
     """Index (or reuse), ask every question through both pipelines, and score them."""
     from bot.settings import Settings
 
+    commit = git_commit()
     if quantized is None:
         quantized = bool(Settings.model_fields["embedding_quantized"].default)
     files = corpus_files(corpus)
@@ -521,7 +522,7 @@ def run(corpus: Path | str, qa: Path | str, *, k: int = DEPTH, cache: Path | Non
     finally:
         services.close()
     result = BenchResult(questions=questions, ours=ours, ours_table=aggregate(questions, ours),
-                         ours_index=info, commit=git_commit(), corpus=str(corpus), qa=str(qa))
+                         ours_index=info, commit=commit, corpus=str(corpus), qa=str(qa))
     if with_peer:
         peer, peer_info = PeerPipeline.open(files, embedder, quantized=quantized,
                                             cache=peer_cache, log_to=log_to)
