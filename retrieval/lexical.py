@@ -47,6 +47,7 @@ class LexicalIndex:
         self._bm25 = bm25
         self.ids = ids
         self.meta = meta
+        self.position = {cid: i for i, cid in enumerate(ids)}
         self.article_ids = np.array([m["article_id"] for m in meta], dtype=object)
         self.published_ts = np.array([m.get("published_ts", -1) for m in meta], dtype=np.int64)
         self.outlets = np.array([(m.get("outlet") or "").casefold() for m in meta], dtype=object)

@@ -1,8 +1,9 @@
 """Hybrid retrieval: BM25 and dense results fused, grouped by article, time-aware.
 
-One search runs the dense query in Chroma and BM25 over the lexical index, fuses the two
-rankings (reciprocal-rank fusion, weighted), groups chunks by article, applies date filters
-and recency, and judges whether the evidence is strong enough to answer at all.
+One search takes the best chunks of the dense query in Chroma and of BM25 over the lexical
+index, scores every candidate on both (cosine, and BM25 relative to the best match), fuses the
+two scores, groups chunks by article, applies date filters and recency, and judges whether
+the evidence is strong enough to answer at all.
 """
 
 from __future__ import annotations
@@ -33,11 +34,10 @@ log = logging.getLogger(__name__)
 class SearchParams:
     """Tunable knobs, measured with bench/retrieval.py on the development questions."""
 
-    candidates: int = 60  # chunks taken from each retriever before fusion
-    rrf_k: float = 60.0
-    dense_weight: float = 1.0
-    lexical_weight: float = 1.0
-    second_chunk_weight: float = 0.3  # an article with several matching chunks ranks higher
+    candidates: int = 50  # chunks taken from each retriever (and each period) before fusion
+    dense_weight: float = 0.5  # fused = w * cosine + (1 - w) * BM25 / best BM25
+    second_chunk_weight: float = 0.1  # an article with several matching chunks ranks higher
+    window_boost: float = 0.3  # a chunk inside a period the question names scores this more
     recency_pool: int = 8  # articles considered when a question asks for the latest
     recency_margin: float = 0.35  # ... if their score is within this fraction of the best
     abstain_threshold: float = 0.42  # confidence below this: the articles do not say
@@ -134,6 +134,23 @@ class Retriever:
             self._lex, self._lex_key = index, key
             return index
 
+    def _candidates(self, lex: LexicalIndex, vec: np.ndarray, lex_scores: np.ndarray,
+                    lo: datetime | None, hi: datetime | None, outlet: str | None,
+                    hits: dict[str, ChunkHit]) -> None:
+        """Add the best dense and lexical chunks within one set of filters to ``hits``."""
+        n = self.params.candidates
+        for c in self.store.query(vec, n, _where(lo, hi, outlet)) if len(lex) else []:
+            if c.id not in hits:
+                hits[c.id] = ChunkHit(c.id, c.text, c.metadata, dense_sim=1.0 - c.distance)
+        mask = _mask(lex, lo, hi, outlet)
+        scores = np.where(mask, lex_scores, 0.0) if mask is not None else lex_scores
+        top = np.argpartition(-scores, n)[:n] if len(scores) > n else np.arange(len(scores))
+        for i in top:
+            if scores[i] > 0 and lex.ids[i] not in hits:
+                meta = lex.meta[i]
+                hits[lex.ids[i]] = ChunkHit(lex.ids[i], meta["text"],
+                                            {k: v for k, v in meta.items() if k != "text"})
+
     def invalidate(self) -> None:
         """Forget the cached lexical index (the store changed in this process)."""
         with self._lex_lock:
@@ -162,43 +179,41 @@ class Retriever:
             earlier = parse_time(" ".join(context), now)
             tf = TimeFilter(earlier.since, earlier.until, tf.recency or earlier.recency,
                             tf.ordering, earlier.phrase)
-        lo = max(filter(None, [since, tf.since]), default=None)
-        hi = min(filter(None, [until, tf.until, now]), default=None)
+        # The caller's limits (a "since" option, an outlet, the present) are hard filters.
+        # A period named in the question is soft: articles inside it rank first, but a
+        # question that names one period ("what did he say in 2008 about the deal he made
+        # earlier?") still reaches the story outside it.
+        hard_lo, hard_hi = since, min(filter(None, [until, now]), default=None)
+        win_lo = max(filter(None, [hard_lo, tf.since]), default=None)
+        win_hi = min(filter(None, [hard_hi, tf.until]), default=None)
 
         lex = self.lexical()
         q_tokens = tokenize([query])[0]
         ctx_tokens = tokenize([" ".join(context)])[0] if context else []
-
         # Dense: the question, pulled towards the conversation it continues.
         vec = self.embedder.embed_query(query)
         if context:
             ctx_vec = self.embedder.embed_query(" ".join(context[-2:]))
             vec = vec + p.context_weight * ctx_vec
             vec = vec / (np.linalg.norm(vec) or 1.0)
-        where = _where(lo, hi, outlet)
-        dense = self.store.query(vec, p.candidates, where) if len(lex) else []
-
         # Lexical: the question's terms count double against the context's.
-        scores = lex.scores(q_tokens * 2 + ctx_tokens)
-        mask = _mask(lex, lo, hi, outlet)
-        if mask is not None:
-            scores = np.where(mask, scores, 0.0)
-        n_lex = min(p.candidates, int(np.count_nonzero(scores)))
-        lex_top = np.argsort(-scores)[:n_lex] if n_lex else np.array([], dtype=int)
+        lex_scores = lex.scores(q_tokens * 2 + ctx_tokens)
 
         hits: dict[str, ChunkHit] = {}
-        for rank, c in enumerate(dense):
-            hit = hits.setdefault(c.id, ChunkHit(c.id, c.text, c.metadata))
-            hit.dense_sim = 1.0 - c.distance
-            hit.score += p.dense_weight / (p.rrf_k + rank + 1)
-        for rank, i in enumerate(lex_top):
-            cid = lex.ids[i]
-            meta = lex.meta[i]
-            hit = hits.get(cid) or hits.setdefault(
-                cid, ChunkHit(cid, meta["text"], {k_: v for k_, v in meta.items() if k_ != "text"})
-            )
-            hit.lexical = float(scores[i])
-            hit.score += p.lexical_weight / (p.rrf_k + rank + 1)
+        self._candidates(lex, vec, lex_scores, hard_lo, hard_hi, outlet, hits)
+        if tf.bounded:
+            self._candidates(lex, vec, lex_scores, win_lo, win_hi, outlet, hits)
+        # Exact scores for every candidate, so both retrievers' finds compete on one scale.
+        missing = [cid for cid, h in hits.items() if h.dense_sim is None]
+        for cid, emb in self.store.embeddings(missing).items():
+            hits[cid].dense_sim = float(np.dot(vec, emb))
+        best_lex = float(lex_scores.max()) if len(lex_scores) and lex_scores.max() > 0 else 1.0
+        for h in hits.values():
+            pos = lex.position.get(h.id)
+            h.lexical = float(lex_scores[pos]) / best_lex if pos is not None else 0.0
+            h.score = p.dense_weight * (h.dense_sim or 0.0) + (1 - p.dense_weight) * h.lexical
+            if tf.bounded and _chunk_in_window(h.metadata, win_lo, win_hi):
+                h.score *= 1 + p.window_boost
 
         articles = _group(hits.values(), p.second_chunk_weight)
         if prefer_article_id:
@@ -213,12 +228,28 @@ class Retriever:
         texts = _token_sets(articles[: max(p.coverage_pool, 3)])
         if len(terms) > 1 and len(articles) > 1:
             articles = _diversify(articles, texts, terms, lex, p)
-        confidence = _confidence(articles[:3], terms, lex, texts) if articles else 0.0
+        judged = articles
+        if tf.bounded:
+            # Evidence has to come from the period the question asks about.
+            judged = [a for a in articles if _in_window(a, win_lo, win_hi)]
+            texts.update(_token_sets([a for a in judged[:3] if a.article_id not in texts]))
+        confidence = _confidence(judged[:3], terms, lex, texts) if judged else 0.0
         weak = confidence < p.abstain_threshold
         return SearchResult(
             articles=articles[:k], time=tf, confidence=confidence, weak=weak,
             query_terms=terms, took_ms=(time.perf_counter() - t0) * 1000,
         )
+
+
+def _in_window(a: ArticleHit, lo: datetime | None, hi: datetime | None) -> bool:
+    return _chunk_in_window(a.meta, lo, hi)
+
+
+def _chunk_in_window(meta: dict[str, Any], lo: datetime | None, hi: datetime | None) -> bool:
+    ts = meta.get("published_ts")
+    if ts is None:
+        return False
+    return (lo is None or ts >= lo.timestamp()) and (hi is None or ts < hi.timestamp())
 
 
 def _where(lo: datetime | None, hi: datetime | None, outlet: str | None) -> dict[str, Any] | None:

@@ -242,6 +242,14 @@ class VectorStore:
                                      res["distances"][0], strict=True)
         ]
 
+    def embeddings(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of these chunk ids (those that exist)."""
+        if not ids:
+            return {}
+        res = self._collection.get(ids=list(ids), include=["embeddings"])
+        return {i: np.asarray(e, dtype=np.float32)
+                for i, e in zip(res["ids"], res["embeddings"], strict=True)}
+
     def iter_chunks(self, page: int = 2000) -> Iterator[StoredChunk]:
         """Every chunk of the live collection (for the lexical index)."""
         offset = 0

@@ -95,9 +95,11 @@ def parse_time(question: str, now: datetime | None = None) -> TimeFilter:
             found(_utc(y, mo, 10), _utc(y, mo, 21) + _SLACK, m.group(0))
         else:
             found(_utc(y, mo, 20), end + _SLACK, m.group(0))
-    elif m := re.search(rf"\b{_MONTH},? {_YEAR}\b", q):
-        y, mo = int(m.group(2)), _month(m.group(1))
-        found(_utc(y, mo), _month_end(y, mo) + _SLACK, m.group(0))
+    elif months := list(re.finditer(rf"\b{_MONTH},? {_YEAR}\b", q)):
+        # "january 2009 or march 2009": the span covering every month named.
+        spans = [(int(m.group(2)), _month(m.group(1))) for m in months]
+        (y1, m1), (y2, m2) = min(spans), max(spans)
+        found(_utc(y1, m1), _month_end(y2, m2) + _SLACK, ", ".join(m.group(0) for m in months))
     elif m := re.search(r"\b(today|yesterday|this week|past week|last week|this month|"
                         r"past month|last month|this year|last year)\b", q):
         word = m.group(1)
