@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,12 +38,12 @@ class SearchParams:
     dense_weight: float = 0.5  # fused = w * cosine + (1 - w) * BM25 / best BM25
     second_chunk_weight: float = 0.1  # an article with several matching chunks ranks higher
     window_boost: float = 0.3  # a chunk inside a period the question names scores this more
-    recency_pool: int = 8  # articles considered when a question asks for the latest
-    recency_margin: float = 0.35  # ... if their score is within this fraction of the best
+    recency_margin: float = 0.35  # "latest": the newest article scoring within this of the best
     abstain_threshold: float = 0.42  # confidence below this: the articles do not say
     coverage_pool: int = 20  # articles re-ranked for coverage of the question's terms
     coverage_weight: float = 0.5  # bonus for covering terms the articles above did not
     context_weight: float = 0.6  # weight of earlier turns in a follow-up's query vector
+    recent_days: int = 30  # "latest" questions also search this many days before now
 
 
 @dataclass(slots=True)
@@ -199,9 +199,16 @@ class Retriever:
         # Lexical: the question's terms count double against the context's.
         lex_scores = lex.scores(q_tokens * 2 + ctx_tokens)
 
+        boosted = tf.bounded
+        if tf.recency and not tf.bounded:
+            # "What's the latest ...": the last weeks before now are searched on their own
+            # too, so the newest report is a candidate even when older ones match better.
+            ref = hard_hi or datetime.now(UTC)
+            win_lo, win_hi, boosted = ref - timedelta(days=p.recent_days), ref, True
+
         hits: dict[str, ChunkHit] = {}
         self._candidates(lex, vec, lex_scores, hard_lo, hard_hi, outlet, hits)
-        if tf.bounded:
+        if boosted:
             self._candidates(lex, vec, lex_scores, win_lo, win_hi, outlet, hits)
         # Exact scores for every candidate, so both retrievers' finds compete on one scale.
         missing = [cid for cid, h in hits.items() if h.dense_sim is None]
@@ -212,7 +219,7 @@ class Retriever:
             pos = lex.position.get(h.id)
             h.lexical = float(lex_scores[pos]) / best_lex if pos is not None else 0.0
             h.score = p.dense_weight * (h.dense_sim or 0.0) + (1 - p.dense_weight) * h.lexical
-            if tf.bounded and _chunk_in_window(h.metadata, win_lo, win_hi):
+            if boosted and _chunk_in_window(h.metadata, win_lo, win_hi):
                 h.score *= 1 + p.window_boost
 
         articles = _group(hits.values(), p.second_chunk_weight)
@@ -296,7 +303,7 @@ def _group(hits: Sequence[ChunkHit] | Any, second_weight: float) -> list[Article
 def _prefer_recent(articles: list[ArticleHit], p: SearchParams) -> list[ArticleHit]:
     """Among articles nearly as relevant as the best, put the newest first."""
     best = articles[0].score
-    pool = [a for a in articles[: p.recency_pool] if a.score >= best * (1 - p.recency_margin)]
+    pool = [a for a in articles if a.score >= best * (1 - p.recency_margin)]
     rest = [a for a in articles if a not in pool]
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     pool.sort(key=lambda a: a.published_at or epoch, reverse=True)
