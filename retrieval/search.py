@@ -39,7 +39,7 @@ class SearchParams:
     second_chunk_weight: float = 0.1  # an article with several matching chunks ranks higher
     window_boost: float = 0.3  # a chunk inside a period the question names scores this more
     recency_margin: float = 0.35  # "latest": the newest article scoring within this of the best
-    abstain_threshold: float = 0.42  # confidence below this: the articles do not say
+    abstain_threshold: float = 0.40  # confidence below this: the articles do not say
     coverage_pool: int = 20  # articles re-ranked for coverage of the question's terms
     coverage_weight: float = 0.5  # bonus for covering terms the articles above did not
     context_weight: float = 0.6  # weight of earlier turns in a follow-up's query vector
@@ -235,12 +235,10 @@ class Retriever:
         texts = _token_sets(articles[: max(p.coverage_pool, 3)])
         if len(terms) > 1 and len(articles) > 1:
             articles = _diversify(articles, texts, terms, lex, p)
-        judged = articles
-        if tf.bounded:
-            # Evidence has to come from the period the question asks about.
-            judged = [a for a in articles if _in_window(a, win_lo, win_hi)]
-            texts.update(_token_sets([a for a in judged[:3] if a.article_id not in texts]))
-        confidence = _confidence(judged[:3], terms, lex, texts) if judged else 0.0
+        # Nothing published in the period the question names: the articles cannot answer it
+        # (the period's other hops, "what did he say in 2008 about ...", are judged as usual).
+        in_period = not tf.bounded or any(_in_window(a, win_lo, win_hi) for a in articles)
+        confidence = _confidence(articles[:3], terms, lex, texts) if in_period and articles else 0.0
         weak = confidence < p.abstain_threshold
         return SearchResult(
             articles=articles[:k], time=tf, confidence=confidence, weak=weak,
