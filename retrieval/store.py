@@ -112,6 +112,9 @@ class VectorStore:
         self.model_id = model_id
         self.location = location
         self._lock = lock
+        # A shared server can be written by other processes; the embedded store cannot.
+        self.shared = lock is None
+        self._checked = time.monotonic()
         self.max_batch = int(client.get_max_batch_size())
         self._collection = self._open_live(check_model)
 
@@ -179,11 +182,15 @@ class VectorStore:
     def built_with(self) -> str:
         return str((self._collection.metadata or {}).get("model"))
 
-    def version(self, *, refresh: bool = False) -> int:
-        """Write counter of the live collection (changes whenever its contents change)."""
-        if refresh:
-            self._collection = self._client.get_collection(self.collection_name,
-                                                           embedding_function=None)
+    def version(self, *, max_age_s: float = 30.0) -> int:
+        """Write counter of the live collection (changes whenever its contents change).
+
+        On a shared server, another process may have written or switched the live
+        collection: it is looked up again when the last look is older than ``max_age_s``.
+        """
+        if self.shared and time.monotonic() - self._checked > max_age_s:
+            self._checked = time.monotonic()
+            self._collection = self._open_live(check_model=True)
         return int((self._collection.metadata or {}).get("version", 0))
 
     def _bump(self, collection: Any) -> None:

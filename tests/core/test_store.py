@@ -62,5 +62,17 @@ def test_two_processes_share_a_chroma_server(tmp_path: Path, chroma_server: Chro
     answer = reader.ask.ask("what did Netflix use AI for in The Eternaut?")
     assert not answer.abstained and "Buenos Aires" in answer.text
     assert reader.admin.status()["chunks"] == writer.admin.status()["chunks"]
+
+    # The writer adds a story and then rebuilds the store; the reader follows both.
+    story = tmp_path / "story.md"
+    story.write_text("---\ntitle: Glass bridge opens over the Vltava gorge\n"
+                     "url: https://news.example.org/glass-bridge\npublished_at: 2025-03-02\n---\n"
+                     "A glass footbridge over the Vltava gorge opened to walkers on Sunday.\n")
+    writer.admin.ingest([str(story)])
+    writer.admin.reindex()
+    reader.store.version(max_age_s=0)
+    answer = reader.ask.ask("when did the glass footbridge over the Vltava gorge open?")
+    assert not answer.abstained and answer.sources[0].title.startswith("Glass bridge")
+    assert reader.store.collection_name == writer.store.collection_name
     writer.close()
     reader.close()
