@@ -17,7 +17,8 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,46 +197,75 @@ def write_meta(folder: Path, meta: dict[str, Any]) -> None:
     os.replace(tmp, folder / META_FILE)
 
 
+@contextmanager
+def cache_lock(folder: Path, log: Any = None) -> Iterator[None]:
+    """One benchmark process at a time checks, builds and uses a cache folder (another one
+    waits here rather than deleting or rebuilding it underneath)."""
+    from filelock import FileLock, Timeout
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder.parent / f"{folder.name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"waiting for another benchmark using {folder} ...", file=log or sys.stderr,
+              flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
 def open_index(files: Sequence[Path], *, embedder: Embedder, quantized: bool,
-               cache: Path | None = None, log: Any = None) -> tuple[Services, IndexInfo]:
-    """Open the project's services on a cached index of ``files``, ingesting it if needed.
+               cache: Path | None = None, log: Any = None
+               ) -> Iterator[tuple[Services, IndexInfo]]:
+    """The project's services on a cached index of ``files``, ingested first if needed.
 
     The cache folder is ``bench/.cache/ours-<key>`` unless ``cache`` names one; it is reused
     only when its recorded key matches (corpus bytes, chunker, model, quantization, ingest
-    code, benchmark format), and rebuilt from scratch otherwise.
+    code, benchmark format), and rebuilt from scratch otherwise. The services are closed, and
+    the folder left to other processes, when the block ends.
     """
     from bot.core.services import build_services
 
     key = index_key(files, model_id=embedder.model_id, quantized=quantized)
     folder = Path(cache) if cache else CACHE_ROOT / f"ours-{key_hash(key)}"
-    meta = read_meta(folder)
-    reused = bool(meta and meta.get("key") == key and meta.get("complete"))
-    if not reused and folder.exists():
-        shutil.rmtree(folder)
-    share_model_cache(folder)
-    settings = bench_settings(folder, embedding_quantized=quantized)
-    services = build_services(settings, embedder=embedder)
-    if reused and meta:
-        info = IndexInfo(folder, key, True, meta["articles"], meta["chunks"],
-                         meta["ingest_seconds"], meta["built_at"], meta.get("skipped", 0),
-                         meta.get("summary", ""))
-        return services, info
-    try:
-        warm_up(embedder)
-        with ProgressLine("ingest", log) as progress:
-            report = services.admin.ingest([str(p) for p in files], progress.callbacks())
-    except BaseException:
-        services.close()
-        raise
-    articles = services.state.counts()[0]
-    info = IndexInfo(folder, key, False, articles, report.chunks, report.seconds,
+    with cache_lock(folder, log):
+        meta = read_meta(folder)
+        reused = bool(meta and meta.get("key") == key and meta.get("complete"))
+        if not reused and folder.exists():
+            shutil.rmtree(folder)
+        share_model_cache(folder)
+        settings = bench_settings(folder, embedding_quantized=quantized)
+        services = build_services(settings, embedder=embedder)
+        try:
+            if reused and meta:
+                info = IndexInfo(folder, key, True, meta["articles"], meta["chunks"],
+                                 meta["ingest_seconds"], meta["built_at"],
+                                 meta.get("skipped", 0), meta.get("summary", ""))
+            else:
+                info = _ingest(services, files, key, embedder, log)
+            yield services, info
+        finally:
+            services.close()
+
+
+def _ingest(services: Services, files: Sequence[Path], key: dict[str, Any],
+            embedder: Embedder, log: Any) -> IndexInfo:
+    warm_up(embedder)
+    with ProgressLine("ingest", log) as progress:
+        report = services.admin.ingest([str(p) for p in files], progress.callbacks())
+    info = IndexInfo(services.settings.data_dir, key, False, services.state.counts()[0],
+                     report.chunks, report.seconds,
                      datetime.now(UTC).isoformat(timespec="seconds"), len(report.skipped),
                      report.summary())
-    write_meta(folder, {"key": key, "complete": True, "articles": info.articles,
-                        "chunks": info.chunks, "ingest_seconds": info.ingest_seconds,
-                        "built_at": info.built_at, "skipped": info.skipped,
-                        "summary": info.summary, "commit": git_commit()})
-    return services, info
+    write_meta(info.data_dir, {"key": key, "complete": True, "articles": info.articles,
+                               "chunks": info.chunks, "ingest_seconds": info.ingest_seconds,
+                               "built_at": info.built_at, "skipped": info.skipped,
+                               "summary": info.summary, "commit": git_commit()})
+    return info
 
 
 def warm_up(embedder: Embedder) -> None:

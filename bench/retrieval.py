@@ -17,10 +17,12 @@ import dataclasses
 import json
 import logging
 import re
+import shutil
 import sys
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as dtime
@@ -33,6 +35,7 @@ from bench.common import (
     CACHE_ROOT,
     IndexInfo,
     ProgressLine,
+    cache_lock,
     corpus_files,
     fmt,
     git_commit,
@@ -378,10 +381,11 @@ class PeerPipeline:
                 "langchain_chroma": md.version("langchain-chroma")}
 
     @classmethod
+    @contextmanager
     def open(cls, files: Sequence[Path], embedder: Embedder, *, quantized: bool,
-             cache: Path | None = None, log_to: Any = None) -> tuple[PeerPipeline, IndexInfo]:
-        import shutil
-
+             cache: Path | None = None, log_to: Any = None
+             ) -> Iterator[tuple[PeerPipeline, IndexInfo]]:
+        """The reference index in its own cache folder (built first if needed)."""
         import chromadb
         from chromadb.config import Settings as ChromaSettings
         from langchain_chroma import Chroma
@@ -390,31 +394,34 @@ class PeerPipeline:
 
         key = cls.key(files, embedder, quantized)
         folder = Path(cache) if cache else CACHE_ROOT / f"peer-{key_hash(key)}"
-        meta = read_meta(folder)
-        reused = bool(meta and meta.get("key") == key and meta.get("complete"))
-        if not reused and folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        client = chromadb.PersistentClient(path=str(folder / "chroma"),
-                                           settings=ChromaSettings(anonymized_telemetry=False))
-        embeddings = as_langchain(embedder)
-        if reused and meta:
-            store = Chroma(collection_name=PEER_COLLECTION, embedding_function=embeddings,
-                           client=client)
-            return cls(store), IndexInfo(folder, key, True, meta["articles"], meta["chunks"],
-                                         meta["ingest_seconds"], meta["built_at"])
-        warm_up(embedder)
-        with ProgressLine("peer ingest", log_to) as progress:
-            t0 = time.perf_counter()
-            store, articles, chunks = cls._build(files, embeddings, client)
-            seconds = time.perf_counter() - t0
-            progress.articles, progress.chunks = articles, chunks
-        info = IndexInfo(folder, key, False, articles, chunks, seconds,
-                         datetime.now(UTC).isoformat(timespec="seconds"))
-        write_meta(folder, {"key": key, "complete": True, "articles": articles, "chunks": chunks,
-                            "ingest_seconds": seconds, "built_at": info.built_at,
-                            "commit": git_commit()})
-        return cls(store), info
+        with cache_lock(folder, log_to):
+            meta = read_meta(folder)
+            reused = bool(meta and meta.get("key") == key and meta.get("complete"))
+            if not reused and folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True, exist_ok=True)
+            client = chromadb.PersistentClient(
+                path=str(folder / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+            embeddings = as_langchain(embedder)
+            if reused and meta:
+                store = Chroma(collection_name=PEER_COLLECTION, embedding_function=embeddings,
+                               client=client)
+                yield cls(store), IndexInfo(folder, key, True, meta["articles"],
+                                            meta["chunks"], meta["ingest_seconds"],
+                                            meta["built_at"])
+                return
+            warm_up(embedder)
+            with ProgressLine("peer ingest", log_to) as progress:
+                t0 = time.perf_counter()
+                store, articles, chunks = cls._build(files, embeddings, client)
+                seconds = time.perf_counter() - t0
+                progress.articles, progress.chunks = articles, chunks
+            info = IndexInfo(folder, key, False, articles, chunks, seconds,
+                             datetime.now(UTC).isoformat(timespec="seconds"))
+            write_meta(folder, {"key": key, "complete": True, "articles": articles,
+                                "chunks": chunks, "ingest_seconds": seconds,
+                                "built_at": info.built_at, "commit": git_commit()})
+            yield cls(store), info
 
     @staticmethod
     def _build(files: Sequence[Path], embeddings: Any, client: Any) -> tuple[Any, int, int]:
@@ -513,20 +520,17 @@ def run(corpus: Path | str, qa: Path | str, *, k: int = DEPTH, cache: Path | Non
     embedder = embedder or make_bench_embedder(quantized)
     depth = max(k, DEPTH)
 
-    services, info = open_index(files, embedder=embedder, quantized=quantized, cache=cache,
-                                log=log_to)
-    try:
+    with open_index(files, embedder=embedder, quantized=quantized, cache=cache,
+                    log=log_to) as (services, info):
         warm_up(embedder)
         services.retriever.lexical()  # loaded (or built) before anything is timed
         ours = run_ours(services, questions, depth)
-    finally:
-        services.close()
     result = BenchResult(questions=questions, ours=ours, ours_table=aggregate(questions, ours),
                          ours_index=info, commit=commit, corpus=str(corpus), qa=str(qa))
     if with_peer:
-        peer, peer_info = PeerPipeline.open(files, embedder, quantized=quantized,
-                                            cache=peer_cache, log_to=log_to)
-        result.peer = peer.run(questions, depth)
+        with PeerPipeline.open(files, embedder, quantized=quantized, cache=peer_cache,
+                               log_to=log_to) as (peer, peer_info):
+            result.peer = peer.run(questions, depth)
         result.peer_table = aggregate(questions, result.peer)
         result.peer_index = peer_info
     return result

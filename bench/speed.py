@@ -40,6 +40,7 @@ from bench.common import (
     CACHE_ROOT,
     ProgressLine,
     bench_settings,
+    cache_lock,
     code_fingerprint,
     corpus_files,
     fmt,
@@ -261,24 +262,31 @@ def corpus_queries(qa: Path | None) -> list[Query]:
 
 
 def bench_corpus_ask(files: Sequence[Path], embedder: Embedder, quantized: bool,
-                     queries: Sequence[Query], cache: Path | None, repeats: int,
-                     timed: bool = True) -> tuple[dict[str, Any], Path]:
-    services, info = open_index(files, embedder=embedder, quantized=quantized, cache=cache,
-                                log=sys.stderr)
-    try:
+                     queries: Sequence[Query], cache: Path | None, repeats: int, *,
+                     timed: bool = True, cold_runs: int = 0) -> dict[str, Any]:
+    """Ask latency on the cached corpus index; then, with this process's services closed
+    but the cache still reserved, the cold-start runs of ``newsbot`` against it."""
+    out: dict[str, Any] = {}
+    with open_index(files, embedder=embedder, quantized=quantized, cache=cache,
+                    log=sys.stderr) as (services, info):
         warm_up(embedder)
         t0 = time.perf_counter()
         services.retriever.lexical()
         lexical_s = time.perf_counter() - t0
-        out: dict[str, Any] = {"articles": info.articles, "chunks": services.store.count(),
-                               "lexical_load_s": lexical_s, "index_reused": info.reused}
         if timed:
+            ask = out["corpus_ask"] = {"articles": info.articles,
+                                       "chunks": services.store.count(),
+                                       "lexical_load_s": lexical_s,
+                                       "index_reused": info.reused}
             for name, model in (("extractive", None), ("model", InstantModel())):
-                out[name] = time_asks(services.settings, services.retriever, model, queries,
+                ask[name] = time_asks(services.settings, services.retriever, model, queries,
                                       repeats=repeats)
-    finally:
-        services.close()
-    return out, info.data_dir
+            out["rss_after_corpus_ask"] = peak_rss_mb()
+        if cold_runs:
+            services.close()  # frees the store lock for the child processes
+            out["cold_start"] = bench_cold_start(info.data_dir, quantized, queries[0].text,
+                                                 cold_runs)
+    return out
 
 
 # -- (c) a synthetic store of 100k chunks ------------------------------------------------------
@@ -326,6 +334,11 @@ def synthetic_key(n_chunks: int, model_id: str) -> dict[str, Any]:
             "code": code_fingerprint()}
 
 
+def synthetic_folder(n_chunks: int, embedder: Embedder) -> Path:
+    key = synthetic_key(n_chunks, embedder.model_id)
+    return CACHE_ROOT / f"synthetic-{n_chunks}-{key_hash(key)}"
+
+
 def open_synthetic(n_chunks: int, embedder: Embedder, cache: Path | None = None,
                    n_queries: int = 400) -> tuple[Any, dict[str, Any], list[Query]]:
     """The synthetic store (built once, then reused), its build facts and questions on it.
@@ -338,7 +351,7 @@ def open_synthetic(n_chunks: int, embedder: Embedder, cache: Path | None = None,
     from retrieval.store import VectorStore
 
     key = synthetic_key(n_chunks, embedder.model_id)
-    folder = cache or CACHE_ROOT / f"synthetic-{n_chunks}-{key_hash(key)}"
+    folder = cache or synthetic_folder(n_chunks, embedder)
     meta = read_meta(folder)
     reused = bool(meta and meta.get("key") == key and meta.get("complete"))
     if not reused and folder.exists():
@@ -411,24 +424,26 @@ def bench_synthetic(n_chunks: int, embedder: Embedder, n_queries: int,
                     repeats: int) -> dict[str, Any]:
     from retrieval.search import Retriever
 
-    store, facts, queries = open_synthetic(n_chunks, embedder)
-    try:
-        lexical_dir = Path(facts["folder"]) / "lexical"
-        shutil.rmtree(lexical_dir, ignore_errors=True)
-        retriever = Retriever(store, embedder, cache_dir=lexical_dir)
-        t0 = time.perf_counter()
-        retriever.lexical()  # built from the store's chunks, then saved
-        build_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        Retriever(store, embedder, cache_dir=lexical_dir).lexical()  # a restart: loaded
-        load_s = time.perf_counter() - t0
-        settings = bench_settings(Path(facts["folder"]))
-        out = {**facts, "lexical_build_s": build_s, "lexical_load_s": load_s}
-        for name, model in (("extractive", None), ("model", InstantModel())):
-            out[name] = time_asks(settings, retriever, model, queries[:n_queries],
-                                  repeats=repeats)
-    finally:
-        store.close()
+    folder = synthetic_folder(n_chunks, embedder)
+    with cache_lock(folder):
+        store, facts, queries = open_synthetic(n_chunks, embedder, folder)
+        try:
+            lexical_dir = folder / "lexical"
+            shutil.rmtree(lexical_dir, ignore_errors=True)
+            retriever = Retriever(store, embedder, cache_dir=lexical_dir)
+            t0 = time.perf_counter()
+            retriever.lexical()  # built from the store's chunks, then saved
+            build_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            Retriever(store, embedder, cache_dir=lexical_dir).lexical()  # a restart: loaded
+            load_s = time.perf_counter() - t0
+            settings = bench_settings(folder)
+            out = {**facts, "lexical_build_s": build_s, "lexical_load_s": load_s}
+            for name, model in (("extractive", None), ("model", InstantModel())):
+                out[name] = time_asks(settings, retriever, model, queries[:n_queries],
+                                      repeats=repeats)
+        finally:
+            store.close()
     return out
 
 
@@ -442,19 +457,33 @@ def _child_env(data_dir: Path | None, quantized: bool) -> dict[str, str]:
     return env
 
 
+# Runs a command and reports its wall time and peak memory. A child's ru_maxrss starts from
+# the memory of the process it was forked from, so the command is started from this small
+# interpreter rather than from the benchmark process itself.
+_MEASURE = r"""
+import json, os, subprocess, sys, time
+report, cmd = sys.argv[1], json.loads(sys.argv[2])
+t0 = time.perf_counter()
+proc = subprocess.Popen(cmd)
+_, status, usage = os.wait4(proc.pid, 0)
+seconds = time.perf_counter() - t0
+proc.returncode = os.waitstatus_to_exitcode(status)
+with open(report, "w") as fh:
+    json.dump({"seconds": seconds, "rc": proc.returncode, "rss_mb": usage.ru_maxrss / 1024}, fh)
+"""
+
+
 def run_child(cmd: Sequence[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
     """Wall time, exit code, output and peak memory of one process."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=env, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return {"seconds": seconds, "rc": proc.returncode, "rss_mb": usage.ru_maxrss / 1024,
-                "stdout": out.read().decode("utf-8", "replace"),
-                "stderr": err.read().decode("utf-8", "replace")}
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        done = subprocess.run([sys.executable, "-c", _MEASURE, str(report), json.dumps(list(cmd))],
+                              env=env, cwd=cwd, capture_output=True, text=True, check=False)
+        try:
+            facts = json.loads(report.read_text())
+        except (OSError, ValueError):
+            facts = {"seconds": float("nan"), "rc": done.returncode, "rss_mb": float("nan")}
+    return {**facts, "stdout": done.stdout, "stderr": done.stderr}
 
 
 def bench_cold_start(data_dir: Path, quantized: bool, question: str,
@@ -511,18 +540,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 result["ingest"]["naive"] = naive_ingest(files, embedder, args.quantized)
             result["rss_mb"]["after_ingest"] = peak_rss_mb()
         queries = corpus_queries(args.qa)
-        data_dir: Path | None = None
         if not (args.skip_ask and args.skip_cold_start):
-            corpus_ask, data_dir = bench_corpus_ask(
-                files, embedder, args.quantized, queries, args.cache, args.repeats,
-                timed=not args.skip_ask)
-            if not args.skip_ask:
-                result["corpus_ask"] = corpus_ask
-                result["rss_mb"]["after_corpus_ask"] = peak_rss_mb()
-        if not args.skip_cold_start and data_dir is not None:
-            # The services above are closed: the store lock is free for the child.
-            result["cold_start"] = bench_cold_start(data_dir, args.quantized,
-                                                    queries[0].text, args.cold_runs)
+            part = bench_corpus_ask(files, embedder, args.quantized, queries, args.cache,
+                                    args.repeats, timed=not args.skip_ask,
+                                    cold_runs=0 if args.skip_cold_start else args.cold_runs)
+            if "rss_after_corpus_ask" in part:
+                result["rss_mb"]["after_corpus_ask"] = part.pop("rss_after_corpus_ask")
+            result.update(part)
         if not args.skip_synthetic:
             result["synthetic"] = bench_synthetic(args.synthetic_chunks, embedder,
                                                   args.synthetic_queries, args.repeats)
