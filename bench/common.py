@@ -124,9 +124,14 @@ def bench_settings(data_dir: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def share_model_cache(data_dir: Path) -> None:
-    """Point ``data_dir/models`` at one shared folder, so the ONNX model is built only once."""
-    shared = CACHE_ROOT / "models"
+def share_model_cache(data_dir: Path, embedder: Embedder) -> None:
+    """Point ``data_dir/models`` at the local model's folder, so that a ``newsbot`` process
+    started on ``data_dir`` finds the ONNX model instead of building it again."""
+    from retrieval.embeddings import LocalMiniLM
+
+    if not isinstance(embedder, LocalMiniLM):
+        return
+    shared = embedder.cache_dir
     link = Path(data_dir) / "models"
     if link.exists() or link.is_symlink():
         return
@@ -237,7 +242,7 @@ def open_index(files: Sequence[Path], *, embedder: Embedder, quantized: bool,
         reused = bool(meta and meta.get("key") == key and meta.get("complete"))
         if not reused and folder.exists():
             shutil.rmtree(folder)
-        share_model_cache(folder)
+        share_model_cache(folder, embedder)
         settings = bench_settings(folder, embedding_quantized=quantized)
         services = build_services(settings, embedder=embedder)
         try:

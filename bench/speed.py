@@ -218,7 +218,7 @@ def bench_ingest(files: Sequence[Path], embedder: Embedder, quantized: bool,
 
     data_dir = work / "ingest"
     shutil.rmtree(data_dir, ignore_errors=True)
-    share_model_cache(data_dir)
+    share_model_cache(data_dir, embedder)
     services = build_services(bench_settings(data_dir, embedding_quantized=quantized),
                               embedder=embedder)
     try:
