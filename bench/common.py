@@ -38,12 +38,13 @@ BENCH_FORMAT = 1
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_ROOT = ROOT / "bench" / ".cache"
 
-# Code that decides what an index holds: when it changes, a cached index is rebuilt.
+# Code that decides what an index holds: when it changes, a cached index is rebuilt. (The
+# store's own code is left out: a change there that breaks an old store fails loudly when it
+# is opened, and most changes there do not touch what is stored.)
 INGEST_CODE = (
     "retrieval/articles.py",
     "retrieval/chunking.py",
     "retrieval/indexer.py",
-    "retrieval/store.py",
     "retrieval/sources/__init__.py",
     "retrieval/sources/files.py",
     "retrieval/sources/web.py",
