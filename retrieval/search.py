@@ -9,7 +9,6 @@ the evidence is strong enough to answer at all.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -90,9 +89,6 @@ class SearchResult:
     weak: bool
     query_terms: list[str]
     took_ms: float = 0.0
-
-
-_WORD = re.compile(r"[\w'’-]+")
 
 
 class Retriever:
@@ -231,7 +227,7 @@ class Retriever:
         if tf.recency and articles:
             articles = _prefer_recent(articles, p)
 
-        terms = _content_terms(q_tokens, lex)
+        terms = _content_terms(q_tokens)
         texts = _token_sets(articles[: max(p.coverage_pool, 3)])
         if len(terms) > 1 and len(articles) > 1:
             articles = _diversify(articles, texts, terms, lex, p)
@@ -308,13 +304,9 @@ def _prefer_recent(articles: list[ArticleHit], p: SearchParams) -> list[ArticleH
     return pool + rest
 
 
-def _content_terms(tokens: Sequence[str], lex: LexicalIndex) -> list[str]:
-    """Query terms that carry meaning (rarer than very common words), in order, unique."""
-    seen: dict[str, None] = {}
-    for t in tokens:
-        if len(t) > 1 and t not in seen:
-            seen[t] = None
-    return list(seen)
+def _content_terms(tokens: Sequence[str]) -> list[str]:
+    """The question's stemmed, stop-worded terms longer than one letter, unique, in order."""
+    return list(dict.fromkeys(t for t in tokens if len(t) > 1))
 
 
 def _token_sets(articles: Sequence[ArticleHit]) -> dict[str, set[str]]:
