@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from collections.abc import Iterable, Sequence
 from functools import cache
@@ -22,7 +23,21 @@ from retrieval.store import StoredChunk
 
 log = logging.getLogger(__name__)
 
-_FORMAT = 2  # bump when what is indexed changes
+_FORMAT = 3  # bump when what is indexed changes
+
+# "US" would lower-case into the stop word "us"; news writes the country both ways.
+_US = re.compile(r"\bU\.?S\.?(?=\W|$)(?!\.\w)")
+
+
+@cache
+def _stopwords() -> list[str]:
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    # Words that carry news meaning ("who won", "votes against", "before the vote") stay in.
+    keep = {"won", "against", "no", "not", "nor", "up", "down", "off", "out", "over", "under",
+            "after", "before", "between", "during", "until"}
+    return sorted((set(STOPWORDS_EN_PLUS) - keep) | {"many", "much", "would", "could", "also",
+                                                     "ever", "us"})
 
 
 @cache
@@ -36,7 +51,8 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Lower-cased, stop-worded, stemmed tokens (the same for chunks and queries)."""
     import bm25s
 
-    return bm25s.tokenize(list(texts), stopwords="en", stemmer=_stemmer(), return_ids=False,
+    texts = [_US.sub("USA", t) for t in texts]
+    return bm25s.tokenize(texts, stopwords=_stopwords(), stemmer=_stemmer(), return_ids=False,
                           show_progress=False)
 
 

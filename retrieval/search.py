@@ -38,7 +38,7 @@ class SearchParams:
     second_chunk_weight: float = 0.1  # an article with several matching chunks ranks higher
     window_boost: float = 0.3  # a chunk inside a period the question names scores this more
     recency_margin: float = 0.35  # "latest": the newest article scoring within this of the best
-    abstain_threshold: float = 0.40  # confidence below this: the articles do not say
+    abstain_threshold: float = 0.42  # confidence below this: the articles do not say
     coverage_pool: int = 20  # articles re-ranked for coverage of the question's terms
     coverage_weight: float = 0.5  # bonus for covering terms the articles above did not
     context_weight: float = 0.6  # weight of earlier turns in a follow-up's query vector

@@ -197,10 +197,10 @@ def _hold_marker(on_token: Callable[[str], None]) -> Callable[[str], None]:
             return
         buffered.append(delta)
         text = "".join(buffered).lstrip()
-        if not NOT_FOUND.startswith(text[: len(NOT_FOUND)]) or len(text) > len(NOT_FOUND):
-            if NOT_FOUND not in text:
-                released = True
-                on_token("".join(buffered))
+        could_be_marker = NOT_FOUND.startswith(text) or NOT_FOUND in text
+        if not could_be_marker:
+            released = True
+            on_token("".join(buffered))
 
     return forward
 
@@ -284,15 +284,22 @@ def _pick_sentences(question: str, context: Sequence[str], result: SearchResult,
         return []
     best = candidates[0][0]
     picked: list[_Picked] = []
+    covered: set[str] = set()
     per_article: dict[int, int] = {}
     for score, ai, s, tset in candidates:
         if score < 0.5 * best or len(picked) >= max_sentences:
             break
         if per_article.get(ai, 0) >= 2:
             continue
-        if any(len(tset & set(tokenize([p.sentence])[0])) > 0.7 * max(len(tset), 1)
-               for p in picked):
-            continue
+        if picked:
+            # A further sentence must say more about the question: cover terms the picked
+            # ones do not, or continue the best article's own account.
+            new = sum(w for t, w in weights.items() if t in tset and t not in covered) / total
+            if new < 0.15 and not (ai == picked[0].article and score >= 0.6 * best):
+                continue
+            if len(tset & covered) > 0.9 * len(tset):
+                continue  # says again what is already picked
         picked.append(_Picked(s, ai, score))
+        covered |= tset
         per_article[ai] = per_article.get(ai, 0) + 1
     return picked
