@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     embedding_backend: Literal["local", "openai"] = "local"
     embedding_model: str = "text-embedding-3-small"  # only for embedding_backend=openai
     embedding_quantized: bool = True  # int8 MiniLM: about twice as fast, same ranking quality
-    embedding_batch_size: int = Field(default=32, ge=1, le=512)
+    embedding_batch_size: int = Field(default=8, ge=1, le=512)  # fastest on a few cores
 
     # Chat model: any OpenAI-compatible endpoint; without a key or base URL, answers are
     # extractive.
