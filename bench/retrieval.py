@@ -584,7 +584,8 @@ def print_report(result: BenchResult, console: Console | None = None) -> None:
     def add(name: str, info: IndexInfo | None, lat: dict[str, float]) -> None:
         if info is None:
             return
-        where = (f"reused (built {info.built_at})" if info.reused else "built now")
+        built = info.built_at[:16].replace("T", " ")
+        where = f"cached, built {built}" if info.reused else "built now"
         totals.add_row(name, str(info.articles), str(info.chunks), fmt(info.ingest_seconds, 1),
                        fmt(info.chunks_per_s, 1), fmt(lat["p50_ms"], 1), fmt(lat["p95_ms"], 1),
                        fmt(lat["search_p50_ms"], 1), fmt(lat["search_p95_ms"], 1), where)
