@@ -25,7 +25,7 @@ class Indexer:
     """Chunks and embeds articles into a :class:`VectorStore`."""
 
     def __init__(self, store: VectorStore, embedder: Embedder, chunker: Chunker | None = None,
-                 embed_batch: int = 256) -> None:
+                 embed_batch: int = 1024) -> None:
         self.store = store
         self.embedder = embedder
         self.chunker = chunker or Chunker()
