@@ -6,14 +6,14 @@ LangChain pipeline (recursive 1,000-character chunks, Chroma, similarity search)
 Every ``articles_*.jsonl`` of DIR is indexed once through ``AdminService.ingest`` into a cache
 folder keyed by the corpus bytes and the settings, then reused. Each question of FILE goes
 through ``AskService.ask`` in extractive mode, with ``asked_at`` as "today" and a follow-up's
-earlier question and answer as history. The ranking reported is the one the answer used: the
-same search call, read to depth ``max(k, 10)``.
+earlier question and answer as history. The ranking reported starts with the articles the
+answer was built from, in its order; further ranks come from the same search call repeated
+with ``k=max(--k, 10)``.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import re
@@ -301,36 +301,45 @@ def check_targets(ours: Table) -> list[dict[str, Any]]:
 
 # -- newsbot's pipeline ------------------------------------------------------------------------
 class RecordingRetriever:
-    """Gives the ask path the ``k`` articles it asks for, and keeps the same search read
-    deeper: articles are ranked before the cut, so the first ``k`` are exactly what the
-    answer used."""
+    """Passes the ask path's searches through unchanged and keeps each call's arguments and
+    result, so that the same search can be repeated deeper."""
 
-    def __init__(self, inner: Retriever, depth: int) -> None:
+    def __init__(self, inner: Retriever) -> None:
         self.inner = inner
-        self.depth = depth
-        self.calls: list[SearchResult] = []
+        self.calls: list[tuple[str, int, dict[str, Any], SearchResult]] = []
 
     def search(self, query: str, *, k: int = 5, **kwargs: Any) -> SearchResult:
-        full = self.inner.search(query, k=max(k, self.depth), **kwargs)
-        self.calls.append(full)
-        return dataclasses.replace(full, articles=full.articles[:k])
+        result = self.inner.search(query, k=k, **kwargs)
+        self.calls.append((query, k, kwargs, result))
+        return result
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
 
-def run_ours(services: Services, questions: Sequence[Question], depth: int = DEPTH
-             ) -> dict[str, Outcome]:
-    """Every question through ``AskService.ask`` (extractive), parents before follow-ups."""
+@dataclass(slots=True)
+class OursRun:
+    outcomes: dict[str, Outcome]
+    # Questions whose deeper search did not start with the answer's articles (the ranking
+    # depends on k); their ranks beyond the answer's come from the deeper search.
+    k_dependent: list[str] = field(default_factory=list)
+
+
+def run_ours(services: Services, questions: Sequence[Question], depth: int = DEPTH) -> OursRun:
+    """Every question through ``AskService.ask`` (extractive), parents before follow-ups.
+
+    The ranking reported starts with the articles the answer was built from, in its order;
+    ranks after those come from the same search call repeated with ``k=depth``.
+    """
     from bot.core.ask import AskService
     from bot.core.models import Answer, QuestionError, Turn
 
     ext = services.state.ext_ids()
-    proxy = RecordingRetriever(services.retriever, depth)
+    proxy = RecordingRetriever(services.retriever)
     ask = AskService(services.settings, proxy, model=None)  # type: ignore[arg-type]
     by_id = {q.qid: q for q in questions}
     answers: dict[str, Answer] = {}
-    outcomes: dict[str, Outcome] = {}
+    run = OursRun({})
     for q in parents_first(questions):
         history = []
         for earlier in thread_of(q, by_id):
@@ -342,25 +351,33 @@ def run_ours(services: Services, questions: Sequence[Question], depth: int = DEP
         try:
             answer = ask.ask(q.question, history=history, now=q.now)
         except QuestionError as exc:
-            outcomes[q.qid] = Outcome(q.qid, [], [], [], abstained=True, answer=str(exc))
+            run.outcomes[q.qid] = Outcome(q.qid, [], [], [], abstained=True, answer=str(exc))
             continue
         ms = (time.perf_counter() - t0) * 1000
         answers[q.qid] = answer
-        full = proxy.calls[-1] if proxy.calls else None
-        arts = full.articles if full else []
-        ranked_ours = [a.article_id for a in arts]
-        used = answer.ranked_article_ids
-        if ranked_ours[: len(used)] != used:
-            raise RuntimeError(f"{q.qid}: the recorded ranking differs from the answer's")
-        ranked = dedupe(ext.get(a, a) for a in ranked_ours)
-        outcomes[q.qid] = Outcome(
+        top: list[Any] = []
+        deeper: list[Any] = []
+        took = 0.0
+        if proxy.calls:
+            query, k, kwargs, result = proxy.calls[-1]
+            top, took = result.articles, result.took_ms
+            if [a.article_id for a in top] != answer.ranked_article_ids:
+                raise RuntimeError(f"{q.qid}: the recorded search is not the answer's")
+            if depth > k:
+                deeper = proxy.inner.search(query, k=depth, **kwargs).articles
+                if [a.article_id for a in deeper[: len(top)]] != [a.article_id for a in top]:
+                    run.k_dependent.append(q.qid)
+        ids = [a.article_id for a in top]
+        ids += [a.article_id for a in deeper if a.article_id not in set(ids)]
+        ranked = dedupe(ext.get(a, a) for a in ids)[:depth]
+        run.outcomes[q.qid] = Outcome(
             qid=q.qid, ranked=ranked, top4=ranked[:4],
-            chunk_texts=[c.text for a in arts[:5] for c in a.chunks],
+            chunk_texts=[c.text for a in top[:5] for c in a.chunks],
             abstained=answer.abstained, answer=answer.text,
             cited=[ext.get(s.article_id, s.article_id) for s in answer.sources],
-            ms=ms, search_ms=full.took_ms if full else 0.0,
+            ms=ms, search_ms=took,
         )
-    return outcomes
+    return run
 
 
 # -- the reference pipeline --------------------------------------------------------------------
@@ -475,6 +492,7 @@ class BenchResult:
     commit: str = ""
     corpus: str = ""
     qa: str = ""
+    k_dependent: list[str] = field(default_factory=list)
 
     def latency(self, which: str) -> dict[str, float]:
         outcomes = self.ours if which == "ours" else (self.peer or {})
@@ -495,6 +513,7 @@ class BenchResult:
         out: dict[str, Any] = {
             "commit": self.commit, "corpus": self.corpus, "qa": self.qa,
             "questions": len(self.questions), "ours": self.ours_table,
+            "k_dependent_rankings": self.k_dependent,
             "targets": check_targets(self.ours_table),
             "totals": {"ours": {**(index(self.ours_index) or {}), **self.latency("ours")}},
         }
@@ -524,9 +543,11 @@ def run(corpus: Path | str, qa: Path | str, *, k: int = DEPTH, cache: Path | Non
                     log=log_to) as (services, info):
         warm_up(embedder)
         services.retriever.lexical()  # loaded (or built) before anything is timed
-        ours = run_ours(services, questions, depth)
+        ours_run = run_ours(services, questions, depth)
+    ours = ours_run.outcomes
     result = BenchResult(questions=questions, ours=ours, ours_table=aggregate(questions, ours),
-                         ours_index=info, commit=commit, corpus=str(corpus), qa=str(qa))
+                         ours_index=info, commit=commit, corpus=str(corpus), qa=str(qa),
+                         k_dependent=ours_run.k_dependent)
     if with_peer:
         with PeerPipeline.open(files, embedder, quantized=quantized, cache=peer_cache,
                                log_to=log_to) as (peer, peer_info):
@@ -573,6 +594,11 @@ def print_report(result: BenchResult, console: Console | None = None) -> None:
             table.add_row("", "", "[dim]ratio[/dim]",
                           *(f"[dim]{fmt(ratio[row].get(m), 2)}[/dim]" for m in METRICS))
     console.print(table)
+    if result.k_dependent:
+        console.print(f"[yellow]{len(result.k_dependent)} question(s) ranked differently with "
+                      f"k={DEPTH} than with the answer's k: {', '.join(result.k_dependent)}; "
+                      "their ranks after the answer's articles come from the deeper search."
+                      "[/yellow]")
 
     totals = RichTable(title="Index and query time", caption=(
         "ours: ask() = retrieval + extractive answer; search = the hybrid search alone. "
