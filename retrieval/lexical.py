@@ -51,6 +51,9 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Lower-cased, stop-worded, stemmed tokens (the same for chunks and queries)."""
     import bm25s
 
+    # bm25s sets its own logger to DEBUG on import; its progress chatter is not ours to print.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+
     texts = [_US.sub("USA", t) for t in texts]
     return bm25s.tokenize(texts, stopwords=_stopwords(), stemmer=_stemmer(), return_ids=False,
                           show_progress=False)
