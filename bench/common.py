@@ -197,6 +197,17 @@ def read_meta(folder: Path) -> dict[str, Any] | None:
         return None
 
 
+def reuse_or_clear(folder: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The folder's recorded build when it was completed with ``key``; else the folder is
+    removed so that it is rebuilt from scratch."""
+    meta = read_meta(folder)
+    if meta and meta.get("key") == key and meta.get("complete"):
+        return meta
+    if folder.exists():
+        shutil.rmtree(folder)
+    return None
+
+
 def write_meta(folder: Path, meta: dict[str, Any]) -> None:
     tmp = folder / f".{META_FILE}.tmp"
     tmp.write_text(json.dumps(meta, indent=2))
@@ -239,10 +250,8 @@ def open_index(files: Sequence[Path], *, embedder: Embedder, quantized: bool,
     key = index_key(files, model_id=embedder.model_id, quantized=quantized)
     folder = Path(cache) if cache else CACHE_ROOT / f"ours-{key_hash(key)}"
     with cache_lock(folder, log):
-        meta = read_meta(folder)
-        reused = bool(meta and meta.get("key") == key and meta.get("complete"))
-        if not reused and folder.exists():
-            shutil.rmtree(folder)
+        meta = reuse_or_clear(folder, key)
+        reused = meta is not None
         share_model_cache(folder, embedder)
         settings = bench_settings(folder, embedding_quantized=quantized)
         services = build_services(settings, embedder=embedder)

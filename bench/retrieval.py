@@ -17,7 +17,6 @@ import argparse
 import json
 import logging
 import re
-import shutil
 import sys
 import time
 import unicodedata
@@ -47,7 +46,7 @@ from bench.common import (
     percentile,
     quiet_logs,
     read_jsonl,
-    read_meta,
+    reuse_or_clear,
     warm_up,
     write_meta,
 )
@@ -412,10 +411,8 @@ class PeerPipeline:
         key = cls.key(files, embedder, quantized)
         folder = Path(cache) if cache else CACHE_ROOT / f"peer-{key_hash(key)}"
         with cache_lock(folder, log_to):
-            meta = read_meta(folder)
-            reused = bool(meta and meta.get("key") == key and meta.get("complete"))
-            if not reused and folder.exists():
-                shutil.rmtree(folder)
+            meta = reuse_or_clear(folder, key)
+            reused = meta is not None
             folder.mkdir(parents=True, exist_ok=True)
             client = chromadb.PersistentClient(
                 path=str(folder / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
