@@ -13,6 +13,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -54,7 +55,7 @@ class Article(BaseModel):
     source: str | None = Field(default=None, description="the registered source it came from")
 
     @computed_field  # type: ignore[prop-decorator]
-    @property
+    @cached_property
     def content_hash(self) -> str:
         """Hash of what readers see; a changed hash means the article must be re-chunked."""
         h = hashlib.sha256()
