@@ -8,13 +8,21 @@ with a message that says to reindex.
 
 An embedded store allows one process at a time (two writers on one path lose vectors), so
 opening one takes an exclusive file lock, and a second process is told who holds it.
+
+An embedded store keeps chunk texts in a SQLite file of its own rather than as Chroma
+documents: Chroma's embedded backend builds a trigram full-text index over every document,
+which nothing here reads (keyword search is BM25 in :mod:`retrieval.lexical`) and which cost
+a third of the store's share of an ingest. A server keeps them as documents, so every
+process that shares it can read them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -79,6 +87,55 @@ class StoreLock:
             self._lock.release()
 
 
+class ChunkTexts:
+    """Chunk texts of an embedded store, per collection, beside the Chroma files."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS chunk_text (collection TEXT NOT NULL, id TEXT NOT NULL,"
+            " article_id TEXT NOT NULL, chunk INTEGER NOT NULL, text TEXT NOT NULL,"
+            " PRIMARY KEY (collection, id)) WITHOUT ROWID")
+        self._db.execute("CREATE INDEX IF NOT EXISTS chunk_text_article"
+                         " ON chunk_text (collection, article_id, chunk)")
+        self._lock = threading.Lock()  # the bot reads from worker threads
+
+    def put(self, collection: str, chunks: Sequence[Chunk]) -> None:
+        rows = [(collection, c.id, c.article_id, c.n, c.text) for c in chunks]
+        with self._lock, self._db:
+            self._db.executemany("INSERT OR REPLACE INTO chunk_text VALUES (?, ?, ?, ?, ?)",
+                                 rows)
+
+    def get(self, collection: str, ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        with self._lock:
+            for i in range(0, len(ids), 500):  # SQLite caps bound parameters
+                part = list(ids[i : i + 500])
+                marks = ",".join("?" * len(part))
+                out.update(self._db.execute(
+                    f"SELECT id, text FROM chunk_text WHERE collection = ? AND id IN ({marks})",
+                    [collection, *part]).fetchall())
+        return out
+
+    def delete_articles(self, collection: str, article_id: str, keep_below: int = 0) -> None:
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM chunk_text WHERE collection = ? AND article_id = ?"
+                             " AND chunk >= ?", (collection, article_id, keep_below))
+
+    def keep_only(self, collections: Sequence[str]) -> None:
+        """Drop the texts of every other collection (dropped, or left by a crash)."""
+        marks = ",".join("?" * len(collections))
+        with self._lock, self._db:
+            self._db.execute(f"DELETE FROM chunk_text WHERE collection NOT IN ({marks})",
+                             list(collections))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
 def _client(path: Path | None, url: str | None) -> Any:
     import chromadb  # heavy: imported only when a store is opened
     from chromadb.config import Settings as ChromaSettings
@@ -106,8 +163,10 @@ class VectorStore:
     """Chunks and their embeddings in the live Chroma collection."""
 
     def __init__(self, client: Any, *, base: str, model_id: str, location: str,
-                 lock: StoreLock | None = None, check_model: bool = True) -> None:
+                 lock: StoreLock | None = None, check_model: bool = True,
+                 texts: ChunkTexts | None = None) -> None:
         self._client = client
+        self._texts = texts
         self.base = base
         self.model_id = model_id
         self.location = location
@@ -117,6 +176,8 @@ class VectorStore:
         self._checked = time.monotonic()
         self.max_batch = int(client.get_max_batch_size())
         self._collection = self._open_live(check_model)
+        if texts:
+            texts.keep_only([c.name for c in self._ours()])
 
     @classmethod
     def open(cls, *, path: Path | None = None, url: str | None = None, base: str = "news",
@@ -128,16 +189,24 @@ class VectorStore:
                 raise ValueError("a store needs a path or a server URL")
             lock = StoreLock(Path(path).parent / f"{Path(path).name}.lock")
             lock.acquire()
+        texts = None
         try:
             client = _client(path, url)
+            if path is not None and not url:
+                texts = ChunkTexts(Path(path) / "chunk_texts.sqlite3")
             return cls(client, base=base, model_id=model_id, location=url or str(path),
-                       lock=lock, check_model=check_model)
+                       lock=lock, check_model=check_model, texts=texts)
         except BaseException:
+            if texts:
+                texts.close()
             if lock:
                 lock.release()
             raise
 
     def close(self) -> None:
+        if self._texts:
+            self._texts.close()
+            self._texts = None
         if self._lock:
             self._lock.release()
             self._lock = None
@@ -203,12 +272,15 @@ class VectorStore:
                collection: Any = None) -> None:
         """Insert or replace chunks (ids are deterministic, so this is idempotent)."""
         col = collection or self._collection
+        if self._texts:
+            # Texts first: a crash before the vectors leaves only rows the retry rewrites.
+            self._texts.put(col.name, chunks)
         for i in range(0, len(chunks), self.max_batch):
             part = chunks[i : i + self.max_batch]
             col.upsert(
                 ids=[c.id for c in part],
                 embeddings=np.asarray(embeddings[i : i + len(part)], dtype=np.float32),
-                documents=[c.text for c in part],
+                documents=None if self._texts else [c.text for c in part],
                 metadatas=[c.metadata for c in part],
             )
         if collection is None:
@@ -228,6 +300,9 @@ class VectorStore:
                 for aid in part:
                     col.delete(where={"$and": [{"article_id": aid},
                                                {"chunk": {"$gte": keep_below.get(aid, 0)}}]})
+            if self._texts:
+                for aid in part:
+                    self._texts.delete_articles(col.name, aid, (keep_below or {}).get(aid, 0))
         self._bump(col)
 
     # -- reading ---------------------------------------------------------------------------
@@ -243,11 +318,18 @@ class VectorStore:
             where=where or None,
             include=["documents", "metadatas", "distances"],
         )
+        ids = res["ids"][0]
+        docs = self._documents(col, ids, res["documents"][0])
         return [
-            StoredChunk(id=i, text=d or "", metadata=dict(m or {}), distance=float(dist))
-            for i, d, m, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
-                                     res["distances"][0], strict=True)
+            StoredChunk(id=i, text=d, metadata=dict(m or {}), distance=float(dist))
+            for i, d, m, dist in zip(ids, docs, res["metadatas"][0], res["distances"][0],
+                                     strict=True)
         ]
+
+    def _documents(self, col: Any, ids: Sequence[str], docs: Sequence[str | None]) -> list[str]:
+        """Chunk texts of ``ids``: this store's own text file, else Chroma's documents."""
+        own = self._texts.get(col.name, ids) if self._texts and ids else {}
+        return [own.get(i) or d or "" for i, d in zip(ids, docs, strict=True)]
 
     def embeddings(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors of these chunk ids (those that exist)."""
@@ -261,12 +343,13 @@ class VectorStore:
         """Every chunk of the live collection (for the lexical index)."""
         offset = 0
         while True:
-            res = self._collection.get(limit=page, offset=offset,
-                                       include=["documents", "metadatas"])
+            col = self._collection
+            res = col.get(limit=page, offset=offset, include=["documents", "metadatas"])
             if not res["ids"]:
                 return
-            for i, d, m in zip(res["ids"], res["documents"], res["metadatas"], strict=True):
-                yield StoredChunk(id=i, text=d or "", metadata=dict(m or {}))
+            docs = self._documents(col, res["ids"], res["documents"])
+            for i, d, m in zip(res["ids"], docs, res["metadatas"], strict=True):
+                yield StoredChunk(id=i, text=d, metadata=dict(m or {}))
             offset += len(res["ids"])
 
     # -- rebuilding ------------------------------------------------------------------------
@@ -275,7 +358,9 @@ class VectorStore:
         for c in self._ours():
             if not (c.metadata or {}).get("complete"):
                 self._client.delete_collection(c.name)
-        return self._create(complete=False)
+        staging = self._create(complete=False)
+        self._forget_dropped()
+        return staging
 
     def finish_rebuild(self, staging: Any) -> None:
         """Make ``staging`` live, then drop the collections it replaces."""
@@ -286,6 +371,12 @@ class VectorStore:
         self._collection = self._client.get_collection(staging.name, embedding_function=None)
         for name in old:
             self._client.delete_collection(name)
+        self._forget_dropped()
 
     def abort_rebuild(self, staging: Any) -> None:
         self._client.delete_collection(staging.name)
+        self._forget_dropped()
+
+    def _forget_dropped(self) -> None:
+        if self._texts:
+            self._texts.keep_only([c.name for c in self._ours()])

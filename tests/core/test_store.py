@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -44,6 +45,33 @@ def test_second_open_in_the_same_process_is_refused_too(tmp_path: Path) -> None:
     svc = make_services(tmp_path / "data", sample=False)
     with pytest.raises(StoreError, match="in use"):
         build_services(make_settings(tmp_path / "data"), embedder=FakeEmbedder())
+    svc.close()
+
+
+def _text_rows(data_dir: Path) -> dict[str, int]:
+    """Rows per collection in the embedded store's chunk text file."""
+    [db] = data_dir.rglob("chunk_texts.sqlite3")
+    with sqlite3.connect(db) as con:
+        return dict(con.execute("SELECT collection, count(*) FROM chunk_text GROUP BY 1"))
+
+
+def test_embedded_store_keeps_texts_beside_chroma_and_in_step(tmp_path: Path) -> None:
+    svc = make_services(tmp_path / "data")
+    live = svc.store.collection_name
+    stored = svc.store._collection.get(limit=5, include=["documents"])
+    assert stored["ids"] and stored["documents"] == [None] * len(stored["ids"])
+    assert _text_rows(tmp_path / "data") == {live: svc.store.count()}
+    assert all(c.text for c in svc.store.iter_chunks())
+    assert "Buenos Aires" in svc.ask.ask("what did Netflix use AI for in The Eternaut?").text
+
+    victim = next(svc.state.iter_articles()).id
+    svc.store.delete_articles([victim])
+    assert _text_rows(tmp_path / "data") == {live: svc.store.count()}
+
+    # A rebuild replaces the collection; the old collection's texts go with it.
+    svc.admin.reindex()
+    assert svc.store.collection_name != live
+    assert _text_rows(tmp_path / "data") == {svc.store.collection_name: svc.store.count()}
     svc.close()
 
 
