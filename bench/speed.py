@@ -215,15 +215,14 @@ def chunk_texts(files: Sequence[Path]) -> list[list[str]]:
 
 def ingest_batches(per_article: Sequence[list[str]], embedder: Embedder) -> list[list[str]]:
     """The embedding calls an ingest makes: articles in groups of ``BATCH_ARTICLES``, and each
-    group's chunks sorted by length, in slices of the indexer's ``embed_batch``."""
+    group's chunks in slices of the indexer's ``embed_batch``."""
     from bot.core.admin import BATCH_ARTICLES
     from retrieval.indexer import Indexer
 
     size = Indexer(None, embedder).embed_batch  # type: ignore[arg-type]
     calls: list[list[str]] = []
     for g in range(0, len(per_article), BATCH_ARTICLES):
-        texts = sorted((t for chunks in per_article[g : g + BATCH_ARTICLES] for t in chunks),
-                       key=len)
+        texts = [t for chunks in per_article[g : g + BATCH_ARTICLES] for t in chunks]
         calls.extend(texts[i : i + size] for i in range(0, len(texts), size))
     return calls
 

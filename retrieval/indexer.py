@@ -29,8 +29,8 @@ class Indexer:
         self.store = store
         self.embedder = embedder
         self.chunker = chunker or Chunker()
-        # Chunks embedded per call: small enough that progress moves. Chunks are sorted by
-        # length first, so each call's model batches pad as little as one call for all would.
+        # Chunks embedded per call: large enough that sorting by length inside the embedder
+        # keeps padding low, small enough that progress moves.
         self.embed_batch = embed_batch
 
     def index(self, articles: Sequence[Article], *, changed: Sequence[str] = (),
@@ -47,7 +47,6 @@ class Indexer:
             parts = self.chunker.split(a)
             counts[a.id] = len(parts)
             chunks.extend(parts)
-        chunks.sort(key=lambda c: len(c.indexed_text))
         for i in range(0, len(chunks), self.embed_batch):
             part = chunks[i : i + self.embed_batch]
             vectors = self.embedder.embed_documents([c.indexed_text for c in part])
