@@ -36,6 +36,12 @@ from filelock import FileLock, Timeout
 from retrieval.chunking import Chunk
 
 
+# HNSW search breadth. Chroma's default (100) returned 97.8% of the exact 50 nearest chunks
+# on the Wikinews corpus, and as few as 80% for some questions; 400 returns 99.9%, for a
+# fraction of a millisecond per query.
+EF_SEARCH = 400
+
+
 class StoreUnavailable(RuntimeError):
     """The store cannot be used as configured; the message says what to do."""
 
@@ -225,7 +231,7 @@ class VectorStore:
         name = f"{self.base}-{int(time.time() * 1000)}"
         return self._client.create_collection(
             name,
-            configuration={"hnsw": {"space": "cosine"}},
+            configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}},
             metadata={"model": self.model_id, "complete": complete, "version": 0},
             embedding_function=None,
         )
@@ -235,6 +241,8 @@ class VectorStore:
         if not complete:
             return self._create(complete=True)
         live = self._client.get_collection(complete[-1].name, embedding_function=None)
+        if (live.configuration_json.get("hnsw") or {}).get("ef_search") != EF_SEARCH:
+            live.modify(configuration={"hnsw": {"ef_search": EF_SEARCH}})  # an older store
         built_with = (live.metadata or {}).get("model")
         if check_model and built_with != self.model_id:
             raise StoreUnavailable(

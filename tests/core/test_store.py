@@ -12,6 +12,7 @@ import pytest
 
 from bot.core.models import StoreError
 from bot.core.services import build_services
+from retrieval.store import EF_SEARCH
 from tests.fakes import FakeEmbedder, make_services, make_settings
 from tests.support.chroma_server import ChromaServer
 
@@ -62,6 +63,7 @@ def test_embedded_store_keeps_texts_beside_chroma_and_in_step(tmp_path: Path) ->
     assert stored["ids"] and stored["documents"] == [None] * len(stored["ids"])
     assert _text_rows(tmp_path / "data") == {live: svc.store.count()}
     assert all(c.text for c in svc.store.iter_chunks())
+    assert svc.store._collection.configuration_json["hnsw"]["ef_search"] == EF_SEARCH
     assert "Buenos Aires" in svc.ask.ask("what did Netflix use AI for in The Eternaut?").text
 
     victim = next(svc.state.iter_articles()).id
