@@ -19,6 +19,7 @@ from bot.core.llm import ChatModel, LLMError
 from bot.core.models import Answer, QuestionError, Source, Turn
 from bot.settings import Settings
 from prompts import load as load_prompt
+from retrieval.answer_type import AnswerType, expected_type, supplies
 from retrieval.lexical import tokenize
 from retrieval.search import ArticleHit, Retriever, SearchResult
 from retrieval.text import is_instruction_like, sentences, strip_instructions, urls_in
@@ -156,9 +157,12 @@ class AskService:
     # -- extractive mode -------------------------------------------------------------------
     def _extractive(self, query: str, result: SearchResult, *, note: str | None,
                     context: Sequence[str] = (), **base: object) -> Answer:
-        picked = _pick_sentences(query, context, result, self.retriever)
+        kind = expected_type(query)
+        picked = _pick_sentences(query, context, result, self.retriever, kind=kind)
         if not picked:
-            return self._abstain(result, note="no sentence of the articles matched", **base)
+            why = (f"no sentence of the articles states the {kind.value} asked for" if kind
+                   else "no sentence of the articles matched")
+            return self._abstain(result, note=why, **base)
         if result.time.ordering:
             epoch = datetime(1970, 1, 1, tzinfo=UTC)
             picked.sort(key=lambda p: result.articles[p.article].published_at or epoch)
@@ -253,9 +257,19 @@ def _check_citations(text: str, n_sources: int) -> tuple[str, list[int]]:
     return text, cited
 
 
+# A sentence that states the kind of answer asked for (an amount, a date) must match the
+# question at least this well, against the best-matching sentence, to be answered from.
+TYPED_SHARE = 0.3
+
+
 def _pick_sentences(question: str, context: Sequence[str], result: SearchResult,
-                    retriever: Retriever, max_sentences: int = 3) -> list[_Picked]:
-    """The sentences that best cover the question's terms, at most two per article."""
+                    retriever: Retriever, max_sentences: int = 3,
+                    kind: AnswerType | None = None) -> list[_Picked]:
+    """The sentences that best cover the question's terms, at most two per article.
+
+    When the question asks for a ``kind`` of answer, the answer leads with the best sentence
+    that states one, and there is no answer when no well-matching sentence does.
+    """
     lex = retriever.lexical()
     q_terms = set(tokenize([question])[0])
     ctx_terms = set(tokenize([" ".join(context)])[0]) - q_terms if context else set()
@@ -286,6 +300,14 @@ def _pick_sentences(question: str, context: Sequence[str], result: SearchResult,
     picked: list[_Picked] = []
     covered: set[str] = set()
     per_article: dict[int, int] = {}
+    if kind is not None:
+        lead = next((c for c in candidates if supplies(kind, c[2])), None)
+        if lead is None or lead[0] < TYPED_SHARE * best:
+            return []
+        candidates.remove(lead)
+        picked.append(_Picked(lead[2], lead[1], lead[0]))
+        covered |= lead[3]
+        per_article[lead[1]] = 1
     for score, ai, s, tset in candidates:
         if score < 0.5 * best or len(picked) >= max_sentences:
             break

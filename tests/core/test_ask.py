@@ -54,6 +54,21 @@ def test_question_about_a_period_with_no_articles_abstains(services: Services) -
     assert services.ask.ask("who won the football World Cup final in 2022?").abstained
 
 
+def test_question_for_an_amount_the_story_never_states_abstains(services: Services) -> None:
+    # The story matches (Netflix, The Eternaut, the collapse scene) but names no sum.
+    answer = services.ask.ask("how much did the building collapse scene in The Eternaut cost?")
+    assert answer.abstained and "amount" in (answer.note or "")
+    assert answer.closest and answer.closest[0].title.startswith("Netflix puts generative AI")
+
+
+def test_answer_leads_with_the_sentence_stating_what_was_asked(services: Services) -> None:
+    price = services.ask.ask("how much did Apple charge for the Vision Pro headset?")
+    assert not price.abstained and price.text.startswith("Apple began selling")
+    assert "3,499 US dollars" in price.text
+    when = services.ask.ask("when did SpaceX catch the Starship booster with the tower?")
+    assert not when.abstained and "13 October 2024" in when.text
+
+
 @pytest.mark.parametrize("question", ["", "   \n\t ", "\u200b\u200b\u200d", "?!"])
 def test_empty_questions_are_refused_without_touching_the_store(services: Services,
                                                                 question: str) -> None:
