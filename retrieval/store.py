@@ -182,8 +182,7 @@ class VectorStore:
         self._checked = time.monotonic()
         self.max_batch = int(client.get_max_batch_size())
         self._collection = self._open_live(check_model)
-        if texts:
-            texts.keep_only([c.name for c in self._ours()])
+        self._forget_dropped()
 
     @classmethod
     def open(cls, *, path: Path | None = None, url: str | None = None, base: str = "news",
