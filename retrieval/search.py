@@ -9,6 +9,7 @@ the evidence is strong enough to answer at all.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -147,6 +148,47 @@ class Retriever:
                 hits[lex.ids[i]] = ChunkHit(lex.ids[i], meta["text"],
                                             {k: v for k, v in meta.items() if k != "text"})
 
+    def _fuse(self, hits: dict[str, ChunkHit], vec: np.ndarray, lex: LexicalIndex,
+              lex_scores: np.ndarray) -> None:
+        """Score every candidate by both retrievers, exactly, so their finds share one scale."""
+        missing = [cid for cid, h in hits.items() if h.dense_sim is None]
+        for cid, emb in self.store.embeddings(missing).items():
+            hits[cid].dense_sim = float(np.dot(vec, emb))
+        best_lex = float(lex_scores.max()) if len(lex_scores) and lex_scores.max() > 0 else 1.0
+        w = self.params.dense_weight
+        for h in hits.values():
+            pos = lex.position.get(h.id)
+            h.lexical = float(lex_scores[pos]) / best_lex if pos is not None else 0.0
+            h.score = w * (h.dense_sim or 0.0) + (1 - w) * h.lexical
+
+    def _second_hop(self, query: str, q_tokens: Sequence[str], articles: list[ArticleHit],
+                    lex: LexicalIndex, lo: datetime | None, hi: datetime | None,
+                    outlet: str | None) -> list[ArticleHit]:
+        """A question that describes someone instead of naming them ("the union leader who
+        ... - what did he say in 2009?") is searched again with the names the best article
+        gives; the best new article found that way joins the results second."""
+        names = _names(articles[0], set(q_tokens))
+        if not names:
+            return articles
+        # The part after the description asks the question ("... in 2007 - what job did he
+        # get in 2009?"); the description itself would find the first story again.
+        asked = re.split(r"\s[-\u2013\u2014]\s|;\s", query)[-1]
+        hop = f"{' '.join(names)} {asked}"
+        vec = self.embedder.embed_query(hop)
+        lex_scores = lex.scores(tokenize([hop])[0])
+        hits: dict[str, ChunkHit] = {}
+        self._candidates(lex, vec, lex_scores, lo, hi, outlet, hits)
+        self._fuse(hits, vec, lex, lex_scores)
+        first = articles[0].article_id
+        found = next((a for a in _group(hits.values(), self.params.second_chunk_weight)
+                      if a.article_id != first), None)
+        if found is None or found.article_id in {a.article_id for a in articles[:2]}:
+            return articles
+        rest = [a for a in articles[1:] if a.article_id != found.article_id]
+        # Second place, and the second score: the coverage re-ranking below starts from scores.
+        found.score = articles[1].score if len(articles) > 1 else found.score
+        return [articles[0], found, *rest]
+
     def invalidate(self) -> None:
         """Forget the cached lexical index (the store changed in this process)."""
         with self._lex_lock:
@@ -206,17 +248,11 @@ class Retriever:
         self._candidates(lex, vec, lex_scores, hard_lo, hard_hi, outlet, hits)
         if boosted:
             self._candidates(lex, vec, lex_scores, win_lo, win_hi, outlet, hits)
-        # Exact scores for every candidate, so both retrievers' finds compete on one scale.
-        missing = [cid for cid, h in hits.items() if h.dense_sim is None]
-        for cid, emb in self.store.embeddings(missing).items():
-            hits[cid].dense_sim = float(np.dot(vec, emb))
-        best_lex = float(lex_scores.max()) if len(lex_scores) and lex_scores.max() > 0 else 1.0
-        for h in hits.values():
-            pos = lex.position.get(h.id)
-            h.lexical = float(lex_scores[pos]) / best_lex if pos is not None else 0.0
-            h.score = p.dense_weight * (h.dense_sim or 0.0) + (1 - p.dense_weight) * h.lexical
-            if boosted and _chunk_in_window(h.metadata, win_lo, win_hi):
-                h.score *= 1 + p.window_boost
+        self._fuse(hits, vec, lex, lex_scores)
+        if boosted:
+            for h in hits.values():
+                if _chunk_in_window(h.metadata, win_lo, win_hi):
+                    h.score *= 1 + p.window_boost
 
         articles = _group(hits.values(), p.second_chunk_weight)
         if prefer_article_id:
@@ -226,6 +262,10 @@ class Retriever:
             articles.sort(key=lambda a: -a.score)
         if tf.recency and articles:
             articles = _prefer_recent(articles, p)
+
+        if articles and _BRIDGE.search(query):
+            articles = self._second_hop(query, q_tokens, articles, lex, hard_lo, hard_hi,
+                                        outlet)
 
         terms = _content_terms(q_tokens)
         texts = _token_sets(articles[: max(p.coverage_pool, 3)])
@@ -240,6 +280,35 @@ class Retriever:
             articles=articles[:k], time=tf, confidence=confidence, weak=weak,
             query_terms=terms, took_ms=(time.perf_counter() - t0) * 1000,
         )
+
+
+# "The minister who resigned in 2007 - what ...": a person or body described, not named.
+_BRIDGE = re.compile(r"^\W*the\s+[^?]{3,80}?\b(?:who|whose|that|which|behind)\b", re.I)
+_NAME = re.compile(r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)*\b")
+_NOT_NAMES = frozenset((
+    "The", "A", "An", "In", "On", "At", "For", "From", "By", "With", "And", "But", "Or", "Of",
+    "To", "It", "He", "She", "They", "We", "His", "Her", "Their", "This", "That", "These",
+    "Those", "There", "Then", "When", "While", "After", "Before", "During", "Since", "Mr", "Mrs",
+    "Ms", "Dr", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+    "January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December",
+))
+
+
+def _names(article: ArticleHit, question_tokens: set[str], limit: int = 2) -> list[str]:
+    """The names the article's matched text mentions most that the question does not."""
+    counts: dict[str, int] = {}
+    for chunk in article.chunks[:3]:
+        for m in _NAME.finditer(chunk.text):
+            words = [w for w in re.split(r"[ -]", m.group(0)) if w not in _NOT_NAMES]
+            if not words:
+                continue
+            name = " ".join(words)
+            if set(tokenize([name])[0]) & question_tokens:
+                continue
+            counts[name] = counts.get(name, 0) + 1
+    ranked = sorted(counts, key=lambda n: (-counts[n], -len(n.split())))
+    return [n for n in ranked if counts[n] > 1][:limit]
 
 
 def _in_window(a: ArticleHit, lo: datetime | None, hi: datetime | None) -> bool:
