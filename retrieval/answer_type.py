@@ -67,7 +67,9 @@ _ASKS = (
         r"\bhow many\b|\bhow much of\b|\bwhat (?:number|percentage|proportion|share)\b"
         r"|\b(?:death|casualty) toll\b")),
     (AnswerType.DATE, re.compile(
-        r"^\W*(?:\w+\W+){0,3}?when\b|\b(?:what|which) (?:year|date|day|month|time)\b")),
+        # "When" opening the question, not "what happened when the storm hit?".
+        r"^\W*(?:(?:so|and|but|ok|okay|hey|then|also|anyone know|does anyone know)\W+)?"
+        r"when\b|\b(?:what|which) (?:year|date|day|month|time)\b")),
 )
 
 

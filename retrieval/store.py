@@ -35,7 +35,6 @@ from filelock import FileLock, Timeout
 
 from retrieval.chunking import Chunk
 
-
 # HNSW search breadth. Chroma's default (100) returned 97.8% of the exact 50 nearest chunks
 # on the Wikinews corpus, and as few as 80% for some questions; 400 returns 99.9%, for a
 # fraction of a millisecond per query.

@@ -20,6 +20,7 @@ from retrieval.answer_type import AnswerType, expected_type, supplies
     ("how long did the strike last?", AnswerType.DURATION),
     ("how many years in prison did he get?", AnswerType.DURATION),
     ("who won the election?", None),
+    ("what happened when the storm reached the coast?", None),
     ("what did the minister say about the strike?", None),
     ("why did the bank collapse when it did?", None),
 ])
