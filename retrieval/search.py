@@ -163,13 +163,13 @@ class Retriever:
 
     def _second_hop(self, query: str, q_tokens: Sequence[str], articles: list[ArticleHit],
                     lex: LexicalIndex, lo: datetime | None, hi: datetime | None,
-                    outlet: str | None) -> list[ArticleHit]:
+                    outlet: str | None) -> ArticleHit | None:
         """A question that describes someone instead of naming them ("the union leader who
         ... - what did he say in 2009?") is searched again with the names the best article
-        gives; the best new article found that way joins the results second."""
+        gives; the best other article found that way, to go second."""
         names = _names(articles[0], set(q_tokens))
         if not names:
-            return articles
+            return None
         # The part after the description asks the question ("... in 2007 - what job did he
         # get in 2009?"); the description itself would find the first story again.
         asked = re.split(r"\s[-\u2013\u2014]\s|;\s", query)[-1]
@@ -182,12 +182,12 @@ class Retriever:
         first = articles[0].article_id
         found = next((a for a in _group(hits.values(), self.params.second_chunk_weight)
                       if a.article_id != first), None)
-        if found is None or found.article_id in {a.article_id for a in articles[:2]}:
-            return articles
-        rest = [a for a in articles[1:] if a.article_id != found.article_id]
-        # Second place, and the second score: the coverage re-ranking below starts from scores.
-        found.score = articles[1].score if len(articles) > 1 else found.score
-        return [articles[0], found, *rest]
+        if found is None:
+            return None
+        # It goes second, with the second score: the coverage re-ranking starts from scores.
+        if len(articles) > 1:
+            found.score = articles[1].score
+        return found
 
     def invalidate(self) -> None:
         """Forget the cached lexical index (the store changed in this process)."""
@@ -263,9 +263,12 @@ class Retriever:
         if tf.recency and articles:
             articles = _prefer_recent(articles, p)
 
+        hop = None
         if articles and _BRIDGE.search(query):
-            articles = self._second_hop(query, q_tokens, articles, lex, hard_lo, hard_hi,
-                                        outlet)
+            hop = self._second_hop(query, q_tokens, articles, lex, hard_lo, hard_hi, outlet)
+            if hop is not None:
+                articles = [articles[0], hop, *(a for a in articles[1:] if a is not hop and
+                                                a.article_id != hop.article_id)]
 
         terms = _content_terms(q_tokens)
         texts = _token_sets(articles[: max(p.coverage_pool, 3)])
@@ -275,6 +278,10 @@ class Retriever:
         # (the period's other hops, "what did he say in 2008 about ...", are judged as usual).
         in_period = not tf.bounded or any(_in_window(a, win_lo, win_hi) for a in articles)
         confidence = _confidence(articles[:3], terms, lex, texts) if in_period and articles else 0.0
+        if hop is not None and in_period:
+            # The description and the question asked are answered by the two articles together.
+            confidence = max(confidence, _confidence([articles[0], hop], terms, lex, texts,
+                                                     jointly=True))
         weak = confidence < p.abstain_threshold
         return SearchResult(
             articles=articles[:k], time=tf, confidence=confidence, weak=weak,
@@ -409,14 +416,18 @@ def _diversify(articles: list[ArticleHit], texts: dict[str, set[str]], terms: Se
 
 
 def _confidence(articles: Sequence[ArticleHit], terms: Sequence[str], lex: LexicalIndex,
-                texts: dict[str, set[str]]) -> float:
-    """How well the best articles cover the question: dense similarity and term coverage."""
+                texts: dict[str, set[str]], *, jointly: bool = False) -> float:
+    """How well the best articles cover the question: dense similarity and term coverage.
+
+    Each article is judged alone, or with ``jointly`` the articles together, as one.
+    """
     if not terms:
         return articles[0].dense_sim
-    best = 0.0
     total = sum(lex.idf(t) for t in terms) or 1.0
-    for a in articles:
-        tokens = texts.get(a.article_id, set())
+    groups = [list(articles)] if jointly else [[a] for a in articles]
+    best = 0.0
+    for group in groups:
+        tokens = set().union(*(texts.get(a.article_id, set()) for a in group))
         covered = sum(lex.idf(t) for t in terms if t in tokens) / total
-        best = max(best, 0.5 * a.dense_sim + 0.5 * covered)
+        best = max(best, 0.5 * max(a.dense_sim for a in group) + 0.5 * covered)
     return best

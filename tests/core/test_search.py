@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from retrieval.search import ArticleHit, ChunkHit, _confidence
 from tests.fakes import make_services
 
 _STORIES = [
@@ -42,3 +45,24 @@ def test_a_described_person_is_searched_again_by_name(tmp_path: Path) -> None:
     # The cabinet story never mentions the union or the blockade; only the name links it.
     assert titles[1] == "New cabinet sworn in at the capital"
     svc.close()
+
+
+class _EvenIdf:
+    """Every term weighs the same."""
+
+    def idf(self, term: str) -> float:
+        return 1.0
+
+
+def test_confidence_of_two_articles_together_covers_both_halves() -> None:
+    def article(aid: str, sim: float) -> ArticleHit:
+        return ArticleHit(aid, sim, [ChunkHit(f"{aid}:0", "", {}, dense_sim=sim)])
+
+    first, second = article("arrest", 0.5), article("cabinet", 0.3)
+    terms = ["union", "leader", "arrest", "ministri", "coalit"]
+    texts = {"arrest": {"union", "leader", "arrest"}, "cabinet": {"ministri", "coalit"}}
+    lex = _EvenIdf()
+    alone = _confidence([first, second], terms, lex, texts)  # type: ignore[arg-type]
+    together = _confidence([first, second], terms, lex, texts, jointly=True)  # type: ignore[arg-type]
+    assert alone == pytest.approx(0.5 * 0.5 + 0.5 * 3 / 5)
+    assert together == pytest.approx(0.5 * 0.5 + 0.5 * 1.0)
