@@ -279,7 +279,8 @@ class Retriever:
         in_period = not tf.bounded or any(_in_window(a, win_lo, win_hi) for a in articles)
         confidence = _confidence(articles[:3], terms, lex, texts) if in_period and articles else 0.0
         if hop is not None and in_period:
-            # The description and the question asked are answered by the two articles together.
+            # The description and the question asked are answered by the two articles together
+            # (each one's similarity is to the query it was found by).
             confidence = max(confidence, _confidence([articles[0], hop], terms, lex, texts,
                                                      jointly=True))
         weak = confidence < p.abstain_threshold
