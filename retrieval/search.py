@@ -267,8 +267,8 @@ class Retriever:
         if articles and _BRIDGE.search(query):
             hop = self._second_hop(query, q_tokens, articles, lex, hard_lo, hard_hi, outlet)
             if hop is not None:
-                articles = [articles[0], hop, *(a for a in articles[1:] if a is not hop and
-                                                a.article_id != hop.article_id)]
+                articles = [articles[0], hop,
+                            *(a for a in articles[1:] if a.article_id != hop.article_id)]
 
         terms = _content_terms(q_tokens)
         texts = _token_sets(articles[: max(p.coverage_pool, 3)])
