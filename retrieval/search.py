@@ -90,6 +90,9 @@ class SearchResult:
     weak: bool
     query_terms: list[str]
     took_ms: float = 0.0
+    # The first two articles answer together: one names whom the question describes, the
+    # other holds what it asks about them.
+    joint: bool = False
 
 
 class Retriever:
@@ -287,6 +290,7 @@ class Retriever:
         return SearchResult(
             articles=articles[:k], time=tf, confidence=confidence, weak=weak,
             query_terms=terms, took_ms=(time.perf_counter() - t0) * 1000,
+            joint=hop is not None and len(articles) > 1 and articles[1] is hop,
         )
 
 

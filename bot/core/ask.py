@@ -19,7 +19,7 @@ from bot.core.llm import ChatModel, LLMError
 from bot.core.models import Answer, QuestionError, Source, Turn
 from bot.settings import Settings
 from prompts import load as load_prompt
-from retrieval.answer_type import AnswerType, expected_type, supplies
+from retrieval.answer_type import AnswerType, Expected, expect
 from retrieval.lexical import tokenize
 from retrieval.search import ArticleHit, Retriever, SearchResult
 from retrieval.text import is_instruction_like, sentences, strip_instructions, urls_in
@@ -157,11 +157,10 @@ class AskService:
     # -- extractive mode -------------------------------------------------------------------
     def _extractive(self, query: str, result: SearchResult, *, note: str | None,
                     context: Sequence[str] = (), **base: object) -> Answer:
-        kind = expected_type(query)
-        picked = _pick_sentences(query, context, result, self.retriever, kind=kind)
+        expected = expect(query)
+        picked = _pick_sentences(query, context, result, self.retriever, expected=expected)
         if not picked:
-            why = (f"no sentence of the articles states the {kind.value} asked for" if kind
-                   else "no sentence of the articles matched")
+            why = _missing(expected)
             return self._abstain(result, note=why, **base)
         if result.time.ordering:
             epoch = datetime(1970, 1, 1, tzinfo=UTC)
@@ -187,6 +186,15 @@ class AskService:
                       mode="model" if self.model else "extractive", note=note, closest=closest,
                       ranked_article_ids=[a.article_id for a in result.articles],
                       **base)  # type: ignore[arg-type]
+
+
+def _missing(expected: Expected | None) -> str:
+    """Why no sentence was picked, for the abstention's note."""
+    if expected is None:
+        return "no sentence of the articles matched"
+    if expected.kind is AnswerType.CHOICE:
+        return "no sentence of the articles about it names one of the answers offered"
+    return f"no sentence of the articles about it states the {expected.kind.value} asked for"
 
 
 def _hold_marker(on_token: Callable[[str], None]) -> Callable[[str], None]:
@@ -258,17 +266,22 @@ def _check_citations(text: str, n_sources: int) -> tuple[str, list[int]]:
 
 
 # A sentence that states the kind of answer asked for (an amount, a date) must match the
-# question at least this well, against the best-matching sentence, to be answered from.
+# question at least this well, against the best-matching sentence, to be answered from...
 TYPED_SHARE = 0.3
+# ... and come from an article about the question's subject: one covering the question's
+# terms at least this well against the article that covers them best. "How many seats did
+# the party win?" is not answered by another party's seats, found in another article.
+SUBJECT_SHARE = 0.7
 
 
 def _pick_sentences(question: str, context: Sequence[str], result: SearchResult,
                     retriever: Retriever, max_sentences: int = 3,
-                    kind: AnswerType | None = None) -> list[_Picked]:
+                    expected: Expected | None = None) -> list[_Picked]:
     """The sentences that best cover the question's terms, at most two per article.
 
-    When the question asks for a ``kind`` of answer, the answer leads with the best sentence
-    that states one, and there is no answer when no well-matching sentence does.
+    When the question asks for a kind of answer (``expected``), the answer leads with the
+    best sentence that states one, and there is no answer when no well-matching sentence of
+    an article about the question's subject does.
     """
     lex = retriever.lexical()
     q_terms = set(tokenize([question])[0])
@@ -279,6 +292,8 @@ def _pick_sentences(question: str, context: Sequence[str], result: SearchResult,
 
     candidates: list[tuple[float, int, str, set[str]]] = []
     n_articles = min(len(result.articles), 3)
+    article_terms: list[set[str]] = [set(t) for t in tokenize(
+        [a.title for a in result.articles[:n_articles]])] if n_articles else []
     for ai, art in enumerate(result.articles[:n_articles]):
         seen: set[str] = set()
         for ci, chunk in enumerate(art.chunks[:3]):
@@ -289,6 +304,7 @@ def _pick_sentences(question: str, context: Sequence[str], result: SearchResult,
                     continue
                 seen.add(s)
                 tset = set(toks)
+                article_terms[ai] |= tset
                 cover = sum(w for t, w in weights.items() if t in tset) / total
                 # Earlier articles and chunks ranked higher; a sentence still has to match.
                 score = cover * (1.0 - 0.12 * ai) * (1.0 - 0.05 * ci)
@@ -300,8 +316,11 @@ def _pick_sentences(question: str, context: Sequence[str], result: SearchResult,
     picked: list[_Picked] = []
     covered: set[str] = set()
     per_article: dict[int, int] = {}
-    if kind is not None:
-        lead = next((c for c in candidates if supplies(kind, c[2])), None)
+    if expected is not None:
+        about = _about_subject(article_terms, weights, expected, result.joint,
+                               _name_terms(question))
+        lead = next((c for c in candidates if c[1] in about and expected.met_by(c[2], c[3])),
+                    None)
         if lead is None or lead[0] < TYPED_SHARE * best:
             return []
         candidates.remove(lead)
@@ -325,3 +344,32 @@ def _pick_sentences(question: str, context: Sequence[str], result: SearchResult,
         covered |= tset
         per_article[ai] = per_article.get(ai, 0) + 1
     return picked
+
+
+NAME_WEIGHT = 3.0
+
+
+def _about_subject(article_terms: Sequence[set[str]], weights: dict[str, float],
+                   expected: Expected, joint: bool, names: set[str] = frozenset()) -> set[int]:
+    """The articles (indexes) that cover the question's terms nearly as well as the best.
+
+    The terms of the answers a choice offers do not count: an article about lethal injection
+    is not about the prisoner whose execution the question asks about. When the first two
+    articles answer together, both count.
+    """
+    offered = set().union(*expected.offered)
+    subject = {t: w * (NAME_WEIGHT if t in names else 1.0) for t, w in weights.items()
+               if t not in offered}
+    covers = [sum(w for t, w in subject.items() if t in terms) for terms in article_terms]
+    top = max(covers, default=0.0)
+    about = {ai for ai, c in enumerate(covers) if c >= SUBJECT_SHARE * top}
+    return about | {0, 1} if joint else about
+
+
+_CAPITALISED = re.compile(r"(?<=[\w,;:'\"()-] )[A-Z][\w'-]*")
+
+
+def _name_terms(question: str) -> set[str]:
+    """Index terms of the capitalised words inside the question: the names it is about."""
+    words = _CAPITALISED.findall(question)
+    return set(tokenize([" ".join(words)])[0]) if words else set()

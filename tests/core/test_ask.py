@@ -69,6 +69,56 @@ def test_answer_leads_with_the_sentence_stating_what_was_asked(services: Service
     assert not when.abstained and "13 October 2024" in when.text
 
 
+def _stories(tmp_path: Path) -> Path:
+    """Two stories on one subject each; each states what the other's questions ask for."""
+    records = [
+        {"title": "Harbour League drops its candidate for premier",
+         "body": ("The Harbour League withdrew its candidate for premier on Saturday. "
+                  "The retired admiral, 67, had entered the race for the Harbour League a day "
+                  "earlier. Harbour League officials said the election campaign would go on. "
+                  "Rival parties said the Harbour League had misjudged the election mood. "
+                  "Prosecutor Ada Quill has since charged the party treasurer Olek Varga with "
+                  "fraud, and Varga will appear in court in spring."),
+         "url": "https://news.example.org/harbour-league", "published_at": "2025-03-01",
+         "source": "Example Gazette"},
+        {"title": "Forest Alliance wins 44 seats in the coastal election",
+         "body": ("The Forest Alliance won 44 seats in the coastal election on Sunday, and its "
+                  "leader was sworn in as premier. Election officials counted late into the "
+                  "night. In a separate case, a court sentenced a former councillor to six "
+                  "years in prison for fraud. A convicted smuggler was executed by firing squad "
+                  "in a neighbouring state last year."),
+         "url": "https://news.example.org/forest-alliance", "published_at": "2025-03-20",
+         "source": "Example Gazette"},
+    ]
+    path = tmp_path / "stories.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_what_is_asked_must_come_from_the_article_about_the_subject(tmp_path: Path) -> None:
+    svc = make_services(tmp_path / "data")
+    svc.admin.ingest([str(_stories(tmp_path))])
+    try:
+        # The Harbour League story states only an age; the seats are another party's.
+        seats = svc.ask.ask("how many seats did the Harbour League end up winning in the election?")
+        assert seats.abstained and "number" in (seats.note or "")
+        assert seats.closest[0].title.startswith("Harbour League")
+        won = svc.ask.ask("how many seats did the Forest Alliance win in the election?")
+        assert not won.abstained and won.text.startswith("The Forest Alliance won 44 seats")
+        # A prison term, and an either-or, stated only about someone else.
+        term = svc.ask.ask("what prison sentence did Olek Varga get for the Harbour League fraud?")
+        assert term.abstained and "prison term" in (term.note or "")
+        how = svc.ask.ask("how was Harbour League treasurer Olek Varga punished for fraud, "
+                          "firing squad or prison?")
+        assert how.abstained and "answers offered" in (how.note or "")
+        # Named in the story about him, one of the answers offered is the answer.
+        who = svc.ask.ask("who charged Harbour League treasurer Olek Varga with fraud, "
+                          "Ada Quill or the police?")
+        assert not who.abstained and who.text.startswith("Prosecutor Ada Quill has since charged")
+    finally:
+        svc.close()
+
+
 @pytest.mark.parametrize("question", ["", "   \n\t ", "\u200b\u200b\u200d", "?!"])
 def test_empty_questions_are_refused_without_touching_the_store(services: Services,
                                                                 question: str) -> None:
