@@ -74,7 +74,10 @@ class ArticleHit:
 
     @property
     def published_at(self) -> datetime | None:
-        value = self.meta.get("published_at")
+        ts = self.meta.get("published_ts")
+        if ts is not None:
+            return datetime.fromtimestamp(int(ts), UTC)
+        value = self.meta.get("published_at")  # stores written before published_ts alone
         return datetime.fromisoformat(value) if value else None
 
     @property

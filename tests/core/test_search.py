@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,12 @@ def test_confidence_of_two_articles_together_covers_both_halves() -> None:
     together = _confidence([first, second], terms, lex, texts, jointly=True)  # type: ignore[arg-type]
     assert alone == pytest.approx(0.5 * 0.5 + 0.5 * 3 / 5)
     assert together == pytest.approx(0.5 * 0.5 + 0.5 * 1.0)
+
+
+def test_an_article_date_is_read_from_new_and_older_stores() -> None:
+    # Chunks now carry only the timestamp; stores written earlier carry the ISO date too.
+    new = ArticleHit("a", 1.0, [ChunkHit("a:0", "", {"published_ts": 1721001600})])
+    old = ArticleHit("b", 1.0, [ChunkHit("b:0", "", {"published_at": "2024-07-15T00:00:00+00:00"})])
+    undated = ArticleHit("c", 1.0, [ChunkHit("c:0", "", {})])
+    assert new.published_at == old.published_at == datetime(2024, 7, 15, tzinfo=UTC)
+    assert undated.published_at is None
