@@ -110,6 +110,8 @@ class ChunkTexts:
     def put(self, collection: str, chunks: Sequence[Chunk]) -> None:
         rows = [(collection, c.id, c.article_id, c.n, c.text) for c in chunks]
         with self._lock, self._db:
+            # One transaction: in autocommit mode every row would be committed on its own.
+            self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO chunk_text VALUES (?, ?, ?, ?, ?)",
                                  rows)
 
