@@ -272,6 +272,8 @@ TYPED_SHARE = 0.3
 # terms at least this well against the article that covers them best. "How many seats did
 # the party win?" is not answered by another party's seats, found in another article.
 SUBJECT_SHARE = 0.7
+# The names in a question say what it is about more than its other words do.
+NAME_WEIGHT = 3.0
 
 
 def _pick_sentences(question: str, context: Sequence[str], result: SearchResult,
@@ -317,8 +319,8 @@ def _pick_sentences(question: str, context: Sequence[str], result: SearchResult,
     covered: set[str] = set()
     per_article: dict[int, int] = {}
     if expected is not None:
-        about = _about_subject(article_terms, weights, expected, result.joint,
-                               _name_terms(question))
+        about = _about_subject(article_terms, weights, _name_terms(question),
+                               set().union(*expected.offered), result.joint)
         lead = next((c for c in candidates if c[1] in about and expected.met_by(c[2], c[3])),
                     None)
         if lead is None or lead[0] < TYPED_SHARE * best:
@@ -346,18 +348,14 @@ def _pick_sentences(question: str, context: Sequence[str], result: SearchResult,
     return picked
 
 
-NAME_WEIGHT = 3.0
-
-
 def _about_subject(article_terms: Sequence[set[str]], weights: dict[str, float],
-                   expected: Expected, joint: bool, names: set[str] = frozenset()) -> set[int]:
+                   names: set[str], offered: set[str], joint: bool) -> set[int]:
     """The articles (indexes) that cover the question's terms nearly as well as the best.
 
     The terms of the answers a choice offers do not count: an article about lethal injection
     is not about the prisoner whose execution the question asks about. When the first two
     articles answer together, both count.
     """
-    offered = set().union(*expected.offered)
     subject = {t: w * (NAME_WEIGHT if t in names else 1.0) for t, w in weights.items()
                if t not in offered}
     covers = [sum(w for t, w in subject.items() if t in terms) for terms in article_terms]
