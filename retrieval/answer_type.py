@@ -101,7 +101,7 @@ def expected_type(question: str) -> AnswerType | None:
 
 
 # "..., firing squad or lethal injection?": the question ends by offering two answers.
-_CHOICES = re.compile(r"[,:]\s*([^,:?]+?)\s+or\s+([^,:?]+?)\s*\?+\s*$", re.I)
+_CHOICES = re.compile(r"[,:]\s*([^,:?]+?)\s+or\s+([^,:?]+?)\s*\?*\s*$", re.I)
 
 
 def choices(question: str) -> tuple[str, ...]:

@@ -64,6 +64,7 @@ def test_choices_are_the_answers_an_either_or_question_offers() -> None:
         "firing squad", "lethal injection")
     assert choices("who quit the race first: Fred Thompson or Rudy Giuliani?") == (
         "Fred Thompson", "Rudy Giuliani")
+    assert choices("who won the final, Leeds or Hull") == ("Leeds", "Hull")  # chat drops the "?"
     assert choices("was the verdict guilty, or not?") == ()
     assert choices("what did the minister say?") == ()
 
