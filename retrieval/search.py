@@ -96,6 +96,8 @@ class SearchResult:
     # The first two articles answer together: one names whom the question describes, the
     # other holds what it asks about them.
     joint: bool = False
+    # Each article's index terms (headline and matched chunks), by article id.
+    article_terms: dict[str, set[str]] = field(default_factory=dict)
 
 
 class Retriever:
@@ -294,6 +296,8 @@ class Retriever:
             articles=articles[:k], time=tf, confidence=confidence, weak=weak,
             query_terms=terms, took_ms=(time.perf_counter() - t0) * 1000,
             joint=hop is not None and len(articles) > 1 and articles[1] is hop,
+            article_terms={a.article_id: texts[a.article_id] for a in articles[:k]
+                           if a.article_id in texts},
         )
 
 

@@ -294,8 +294,6 @@ def _pick_sentences(question: str, context: Sequence[str], result: SearchResult,
 
     candidates: list[tuple[float, int, str, set[str]]] = []
     n_articles = min(len(result.articles), 3)
-    article_terms: list[set[str]] = [set(t) for t in tokenize(
-        [a.title for a in result.articles[:n_articles]])] if n_articles else []
     for ai, art in enumerate(result.articles[:n_articles]):
         seen: set[str] = set()
         for ci, chunk in enumerate(art.chunks[:3]):
@@ -306,7 +304,6 @@ def _pick_sentences(question: str, context: Sequence[str], result: SearchResult,
                     continue
                 seen.add(s)
                 tset = set(toks)
-                article_terms[ai] |= tset
                 cover = sum(w for t, w in weights.items() if t in tset) / total
                 # Earlier articles and chunks ranked higher; a sentence still has to match.
                 score = cover * (1.0 - 0.12 * ai) * (1.0 - 0.05 * ci)
@@ -319,6 +316,8 @@ def _pick_sentences(question: str, context: Sequence[str], result: SearchResult,
     covered: set[str] = set()
     per_article: dict[int, int] = {}
     if expected is not None:
+        article_terms = [result.article_terms.get(a.article_id, set())
+                         for a in result.articles[:n_articles]]
         about = _about_subject(article_terms, weights, _name_terms(question),
                                set().union(*expected.offered), result.joint)
         lead = next((c for c in candidates if c[1] in about and expected.met_by(c[2], c[3])),
