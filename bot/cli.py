@@ -218,6 +218,33 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_brief(args: argparse.Namespace) -> int:
+    services = _services()
+    try:
+        brief = services.briefs.preview(args.article)
+    finally:
+        services.close()
+    if args.json:
+        print(json.dumps(brief.to_json(), ensure_ascii=False, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console()
+    console.print(f"[bold]{escape(brief.headline)}[/bold]")
+    date = brief.published_at.date().isoformat() if brief.published_at else "undated"
+    console.print(f"[dim]{escape(brief.outlet or 'unknown outlet')}, {date}[/dim]\n",
+                  highlight=False)
+    console.print(escape(brief.synopsis))
+    for point in brief.points:
+        console.print(f"  • {escape(point)}")
+    if brief.url:
+        console.print(f"\n{brief.url}", highlight=False)
+    mode = "language model" if brief.mode == "model" else "extractive (no language model)"
+    console.print(f"\n[dim]{mode}; article {brief.article_id}[/dim]", highlight=False)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings()
     if settings.discord_token is None:
@@ -280,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     add("reindex", cmd_reindex,
         "rebuild the vector store from the registry; the old one serves until the switch")
+    p = add("brief", cmd_brief, "news briefs: preview the brief of an article")
+    p.add_argument("action", choices=["preview"])
+    p.add_argument("article", help="an article id from the registry, or the article's URL "
+                                   "(fetched and ingested first when new)")
+    p.add_argument("--json", action="store_true", help="print the brief as JSON")
     add("run", cmd_run, "connect to Discord and answer members (needs DISCORD_TOKEN)")
     add("sync", cmd_sync, "register the slash commands globally with Discord")
     return parser

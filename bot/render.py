@@ -388,3 +388,44 @@ def limit_problems(
             check(f"embed {i} field {j} name", len(f.name or ""), FIELD_NAME_LIMIT)
             check(f"embed {i} field {j} value", len(f.value or ""), FIELD_VALUE_LIMIT)
     return problems
+
+
+# --- briefs --------------------------------------------------------------------------------
+
+BRIEF_COLOUR = discord.Colour.dark_teal()
+BRIEF_POINTS_CHARS = 300
+
+
+class BriefLike(Protocol):
+    """What a brief's embed shows (``bot.core.briefs.Brief``)."""
+
+    headline: str
+    synopsis: str
+    points: list[str]
+    url: str | None
+    published_at: datetime | None
+    outlet: str | None
+
+
+def brief_embed(brief: BriefLike, *, also: Sequence[Source] = (),
+                updated: bool = False) -> discord.Embed:
+    """A brief: headline linked to the article, the synopsis, key points as bullets, the
+    outlet and date; ``also`` lists other outlets' reports of the same story."""
+    esc = discord.utils.escape_markdown
+    title = truncate(" ".join(brief.headline.split()) or "News brief", TITLE_LIMIT)
+    lines = [clean_text(esc(" ".join(brief.synopsis.split())))] if brief.synopsis.strip() else []
+    bullets = [f"• {clean_text(esc(truncate(' '.join(p.split()), BRIEF_POINTS_CHARS)))}"
+               for p in brief.points if p.strip()]
+    if bullets:
+        lines.append("\n".join(bullets))
+    embed = discord.Embed(title=title, description=truncate("\n\n".join(lines),
+                                                            DESCRIPTION_LIMIT) or None,
+                          colour=BRIEF_COLOUR, url=safe_url(brief.url))
+    if also:
+        for name, value in _line_fields("Also reported by", [source_line(s) for s in also[:8]]):
+            embed.add_field(name=name, value=value, inline=False)
+    meta = [truncate(brief.outlet or "", 80), format_date(brief.published_at)]
+    if updated:
+        meta.append("updated with more sources")
+    embed.set_footer(text=" · ".join(p for p in meta if p))
+    return embed

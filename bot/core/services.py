@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from bot.core.admin import AdminService, IngestReport, Progress
 from bot.core.ask import AskService
+from bot.core.briefs import BriefService
 from bot.core.feedback import FeedbackService
 from bot.core.llm import ChatModel, build_chat_model
 from bot.core.models import StoreError
@@ -34,6 +35,7 @@ class Services:
     ask: AskService
     admin: AdminService
     feedback: FeedbackService
+    briefs: BriefService
 
     def close(self) -> None:
         self.store.close()
@@ -87,13 +89,16 @@ def build_services(settings: Settings, *, embedder: Embedder | None = None,
         params = SearchParams(abstain_threshold=settings.abstain_threshold)
     retriever = Retriever(store, embedder, cache_dir=settings.data_dir / "lexical", params=params)
     indexer = Indexer(store, embedder)
+    model = model or build_chat_model(settings)
+    admin = AdminService(settings, state, store, indexer, retriever)
     return Services(
         settings=settings,
         state=state,
         store=store,
         embedder=embedder,
         retriever=retriever,
-        ask=AskService(settings, retriever, model or build_chat_model(settings)),
-        admin=AdminService(settings, state, store, indexer, retriever),
+        ask=AskService(settings, retriever, model),
+        admin=admin,
         feedback=FeedbackService(state),
+        briefs=BriefService(state, admin, model),
     )

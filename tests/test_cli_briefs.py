@@ -1,0 +1,63 @@
+"""``newsbot brief preview``: by article id, by URL (ingested first when new), and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from tests.support.http import StaticServer
+from tests.test_cli import cli_env  # noqa: F401  (the fixture)
+
+PARAGRAPHS = [
+    "The Marlow county council voted on Tuesday to turn the disused tram depot into a "
+    "workshop space for 40 small firms.",
+    "The conversion will cost 3.2 million pounds and is due to finish in October 2026, "
+    "councillor Oskar Brandt told the meeting.",
+    "Neighbours had asked for the depot's clock tower to be kept, and the plan keeps it.",
+    "The depot closed in 1998 when the last tram line was replaced by buses, and it has stood "
+    "empty since then apart from a market held there each summer.",
+]
+
+
+def _page() -> str:
+    body = "".join(f"<p>{p}</p>" for p in PARAGRAPHS)
+    return ("<!doctype html><html><head><meta charset='utf-8'>"
+            "<title>Tram depot to house workshops | Marlow Courier</title>"
+            "<meta property='og:site_name' content='Marlow Courier'>"
+            "<meta property='article:published_time' content='2025-05-06T09:00:00Z'></head>"
+            f"<body><article><h1>Tram depot to house workshops</h1>{body}</article></body></html>")
+
+
+def test_preview_by_url_ingests_then_by_id(cli_env: Path,  # noqa: F811
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    with StaticServer() as server:
+        url = server.add("/depot", _page().encode())
+        assert main(["brief", "preview", url, "--json"]) == 0
+        first = json.loads(capsys.readouterr().out)
+        assert set(first) == {"headline", "synopsis", "points", "url", "published_at",
+                              "outlet", "article_id"}
+        assert first["headline"] == "Tram depot to house workshops"
+        assert first["synopsis"].startswith("The Marlow county council voted on Tuesday")
+        assert first["outlet"] == "Marlow Courier"
+        assert any("1998" in p for p in first["points"])
+        fetched = len(server.requests)
+        # Now it is in the registry: by URL or by id, nothing is fetched again.
+        assert main(["brief", "preview", url, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out) == first
+        assert main(["brief", "preview", first["article_id"]]) == 0
+        out = capsys.readouterr().out
+        assert "Tram depot to house workshops" in out and "extractive" in out
+        assert len(server.requests) == fetched
+
+
+def test_preview_of_unknown_article_is_a_short_error(cli_env: Path,  # noqa: F811
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["brief", "preview", "a0000000000000000"]) == 1
+    assert "no article with id 'a0000000000000000'" in capsys.readouterr().err
+    with StaticServer() as server:
+        assert main(["brief", "preview", server.url("/missing")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not read an article at") and err.count("\n") == 1
