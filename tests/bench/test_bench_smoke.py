@@ -32,22 +32,77 @@ def test_hit_mrr_and_all_on_hand_made_rankings() -> None:
 
 
 def test_evidence_containment_exact_and_cut_by_a_chunk_boundary() -> None:
-    sentence = ("According to the anonymous sources, Daning had been selling state secrets for "
-                "over 15 years, making a profit of about US$250,000.")
-    chunk = "Earlier text.  according to the anonymous SOURCES, Daning had been selling state " \
-            "secrets for over 15 years,\nmaking a profit of about US$250,000. Later text."
+    sentence = ("According to the harbour master, the ferry had been running without a licence "
+                "for over 12 years, carrying about 40,000 passengers.")
+    chunk = "Earlier text.  according to the harbour MASTER, the ferry had been running " \
+            "without a licence for over 12 years,\ncarrying about 40,000 passengers. Later text."
     assert br.contains_sentence(sentence, chunk)
-    # The chunk starts one word late: 22 of the 23 words in one run is above 0.9.
-    cut = "to the anonymous sources, Daning had been selling state secrets for over 15 " \
-          "years, making a profit of about US$250,000. Next sentence."
+    # The chunk starts one word late: 21 of the 22 words in one run is above 0.9.
+    cut = "to the harbour master, the ferry had been running without a licence for over 12 " \
+          "years, carrying about 40,000 passengers. Next sentence."
     assert br.contains_sentence(sentence, cut)
     # Half the sentence is not enough, nor are the same words scattered.
-    half = "According to the anonymous sources, Daning had been selling"
+    half = "According to the harbour master, the ferry had been running"
     assert not br.contains_sentence(sentence, half)
     scattered = " and ".join(br.words(sentence))
     assert not br.contains_sentence(sentence, scattered)
     assert br.evidence_found(["no such sentence here at all", sentence], ["x", chunk])
     assert not br.evidence_found([sentence], [])
+
+
+def test_answer_sentences_and_content_words() -> None:
+    answer = ("The ferry sank near Tarvo on Sunday [1]. Mr. Osei said 40 people were rescued "
+              "[2][3]. \"It was chaos,\" a survivor said [1].")
+    assert br.answer_sentences(answer) == [
+        "The ferry sank near Tarvo on Sunday.", "Mr. Osei said 40 people were rescued.",
+        "\"It was chaos,\" a survivor said."]
+    # Tokens of three or more letters or digits, lower-cased, once each.
+    assert br.content_words("The Ferry's 40 crew, and 120 passengers!") == {
+        "the", "ferry", "crew", "and", "120", "passengers"}
+    evidence = "Rescuers pulled 40 people from the water near Tarvo on Sunday."
+    assert br.states("Near Tarvo, rescuers pulled 40 people from the water.", evidence)
+    assert not br.states("The ferry sank near Tarvo on Sunday.", evidence)
+
+
+def test_answer_level_metrics() -> None:
+    ev1 = "The council approved the tram line on Tuesday after a long debate."
+    ev2 = "The line will cost 300 million euros and open in 2012, the mayor said."
+    single = br.Question("s", "single", "q", ("a",), (ev2, ev1), evidence_ids=("a", "a"))
+    lead = "Brenmoor's council approved the tram line on Tuesday after a long debate [1]."
+    other = "Opponents said buses would be cheaper [1]."
+    m = br.answer_metrics(single, f"{other} {lead}", abstained=False)
+    assert m["ans@ev"] == 1.0 and m["ans@ev1"] == 0.0
+    assert m["ans@art"] is None and m["ans@all"] is None
+    m = br.answer_metrics(single, f"{lead} {other}", abstained=False)
+    assert m["ans@ev"] == 1.0 and m["ans@ev1"] == 1.0
+    # An abstention states nothing, whatever its text quotes.
+    assert br.answer_metrics(single, lead, abstained=True)["ans@ev"] == 0.0
+
+    multi = br.Question("m", "multi", "q", ("a", "b"), (ev1, "Ash clouds reached nine km."),
+                        evidence_ids=("a", "b"))
+    m = br.answer_metrics(multi, lead, abstained=False)
+    assert m["ans@art"] == 0.5 and m["ans@all"] == 0.0
+    m = br.answer_metrics(multi, f"{lead} Ash clouds reached nine km, officials said [2].",
+                          abstained=False)
+    assert m["ans@art"] == 1.0 and m["ans@all"] == 1.0
+    assert br.answer_metrics(br.Question("n", "null", "q"), "x", False)["ans@ev"] is None
+
+
+def test_halves_follow_the_conversation_and_files_must_not_share_qids(tmp_path: Path) -> None:
+    halves = {br.half_of(f"q-{i}") for i in range(20)}
+    assert halves == {"tune", "check"}
+    assert br.half_of("q-1") == br.half_of("q-1")
+    rows = [{"qid": f"a-{i}", "type": "followup", "question": "and then?", "gold_ids": ["g"],
+             "followup_of": f"a-{i - 1}" if i else ""} for i in range(6)]
+    first = tmp_path / "first.jsonl"
+    first.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    qs = br.load_questions(first)
+    assert {q.half for q in qs} == {br.half_of("a-0")}
+    assert {q.source for q in qs} == {"first"}
+    again = tmp_path / "again.jsonl"
+    again.write_text(json.dumps(rows[2]) + "\n")
+    with pytest.raises(SystemExit, match="a-2"):
+        br.load_questions(first, again)
 
 
 def test_aggregate_by_type_with_abstention() -> None:
@@ -195,7 +250,12 @@ def test_run_end_to_end_on_a_tiny_corpus(tiny: tuple[Path, Path], tmp_path: Path
     buf = io.StringIO()
     br.print_report(result, Console(file=buf, width=160))
     text = buf.getvalue()
-    assert "all answerable" in text and "MRR@10" in text and "ratio" in text
+    assert "all answerable" in text and "MRR@10" in text and "ans@ev1" in text
+    assert "tune:" in text and "check:" in text and "qa:" in text and "plain" in text
+    assert set(data["slices"]) == {"tune", "check", "qa", "all"}
+    # The reference pipeline answers with two sentences of its chunks.
+    assert result.peer is not None
+    assert all(len(br.answer_sentences(o.answer)) == 2 for o in result.peer.values())
 
     # A second run reuses both indexes.
     again = br.run(corpus, qa, embedder=FakeEmbedder(), quantized=False, log_to=io.StringIO(),
