@@ -38,11 +38,20 @@ class NotAllowed(app_commands.CheckFailure):
 
 
 def allowed(access: Access, interaction: discord.Interaction[Any]) -> bool:
-    """Whether the user of ``interaction`` has the permissions ``access`` requires, here."""
+    """Whether the user of ``interaction`` has the permissions ``access`` requires, here:
+    the permissions, or the role named by NEWSBOT_ADMIN_ROLE_ID / NEWSBOT_MODERATOR_ROLE_ID
+    (admins pass moderator checks too)."""
     if interaction.guild is None:
         return False  # these commands act on a server; there is none in a DM
     perms = interaction.permissions
-    return perms.administrator or perms >= PERMISSIONS[access]
+    if perms.administrator or perms >= PERMISSIONS[access]:
+        return True
+    settings = getattr(interaction.client, "settings", None)
+    roles = {r.id for r in getattr(interaction.user, "roles", [])}
+    wanted = {getattr(settings, "admin_role_id", None)}
+    if access == "mod":
+        wanted.add(getattr(settings, "moderator_role_id", None))
+    return bool(roles & (wanted - {None}))
 
 
 def predicate(access: Access) -> Callable[[discord.Interaction[Any]], bool]:
@@ -87,6 +96,14 @@ def is_mod() -> Callable[[T], T]:
 def is_admin() -> Callable[[T], T]:
     """Admin command: hidden from members by default and enforced at run time."""
     return _restrict("admin")
+
+
+def actor(interaction: discord.Interaction[Any]) -> Any:
+    """The core's view of who runs a command, for the services' own re-check."""
+    from bot.core.operations import Actor
+
+    return Actor(name=f"discord user {interaction.user.id}",
+                 mod=allowed("mod", interaction), admin=allowed("admin", interaction))
 
 
 def group_kwargs(access: Access) -> dict[str, Any]:

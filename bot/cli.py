@@ -7,18 +7,17 @@ answers at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from bot.core.admin import Progress
-    from bot.core.models import Answer
     from bot.core.services import Services
     from bot.settings import Settings
 
@@ -37,184 +36,291 @@ def _services(settings: Settings | None = None, **kwargs: Any) -> Services:
     return build_services(settings or _settings(), **kwargs)
 
 
-@contextmanager
-def _progress(label: str) -> Iterator[Progress]:
-    """Rich progress bars for articles and chunks, on stderr so --json stays clean."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-    from rich.progress import Progress as Bars
+class _Bars:
+    """Rich progress bars on stderr (so --json stays clean), fed by progress events from
+    this process or from a running service."""
 
+    def __init__(self, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.progress import Progress as Bars
+
+        self.console = Console(stderr=True)
+        self.bars = Bars(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                         MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                         TimeElapsedColumn(), console=self.console, transient=False,
+                         disable=not self.console.is_terminal)
+        self.label = label
+        self._arts: Any = None
+        self._chunks: Any = None
+
+    def event(self, event: dict[str, Any]) -> None:
+        if "phase" in event:
+            if event["phase"] == "sample":
+                print("No articles yet: loading the bundled sample articles (first run only).",
+                      file=sys.stderr)
+            if self._arts is None:
+                self._arts = self.bars.add_task(f"{self.label} articles", total=event["total"],
+                                                rate="")
+                self._chunks = self.bars.add_task("chunks", total=None, rate="")
+            else:
+                self.bars.reset(self._arts, total=event["total"],
+                                description=f"{event['phase']} articles")
+        elif "articles" in event and self._arts is not None:
+            self.bars.advance(self._arts, event["articles"])
+        elif "chunks" in event and self._chunks is not None:
+            self.bars.advance(self._chunks, event["chunks"])
+            task = self.bars.tasks[self._chunks]
+            if task.elapsed:
+                self.bars.update(self._chunks, rate=f"{task.completed / task.elapsed:.1f}/s")
+        elif "waiting" in event:
+            print(f"waiting: {event['waiting']}", file=sys.stderr)
+
+    def progress(self) -> Progress:
+        from bot.core.admin import Progress
+
+        return Progress(articles=lambda n: self.event({"articles": n}),
+                        chunks=lambda n: self.event({"chunks": n}),
+                        phase=lambda name, total: self.event({"phase": name, "total": total}))
+
+    def __enter__(self) -> _Bars:
+        self.bars.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bars.__exit__(None, None, None)
+
+
+def call(op: str, args: dict[str, Any], *, label: str | None = None,
+         check_model: bool = True, settings: Settings | None = None) -> dict[str, Any]:
+    """Run an operation: in the running service when there is one, else here.
+
+    The result is the same either way, so output (and ``--json``) does not depend on it.
+    """
+    from bot.control import ControlClient, ServiceError
+    from bot.core.models import NewsbotError, StoreError
+
+    settings = settings or _settings()
+    bars = _Bars(label) if label else None
+    with bars or contextlib.nullcontext():
+        for attempt in range(40):
+            client = ControlClient.find(settings.data_dir)
+            if client is not None:
+                try:
+                    return client.call(op, args, bars.event if bars else None)
+                except ServiceError as exc:
+                    if exc.user:
+                        raise NewsbotError(str(exc)) from None
+                    raise NewsbotError(f"the running service failed: {exc} (see its log)") \
+                        from None
+            try:
+                services = _services(settings, check_model=check_model)
+            except StoreError as exc:
+                # A service that is starting holds the store before its socket is up.
+                if "in use by" in str(exc) and "newsbot" in str(exc) and attempt < 39:
+                    time.sleep(0.25)
+                    continue
+                raise
+            break
+        from bot.core.operations import Context, run_operation
+
+        try:
+            ctx = Context(services, bars.progress() if bars else _quiet_progress())
+            return run_operation(op, ctx, args)
+        finally:
+            services.close()
+    raise AssertionError("unreachable")
+
+
+def _quiet_progress() -> Progress:
     from bot.core.admin import Progress
 
-    console = Console(stderr=True)
-    bars = Bars(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                console=console, transient=False, disable=not console.is_terminal)
-    with bars:
-        arts = bars.add_task(f"{label} articles", total=None, rate="")
-        chunks = bars.add_task("chunks", total=None, rate="")
-
-        def on_chunks(n: int) -> None:
-            bars.advance(chunks, n)
-            task = bars.tasks[chunks]
-            if task.elapsed:
-                bars.update(chunks, rate=f"{task.completed / task.elapsed:.1f}/s")
-
-        yield Progress(articles=lambda n: bars.advance(arts, n), chunks=on_chunks)
+    return Progress()
 
 
-def _print_answer(answer: Answer, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
-        return
+def _print_answer(answer: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.markup import escape
 
     console = Console()
-    console.print(escape(answer.text))
-    if answer.sources:
+    console.print(escape(answer["answer"]))
+    if answer["sources"]:
         console.print("\n[bold]Sources[/bold]")
-    for s in answer.sources:
-        date = s.published_at.date().isoformat() if s.published_at else "undated"
-        console.print(f"  [{s.n}] {escape(s.title)} — {escape(s.outlet or 'unknown outlet')}, "
-                      f"{date}" + (f"\n      {s.url}" if s.url else ""), highlight=False)
-    if answer.abstained and answer.closest:
+    for s in answer["sources"]:
+        date = s["published_at"][:10] if s["published_at"] else "undated"
+        console.print(f"  [{s['n']}] {escape(s['title'])} — "
+                      f"{escape(s['outlet'] or 'unknown outlet')}, {date}", highlight=False)
+        if s["url"]:
+            print(f"      {s['url']}")  # never wrapped: a URL must stay one line to click
+    if answer["abstained"] and answer["closest"]:
         console.print("\n[bold]Closest articles[/bold]")
-        for s in answer.closest:
-            date = s.published_at.date().isoformat() if s.published_at else "undated"
-            console.print(f"  - {escape(s.title)} ({escape(s.outlet or '?')}, {date})",
+        for s in answer["closest"]:
+            date = s["published_at"][:10] if s["published_at"] else "undated"
+            console.print(f"  - {escape(s['title'])} ({escape(s['outlet'] or '?')}, {date})",
                           highlight=False)
-    mode = "language model" if answer.mode == "model" else "extractive (no language model)"
-    console.print(f"\n[dim]{mode}{'; ' + answer.note if answer.note else ''}"
-                  f"{'; earlier turns were cut' if answer.history_cut else ''}[/dim]")
+    mode = ("language model" if answer["mode"] == "model"
+            else "extractive (no language model)")
+    note = answer.get("note")
+    console.print(f"\n[dim]{mode}{'; ' + note if note else ''}"
+                  f"{'; earlier turns were cut' if answer.get('history_cut') else ''}[/dim]")
 
 
-def _ensure_sample(services: Services, quiet: bool) -> None:
-    report = None
-    if quiet:
-        report = services.ensure_sample()
-    elif not (services.state.counts()[0] or services.store.count()):
-        print("No articles yet: loading the bundled sample articles (first run only).",
-              file=sys.stderr)
-        with _progress("sample") as progress:
-            report = services.ensure_sample(progress)
-    if report and not quiet:
-        print(report.summary(), file=sys.stderr)
+def _dump(data: object) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 # -- commands ----------------------------------------------------------------------------------
 def cmd_ask(args: argparse.Namespace) -> int:
-    services = _services()
-    try:
-        # Bad input is refused before anything is written, even the first-run sample.
-        since = services.ask.parse_since(args.since) if args.since else None
-        services.ask.validate(args.question)
-        _ensure_sample(services, quiet=args.json)
-        answer = services.ask.ask(args.question, since=since, outlet=args.source)
-        _print_answer(answer, args.json)
-    finally:
-        services.close()
+    answer = call("ask", {"question": args.question, "since": args.since,
+                          "source": args.source},
+                  label=None if args.json else "sample")
+    if args.json:
+        _dump({k: v for k, v in answer.items() if k != "history_cut"})
+    else:
+        _print_answer(answer)
     return 0
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from bot.core.models import NewsbotError, Turn
+    from bot.core.models import NewsbotError
 
-    services = _services()
-    history: list[Turn] = []
-    try:
-        _ensure_sample(services, quiet=False)
-        print("Ask about the news; follow-ups keep the conversation. Ctrl-D or 'exit' quits.")
-        while True:
-            try:
-                question = input("\nyou> ").strip()
-            except EOFError:
-                print()
-                return 0
-            if question.lower() in ("exit", "quit", ":q"):
-                return 0
-            if not question:
-                continue
-            try:
-                answer = services.ask.ask(question, history=history)
-            except NewsbotError as exc:
-                print(f"newsbot> {exc}")
-                continue
-            print("newsbot> ", end="")
-            _print_answer(answer, as_json=False)
-            history += [Turn("user", question), Turn("assistant", answer.text)]
-    finally:
-        services.close()
+    settings = _settings()
+    history: list[dict[str, str]] = []
+    print("Ask about the news; follow-ups keep the conversation. Ctrl-D or 'exit' quits.")
+    while True:
+        try:
+            question = input("\nyou> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if question.lower() in ("exit", "quit", ":q"):
+            return 0
+        if not question:
+            continue
+        try:
+            answer = call("ask", {"question": question, "history": history},
+                          settings=settings, label="sample")
+        except NewsbotError as exc:
+            print(f"newsbot> {exc}")
+            continue
+        print("newsbot> ", end="")
+        _print_answer(answer)
+        history += [{"role": "user", "text": question},
+                    {"role": "assistant", "text": answer["answer"]}]
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    services = _services()
-    try:
-        with _progress("ingest") as progress:
-            report = services.admin.ingest(args.sources, progress)
-    finally:
-        services.close()
-    print(report.summary())
-    for s in report.skipped[: args.show_skipped]:
-        print(f"  skipped {s.name}: {s.reason}")
-    if len(report.skipped) > args.show_skipped:
-        print(f"  ... and {len(report.skipped) - args.show_skipped} more")
-    return 0
+    from bot.core.admin import IngestReport, normalise_spec
+
+    # Paths are resolved here: a running service has another working directory.
+    specs = [normalise_spec(s) if Path(s).expanduser().exists() else s for s in args.sources]
+    result = call("ingest", {"sources": specs}, label="ingest")
+    if args.json:
+        _dump(result)
+    else:
+        report = IngestReport.from_json(result)
+        print(report.summary())
+        for s in report.skipped[: args.show_skipped]:
+            print(f"  skipped {s.name}: {s.reason}")
+        if len(report.skipped) > args.show_skipped:
+            print(f"  ... and {len(report.skipped) - args.show_skipped} more")
+    for f in result["failed"]:
+        print(f"error: {f['name']}: {f['reason']}", file=sys.stderr)
+    return 1 if result["failed"] else 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    services = _services()
-    try:
-        status = services.admin.status()
-    finally:
-        services.close()
+    status = call("status", {})
     if args.json:
-        print(json.dumps(status, indent=2))
+        _dump(status)
+        return 0
+    sources = status.pop("sources")
+    service = status.pop("service")
+    reindex = status.pop("last_reindex")
+    for key, value in status.items():
+        print(f"{key:>26}: {value}")
+    if reindex:
+        print(f"{'last_reindex':>26}: {reindex['at']} "
+              f"{'ok' if reindex['ok'] else 'FAILED'} {reindex['summary']}")
+    if service:
+        job = service["job"]
+        print(f"{'service':>26}: pid {service['pid']}, up {service['uptime_s']} s, "
+              f"{'job: ' + job['name'] if job else 'idle'}, {service['queued']} queued")
     else:
-        for key, value in status.items():
-            print(f"{key:>16}: {value}")
+        print(f"{'service':>26}: not running")
+    _print_sources(sources)
     return 0
 
 
+def _print_sources(sources: list[dict[str, Any]]) -> None:
+    if not sources:
+        print("no sources yet: `newsbot sources add URL` follows a feed, "
+              "`newsbot ingest PATH` loads files")
+        return
+    for s in sources:
+        when = (s["last_fetch"] or "")[:16].replace("T", " ") or "never"
+        nxt = (s["next_poll"] or "")[:16].replace("T", " ") or "-"
+        print(f"[{s['id']}] {s['name'] or '(no name)'}  {s['kind']}  {s['status']}  "
+              f"failures {s['failures']}  {s['articles']} articles  last fetch {when}  "
+              f"next poll {nxt}")
+        print(f"    {s['spec']}")  # alone on its line so it never wraps inside other text
+        if s["last_error"]:
+            print(f"    last error: {s['last_error']}")
+
+
 def cmd_sources(args: argparse.Namespace) -> int:
-    services = _services()
-    try:
-        if args.action == "remove":
-            if not args.spec:
-                print("error: `newsbot sources remove` needs the source to remove",
-                      file=sys.stderr)
-                return 2
-            n = services.admin.remove_source(args.spec)
-            print(f"removed {args.spec}: {n} articles taken out of the store")
-            return 0
-        rows = services.admin.sources()
-    finally:
-        services.close()
+    if args.action == "list":
+        result = call("sources.list", {})
+        if args.json:
+            _dump(result["sources"])
+        else:
+            _print_sources(result["sources"])
+        return 0
+    if not args.target:
+        print(f"error: `newsbot sources {args.action}` needs "
+              f"{'a URL' if args.action == 'add' else 'the source (id, name or URL)'}",
+              file=sys.stderr)
+        return 2
+    if args.action == "remove":
+        from bot.core.admin import normalise_spec
+
+        spec = args.target
+        if Path(spec).expanduser().exists():
+            spec = normalise_spec(spec)
+        result = call("sources.remove", {"spec": spec})
+        if args.json:
+            _dump(result)
+        else:
+            print(f"removed source {result['id']} ({result['name'] or result['spec']}): "
+                  f"{result['articles_removed']} articles taken out of the store")
+        return 0
+    result = call("sources.add", {"url": args.target, "name": args.name, "every": args.every,
+                                  "backfill": args.backfill}, label="first fetch")
     if args.json:
-        print(json.dumps([{"outlet": r.outlet, "source": r.source, "articles": r.articles,
-                           "newest": r.newest.isoformat() if r.newest else None} for r in rows],
-                         indent=2))
+        _dump(result)
     else:
-        for r in rows:
-            newest = r.newest.date().isoformat() if r.newest else "undated"
-            print(f"{r.articles:>6}  {r.outlet}  (newest {newest})  {r.source}")
+        poll = result["poll"]
+        print(f"following [{result['id']}] {result['name'] or result['spec']} "
+              f"({result['kind']}), every {result['every_min']} min; first fetch: "
+              f"{poll['added']} new, {poll['updated']} updated, {poll['unchanged']} unchanged")
     return 0
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
-    services = _services(check_model=False)
-    try:
-        with _progress("reindex") as progress:
-            articles, chunks = services.admin.reindex(progress)
-    finally:
-        services.close()
-    print(f"reindexed {articles} articles into {chunks} chunks; the new collection is live")
+    result = call("reindex", {"full": args.full, "dry_run": args.dry_run},
+                  label="reindex", check_model=False)
+    if args.json:
+        _dump(result)
+    else:
+        from bot.core.admin import ReindexReport
+
+        print(ReindexReport(**result).summary())
     return 0
 
 
@@ -245,6 +351,64 @@ def cmd_brief(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_poll(args: argparse.Namespace) -> int:
+    result = call("poll", {"source": args.source}, label="poll")
+    if args.json:
+        _dump(result)
+    else:
+        from bot.core.sources import SourcePoll
+
+        polls = [SourcePoll(**s) for s in result["sources"]]
+        for p in polls:
+            print(p.line())
+        if not polls:
+            print("no followed sources to poll: `newsbot sources add URL` follows one")
+        print(f"polled {len(polls)} sources in {result['seconds']:.1f}s")
+    failed = [s for s in result["sources"] if s["outcome"] in ("failed", "disabled")]
+    return 1 if failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    result = call("export", {"path": str(Path(args.path).expanduser().resolve())})
+    if args.json:
+        _dump(result)
+    else:
+        print(f"exported {result['sources']} sources and {result['articles']} articles "
+              f"to {result['path']}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    path = Path(args.path).expanduser().resolve()
+    if not path.is_file():
+        print(f"error: no such file: {args.path}", file=sys.stderr)
+        return 1
+    result = call("import", {"path": str(path)}, label="import")
+    if args.json:
+        _dump(result)
+    else:
+        from bot.core.admin import ReindexReport
+
+        print(f"imported {result['sources']} sources and {result['articles']} articles "
+              f"({result['restored']} new or changed); "
+              f"{ReindexReport(**result['reindex']).summary()}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bot.service import serve
+
+    services = _services()
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger("bot").setLevel(logging.INFO)  # a service says what it does
+    try:
+        return asyncio.run(serve(services))
+    except KeyboardInterrupt:
+        return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings()
     if settings.discord_token is None:
@@ -253,11 +417,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     from bot.client import run_bot
 
-    services = _services(settings)
-    try:
-        return run_bot(services)
-    finally:
-        services.close()
+    return run_bot(_services(settings))
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -295,24 +455,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="only articles since: YYYY-MM-DD, today, week, month, year")
     p.add_argument("--source", help="only articles from this outlet")
     add("chat", cmd_chat, "a conversation in the terminal; follow-ups keep their context")
-    p = add("ingest", cmd_ingest, "add articles from files, folders, feeds or web pages")
+    p = add("ingest", cmd_ingest, "load articles once from files, folders, feeds or web pages")
     p.add_argument("sources", nargs="+", help="JSON/JSONL/Markdown file, folder, feed or URL")
     p.add_argument("--show-skipped", type=int, default=20, metavar="N",
                    help="list at most N skipped items (default 20)")
-    p = add("status", cmd_status, "articles, chunks, models and store in use")
     p.add_argument("--json", action="store_true")
-    p = add("sources", cmd_sources, "list the sources, or remove one with its articles")
-    p.add_argument("action", nargs="?", choices=["list", "remove"], default="list")
-    p.add_argument("spec", nargs="?", help="the source to remove (as listed)")
+    p = add("status", cmd_status, "articles, chunks, models, sources and the running service")
     p.add_argument("--json", action="store_true")
-    add("reindex", cmd_reindex,
-        "rebuild the vector store from the registry; the old one serves until the switch")
+    p = add("sources", cmd_sources,
+            "list the sources; `add URL` follows a feed or page, `remove SPEC` forgets one")
+    p.add_argument("action", nargs="?", choices=["list", "add", "remove"], default="list")
+    p.add_argument("target", nargs="?", metavar="URL_OR_SPEC",
+                   help="add: the feed or page URL; remove: the source's id, name or URL")
+    p.add_argument("--name", help="add: a short name for the source")
+    p.add_argument("--every", type=int, metavar="MINUTES",
+                   help="add: minutes between polls (default NEWSBOT_POLL_MINUTES)")
+    p.add_argument("--backfill", type=int, default=0, metavar="N",
+                   help="add: post briefs for the N newest items of the first fetch")
+    p.add_argument("--json", action="store_true")
+    p = add("reindex", cmd_reindex, "sync the store to the registry, or rebuild it with --full")
+    p.add_argument("--full", action="store_true",
+                   help="rebuild into a new collection; the old one serves until the switch")
+    p.add_argument("--dry-run", action="store_true", help="say what would change; write nothing")
+    p.add_argument("--json", action="store_true")
+    p = add("poll", cmd_poll, "poll the followed feeds and pages now, once")
+    p.add_argument("--once", action="store_true", help="one pass (the only mode; for scripts)")
+    p.add_argument("--source", metavar="SPEC", help="poll only this source (id, name or URL)")
+    p.add_argument("--json", action="store_true")
     p = add("brief", cmd_brief, "news briefs: preview the brief of an article")
     p.add_argument("action", choices=["preview"])
     p.add_argument("article", help="an article id from the registry, or the article's URL "
                                    "(fetched and ingested first when new)")
     p.add_argument("--json", action="store_true", help="print the brief as JSON")
-    add("run", cmd_run, "connect to Discord and answer members (needs DISCORD_TOKEN)")
+    p = add("export", cmd_export, "write the sources and articles to a JSONL backup")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true")
+    p = add("import", cmd_import, "restore sources and articles from a backup, then reindex")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true")
+    add("serve", cmd_serve, "run the service without Discord: feed watcher and control socket")
+    add("run", cmd_run, "the service plus Discord: answer members (needs DISCORD_TOKEN)")
     add("sync", cmd_sync, "register the slash commands globally with Discord")
     return parser
 

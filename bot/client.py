@@ -24,11 +24,12 @@ from bot.views import FeedbackView
 
 if TYPE_CHECKING:
     from bot.core.services import Services
+    from bot.service import NewsService
     from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.ask", "bot.cogs.meta")
+EXTENSIONS = ("bot.cogs.ask", "bot.cogs.meta", "bot.cogs.admin")
 NO_MENTIONS = discord.AllowedMentions.none()
 GENERIC_FAILURE = "Sorry, something went wrong there; it has been logged."
 # What sending an answer needs, the most likely culprit of a 403 first.
@@ -96,6 +97,7 @@ class NewsBot(commands.Bot):
         message_content: bool = False,
         sync_dev_guild: bool = True,
         intents: discord.Intents | None = None,
+        service: NewsService | None = None,
         **options: Any,
     ) -> None:
         super().__init__(
@@ -109,6 +111,8 @@ class NewsBot(commands.Bot):
             **options,
         )
         self.services = services
+        # The running service (feed watcher, one-at-a-time writes); None when only syncing.
+        self.service = service
         self.sync_dev_guild = sync_dev_guild
         self.feedback_view = FeedbackView(services)
         self._forbidden_logged: set[tuple[int, str]] = set()
@@ -239,6 +243,8 @@ async def _message_content_enabled(token: str) -> bool:
 
 
 async def _run(services: Services, token: str) -> int:
+    from bot.service import NewsService, stop_on_signals
+
     try:
         content = await _message_content_enabled(token)
     except discord.LoginFailure:
@@ -248,22 +254,38 @@ async def _run(services: Services, token: str) -> int:
             "the message content intent is off: answering slash commands, mentions and replies "
             "(enable it in the developer portal for follow-ups in threads without a mention)"
         )
-    bot = create_bot(services, message_content=content)
-    async with bot:
-        try:
-            await bot.start(token)
-        except discord.LoginFailure:
-            return _fail(BAD_TOKEN)
-        except discord.PrivilegedIntentsRequired:
-            return _fail("Discord refused the message content intent; enable it or try again.")
+    service = NewsService(services)
+    await service.start()
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    try:
+        bot = create_bot(services, message_content=content, service=service)
+        async with bot:
+            runner = asyncio.ensure_future(bot.start(token))
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if not runner.done():
+                log.info("stopping")
+                await bot.close()
+            try:
+                await runner
+            except discord.LoginFailure:
+                return _fail(BAD_TOKEN)
+            except discord.PrivilegedIntentsRequired:
+                return _fail("Discord refused the message content intent; enable it or try "
+                             "again.")
+    finally:
+        await service.stop()
     return 0
 
 
 def run_bot(services: Services) -> int:
-    """``newsbot run``: connect and serve until interrupted. Returns the exit code (2 when
-    DISCORD_TOKEN is missing or rejected)."""
+    """``newsbot run``: the service plus Discord, until SIGTERM or Ctrl-C. Returns the exit
+    code (2 when DISCORD_TOKEN is missing or rejected)."""
     token = _token(services.settings)
     if token is None:
+        services.close()
         return _fail(MISSING_TOKEN)
     _setup_logging()
     try:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import discord
 
@@ -38,10 +38,9 @@ ELLIPSIS = "…"
 
 
 class SourceSummaryLike(Protocol):
-    """What ``/sources`` shows for one source (``services.admin.sources()`` items)."""
+    """What ``/sources`` shows for one outlet (``services.admin.sources()`` items)."""
 
     outlet: str
-    source: str
     articles: int
     newest: datetime | None
 
@@ -291,21 +290,20 @@ def embed_text(embed: discord.Embed) -> str:
 
 
 def sources_embed(summaries: Sequence[SourceSummaryLike]) -> discord.Embed:
-    """``/sources``: outlets and feeds with article counts and newest dates."""
+    """``/sources``: the outlets the bot has read, with article counts and newest dates.
+    Members see no paths or URLs of the server's own."""
     total = sum(s.articles for s in summaries)
     embed = discord.Embed(title="Sources", colour=ANSWER_COLOUR)
     if not summaries:
-        embed.description = "No sources yet: an admin can add feeds with `newsbot sources add`."
+        embed.description = "No articles yet: an admin can follow feeds with `/feeds add`."
         return embed
-    ordered = sorted(summaries, key=lambda s: (s.outlet.lower(), s.source))
+    ordered = sorted(summaries, key=lambda s: s.outlet.lower())
     lines: list[str] = []
     used = 0
     for i, s in enumerate(ordered):
-        url = safe_url(s.source)
-        where = f"<{url}>" if url else discord.utils.escape_markdown(truncate(s.source, 200))
         line = (
             f"**{discord.utils.escape_markdown(truncate(s.outlet, 80))}** · {s.articles} "
-            f"article{'s' if s.articles != 1 else ''} · newest {format_date(s.newest)}\n{where}"
+            f"article{'s' if s.articles != 1 else ''} · newest {format_date(s.newest)}"
         )
         more = f"\n… and {len(ordered) - i} more"
         if used + len(line) + 1 + len(more) > DESCRIPTION_LIMIT - 100:
@@ -314,25 +312,74 @@ def sources_embed(summaries: Sequence[SourceSummaryLike]) -> discord.Embed:
         lines.append(line)
         used += len(line) + 1
     embed.description = "\n".join(lines)
-    embed.set_footer(text=f"{len(summaries)} sources · {total} articles")
+    embed.set_footer(text=f"{len(summaries)} outlets · {total} articles")
     return embed
 
 
-def status_embed(status: Mapping[str, object]) -> discord.Embed:
-    """``/status``: store size, models and the last ingest."""
+def feeds_embed(sources: Sequence[Mapping[str, Any]]) -> discord.Embed:
+    """``/feeds list`` (admins): every source with its health and next poll."""
+    embed = discord.Embed(title="Followed sources", colour=ANSWER_COLOUR)
+    if not sources:
+        embed.description = "No sources yet: `/feeds add url:` follows a feed or page."
+        return embed
+    lines: list[str] = []
+    used = 0
+    for i, s in enumerate(sources):
+        name = discord.utils.escape_markdown(truncate(str(s["name"] or s["spec"]), 80))
+        nxt = _parse_iso(s["next_poll"])
+        when = discord.utils.format_dt(nxt, "R") if nxt else "not polled"
+        health = s["status"] + (f", {s['failures']} failures" if s["failures"] else "")
+        url = safe_url(s["spec"])
+        line = (f"`{s['id']}` **{name}** · {s['kind']} · {health} · {s['articles']} articles "
+                f"· next {when}" + (f"\n<{url}>" if url else ""))
+        if s["last_error"]:
+            line += f"\n↳ {discord.utils.escape_markdown(truncate(str(s['last_error']), 200))}"
+        more = f"\n… and {len(sources) - i} more"
+        if used + len(line) + 1 + len(more) > DESCRIPTION_LIMIT - 100:
+            lines.append(more.strip())
+            break
+        lines.append(line)
+        used += len(line) + 1
+    embed.description = "\n".join(lines)
+    embed.set_footer(text=f"{len(sources)} sources")
+    return embed
+
+
+def status_embed(status: Mapping[str, Any]) -> discord.Embed:
+    """``/status``: store size, models, sources' health, the last ingest and reindex."""
     embed = discord.Embed(title="Status", colour=ANSWER_COLOUR)
     model = status.get("model") or "none (extractive answers)"
-    last = _parse_iso(status.get("last_ingest"))  # type: ignore[arg-type]
-    rows = (
+    last = _parse_iso(status.get("last_ingest"))
+    sources = status.get("sources") or []
+    failing = [s for s in sources if s["status"] != "ok"]
+    health = f"{len(sources)} followed" + (f", {len(failing)} failing or disabled"
+                                           if failing else ", all ok")
+    reindex = status.get("last_reindex") or None
+    when = _parse_iso(reindex["at"]) if reindex else None
+    rows = [
         ("Articles", status.get("articles", "?")),
         ("Chunks", status.get("chunks", "?")),
         ("Answer model", model),
         ("Embeddings", status.get("embedding_model") or "?"),
-        ("Store", status.get("store") or "?"),
+        ("Sources", health),
         ("Last ingest", discord.utils.format_dt(last, "f") if last else "never"),
-    )
+        ("Last reindex", (f"{discord.utils.format_dt(when, 'R')} "
+                          f"{'ok' if reindex['ok'] else 'failed'}") if when and reindex
+         else "never"),
+    ]
+    if status.get("full_reindex_needed"):
+        rows.append(("Needs", f"a full reindex for {status.get('configured_embedding_model')}"))
+    service = status.get("service")
+    if service:
+        job = service.get("job")
+        rows.append(("Service", f"up {int(service['uptime_s']) // 3600} h · "
+                                f"{'running ' + job['name'] if job else 'idle'}"))
     for name, value in rows:
         embed.add_field(name=name, value=truncate(str(value), FIELD_VALUE_LIMIT), inline=True)
+    for s in failing[:5]:
+        embed.add_field(name=truncate(f"⚠ {s['name'] or s['spec']}", 256),
+                        value=truncate(str(s["last_error"] or s["status"]), FIELD_VALUE_LIMIT),
+                        inline=False)
     return embed
 
 

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
 
     # Ingestion.
     fetch_timeout_s: float = Field(default=15.0, gt=0)
+    max_feed_bytes: int = Field(default=10_000_000, ge=1000)
+
+    # The running service: feed watcher, admins, alerts.
+    poll_minutes: int = Field(default=10, ge=1, le=10080)  # default interval per source
+    feed_max_failures: int = Field(default=8, ge=1, le=100)  # in a row, then disabled
+    admin_role_id: int | None = None  # members with this role may use admin commands too
+    mod_channel_id: int | None = None  # where failures of scheduled work are posted
 
     @field_validator("openai_base_url", "chroma_url", mode="before")
     @classmethod
@@ -84,6 +91,13 @@ class Settings(BaseSettings):
     def llm_enabled(self) -> bool:
         """A chat model is configured (a key, or a local endpoint that needs none)."""
         return bool(self.openai_api_key or self.openai_base_url)
+
+    @property
+    def embedding_model_id(self) -> str:
+        """The id recorded with vectors of the configured model (see retrieval.embeddings)."""
+        if self.embedding_backend == "openai":
+            return f"openai:{self.embedding_model}"
+        return "minilm-l6-v2-int8" if self.embedding_quantized else "minilm-l6-v2"
 
     @property
     def state_path(self) -> Path:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import sqlite3
 import sys
 import threading
@@ -143,6 +145,30 @@ class ChunkTexts:
             self._db.close()
 
 
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _remove_orphan_segments(path: Path) -> int:
+    """Delete segment folders of an embedded Chroma store that no segment row names."""
+    db_path = path / "chroma.sqlite3"
+    if not db_path.exists():
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            live = {row[0] for row in db.execute("SELECT id FROM segments")}
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0  # a schema we do not know: leave the folders alone
+    removed = 0
+    for child in path.iterdir():
+        if child.is_dir() and _UUID.match(child.name) and child.name not in live:
+            shutil.rmtree(child, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def _client(path: Path | None, url: str | None) -> Any:
     import chromadb  # heavy: imported only when a store is opened
     from chromadb.config import Settings as ChromaSettings
@@ -174,6 +200,7 @@ class VectorStore:
                  texts: ChunkTexts | None = None) -> None:
         self._client = client
         self._texts = texts
+        self.path = Path(location) if lock is not None else None  # embedded store folder
         self.base = base
         self.model_id = model_id
         self.location = location
@@ -225,14 +252,14 @@ class VectorStore:
             key=lambda c: c.name,
         )
 
-    def _create(self, *, complete: bool) -> Any:
+    def _create(self, *, complete: bool, model_id: str | None = None) -> Any:
         # Millisecond stamps sort by creation time; two rebuilds in one millisecond cannot
         # happen under the lock.
         name = f"{self.base}-{int(time.time() * 1000)}"
         return self._client.create_collection(
             name,
             configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}},
-            metadata={"model": self.model_id, "complete": complete, "version": 0},
+            metadata={"model": model_id or self.model_id, "complete": complete, "version": 0},
             embedding_function=None,
         )
 
@@ -267,8 +294,16 @@ class VectorStore:
         """
         if self.shared and time.monotonic() - self._checked > max_age_s:
             self._checked = time.monotonic()
-            self._collection = self._open_live(check_model=True)
+            self._collection = self._open_live(check_model=False)
         return int((self._collection.metadata or {}).get("version", 0))
+
+    def retag(self, model_id: str) -> None:
+        """Record another embedding model on the live collection; only while it is empty."""
+        if self.count():
+            raise ValueError("a collection holding vectors cannot change its model")
+        meta = dict(self._collection.metadata or {})
+        meta["model"] = model_id
+        self._collection.modify(metadata=meta)
 
     def _bump(self, collection: Any) -> None:
         meta = dict(collection.metadata or {})
@@ -347,6 +382,18 @@ class VectorStore:
         return {i: np.asarray(e, dtype=np.float32)
                 for i, e in zip(res["ids"], res["embeddings"], strict=True)}
 
+    def chunk_numbers(self, page: int = 5000) -> dict[str, set[int]]:
+        """Article id -> the chunk numbers the live collection holds (metadata only)."""
+        out: dict[str, set[int]] = {}
+        offset = 0
+        while True:
+            res = self._collection.get(limit=page, offset=offset, include=["metadatas"])
+            if not res["ids"]:
+                return out
+            for m in res["metadatas"]:
+                out.setdefault(str(m["article_id"]), set()).add(int(m["chunk"]))
+            offset += len(res["ids"])
+
     def iter_chunks(self, page: int = 2000) -> Iterator[StoredChunk]:
         """Every chunk of the live collection (for the lexical index)."""
         offset = 0
@@ -361,14 +408,22 @@ class VectorStore:
             offset += len(res["ids"])
 
     # -- rebuilding ------------------------------------------------------------------------
-    def begin_rebuild(self) -> Any:
-        """A fresh, not yet live collection for a reindex (earlier unfinished ones dropped)."""
+    def begin_rebuild(self, model_id: str | None = None) -> Any:
+        """A fresh, not yet live collection for a reindex (earlier unfinished ones dropped),
+        for vectors of ``model_id`` (default: the configured model)."""
+        self.drop_unfinished()
+        staging = self._create(complete=False, model_id=model_id)
+        return staging
+
+    def drop_unfinished(self) -> int:
+        """Drop collections a crashed rebuild left behind; returns how many."""
+        dropped = 0
         for c in self._ours():
             if not (c.metadata or {}).get("complete"):
                 self._client.delete_collection(c.name)
-        staging = self._create(complete=False)
+                dropped += 1
         self._forget_dropped()
-        return staging
+        return dropped
 
     def finish_rebuild(self, staging: Any) -> None:
         """Make ``staging`` live, then drop the collections it replaces."""
@@ -386,5 +441,10 @@ class VectorStore:
         self._forget_dropped()
 
     def _forget_dropped(self) -> None:
+        """Drop what deleted collections leave behind: their chunk texts, and on disk the
+        vector segment folders Chroma's embedded backend does not remove itself (chroma-core
+        issues 5259 and 5520: deletion is left to a garbage collector it does not run)."""
         if self._texts:
             self._texts.keep_only([c.name for c in self._ours()])
+        if self.path is not None:
+            _remove_orphan_segments(self.path)

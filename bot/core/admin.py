@@ -1,23 +1,27 @@
-"""Sources in and out, reindexing without downtime, and status.
+"""Sources in and out, reindexing without downtime, status, export and import.
 
-The SQLite registry is the source of truth; the store follows it. Chunks are written before
-the registry row, so a crash in between only means the article is indexed again next time
-(chunk ids are deterministic, so that rewrite is harmless).
+The SQLite registry is the source of truth; the store follows it. Additions write chunks
+before the registry row, removals delete the registry rows before the chunks: a crash in
+between leaves the store with chunks the registry does not list, or missing chunks of an
+article it does, and an incremental reindex (which the service runs at start) repairs both.
+Chunk ids are deterministic, so rewriting chunks is harmless.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bot.core.models import NewsbotError
-from bot.core.state import State, utcnow
+from bot.core.state import SourceRecord, State, utcnow
 from bot.settings import Settings
 from retrieval.articles import Article
 from retrieval.indexer import Indexer
@@ -25,10 +29,46 @@ from retrieval.search import Retriever
 from retrieval.sources import Skipped, SourceError, load_source, source_kind
 from retrieval.store import VectorStore
 
+if TYPE_CHECKING:
+    from retrieval.embeddings import Embedder
+
 log = logging.getLogger(__name__)
 
 Callback = Callable[[int], None]
 BATCH_ARTICLES = 512  # about 2,300 chunks: the embedder batches them by length
+FILE_KINDS = frozenset({"dir", "json", "jsonl", "markdown", "feed"})
+
+
+class Cancelled(NewsbotError):
+    """A long job stopped between batches because the service is shutting down."""
+
+    def __init__(self) -> None:
+        super().__init__("stopped because the service is shutting down; what was written is "
+                         "kept, and running the command again completes it")
+
+
+@dataclass(slots=True)
+class Progress:
+    """Callbacks an adapter passes to follow a long job (the CLI draws rich bars)."""
+
+    articles: Callback | None = None
+    chunks: Callback | None = None
+    # A new step of the job and how many articles it covers (None: not known in advance).
+    phase: Callable[[str, int | None], None] | None = None
+    # Asked between batches: a shutting-down service stops the job there.
+    cancelled: Callable[[], bool] | None = None
+
+    def start(self, name: str, total: int | None) -> None:
+        if self.phase:
+            self.phase(name, total)
+
+    def done_articles(self, n: int) -> None:
+        if self.articles:
+            self.articles(n)
+
+    def check(self) -> None:
+        if self.cancelled is not None and self.cancelled():
+            raise Cancelled()
 
 
 @dataclass(slots=True)
@@ -40,7 +80,10 @@ class IngestReport:
     unchanged: int = 0
     chunks: int = 0  # chunks written
     skipped: list[Skipped] = field(default_factory=list)
+    failed: list[Skipped] = field(default_factory=list)  # sources that gave nothing usable
     seconds: float = 0.0
+    added_ids: list[str] = field(default_factory=list)
+    updated_ids: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         reasons: dict[str, int] = {}
@@ -54,21 +97,65 @@ class IngestReport:
                 f"{len(self.skipped)} skipped{f' ({why})' if why else ''}; "
                 f"{self.chunks} chunks written in {self.seconds:.1f}s{rate}")
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "added": self.added, "updated": self.updated, "unchanged": self.unchanged,
+            "chunks": self.chunks, "seconds": round(self.seconds, 2),
+            "skipped": [{"name": s.name, "reason": s.reason} for s in self.skipped],
+            "failed": [{"name": s.name, "reason": s.reason} for s in self.failed],
+        }
 
-@dataclass(frozen=True, slots=True)
-class SourceSummary:
-    outlet: str
-    source: str
-    articles: int
-    newest: datetime | None
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> IngestReport:
+        return cls(added=data["added"], updated=data["updated"], unchanged=data["unchanged"],
+                   chunks=data["chunks"], seconds=data["seconds"],
+                   skipped=[Skipped(s["name"], s["reason"]) for s in data["skipped"]],
+                   failed=[Skipped(s["name"], s["reason"]) for s in data["failed"]])
 
 
 @dataclass(slots=True)
-class Progress:
-    """Callbacks an adapter passes to follow a long job (the CLI draws rich bars)."""
+class ReindexReport:
+    """What a reindex did (or, with ``dry_run``, would do)."""
 
-    articles: Callback | None = None
-    chunks: Callback | None = None
+    full: bool
+    dry_run: bool
+    articles: int = 0  # articles in the registry
+    added: int = 0  # articles whose chunks were missing from the store
+    updated: int = 0  # articles whose stored chunks did not match the registry
+    deleted: int = 0  # articles in the store the registry no longer holds
+    chunks: int = 0  # chunks in the live collection afterwards
+    collection: str = ""
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        if self.full:
+            if self.dry_run:
+                return (f"a full reindex would rebuild {self.articles} articles into a new "
+                        "collection; nothing was written")
+            return (f"reindexed {self.articles} articles into {self.chunks} chunks in "
+                    f"{self.seconds:.1f}s; the new collection {self.collection} is live")
+        verb = "would be" if self.dry_run else "were"
+        head = (f"{self.added} added, {self.updated} updated, {self.deleted} deleted "
+                f"({self.articles} articles in the registry)")
+        tail = ("; nothing was written" if self.dry_run
+                else f"; {self.chunks} chunks live, {self.seconds:.1f}s")
+        if not (self.added or self.updated or self.deleted):
+            return f"the store matches the registry ({self.articles} articles){tail}"
+        return f"{head} {verb} synced{tail}"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 2)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSummary:
+    """One outlet as members see it: no paths or URLs of the server's own."""
+
+    outlet: str
+    articles: int
+    newest: datetime | None
 
 
 def normalise_spec(spec: str) -> str:
@@ -78,48 +165,66 @@ def normalise_spec(spec: str) -> str:
     return str(Path(spec).expanduser().resolve())
 
 
+def source_kind_of(spec: str) -> str:
+    """The registry's kind for a spec loaded by ``ingest``: file, feed or page."""
+    kind = source_kind(spec)
+    return "file" if kind in FILE_KINDS else "page"
+
+
 class AdminService:
     """Ingest, remove, reindex, status. Writes are serialised inside the process."""
 
     def __init__(self, settings: Settings, state: State, store: VectorStore, indexer: Indexer,
-                 retriever: Retriever) -> None:
+                 retriever: Retriever, *, target_embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.state = state
         self.store = store
         self.indexer = indexer
         self.retriever = retriever
-        self._write = threading.Lock()
+        # The configured model; differs from the serving one until a full reindex switches.
+        self.target_embedder = target_embedder or indexer.embedder
+        self.write_lock = threading.RLock()
+
+    @property
+    def model_change_pending(self) -> bool:
+        return self.target_embedder.model_id != self.indexer.embedder.model_id
 
     # -- ingest ----------------------------------------------------------------------------
     def ingest(self, specs: Iterable[str], progress: Progress | None = None) -> IngestReport:
-        """Load every source and sync its articles into the registry and the store."""
+        """Load every source, record it, and sync its articles into the registry and store."""
         report = IngestReport()
         progress = progress or Progress()
+        progress.start("ingest", None)
         t0 = time.perf_counter()
-        seen: set[str] = set()
-        with self._write:
+        with self.write_lock:
             for raw in specs:
                 try:
                     spec = normalise_spec(raw)
-                    kind = source_kind(spec)
+                    kind = source_kind_of(spec)
                 except SourceError as exc:
-                    report.skipped.append(Skipped(raw, str(exc)))
+                    report.failed.append(Skipped(raw, str(exc)))
                     continue
-                batch: list[Article] = []
+                articles: list[Article] = []
+                skipped: list[Skipped] = []
                 for item in load_source(spec):
                     if isinstance(item, Skipped):
-                        report.skipped.append(item)
-                        continue
-                    if item.id in seen:
-                        report.skipped.append(Skipped(item.url or item.title, "duplicate url"))
-                        continue
-                    seen.add(item.id)
-                    batch.append(item)
-                    if len(batch) >= BATCH_ARTICLES:
-                        self._sync(batch, report, progress)
-                        batch = []
-                self._sync(batch, report, progress)
-                self.state.record_source(spec, kind)
+                        skipped.append(item)
+                    else:
+                        articles.append(item)
+                report.skipped += skipped
+                if not articles:
+                    # Nothing usable: no source row is recorded, and the command says why.
+                    why = skipped[0].reason if len(skipped) == 1 else (
+                        f"no usable articles ({len(skipped)} skipped)" if skipped
+                        else "no articles in it")
+                    report.failed.append(Skipped(raw, why))
+                    continue
+                source = self.state.add_source(spec, kind)
+                for batch in _batches(articles, BATCH_ARTICLES):
+                    progress.check()
+                    self.sync_articles(batch, source.id, report, progress)
+                self.state.update_source(source.id, last_fetch=utcnow(), last_ok=utcnow(),
+                                         polls=source.polls + 1, last_error=None)
             if report.added or report.updated:
                 # When content last changed: an ingest that finds nothing new changes nothing.
                 self.state.set_meta("last_ingest", utcnow().isoformat())
@@ -127,7 +232,11 @@ class AdminService:
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _sync(self, batch: list[Article], report: IngestReport, progress: Progress) -> None:
+    def sync_articles(self, batch: list[Article], source_id: int, report: IngestReport,
+                      progress: Progress | None = None,
+                      guids: dict[str, str | None] | None = None) -> None:
+        """Index new and changed articles of ``batch``, and record that the source holds
+        all of them (with their feed GUIDs, when given). Call under ``write_lock``."""
         if not batch:
             return
         known = self.state.article_hashes(a.id for a in batch)
@@ -136,57 +245,115 @@ class AdminService:
         report.unchanged += len(batch) - len(todo)
         report.updated += len(changed)
         report.added += len(todo) - len(changed)
+        report.updated_ids += changed
+        report.added_ids += [a.id for a in todo if a.id not in known]
         if todo:
-            counts = self.indexer.index(todo, changed=changed, on_chunks=progress.chunks)
+            on_chunks = progress.chunks if progress else None
+            counts = self.indexer.index(todo, changed=changed, on_chunks=on_chunks)
             self.state.upsert_articles((a, counts[a.id]) for a in todo)
             report.chunks += sum(counts.values())
-        if progress.articles:
-            progress.articles(len(batch))
+        self.state.link_articles(source_id, [(a.id, (guids or {}).get(a.id, a.ext_id))
+                                             for a in batch])
+        if progress:
+            progress.done_articles(len(batch))
 
-    def remove_source(self, spec: str) -> int:
-        """Forget a source and take its articles out of the store; returns how many."""
-        spec = normalise_spec(spec)
-        with self._write:
-            ids = self.state.article_ids_for_source(spec)
-            known = any(row["spec"] == spec for row in self.state.sources())
-            if not ids and not known:
+    def remove_source(self, spec: str) -> tuple[SourceRecord, int]:
+        """Forget a source (by id, name, URL or path); the articles no other source holds
+        leave the registry and the store. Returns the source and how many articles left."""
+        with self.write_lock:
+            source = self.state.find_source(spec)
+            if source is None and not spec.strip().isdigit():
+                source = self.state.find_source(normalise_spec(spec))
+            if source is None:
                 raise NewsbotError(f"no source {spec!r} is registered; see `newsbot sources`")
-            self.indexer.remove(ids)
-            self.state.delete_articles(ids)
-            self.state.forget_source(spec)
+            orphans = self.state.delete_source(source.id)
+            # Registry first: a crash before the store catches up leaves chunks the next
+            # incremental reindex deletes, never an article a source still holds.
+            self.state.delete_articles(orphans)
+            self.indexer.remove(orphans)
         self.retriever.invalidate()
-        return len(ids)
+        return source, len(orphans)
 
     # -- reindex ---------------------------------------------------------------------------
-    def reindex(self, progress: Progress | None = None) -> tuple[int, int]:
-        """Rebuild the store from the registry into a new collection, verify, then switch.
+    def reindex(self, progress: Progress | None = None, *, full: bool = False,
+                dry_run: bool = False) -> ReindexReport:
+        """Sync the store to the registry, or (``full``) rebuild it into a new collection.
 
-        The live collection serves questions throughout; a failure leaves it untouched.
-        Returns (articles, chunks) of the new collection.
+        Incremental: articles missing from the store are added, those whose stored chunks
+        do not match the registry are rewritten, and chunks of unregistered articles are
+        deleted. Full: a new collection is filled, verified, then switched to; the live one
+        serves questions throughout, and a failure or a crash leaves it untouched.
         """
         progress = progress or Progress()
-        with self._write:
-            staging = self.store.begin_rebuild()
-            try:
-                counts: dict[str, int] = {}
-                articles = 0
-                for batch in _batches(self.state.iter_articles(), BATCH_ARTICLES):
-                    counts.update(self.indexer.index(batch, collection=staging,
-                                                     on_chunks=progress.chunks))
-                    articles += len(batch)
-                    if progress.articles:
-                        progress.articles(len(batch))
-                self._verify(staging, counts)
-            except BaseException:
-                self.store.abort_rebuild(staging)
-                raise
-            self.store.finish_rebuild(staging)
-            self.state.set_chunk_counts(counts)
-            self.state.set_meta("last_reindex", utcnow().isoformat())
-        self.retriever.invalidate()
-        return articles, sum(counts.values())
+        t0 = time.perf_counter()
+        with self.write_lock:
+            articles = self.state.counts()[0]
+            if full:
+                report = ReindexReport(full=True, dry_run=dry_run, articles=articles)
+                if not dry_run:
+                    self._rebuild(progress, report)
+            else:
+                report = self._sync_store(progress, dry_run=dry_run)
+            report.collection = self.store.collection_name
+            report.chunks = self.store.count()
+        if not dry_run:
+            self.retriever.invalidate()
+            self.state.set_meta("last_reindex", json.dumps(
+                {"at": utcnow().isoformat(), "ok": True, "summary": report.summary()}))
+        report.seconds = time.perf_counter() - t0
+        return report
 
-    def _verify(self, staging: object, counts: dict[str, int]) -> None:
+    def _sync_store(self, progress: Progress, *, dry_run: bool) -> ReindexReport:
+        registry = self.state.chunk_counts()
+        stored = self.store.chunk_numbers()
+        report = ReindexReport(full=False, dry_run=dry_run, articles=len(registry))
+        missing = [aid for aid in registry if aid not in stored]
+        wrong = [aid for aid, n in registry.items()
+                 if aid in stored and stored[aid] != set(range(n))]
+        extra = [aid for aid in stored if aid not in registry]
+        report.added, report.updated, report.deleted = len(missing), len(wrong), len(extra)
+        if dry_run:
+            return report
+        progress.start("sync", len(missing) + len(wrong))
+        if extra:
+            self.indexer.remove(extra)
+        todo = missing + wrong
+        for start in range(0, len(todo), BATCH_ARTICLES):
+            progress.check()
+            batch = [a for aid in todo[start : start + BATCH_ARTICLES]
+                     if (a := self.state.get_article(aid)) is not None]
+            counts = self.indexer.index(batch, changed=[a.id for a in batch if a.id in stored],
+                                        on_chunks=progress.chunks)
+            self.state.set_chunk_counts(counts)
+            progress.done_articles(len(batch))
+        return report
+
+    def _rebuild(self, progress: Progress, report: ReindexReport) -> None:
+        embedder = self.target_embedder
+        progress.start("rebuild", report.articles)
+        staging = self.store.begin_rebuild(model_id=embedder.model_id)
+        indexer = Indexer(self.store, embedder, self.indexer.chunker)
+        try:
+            counts: dict[str, int] = {}
+            for batch in _batches(self.state.iter_articles(), BATCH_ARTICLES):
+                progress.check()
+                counts.update(indexer.index(batch, collection=staging,
+                                            on_chunks=progress.chunks))
+                progress.done_articles(len(batch))
+            self._verify(staging, counts, embedder)
+        except BaseException as exc:
+            self.store.abort_rebuild(staging)
+            self.state.set_meta("last_reindex", json.dumps(
+                {"at": utcnow().isoformat(), "ok": False, "summary": str(exc) or repr(exc)}))
+            raise
+        self.store.finish_rebuild(staging)
+        self.state.set_chunk_counts(counts)
+        if embedder is not self.indexer.embedder:
+            # The new model serves from now on: searches and ingests switch with the store.
+            self.indexer.embedder = embedder
+            self.retriever.embedder = embedder
+
+    def _verify(self, staging: object, counts: dict[str, int], embedder: Embedder) -> None:
         expected = sum(counts.values())
         got = int(staging.count())  # type: ignore[attr-defined]
         if got != expected:
@@ -199,33 +366,134 @@ class AdminService:
             article = self.state.get_article(aid)
             if article is None or not counts[aid]:
                 continue
-            vec = self.indexer.embedder.embed_query(article.title)
+            vec = embedder.embed_query(article.title)
             hits = self.store.query(vec, 10, collection=staging)
             if aid not in {h.article_id for h in hits}:
                 raise NewsbotError(f"reindex check failed: {article.title!r} is not found by "
                                    "its own headline; the live store was left as it was")
 
     # -- status ----------------------------------------------------------------------------
-    def status(self) -> dict[str, object]:
+    def status(self) -> dict[str, Any]:
         articles, _ = self.state.counts()
+        last_reindex = self.state.get_meta("last_reindex")
+        try:
+            reindex = json.loads(last_reindex) if last_reindex else None
+        except ValueError:  # written by an older version as a bare timestamp
+            reindex = {"at": last_reindex, "ok": True, "summary": ""}
+        counts = self.state.source_article_counts()
         return {
             "articles": articles,
             "chunks": self.store.count(),
-            "embedding_model": self.store.model_id,
+            "embedding_model": self.store.built_with,
+            "configured_embedding_model": self.target_embedder.model_id,
+            "full_reindex_needed": self.model_change_pending,
             "store": self.store.location,
             "collection": self.store.collection_name,
             "model": self.settings.llm_model if self.settings.llm_enabled else None,
             "mode": "model" if self.settings.llm_enabled else "extractive",
             "last_ingest": self.state.get_meta("last_ingest"),
+            "last_reindex": reindex,
+            "sources": [source_json(s, counts.get(s.id, 0), self.settings)
+                        for s in self.state.list_sources()],
         }
 
     def sources(self) -> list[SourceSummary]:
+        """What members see: outlets with article counts and newest dates."""
         return [
-            SourceSummary(outlet=r["outlet"] or "(unknown outlet)", source=r["source"],
-                          articles=int(r["articles"]),
+            SourceSummary(outlet=r["outlet"] or "(unknown outlet)", articles=int(r["articles"]),
                           newest=datetime.fromisoformat(r["newest"]) if r["newest"] else None)
             for r in self.state.outlet_summary()
         ]
+
+    def source_list(self) -> list[dict[str, Any]]:
+        """What admins see: every source with its health."""
+        counts = self.state.source_article_counts()
+        return [source_json(s, counts.get(s.id, 0), self.settings)
+                for s in self.state.list_sources()]
+
+    # -- export and import -----------------------------------------------------------------
+    def export(self, path: Path) -> dict[str, int]:
+        """Write the sources and the registry (full texts) as JSONL; returns the counts."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".part")
+        n_sources = n_articles = 0
+        with tmp.open("w", encoding="utf-8") as out:
+            for s in self.state.list_sources():
+                out.write(json.dumps({"type": "source", "spec": s.spec, "kind": s.kind,
+                                      "name": s.name, "watch": s.watch,
+                                      "every_min": s.every_min, "backfill": s.backfill,
+                                      "added_at": s.added_at.isoformat()}) + "\n")
+                n_sources += 1
+            members = self.state.memberships()
+            for a in self.state.iter_articles():
+                record = {"type": "article", **a.model_dump(mode="json", exclude={"content_hash"}),
+                          "sources": members.get(a.id, [])}
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                n_articles += 1
+        tmp.replace(path)  # a reader never sees half a backup
+        return {"sources": n_sources, "articles": n_articles}
+
+    def import_(self, path: Path, progress: Progress | None = None) -> dict[str, Any]:
+        """Restore sources and articles from an export, then sync the store to them."""
+        progress = progress or Progress()
+        path = Path(path)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise NewsbotError(f"cannot read {path}: {exc.strerror or exc}") from None
+        sources: list[dict[str, Any]] = []
+        articles: list[tuple[Article, list[dict[str, Any]]]] = []
+        for i, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if record.get("type") == "source":
+                    sources.append(record)
+                elif record.get("type") == "article":
+                    members = record.pop("sources", [])
+                    record.pop("type")
+                    articles.append((Article.model_validate(record), members))
+                else:
+                    raise ValueError("unknown record type")
+            except (ValueError, TypeError) as exc:
+                raise NewsbotError(f"{path.name}:{i} is not a newsbot export record ({exc}); "
+                                   "nothing was imported") from None
+        with self.write_lock:
+            ids: dict[str, int] = {}
+            for s in sources:
+                rec = self.state.add_source(s["spec"], s["kind"], name=s.get("name"),
+                                            watch=bool(s.get("watch")),
+                                            every_min=s.get("every_min"),
+                                            backfill=int(s.get("backfill") or 0))
+                ids[s["spec"]] = rec.id
+            known = self.state.article_hashes(a.id for a, _ in articles)
+            fresh = [(a, 0) for a, _ in articles if known.get(a.id) != a.content_hash]
+            # Registered with no chunks: the sync below indexes them.
+            self.state.upsert_articles(fresh)
+            for a, members in articles:
+                for m in members:
+                    if m.get("spec") in ids:
+                        self.state.link_articles(ids[m["spec"]], [(a.id, m.get("guid"))])
+            report = self.reindex(progress)
+        return {"sources": len(sources), "articles": len(articles), "restored": len(fresh),
+                "reindex": report.to_json()}
+
+
+def source_json(s: SourceRecord, articles: int, settings: Settings) -> dict[str, Any]:
+    """One source as `sources list --json` and `/feeds list` show it."""
+    def iso(dt: datetime | None) -> str | None:
+        return dt.isoformat() if dt else None
+
+    return {
+        "id": s.id, "kind": s.kind, "name": s.name, "spec": s.spec,
+        "watched": s.watch,
+        "every_min": (s.every_min or settings.poll_minutes) if s.watch else None,
+        "status": s.status, "failures": s.failures, "last_error": s.last_error,
+        "last_fetch": iso(s.last_fetch), "last_ok": iso(s.last_ok),
+        "next_poll": iso(s.next_poll) if s.watch and s.status != "disabled" else None,
+        "articles": articles,
+    }
 
 
 def _batches(items: Iterable[Article], size: int) -> Iterator[list[Article]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -13,6 +15,7 @@ from bot.core.briefs import BriefService
 from bot.core.feedback import FeedbackService
 from bot.core.llm import ChatModel, build_chat_model
 from bot.core.models import StoreError
+from bot.core.sources import SourceService
 from bot.core.state import State
 from bot.settings import Settings
 from retrieval.indexer import Indexer
@@ -21,6 +24,8 @@ from retrieval.store import StoreUnavailable, VectorStore
 
 if TYPE_CHECKING:
     from retrieval.embeddings import Embedder
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -34,6 +39,7 @@ class Services:
     retriever: Retriever
     ask: AskService
     admin: AdminService
+    sources: SourceService
     feedback: FeedbackService
     briefs: BriefService
 
@@ -45,7 +51,12 @@ class Services:
         """Load the bundled sample articles into an empty store (first run, no set-up)."""
         if self.state.counts()[0] or self.store.count():
             return None
-        return self.admin.ingest([str(sample_dir())], progress)
+        with self.admin.write_lock:
+            if self.state.counts()[0] or self.store.count():
+                return None  # another caller loaded it meanwhile
+            if progress:
+                progress.start("sample", None)
+            return self.admin.ingest([str(sample_dir())], progress)
 
 
 def sample_dir() -> Path:
@@ -55,50 +66,91 @@ def sample_dir() -> Path:
 
 def make_embedder(settings: Settings) -> Embedder:
     """The configured embedding model: local MiniLM by default, or an OpenAI-compatible API."""
-    if settings.embedding_backend == "openai":
+    embedder = embedder_for(settings.embedding_model_id, settings)
+    assert embedder is not None  # the configured id is always one of ours
+    return embedder
+
+
+def embedder_for(model_id: str, settings: Settings) -> Embedder | None:
+    """The embedder that produced vectors recorded as ``model_id``, or None if unknown."""
+    if model_id.startswith("openai:"):
         from retrieval.embeddings import OpenAIEmbedder
 
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        return OpenAIEmbedder(model=settings.embedding_model, base_url=settings.openai_base_url,
-                              api_key=key or "not-needed", timeout=settings.llm_timeout_s,
-                              max_retries=settings.llm_max_retries)
-    from retrieval.embeddings import LocalMiniLM
+        return OpenAIEmbedder(model=model_id.removeprefix("openai:"),
+                              base_url=settings.openai_base_url, api_key=key or "not-needed",
+                              timeout=settings.llm_timeout_s, max_retries=settings.llm_max_retries)
+    if model_id in ("minilm-l6-v2", "minilm-l6-v2-int8"):
+        from retrieval.embeddings import LocalMiniLM
 
-    return LocalMiniLM(settings.model_cache_dir, quantized=settings.embedding_quantized,
-                       batch_size=settings.embedding_batch_size)
+        return LocalMiniLM(settings.model_cache_dir, quantized=model_id.endswith("-int8"),
+                           batch_size=settings.embedding_batch_size)
+    return None
 
 
 def build_services(settings: Settings, *, embedder: Embedder | None = None,
-                   model: ChatModel | None = None, check_model: bool = True) -> Services:
+                   model: ChatModel | None = None, check_model: bool = True,
+                   previous_embedder: Callable[[str], Embedder | None] | None = None,
+                   ) -> Services:
     """Open the state and the store and wire the services.
 
-    ``check_model=False`` opens a store built with another embedding model (for reindex).
-    Raises StoreError with a one-line reason when the store cannot be opened.
+    When the store was built with another embedding model than the configured one, it keeps
+    serving with the model it was built with (``previous_embedder`` builds it) until a full
+    reindex switches; vectors of two models are never mixed. When that model cannot be
+    built, a StoreError says to reindex (``check_model=False`` opens the store anyway, to
+    rebuild it). Raises StoreError with a one-line reason when the store cannot be opened.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    embedder = embedder or make_embedder(settings)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot use the data folder {settings.data_dir}: "
+                         f"{exc.strerror or exc}") from None
+    configured = embedder or make_embedder(settings)
     try:
         store = VectorStore.open(path=settings.chroma_path, url=settings.chroma_url,
-                                 base=settings.collection, model_id=embedder.model_id,
-                                 check_model=check_model)
+                                 base=settings.collection, model_id=configured.model_id,
+                                 check_model=False)
     except StoreUnavailable as exc:
         raise StoreError(str(exc)) from None
-    state = State(settings.state_path)
+    serving = configured
+    try:
+        if store.built_with != configured.model_id:
+            if store.count() == 0:
+                store.retag(configured.model_id)  # nothing to rebuild: adopt the new model
+            else:
+                build_old = previous_embedder or (lambda mid: embedder_for(mid, settings))
+                old = build_old(store.built_with)
+                if old is not None:
+                    serving = old
+                    log.warning(
+                        "the store was built with the embedding model %s but %s is configured: "
+                        "answering with %s until `newsbot reindex --full` rebuilds it",
+                        store.built_with, configured.model_id, store.built_with)
+                elif check_model:
+                    raise StoreError(
+                        f"the store was built with the embedding model {store.built_with!r} "
+                        f"but this configuration uses {configured.model_id!r}; run "
+                        "`newsbot reindex --full` to rebuild it.")
+        state = State(settings.state_path)
+    except BaseException:
+        store.close()
+        raise
     params = SearchParams()
     if settings.abstain_threshold is not None:
         params = SearchParams(abstain_threshold=settings.abstain_threshold)
-    retriever = Retriever(store, embedder, cache_dir=settings.data_dir / "lexical", params=params)
-    indexer = Indexer(store, embedder)
+    retriever = Retriever(store, serving, cache_dir=settings.data_dir / "lexical", params=params)
+    indexer = Indexer(store, serving)
     model = model or build_chat_model(settings)
-    admin = AdminService(settings, state, store, indexer, retriever)
+    admin = AdminService(settings, state, store, indexer, retriever, target_embedder=configured)
     return Services(
         settings=settings,
         state=state,
         store=store,
-        embedder=embedder,
+        embedder=serving,
         retriever=retriever,
         ask=AskService(settings, retriever, model),
         admin=admin,
+        sources=SourceService(settings, state, admin),
         feedback=FeedbackService(state),
         briefs=BriefService(state, admin, model),
     )

@@ -3,6 +3,10 @@
 The vector store can always be rebuilt from the registry, so every article's full text lives
 here. One connection is shared across threads behind a lock: the Discord side calls services
 from worker threads, and SQLite serialises writers anyway.
+
+An article belongs to every source that delivered it (``article_sources``); it leaves the
+registry, and the store, only when its last source is removed. Feed items are remembered by
+their GUID per source, so a later poll knows an item it has seen even when its link changed.
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from retrieval.articles import Article
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
@@ -39,12 +44,33 @@ CREATE TABLE IF NOT EXISTS articles (
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
 CREATE INDEX IF NOT EXISTS articles_ext_id ON articles(ext_id);
 CREATE TABLE IF NOT EXISTS sources (
-    spec          TEXT PRIMARY KEY,
-    kind          TEXT NOT NULL,
-    added_at      TEXT NOT NULL,
-    last_ingest   TEXT,
-    last_error    TEXT
+    id             INTEGER PRIMARY KEY,
+    spec           TEXT NOT NULL UNIQUE,   -- URL, or an absolute path
+    kind           TEXT NOT NULL,          -- feed | page | file
+    name           TEXT,
+    watch          INTEGER NOT NULL DEFAULT 0,  -- polled by the feed watcher
+    every_min      INTEGER,                -- NULL: NEWSBOT_POLL_MINUTES
+    backfill       INTEGER NOT NULL DEFAULT 0,
+    added_at       TEXT NOT NULL,
+    last_fetch     TEXT,
+    last_ok        TEXT,
+    next_poll      TEXT,
+    polls          INTEGER NOT NULL DEFAULT 0,  -- successful fetches; 0: the first is to come
+    failures       INTEGER NOT NULL DEFAULT 0,  -- in a row
+    status         TEXT NOT NULL DEFAULT 'ok',  -- ok | failing | disabled
+    last_error     TEXT,
+    etag           TEXT,
+    last_modified  TEXT
 );
+CREATE UNIQUE INDEX IF NOT EXISTS sources_name ON sources(name) WHERE name IS NOT NULL;
+CREATE TABLE IF NOT EXISTS article_sources (
+    article_id  TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    source_id   INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    guid        TEXT,
+    first_seen  TEXT NOT NULL,
+    PRIMARY KEY (article_id, source_id)
+);
+CREATE INDEX IF NOT EXISTS article_sources_source ON article_sources(source_id, guid);
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -74,6 +100,60 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A source the bot has loaded or follows."""
+
+    id: int
+    spec: str  # URL or absolute path
+    kind: str  # feed | page | file
+    name: str | None
+    watch: bool  # polled by the feed watcher
+    every_min: int | None  # None: the default interval
+    backfill: int
+    added_at: datetime
+    last_fetch: datetime | None
+    last_ok: datetime | None
+    next_poll: datetime | None
+    polls: int
+    failures: int
+    status: str  # ok | failing | disabled
+    last_error: str | None
+    etag: str | None
+    last_modified: str | None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.spec
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> SourceRecord:
+        return cls(
+            id=int(row["id"]), spec=row["spec"], kind=row["kind"], name=row["name"],
+            watch=bool(row["watch"]), every_min=row["every_min"], backfill=int(row["backfill"]),
+            added_at=_dt(row["added_at"]) or utcnow(), last_fetch=_dt(row["last_fetch"]),
+            last_ok=_dt(row["last_ok"]), next_poll=_dt(row["next_poll"]),
+            polls=int(row["polls"]), failures=int(row["failures"]), status=row["status"],
+            last_error=row["last_error"], etag=row["etag"], last_modified=row["last_modified"],
+        )
+
+
+def _migrate_sources_v1(db: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: sources get ids; each article belongs to the source that loaded it."""
+    db.execute(
+        """INSERT OR IGNORE INTO sources (spec, kind, added_at, last_fetch, last_ok, polls,
+               last_error)
+           SELECT spec, CASE kind WHEN 'url' THEN 'page' WHEN 'feed' THEN
+                      CASE WHEN spec LIKE 'http%' THEN 'feed' ELSE 'file' END
+                  ELSE 'file' END,
+                  added_at, last_ingest, last_ingest, 1, last_error FROM sources_v1""")
+    db.execute(
+        """INSERT OR IGNORE INTO article_sources (article_id, source_id, guid, first_seen)
+           SELECT a.id, s.id, a.ext_id, a.ingested_at FROM articles a
+           JOIN sources s ON s.spec = a.source""")
+    db.execute("DROP TABLE sources_v1")
+
+
 def _iso(dt: datetime | None) -> str | None:
     return dt.isoformat() if dt else None
 
@@ -96,11 +176,23 @@ class State:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=5000")
         with self._lock:
+            old_sources = self._columns("sources")
+            if old_sources and "id" not in old_sources:
+                # Schema 1 keyed sources by spec; its rows are carried over below.
+                self._db.execute("ALTER TABLE sources RENAME TO sources_v1")
             # executescript commits on its own; every statement in it is idempotent.
             self._db.executescript(_SCHEMA)
+            if "body_hash" not in self._columns("articles"):
+                self._db.execute("ALTER TABLE articles ADD COLUMN body_hash TEXT")
         with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)",
+            if self._columns("sources_v1"):
+                _migrate_sources_v1(db)
+            db.execute("INSERT INTO meta(key, value) VALUES ('schema', ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                        (str(SCHEMA_VERSION),))
+
+    def _columns(self, table: str) -> set[str]:
+        return {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}
 
     def close(self) -> None:
         with self._lock:
@@ -155,7 +247,8 @@ class State:
                        published_at, text, content_hash, n_chunks, ingested_at, updated_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(id) DO UPDATE SET ext_id = excluded.ext_id,
-                       source = excluded.source, url = excluded.url, title = excluded.title,
+                       source = COALESCE(articles.source, excluded.source),
+                       url = excluded.url, title = excluded.title,
                        outlet = excluded.outlet, author = excluded.author,
                        published_at = excluded.published_at, text = excluded.text,
                        content_hash = excluded.content_hash, n_chunks = excluded.n_chunks,
@@ -176,9 +269,6 @@ class State:
         ids = list(ids)
         with self.transaction() as db:
             return sum(db.execute("DELETE FROM articles WHERE id = ?", (i,)).rowcount for i in ids)
-
-    def article_ids_for_source(self, source: str) -> list[str]:
-        return [r["id"] for r in self._query("SELECT id FROM articles WHERE source = ?", (source,))]
 
     def get_article(self, article_id: str) -> Article | None:
         rows = self._query("SELECT * FROM articles WHERE id = ?", (article_id,))
@@ -201,15 +291,41 @@ class State:
         rows = self._query("SELECT id, ext_id FROM articles WHERE ext_id IS NOT NULL")
         return {r["id"]: r["ext_id"] for r in rows}
 
+    def set_body_hashes(self, hashes: dict[str, str]) -> None:
+        with self.transaction() as db:
+            db.executemany("UPDATE articles SET body_hash = ? WHERE id = ?",
+                           [(h, aid) for aid, h in hashes.items()])
+
+    def body_hashes_for_source(self, source_id: int) -> dict[str, str]:
+        """Article id -> body hash of the articles this source delivered."""
+        rows = self._query(
+            "SELECT a.id, a.body_hash FROM articles a JOIN article_sources m "
+            "ON m.article_id = a.id WHERE m.source_id = ? AND a.body_hash IS NOT NULL",
+            (source_id,))
+        return {r["id"]: r["body_hash"] for r in rows}
+
+    def chunk_counts(self) -> dict[str, int]:
+        """Article id -> how many chunks the store should hold for it."""
+        return {r["id"]: int(r["n_chunks"])
+                for r in self._query("SELECT id, n_chunks FROM articles")}
+
+    def memberships(self) -> dict[str, list[dict[str, str | None]]]:
+        """Article id -> the sources (spec, GUID) that delivered it, for an export."""
+        out: dict[str, list[dict[str, str | None]]] = {}
+        for r in self._query("SELECT m.article_id, s.spec, m.guid FROM article_sources m "
+                             "JOIN sources s ON s.id = m.source_id ORDER BY s.id"):
+            out.setdefault(r["article_id"], []).append({"spec": r["spec"], "guid": r["guid"]})
+        return out
+
     def counts(self) -> tuple[int, int]:
         row = self._query("SELECT COUNT(*) AS a, COALESCE(SUM(n_chunks), 0) AS c FROM articles")[0]
         return int(row["a"]), int(row["c"])
 
     def outlet_summary(self) -> list[sqlite3.Row]:
         return self._query(
-            """SELECT COALESCE(outlet, '') AS outlet, COALESCE(source, '') AS source,
-                      COUNT(*) AS articles, MAX(published_at) AS newest
-               FROM articles GROUP BY outlet, source ORDER BY articles DESC"""
+            """SELECT COALESCE(outlet, '') AS outlet, COUNT(*) AS articles,
+                      MAX(published_at) AS newest
+               FROM articles GROUP BY outlet ORDER BY articles DESC, outlet"""
         )
 
     @staticmethod
@@ -221,23 +337,106 @@ class State:
         )
 
     # -- sources ---------------------------------------------------------------------------
-    def record_source(self, spec: str, kind: str, *, error: str | None = None) -> None:
+    def add_source(self, spec: str, kind: str, *, name: str | None = None, watch: bool = False,
+                   every_min: int | None = None, backfill: int = 0) -> SourceRecord:
+        """Record a source, or return the one already recorded under ``spec`` (updating how
+        it is followed when ``watch`` is asked for)."""
         now = _iso(utcnow())
         with self.transaction() as db:
             db.execute(
-                """INSERT INTO sources (spec, kind, added_at, last_ingest, last_error)
-                   VALUES (?, ?, ?, ?, ?)
+                """INSERT INTO sources (spec, kind, name, watch, every_min, backfill, added_at,
+                       next_poll)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(spec) DO UPDATE SET kind = excluded.kind,
-                       last_ingest = excluded.last_ingest, last_error = excluded.last_error""",
-                (spec, kind, now, now, error),
+                       name = COALESCE(excluded.name, sources.name),
+                       watch = MAX(sources.watch, excluded.watch),
+                       every_min = COALESCE(excluded.every_min, sources.every_min)""",
+                (spec, kind, name, int(watch), every_min, backfill, now, now if watch else None),
+            )
+            row = db.execute("SELECT * FROM sources WHERE spec = ?", (spec,)).fetchone()
+        return SourceRecord.from_row(row)
+
+    def get_source(self, source_id: int) -> SourceRecord | None:
+        rows = self._query("SELECT * FROM sources WHERE id = ?", (source_id,))
+        return SourceRecord.from_row(rows[0]) if rows else None
+
+    def find_source(self, spec: str) -> SourceRecord | None:
+        """The source named by id, name or spec (URL or absolute path)."""
+        spec = spec.strip()
+        rows = self._query(
+            "SELECT * FROM sources WHERE spec = ? OR name = ? OR CAST(id AS TEXT) = ? "
+            "ORDER BY spec = ? DESC, name = ? DESC LIMIT 1", (spec, spec, spec, spec, spec))
+        return SourceRecord.from_row(rows[0]) if rows else None
+
+    def list_sources(self) -> list[SourceRecord]:
+        return [SourceRecord.from_row(r) for r in self._query("SELECT * FROM sources ORDER BY id")]
+
+    def source_article_counts(self) -> dict[int, int]:
+        rows = self._query("SELECT source_id, COUNT(*) AS n FROM article_sources "
+                           "GROUP BY source_id")
+        return {int(r["source_id"]): int(r["n"]) for r in rows}
+
+    def due_sources(self, now: datetime) -> list[SourceRecord]:
+        """Watched, enabled sources whose next poll has come."""
+        rows = self._query(
+            "SELECT * FROM sources WHERE watch = 1 AND status != 'disabled' "
+            "AND (next_poll IS NULL OR next_poll <= ?) ORDER BY next_poll", (_iso(now),))
+        return [SourceRecord.from_row(r) for r in rows]
+
+    def next_due(self) -> datetime | None:
+        rows = self._query("SELECT MIN(next_poll) AS t FROM sources "
+                           "WHERE watch = 1 AND status != 'disabled'")
+        return _dt(rows[0]["t"]) if rows else None
+
+    def update_source(self, source_id: int, **fields: Any) -> None:
+        """Set columns of one source (datetimes are stored as ISO text)."""
+        allowed = {"name", "watch", "every_min", "backfill", "last_fetch", "last_ok",
+                   "next_poll", "polls", "failures", "status", "last_error", "etag",
+                   "last_modified", "kind"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown source fields: {sorted(unknown)}")
+        values = [_iso(v) if isinstance(v, datetime) else v for v in fields.values()]
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.transaction() as db:
+            db.execute(f"UPDATE sources SET {sets} WHERE id = ?", (*values, source_id))
+
+    def delete_source(self, source_id: int) -> list[str]:
+        """Forget a source; returns the ids of articles no other source holds (to remove)."""
+        with self.transaction() as db:
+            orphans = [r["article_id"] for r in db.execute(
+                """SELECT article_id FROM article_sources WHERE source_id = ? AND article_id
+                   NOT IN (SELECT article_id FROM article_sources WHERE source_id != ?)""",
+                (source_id, source_id))]
+            db.execute("DELETE FROM sources WHERE id = ?", (source_id,))
+        return orphans
+
+    def link_articles(self, source_id: int, items: Iterable[tuple[str, str | None]]) -> None:
+        """Record that the source delivered these (article id, GUID) pairs."""
+        now = _iso(utcnow())
+        with self.transaction() as db:
+            db.executemany(
+                """INSERT INTO article_sources (article_id, source_id, guid, first_seen)
+                   VALUES (?, ?, ?, ?)
+                   ON CONFLICT(article_id, source_id) DO UPDATE
+                   SET guid = COALESCE(excluded.guid, article_sources.guid)""",
+                [(aid, source_id, guid, now) for aid, guid in items],
             )
 
-    def forget_source(self, spec: str) -> None:
-        with self.transaction() as db:
-            db.execute("DELETE FROM sources WHERE spec = ?", (spec,))
+    def known_guids(self, source_id: int) -> dict[str, str]:
+        """GUID -> article id of the items this source has delivered."""
+        rows = self._query("SELECT guid, article_id FROM article_sources "
+                           "WHERE source_id = ? AND guid IS NOT NULL", (source_id,))
+        return {r["guid"]: r["article_id"] for r in rows}
 
-    def sources(self) -> list[sqlite3.Row]:
-        return self._query("SELECT * FROM sources ORDER BY spec")
+    def article_ids_for_source(self, source_id: int) -> list[str]:
+        return [r["article_id"] for r in self._query(
+            "SELECT article_id FROM article_sources WHERE source_id = ?", (source_id,))]
+
+    def orphan_article_ids(self) -> list[str]:
+        """Articles no source holds (left by an import, or a crash mid-removal)."""
+        return [r["id"] for r in self._query(
+            "SELECT id FROM articles WHERE id NOT IN (SELECT article_id FROM article_sources)")]
 
     # -- answers and feedback --------------------------------------------------------------
     def record_answer(self, *, message_id: int, channel_id: int, user_id: int, question: str,

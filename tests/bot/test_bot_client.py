@@ -20,7 +20,8 @@ from bot.views import DOWN_ID, UP_ID, FeedbackView
 from tests.fakes import make_services
 
 # Commands that need more than membership, and who may run them.
-RESTRICTED = {"feedback stats": "mod"}
+RESTRICTED = {"feedback stats": "mod", "feeds add": "admin", "feeds remove": "admin",
+              "feeds list": "admin", "reindex": "admin"}
 
 
 @pytest.fixture

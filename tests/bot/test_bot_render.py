@@ -188,7 +188,6 @@ def test_sources_embed_many_outlets_fits() -> None:
     summaries = [
         SimpleNamespace(
             outlet=f"Outlet {i}",
-            source=f"https://feeds.example/{i}.xml",
             articles=i,
             newest=datetime(2024, 1, 1, tzinfo=UTC) if i else None,
         )
@@ -197,13 +196,26 @@ def test_sources_embed_many_outlets_fits() -> None:
     embed = render.sources_embed(summaries)
     _fits([embed])
     assert "more" in embed.description
-    assert "200 sources" in embed.footer.text
-    assert "<https://feeds.example/0.xml>" in embed.description
+    assert "200 outlets" in embed.footer.text
     assert "newest undated" in embed.description
 
 
 def test_sources_embed_empty() -> None:
-    assert "No sources" in render.sources_embed([]).description
+    assert "No articles yet" in render.sources_embed([]).description
+
+
+def test_feeds_embed_shows_health_and_fits() -> None:
+    sources = [{"id": i, "name": f"Feed {i}" if i % 2 else None, "kind": "feed",
+                "spec": f"https://feeds.example/{i}.xml", "status": "ok" if i else "disabled",
+                "failures": 0 if i else 8, "articles": i, "last_error": None if i else
+                "disabled after 8 failed polls in a row; last: HTTP 404",
+                "next_poll": "2026-01-01T10:00:00+00:00" if i else None}
+               for i in range(120)]
+    embed = render.feeds_embed(sources)
+    _fits([embed])
+    assert "HTTP 404" in embed.description and "not polled" in embed.description
+    assert "<https://feeds.example/1.xml>" in embed.description
+    assert "more" in embed.description
 
 
 def test_status_embed() -> None:

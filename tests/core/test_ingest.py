@@ -50,7 +50,9 @@ def test_changed_article_replaces_all_its_chunks(empty: Services, tmp_path: Path
     src = _write_jsonl(tmp_path / "a.jsonl", [_record(1, long_body), _record(2)])
     empty.admin.ingest([str(src)])
     before = empty.store.count()
-    aid = empty.state.article_ids_for_source(str(src.resolve()))[0]
+    source = empty.state.find_source(str(src.resolve()))
+    assert source is not None and source.kind == "file"
+    aid = empty.state.article_ids_for_source(source.id)[0]
     assert before >= 4
 
     _write_jsonl(src, [_record(1, "A short correction: the keeper retired in spring."),
@@ -82,7 +84,11 @@ def test_malformed_inputs_are_reported_and_the_rest_goes_in(empty: Services,
     assert reasons["mixed.jsonl:3"] == "empty body"
     assert any(r == "duplicate url" for r in reasons.values())
     assert any(name.startswith("broken.xml") for name in reasons)
-    assert any("missing.json" in s.name for s in report.skipped)
+    # Whole sources that gave nothing are failures (the CLI exits non-zero), not skips.
+    failed = {s.name.split("/")[-1]: s.reason for s in report.failed}
+    assert set(failed) == {"broken.xml", "missing.json"}
+    assert "no such file" in failed["missing.json"]
+    assert empty.state.find_source(str(bad_feed.resolve())) is None
     undated = [a for a in empty.state.iter_articles() if a.published_at is None]
     assert len(undated) == 1
 
@@ -91,9 +97,11 @@ def test_remove_source_takes_its_articles_out(empty: Services, tmp_path: Path) -
     a = _write_jsonl(tmp_path / "a.jsonl", [_record(1), _record(2)])
     b = _write_jsonl(tmp_path / "b.jsonl", [_record(3)])
     empty.admin.ingest([str(a), str(b)])
-    assert empty.admin.remove_source(str(a)) == 2
+    assert empty.admin.remove_source(str(a))[1] == 2
+    b_source = empty.state.find_source(str(b.resolve()))
+    assert b_source is not None
     assert {c.article_id for c in empty.store.iter_chunks()} == set(
-        empty.state.article_ids_for_source(str(b.resolve())))
+        empty.state.article_ids_for_source(b_source.id))
     with pytest.raises(NewsbotError, match="no source"):
         empty.admin.remove_source(str(tmp_path / "never-added.jsonl"))
 
@@ -116,17 +124,18 @@ def test_reindex_switches_only_when_complete(tmp_path: Path) -> None:
     svc = make_services(tmp_path / "data")
     before = svc.admin.status()
     answer_before = svc.ask.ask("what did Netflix use AI for in The Eternaut?")
-    articles, chunks = svc.admin.reindex()
-    assert (articles, chunks) == (before["articles"], before["chunks"])
+    report = svc.admin.reindex(full=True)
+    assert (report.articles, report.chunks) == (before["articles"], before["chunks"])
     after = svc.admin.status()
     assert after["collection"] != before["collection"] and after["chunks"] == before["chunks"]
     assert svc.ask.ask("what did Netflix use AI for in The Eternaut?").text == answer_before.text
 
     # A failure part-way through leaves the live collection serving, untouched.
     failing = _FailingEmbedder(fail_at=1)
-    svc.admin.indexer.embedder = failing
+    svc.admin.target_embedder = failing
     with pytest.raises(RuntimeError, match="went away"):
-        svc.admin.reindex()
+        svc.admin.reindex(full=True)
+    assert svc.admin.status()["last_reindex"]["ok"] is False
     assert svc.admin.status()["collection"] == after["collection"]
     assert svc.ask.ask("what did Netflix use AI for in The Eternaut?").text == answer_before.text
     svc.close()
@@ -146,7 +155,7 @@ def test_store_built_with_another_model_asks_for_reindex(tmp_path: Path) -> None
         build_services(make_settings(tmp_path / "data"), embedder=OtherModel())
     svc = build_services(make_settings(tmp_path / "data"), embedder=OtherModel(),
                          check_model=False)
-    svc.admin.reindex()
+    svc.admin.reindex(full=True)
     svc.close()
     svc = build_services(make_settings(tmp_path / "data"), embedder=OtherModel())
     assert svc.admin.status()["embedding_model"] == "another-model"

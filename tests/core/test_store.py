@@ -71,7 +71,7 @@ def test_embedded_store_keeps_texts_beside_chroma_and_in_step(tmp_path: Path) ->
     assert _text_rows(tmp_path / "data") == {live: svc.store.count()}
 
     # A rebuild replaces the collection; the old collection's texts go with it.
-    svc.admin.reindex()
+    svc.admin.reindex(full=True)
     assert svc.store.collection_name != live
     assert _text_rows(tmp_path / "data") == {svc.store.collection_name: svc.store.count()}
     svc.close()
@@ -99,7 +99,7 @@ def test_two_processes_share_a_chroma_server(tmp_path: Path, chroma_server: Chro
                      "url: https://news.example.org/glass-bridge\npublished_at: 2025-03-02\n---\n"
                      "A glass footbridge over the Vltava gorge opened to walkers on Sunday.\n")
     writer.admin.ingest([str(story)])
-    writer.admin.reindex()
+    writer.admin.reindex(full=True)
     reader.store.version(max_age_s=0)
     answer = reader.ask.ask("when did the glass footbridge over the Vltava gorge open?")
     assert not answer.abstained and answer.sources[0].title.startswith("Glass bridge")

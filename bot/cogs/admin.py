@@ -1,0 +1,188 @@
+"""Admins in Discord: ``/feeds add|remove|list`` and ``/reindex``, and alerts to moderators.
+
+Member-facing ``/sources`` (in meta.py) stays a read-only list of outlets. Discord cannot
+have one top-level name be both a command and a group, so the admin commands that follow
+feeds and pages live under ``/feeds``. Every command here is hidden from members by default
+permissions, checked at run time, and checked again by the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import checks, render
+from bot.client import NO_MENTIONS, one_line
+from bot.core.models import NewsbotError
+from bot.core.operations import Context, run_operation
+
+if TYPE_CHECKING:
+    from bot.client import NewsBot
+
+log = logging.getLogger(__name__)
+
+EDIT_EVERY_S = 5.0  # reindex progress: one message edited at most this often
+
+
+class Admin(commands.Cog):
+    """Sources the bot follows, and the store behind them."""
+
+    feeds = app_commands.Group(name="feeds", description="Feeds and pages the bot follows",
+                               **checks.group_kwargs("admin"))
+
+    def __init__(self, bot: NewsBot) -> None:
+        self.bot = bot
+        self.services = bot.services
+
+    async def cog_load(self) -> None:
+        if self.bot.service is not None and self.bot.settings.mod_channel_id:
+            self.bot.service.alert = self.alert
+
+    async def cog_unload(self) -> None:
+        if self.bot.service is not None and self.bot.service.alert == self.alert:
+            self.bot.service.alert = None
+
+    async def alert(self, line: str) -> None:
+        """One line to the moderators' channel (NEWSBOT_MOD_CHANNEL_ID)."""
+        channel_id = self.bot.settings.mod_channel_id
+        if not channel_id:
+            return
+        channel = self.bot.get_channel(channel_id) or await self.bot.fetch_channel(channel_id)
+        await channel.send(render.truncate(line, 1900),  # type: ignore[union-attr]
+                           allowed_mentions=NO_MENTIONS)
+
+    async def _call(self, interaction: discord.Interaction[Any], op: str,
+                    args: dict[str, Any], emit: Any = None) -> dict[str, Any]:
+        """Through the running service (writes one at a time), or in a worker thread when
+        the bot runs without one (tests)."""
+        actor = checks.actor(interaction)
+        if self.bot.service is not None:
+            return await self.bot.service.call(op, args, emit, actor=actor)
+        return await asyncio.to_thread(
+            run_operation, op, Context(self.services, actor=actor), args)
+
+    # -- /feeds ------------------------------------------------------------------------------
+    @feeds.command(name="add", description="Follow a feed or news page; it is checked first.")
+    @app_commands.describe(url="The feed or page URL", name="A short name for it",
+                           every="Minutes between polls (default from the settings)")
+    @checks.is_admin()
+    async def feeds_add(self, interaction: discord.Interaction[Any],
+                        url: app_commands.Range[str, 8, 2000],
+                        name: app_commands.Range[str, 1, 80] | None = None,
+                        every: app_commands.Range[int, 1, 10080] | None = None) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        result = await self._call(interaction, "sources.add",
+                                  {"url": url, "name": name, "every": every})
+        poll = result["poll"]
+        await interaction.followup.send(
+            f"Following **{discord.utils.escape_markdown(result['name'] or result['spec'])}** "
+            f"(id {result['id']}, {result['kind']}), every {result['every_min']} min.\n"
+            f"First fetch: {poll['added']} new articles stored (no briefs are posted for "
+            f"them).\n<{result['spec']}>",
+            ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    @feeds.command(name="remove", description="Stop following a source; articles only it "
+                                              "delivered leave the store.")
+    @app_commands.describe(source="The source (its id, name or URL)")
+    @checks.is_admin()
+    async def feeds_remove(self, interaction: discord.Interaction[Any],
+                           source: app_commands.Range[str, 1, 2000]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        result = await self._call(interaction, "sources.remove", {"spec": source})
+        label = discord.utils.escape_markdown(result["name"] or result["spec"])
+        await interaction.followup.send(
+            f"Removed source {result['id']} ({label}): {result['articles_removed']} articles "
+            "left the store.", ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    @feeds_remove.autocomplete("source")
+    async def _source_choices(self, interaction: discord.Interaction[Any],
+                              current: str) -> list[app_commands.Choice[str]]:
+        if not checks.allowed("admin", interaction):
+            return []
+        rows = await asyncio.to_thread(self.services.state.list_sources)
+        wanted = current.casefold()
+        found = [r for r in rows if wanted in f"{r.id} {r.label}".casefold()]
+        return [app_commands.Choice(name=render.truncate(f"{r.id} · {r.label}", 100),
+                                    value=str(r.id)) for r in found[:25]]
+
+    @feeds.command(name="list", description="Every source with its health and next poll.")
+    @checks.is_admin()
+    async def feeds_list(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        result = await self._call(interaction, "sources.list", {})
+        await interaction.followup.send(embed=render.feeds_embed(result["sources"]),
+                                        ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    # -- /reindex ----------------------------------------------------------------------------
+    @app_commands.command(name="reindex",
+                          description="Sync the store to the registry, or rebuild it.")
+    @app_commands.describe(full="Rebuild into a new collection (the old one serves meanwhile)",
+                           dry_run="Only say what would change")
+    @checks.is_admin()
+    async def reindex(self, interaction: discord.Interaction[Any], full: bool = False,
+                      dry_run: bool = False) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        state: dict[str, Any] = {"phase": "starting", "total": None, "articles": 0,
+                                 "chunks": 0}
+        loop = asyncio.get_running_loop()
+
+        def emit(event: dict[str, Any]) -> None:  # from the job's thread
+            loop.call_soon_threadsafe(_fold, state, event)
+
+        job = asyncio.ensure_future(
+            self._call(interaction, "reindex", {"full": full, "dry_run": dry_run}, emit))
+        message: discord.WebhookMessage | None = None
+        while not job.done():
+            await asyncio.wait({job}, timeout=EDIT_EVERY_S)
+            if job.done():
+                break
+            line = _progress_line(state)
+            with contextlib.suppress(discord.HTTPException):
+                if message is None:
+                    message = await interaction.followup.send(line, ephemeral=True, wait=True,
+                                                              allowed_mentions=NO_MENTIONS)
+                else:
+                    await message.edit(content=line, allowed_mentions=NO_MENTIONS)
+        try:
+            from bot.core.admin import ReindexReport
+
+            summary = ReindexReport(**job.result()).summary()
+            line = f"Done: {summary}."
+        except NewsbotError as exc:
+            line = f"Reindex not done: {one_line(str(exc))}"
+            if self.bot.service is not None and "already running" not in str(exc):
+                await self.bot.service.tell_moderators(f"A reindex failed: {exc}")
+        if message is None:
+            await interaction.followup.send(line, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        else:
+            await message.edit(content=line, allowed_mentions=NO_MENTIONS)
+
+
+def _fold(state: dict[str, Any], event: dict[str, Any]) -> None:
+    if "phase" in event:
+        state.update(phase=event["phase"], total=event["total"], articles=0)
+    elif "articles" in event:
+        state["articles"] += event["articles"]
+    elif "chunks" in event:
+        state["chunks"] += event["chunks"]
+    elif "waiting" in event:
+        state["phase"] = f"waiting: {event['waiting']}"
+
+
+def _progress_line(state: dict[str, Any]) -> str:
+    total = state["total"]
+    done = state["articles"]
+    pct = f" ({100 * done // total}%)" if total else ""
+    return (f"Reindex · {state['phase']}: {done}{'/' + str(total) if total else ''} "
+            f"articles{pct}, {state['chunks']} chunks · {time.strftime('%H:%M:%S')}")
+
+
+async def setup(bot: NewsBot) -> None:
+    await bot.add_cog(Admin(bot))

@@ -1,0 +1,159 @@
+"""Every command the service carries out for the command line, in one table.
+
+An operation takes JSON-able arguments and returns a JSON-able result, so the CLI prints the
+same thing whether it ran the operation itself or a running service ran it and sent the
+result over the control socket. Writes are serialised by the caller (the service's job
+runner, or the CLI being the only process); reads may run concurrently with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from bot.core.admin import Progress
+from bot.core.models import NewsbotError, Turn
+
+if TYPE_CHECKING:
+    from bot.core.services import Services
+
+Args = dict[str, Any]
+Result = dict[str, Any]
+
+
+Access = Literal["member", "mod", "admin"]
+
+
+class NotPermitted(NewsbotError):
+    """The caller may not run this operation (checked here as well as in each adapter)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asks. The command line's user is the machine's user (the control socket admits
+    no one else), so an admin; Discord passes what the member's permissions allow."""
+
+    name: str = "local user"
+    mod: bool = True
+    admin: bool = True
+
+    def may(self, access: Access) -> bool:
+        return access == "member" or (access == "mod" and (self.mod or self.admin)) or (
+            access == "admin" and self.admin)
+
+
+@dataclass(slots=True)
+class Context:
+    """What an operation may use besides its arguments."""
+
+    services: Services
+    progress: Progress = field(default_factory=Progress)
+    actor: Actor = field(default_factory=Actor)
+    # Filled by a running service for `status`: uptime, the running job, the queue.
+    service_info: Callable[[], dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    name: str
+    write: bool  # changes the registry or the store: one at a time
+    run: Callable[[Context, Args], Result]
+    access: Access = "member"
+
+
+def _ask(ctx: Context, args: Args) -> Result:
+    ask = ctx.services.ask
+    since = ask.parse_since(args["since"]) if args.get("since") else None
+    ask.validate(args["question"])  # bad input is refused before anything is written
+    if args.get("load_sample", True):
+        ctx.services.ensure_sample(ctx.progress)
+    history = [Turn(t["role"], t["text"]) for t in args.get("history") or []]
+    answer = ask.ask(args["question"], history=history, since=since,
+                     outlet=args.get("source"))
+    return {**answer.to_json(), "history_cut": answer.history_cut}
+
+
+def _status(ctx: Context, args: Args) -> Result:
+    status = ctx.services.admin.status()
+    status["service"] = ctx.service_info() if ctx.service_info else None
+    return status
+
+
+def _ingest(ctx: Context, args: Args) -> Result:
+    return ctx.services.admin.ingest(args["sources"], ctx.progress).to_json()
+
+
+def _sources_list(ctx: Context, args: Args) -> Result:
+    return {"sources": ctx.services.admin.source_list()}
+
+
+def _sources_add(ctx: Context, args: Args) -> Result:
+    return ctx.services.sources.add(args["url"], name=args.get("name"),
+                                    every_min=args.get("every"),
+                                    backfill=int(args.get("backfill") or 0),
+                                    progress=ctx.progress)
+
+
+def _sources_remove(ctx: Context, args: Args) -> Result:
+    source, removed = ctx.services.admin.remove_source(args["spec"])
+    return {"id": source.id, "spec": source.spec, "name": source.name,
+            "articles_removed": removed}
+
+
+def _reindex(ctx: Context, args: Args) -> Result:
+    return ctx.services.admin.reindex(ctx.progress, full=bool(args.get("full")),
+                                      dry_run=bool(args.get("dry_run"))).to_json()
+
+
+def _poll(ctx: Context, args: Args) -> Result:
+    report = ctx.services.sources.poll(only=args.get("source"),
+                                       due_only=bool(args.get("due_only")),
+                                       progress=ctx.progress)
+    return report.to_json()
+
+
+def _export(ctx: Context, args: Args) -> Result:
+    path = Path(args["path"])
+    if path.exists() and path.is_dir():
+        raise NewsbotError(f"{path} is a folder; give a file name for the export")
+    try:
+        counts = ctx.services.admin.export(path)
+    except OSError as exc:
+        raise NewsbotError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return {"path": str(path), **counts}
+
+
+def _import(ctx: Context, args: Args) -> Result:
+    return ctx.services.admin.import_(Path(args["path"]), ctx.progress)
+
+
+OPERATIONS: dict[str, Operation] = {op.name: op for op in (
+    Operation("ask", False, _ask),
+    Operation("status", False, _status),
+    Operation("sources.list", False, _sources_list, "admin"),
+    Operation("ingest", True, _ingest, "admin"),
+    Operation("sources.add", True, _sources_add, "admin"),
+    Operation("sources.remove", True, _sources_remove, "admin"),
+    Operation("reindex", True, _reindex, "admin"),
+    Operation("poll", True, _poll, "admin"),
+    Operation("export", False, _export, "admin"),
+    Operation("import", True, _import, "admin"),
+)}
+
+
+def lookup(name: str, actor: Actor) -> Operation:
+    """The operation ``name``, if ``actor`` may run it."""
+    op = OPERATIONS.get(name)
+    if op is None:
+        raise NewsbotError(f"unknown operation {name!r}")
+    if not actor.may(op.access):
+        raise NotPermitted(f"only {'admins' if op.access == 'admin' else 'moderators'} "
+                           f"can do that ({name})")
+    return op
+
+
+def run_operation(name: str, ctx: Context, args: Args) -> Result:
+    """Run one operation in this process (the caller serialises writes)."""
+    return lookup(name, ctx.actor).run(ctx, args)

@@ -1,0 +1,290 @@
+"""What the bot follows: adding, polling and backing off feeds and pages.
+
+One poll of a source: fetch it (conditionally, with the validators of the last fetch),
+drop items already known (by GUID, then link, then the article body), ingest what is new or
+changed in one batch, and record the outcome. Failures back off exponentially; after
+``feed_max_failures`` in a row the source is disabled with its reason kept, and the poll
+report says so once, so the service can tell moderators once.
+
+The first successful fetch of a new source stores its items; whoever posts briefs posts
+none of them unless the source was added with a backfill.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from bot.core.admin import AdminService, IngestReport, Progress
+from bot.core.models import NewsbotError
+from bot.core.state import SourceRecord, State, utcnow
+from bot.settings import Settings
+from retrieval.articles import Article
+from retrieval.sources import Skipped, SourceError, load_source
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = timedelta(hours=6)
+
+
+@dataclass(slots=True)
+class Fetched:
+    """One fetch of a source: its new or changed items, or why there are none."""
+
+    articles: list[Article] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    known: int = 0  # items dropped as already delivered
+    error: str | None = None
+    not_modified: bool = False
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(slots=True)
+class Probe:
+    kind: str = ""  # feed | page
+    title: str | None = None
+    error: str | None = None
+
+
+def probe(url: str, *, timeout_s: float, max_bytes: int) -> Probe:
+    """Whether ``url`` is a feed or an article page, fetched once."""
+    found = fetch_source(url, etag=None, last_modified=None, timeout_s=timeout_s,
+                         max_bytes=max_bytes, is_known=lambda *_: False)
+    if found.error:
+        return Probe(error=found.error)
+    if not found.articles:
+        return Probe(error="not a feed or an article page")
+    kind = "page" if len(found.articles) == 1 and found.articles[0].url == url else "feed"
+    return Probe(kind=kind, title=found.articles[0].outlet if kind == "feed"
+                 else found.articles[0].title)
+
+
+def fetch_source(url: str, *, etag: str | None, last_modified: str | None, timeout_s: float,
+                 max_bytes: int, is_known: Any) -> Fetched:
+    """Fetch a feed or page and return its items that are not known yet."""
+    out = Fetched()
+    try:
+        items = list(load_source(url))
+    except SourceError as exc:
+        return Fetched(error=str(exc))
+    for item in items:
+        if isinstance(item, Skipped):
+            out.skipped.append(item)
+        elif is_known(item.ext_id, item.id, body_hash(item)):
+            out.known += 1
+            out.articles.append(item)  # rechecked against the registry's hash
+        else:
+            out.articles.append(item)
+    if not out.articles and out.skipped:
+        out.error = out.skipped[0].reason
+    return out
+
+
+def body_hash(article: Article) -> str:
+    """Hash of an article's text alone: the same story republished at a new URL."""
+    return hashlib.sha256(" ".join(article.text.split()).encode()).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class SourcePoll:
+    """One source's share of a poll."""
+
+    id: int
+    label: str
+    outcome: str  # changed | unchanged | not modified | failed | disabled
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    error: str | None = None
+    first_fetch: bool = False
+    backfill: int = 0
+    newly_disabled: bool = False
+    seconds: float = 0.0
+    added_ids: list[str] = field(default_factory=list)
+    updated_ids: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        if self.outcome in ("failed", "disabled"):
+            return f"{self.label}: {self.outcome} ({self.error})"
+        if self.outcome == "not modified":
+            return f"{self.label}: not modified"
+        first = " (first fetch)" if self.first_fetch else ""
+        return (f"{self.label}: {self.added} new, {self.updated} updated, "
+                f"{self.unchanged} unchanged{first}")
+
+
+@dataclass(slots=True)
+class PollReport:
+    sources: list[SourcePoll] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sources": [asdict(s) for s in self.sources], "seconds": round(self.seconds, 2)}
+
+
+class SourceService:
+    """Follows feeds and pages: add, poll, back off, disable."""
+
+    def __init__(self, settings: Settings, state: State, admin: AdminService) -> None:
+        self.settings = settings
+        self.state = state
+        self.admin = admin
+
+    # -- adding ----------------------------------------------------------------------------
+    def add(self, url: str, *, name: str | None = None, every_min: int | None = None,
+            backfill: int = 0, progress: Progress | None = None) -> dict[str, Any]:
+        """Check that ``url`` is a feed or an article page, follow it, and fetch it once.
+
+        Nothing is recorded when the check fails. Adding a source that is already followed
+        re-enables it when it was disabled.
+        """
+        url = url.strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise NewsbotError(f"not a feed or page URL: {url!r} (it must start with "
+                               "http:// or https://)")
+        if every_min is not None and not 1 <= every_min <= 10080:
+            raise NewsbotError("the interval must be between 1 and 10080 minutes")
+        if backfill < 0:
+            raise NewsbotError("backfill must be 0 or more")
+        if name is not None:
+            name = name.strip() or None
+            other = self.state.find_source(name) if name else None
+            if name and name.isdigit():
+                raise NewsbotError("a source name cannot be a number (numbers are ids)")
+            if other is not None and other.spec != url:
+                raise NewsbotError(f"the name {name!r} is taken by source {other.id}")
+        found = probe(url, timeout_s=self.settings.fetch_timeout_s,
+                      max_bytes=self.settings.max_feed_bytes)
+        if found.error:
+            raise NewsbotError(f"cannot follow {url}: {found.error}")
+        with self.admin.write_lock:
+            source = self.state.add_source(url, found.kind, name=name or found.title,
+                                           watch=True, every_min=every_min, backfill=backfill)
+            if source.status == "disabled" or source.failures:
+                self.state.update_source(source.id, status="ok", failures=0, last_error=None,
+                                         next_poll=utcnow())
+            source = self.state.get_source(source.id) or source
+            result = self.poll_source(source, progress)
+        return {"id": source.id, "kind": source.kind, "name": source.name, "spec": source.spec,
+                "title": found.title, "every_min": source.every_min or self.settings.poll_minutes,
+                "poll": asdict(result)}
+
+    # -- polling ---------------------------------------------------------------------------
+    def poll(self, *, only: str | None = None, due_only: bool = True,
+             progress: Progress | None = None, now: datetime | None = None) -> PollReport:
+        """Poll the watched sources that are due (all of them with ``due_only=False``, or
+        the one ``only`` names)."""
+        t0 = time.perf_counter()
+        if only is not None:
+            source = self.state.find_source(only)
+            if source is None:
+                raise NewsbotError(f"no source {only!r} is registered; see `newsbot sources`")
+            if source.kind == "file":
+                raise NewsbotError(f"{source.label} is a file; files are loaded with "
+                                   "`newsbot ingest`, not polled")
+            todo = [source]
+        elif due_only:
+            todo = self.state.due_sources(now or utcnow())
+        else:
+            todo = [s for s in self.state.list_sources() if s.watch and s.status != "disabled"]
+        report = PollReport()
+        for source in todo:
+            if progress:
+                progress.check()
+            with self.admin.write_lock:
+                report.sources.append(self.poll_source(source, progress))
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def poll_source(self, source: SourceRecord, progress: Progress | None = None) -> SourcePoll:
+        """Fetch one source and ingest what is new; records success or failure."""
+        t0 = time.perf_counter()
+        now = utcnow()
+        result = SourcePoll(id=source.id, label=source.label, outcome="unchanged",
+                            first_fetch=source.polls == 0, backfill=source.backfill)
+        fetched = fetch_source(source.spec, etag=source.etag,
+                               last_modified=source.last_modified,
+                               timeout_s=self.settings.fetch_timeout_s,
+                               max_bytes=self.settings.max_feed_bytes,
+                               is_known=self._known(source))
+        interval = timedelta(minutes=source.every_min or self.settings.poll_minutes)
+        if fetched.error:
+            return self._failed(source, result, fetched.error, now, interval, t0)
+        if fetched.not_modified:
+            result.outcome = "not modified"
+        else:
+            report = IngestReport()
+            articles = [self._same_id(source, a) for a in fetched.articles]
+            self.admin.sync_articles(articles, source.id, report, progress,
+                                     guids={a.id: a.ext_id for a in articles})
+            self.state.set_body_hashes({a.id: body_hash(a) for a in articles})
+            result.added, result.updated = report.added, report.updated
+            result.unchanged = report.unchanged
+            result.skipped = len(fetched.skipped)
+            result.added_ids, result.updated_ids = report.added_ids, report.updated_ids
+            result.outcome = "changed" if report.added or report.updated else "unchanged"
+            if report.added or report.updated:
+                self.state.set_meta("last_ingest", now.isoformat())
+                self.admin.retriever.invalidate()
+        self.state.update_source(
+            source.id, last_fetch=now, last_ok=now, next_poll=now + interval,
+            polls=source.polls + 1, failures=0, status="ok", last_error=None,
+            etag=fetched.etag or source.etag,
+            last_modified=fetched.last_modified or source.last_modified)
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    def _failed(self, source: SourceRecord, result: SourcePoll, error: str, now: datetime,
+                interval: timedelta, t0: float) -> SourcePoll:
+        failures = source.failures + 1
+        result.error = error
+        if failures >= self.settings.feed_max_failures:
+            result.outcome = "disabled"
+            result.newly_disabled = source.status != "disabled"
+            reason = f"disabled after {failures} failed polls in a row; last: {error}"
+            self.state.update_source(source.id, last_fetch=now, failures=failures,
+                                     status="disabled", last_error=reason, next_poll=None)
+            result.error = reason
+            log.warning("source %s (%s) %s", source.id, source.label, reason)
+        else:
+            result.outcome = "failed"
+            # Doubling from the source's own interval, capped: a flaky feed is retried
+            # soon, a dead one is not hammered.
+            delay = min(interval * (2 ** (failures - 1)), max(MAX_BACKOFF, interval))
+            self.state.update_source(source.id, last_fetch=now, failures=failures,
+                                     status="failing", last_error=error,
+                                     next_poll=now + delay)
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    def _known(self, source: SourceRecord) -> Any:
+        """A check the fetcher asks before completing an item from its page: whether the
+        source already delivered it unchanged (so the page fetch is not needed)."""
+        guids = self.state.known_guids(source.id)
+        hashes = self.state.body_hashes_for_source(source.id)
+
+        def is_known(guid: str | None, article_id: str, text_hash: str | None) -> bool:
+            if guid is not None and guid in guids:
+                return True
+            return article_id in hashes or (text_hash is not None
+                                            and text_hash in hashes.values())
+
+        return is_known
+
+    def _same_id(self, source: SourceRecord, article: Article) -> Article:
+        """An item whose GUID the source delivered before keeps that article's id, even
+        when its link changed (a feed moving its site keeps its GUIDs)."""
+        if article.ext_id is None:
+            return article
+        known = self.state.known_guids(source.id).get(article.ext_id)
+        if known is None or known == article.id:
+            return article
+        return article.model_copy(update={"id": known})

@@ -1,0 +1,286 @@
+"""The long-lived process: ``newsbot serve`` (no Discord) and ``newsbot run`` (with Discord).
+
+It owns the store and is its only writer. Writes (ingest, polls, reindex, source changes)
+run one at a time on worker threads, whoever asks: the feed watcher, a Discord admin, or the
+command line through the control socket. Reads (questions, status) run beside them, so
+members keep getting answers during a reindex.
+
+Stopping (SIGTERM, Ctrl-C) takes a few seconds at most: the watcher stops, the running job
+stops at its next batch boundary, and a job that does not reach one in time is abandoned;
+every write is ordered so that an abandoned job, like a ``kill -9``, leaves the live store
+serving, and the incremental sync run at the next start completes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from discord.ext import tasks
+
+from bot.control import ControlServer, Emit, socket_path
+from bot.core.admin import Progress
+from bot.core.models import NewsbotError
+from bot.core.operations import Actor, Context, lookup
+
+if TYPE_CHECKING:
+    from bot.core.services import Services
+    from bot.core.sources import PollReport
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+GRACE_S = 4.0  # how long a stop waits for the running job to reach a batch boundary
+WATCH_TICK_S = 30.0  # how often the watcher looks for due sources
+
+
+@dataclass(slots=True)
+class Job:
+    """The write operation running now, for status and for "already running" replies."""
+
+    name: str
+    started: datetime
+    total: int | None = None
+    done: int = 0
+
+    def describe(self) -> str:
+        since = self.started.astimezone().strftime("%H:%M")
+        pct = f", {100 * self.done // self.total}% done" if self.total else ""
+        return f"a {self.name} is already running since {since}{pct}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "started": self.started.isoformat(), "total": self.total,
+                "done": self.done}
+
+
+async def in_thread(func: Callable[[], T]) -> T:
+    """Run ``func`` on a daemon thread: unlike the default executor's threads, one that is
+    still busy when the service stops does not hold the process open."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def target() -> None:
+        try:
+            result = func()
+        except BaseException as exc:  # handed to the awaiting coroutine
+            loop.call_soon_threadsafe(_settle, future, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, future, result, None)
+
+    threading.Thread(target=target, daemon=True, name="newsbot-job").start()
+    return await future
+
+
+def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+class NewsService:
+    """The service: control endpoint, feed watcher and job runner around the core services."""
+
+    def __init__(self, services: Services, *, tick_s: float = WATCH_TICK_S,
+                 control: bool = True) -> None:
+        self.services = services
+        self.started = datetime.now(UTC)
+        self.stopping = threading.Event()
+        self.job: Job | None = None
+        self.waiting = 0  # write operations queued behind the running one
+        self._writes = asyncio.Lock()
+        self._control = (ControlServer(socket_path(services.settings.data_dir), self.call,
+                                       self.info) if control else None)
+        self._tick_s = tick_s
+        self._watcher: tasks.Loop[Any] | None = None
+        self._busy: set[asyncio.Future[Any]] = set()
+        # Called with every poll report (briefs), and with one line for moderators.
+        self.poll_listeners: list[Callable[[PollReport], Awaitable[None]]] = []
+        self.alert: Callable[[str], Awaitable[None]] | None = None
+        self.watcher_starts = 0  # how often a watcher was started (one per service)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._control is not None:
+            await self._control.start()
+            log.info("control socket: %s", self._control.path)
+        admin = self.services.admin
+        if admin.model_change_pending:
+            log.warning("the store holds vectors of %s but %s is configured: answers use the "
+                        "old model until `newsbot reindex --full`",
+                        admin.indexer.embedder.model_id, admin.target_embedder.model_id)
+        self._spawn(self._repair())
+        self._start_watcher()
+
+    def _start_watcher(self) -> None:
+        if self._watcher is not None:
+            return  # one watcher per service, however often Discord reconnects
+        loop = tasks.loop(seconds=self._tick_s, name="newsbot-feed-watcher")(self._watch_tick)
+        loop.start()
+        self._watcher = loop
+        self.watcher_starts += 1
+
+    async def stop(self) -> None:
+        """Stop taking work, let the running job reach a batch boundary, then close."""
+        self.stopping.set()
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if self._control is not None:
+            await self._control.stop()
+        deadline = time.monotonic() + GRACE_S
+        while self.job is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.job is not None:
+            log.warning("abandoning the running %s: what it wrote is kept, and the next "
+                        "start completes it", self.job.name)
+            return  # its thread still uses the store: the process exit ends both
+        for fut in list(self._busy):
+            fut.cancel()
+        self.services.close()
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        fut = asyncio.ensure_future(coro)
+        self._busy.add(fut)
+        fut.add_done_callback(self._busy.discard)
+
+    async def _repair(self) -> None:
+        """At start: drop a crashed rebuild's collection and sync the store to the registry
+        (a kill -9 mid-ingest or mid-removal leaves them apart)."""
+        try:
+            await self.call("reindex", {"startup": True})
+        except Exception:
+            log.exception("the start-up sync of the store failed; the store serves as it is")
+
+    # -- operations ------------------------------------------------------------------------
+    async def call(self, name: str, args: dict[str, Any], emit: Emit | None = None,
+                   actor: Actor | None = None) -> dict[str, Any]:
+        """Run an operation for the control socket or an adapter; writes one at a time.
+        ``actor`` defaults to the local user (an admin): the socket admits no one else."""
+        actor = actor or Actor()
+        op = lookup(name, actor)
+        if self.stopping.is_set():
+            raise NewsbotError("the service is shutting down; try again when it is back")
+        if name == "reindex" and self.job is not None and self.job.name == "reindex":
+            raise NewsbotError(self.job.describe())
+        job = Job(name, datetime.now(UTC))
+        progress = self._progress(job, emit)
+        ctx = Context(self.services, progress, actor=actor, service_info=self.info)
+        if name == "reindex" and args.pop("startup", False):
+            self.services.store.drop_unfinished()
+        if not op.write:
+            return await in_thread(lambda: op.run(ctx, args))
+        self.waiting += 1
+        try:
+            if self._writes.locked() and emit and self.job is not None:
+                emit({"waiting": self.job.describe().replace("is already", "is")})
+            await self._writes.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            self.job = job
+            result = await in_thread(lambda: op.run(ctx, args))
+        finally:
+            self.job = None
+            self._writes.release()
+        if name == "poll":
+            self._spawn(self.after_poll(result))
+        elif name == "sources.add":
+            self._spawn(self.after_poll({"sources": [result["poll"]], "seconds": 0.0}))
+        return result
+
+    def _progress(self, job: Job, emit: Emit | None) -> Progress:
+        def phase(name: str, total: int | None) -> None:
+            job.total, job.done = total, 0
+            if emit:
+                emit({"phase": name, "total": total})
+
+        def articles(n: int) -> None:
+            job.done += n
+            if emit:
+                emit({"articles": n})
+
+        def chunks(n: int) -> None:
+            if emit:
+                emit({"chunks": n})
+
+        return Progress(articles=articles, chunks=chunks, phase=phase,
+                        cancelled=self.stopping.is_set)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "started": self.started.isoformat(),
+            "uptime_s": round((datetime.now(UTC) - self.started).total_seconds()),
+            "job": self.job.to_json() if self.job else None,
+            "queued": self.waiting,
+            "watcher": self._watcher is not None and self._watcher.is_running(),
+        }
+
+    # -- the feed watcher ------------------------------------------------------------------
+    async def _watch_tick(self) -> None:
+        if self.stopping.is_set() or self._writes.locked():
+            return  # a long job runs: due sources wait for the next tick
+        try:
+            await self.call("poll", {"due_only": True})  # hands its report on itself
+        except Exception:
+            log.exception("a feed poll failed")
+
+    async def after_poll(self, result: dict[str, Any]) -> None:
+        """Hand a poll's outcome to the listeners, and tell moderators of sources that were
+        disabled by this poll (once: later polls skip a disabled source)."""
+        from bot.core.sources import PollReport, SourcePoll
+
+        report = PollReport([SourcePoll(**s) for s in result["sources"]], result["seconds"])
+        for s in report.sources:
+            if s.newly_disabled:
+                await self.tell_moderators(f"Source {s.id} ({s.label}) was {s.error}. "
+                                           "Re-add it with `/feeds add` once it works again.")
+        for listener in self.poll_listeners:
+            try:
+                await listener(report)
+            except Exception:
+                log.exception("a poll listener failed")
+
+    async def tell_moderators(self, line: str) -> None:
+        log.warning("%s", line)
+        if self.alert is not None:
+            try:
+                await self.alert(line)
+            except Exception:
+                log.exception("could not post an alert to the moderators' channel")
+
+
+# -- entry points ----------------------------------------------------------------------------
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def serve(services: Services, *, ready: Callable[[NewsService], None] | None = None
+                ) -> int:
+    """``newsbot serve``: the service without Discord, until SIGTERM or Ctrl-C."""
+    service = NewsService(services)
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    await service.start()
+    log.info("newsbot serve: pid %d, watching sources every %ds", os.getpid(),
+             int(service._tick_s))
+    if ready:
+        ready(service)
+    await stop.wait()
+    log.info("stopping")
+    await service.stop()
+    return 0
