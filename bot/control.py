@@ -100,7 +100,11 @@ class ControlServer:
                 raise ServiceRunning(f"a newsbot service already answers on {self.path}")
             log.info("replacing a stale control socket left by a stopped service")
             self.path.unlink()
-        app = web.Application(middlewares=[self._same_user], client_max_size=1 << 20)
+        @web.middleware
+        async def same_user(request: Any, handler: Any) -> Any:
+            return await self._same_user(request, handler)
+
+        app = web.Application(middlewares=[same_user], client_max_size=1 << 20)
         app.router.add_get("/v1/ping", self._ping)
         app.router.add_post("/v1/call", self._call)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -119,6 +119,7 @@ class NewsService:
             log.warning("the store holds vectors of %s but %s is configured: answers use the "
                         "old model until `newsbot reindex --full`",
                         admin.indexer.embedder.model_id, admin.target_embedder.model_id)
+        self._spawn(in_thread(self._warm_up))
         self._spawn(self._repair())
         self._start_watcher()
 
@@ -153,6 +154,14 @@ class NewsService:
         self._busy.add(fut)
         fut.add_done_callback(self._busy.discard)
 
+    def _warm_up(self) -> None:
+        """Load the embedding model and the keyword index now, not on the first question."""
+        try:
+            self.services.embedder.embed_query("warm up")
+            self.services.retriever.lexical()
+        except Exception:
+            log.exception("warming up the search failed; the first question will retry")
+
     async def _repair(self) -> None:
         """At start: drop a crashed rebuild's collection and sync the store to the registry
         (a kill -9 mid-ingest or mid-removal leaves them apart)."""
@@ -172,11 +181,10 @@ class NewsService:
             raise NewsbotError("the service is shutting down; try again when it is back")
         if name == "reindex" and self.job is not None and self.job.name == "reindex":
             raise NewsbotError(self.job.describe())
-        job = Job(name, datetime.now(UTC))
+        startup = name == "reindex" and bool(args.pop("startup", False))
+        job = Job("start-up sync" if startup else name, datetime.now(UTC))
         progress = self._progress(job, emit)
         ctx = Context(self.services, progress, actor=actor, service_info=self.info)
-        if name == "reindex" and args.pop("startup", False):
-            self.services.store.drop_unfinished()
         if not op.write:
             return await in_thread(lambda: op.run(ctx, args))
         self.waiting += 1
@@ -188,6 +196,8 @@ class NewsService:
             self.waiting -= 1
         try:
             self.job = job
+            if startup:
+                await in_thread(self.services.store.drop_unfinished)
             result = await in_thread(lambda: op.run(ctx, args))
         finally:
             self.job = None

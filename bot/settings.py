@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     embedding_model: str = "text-embedding-3-small"  # only for embedding_backend=openai
     embedding_quantized: bool = True  # int8 MiniLM: about twice as fast, same ranking quality
     embedding_batch_size: int = Field(default=8, ge=1, le=512)  # fastest on a few cores
+    model_dir: Path | None = None  # where the local model is built; default: data_dir/models
 
     # Chat model: any OpenAI-compatible endpoint; without a key or base URL, answers are
     # extractive.
@@ -109,4 +110,4 @@ class Settings(BaseSettings):
 
     @property
     def model_cache_dir(self) -> Path:
-        return self.data_dir / "models"
+        return self.model_dir or self.data_dir / "models"

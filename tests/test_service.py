@@ -1,0 +1,216 @@
+"""The service in this process: control socket, one write at a time, reads during writes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import stat
+import textwrap
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from bot.control import ControlClient, ControlServer, ServiceError, ServiceRunning, socket_path
+from bot.core.models import NewsbotError
+from bot.core.operations import Actor, Context, NotPermitted, run_operation
+from bot.core.services import Services
+from bot.service import NewsService
+from tests.fakes import FakeEmbedder, make_services
+
+QUESTION = "what did Netflix use AI for in The Eternaut?"
+
+
+class SlowEmbedder(FakeEmbedder):
+    """Holds every document batch until released: a reindex that takes as long as a test
+    needs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.entered = threading.Event()
+
+    def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+        self.entered.set()
+        self.release.wait(10)
+        return super().embed_documents(texts)
+
+
+@pytest_asyncio.fixture
+async def service(tmp_path: Path) -> AsyncIterator[NewsService]:
+    svc = NewsService(make_services(tmp_path / "d"), tick_s=3600)
+    await svc.start()
+    try:
+        yield svc
+    finally:
+        await svc.stop()
+
+
+async def _client_call(svc: NewsService, op: str, args: dict[str, Any],
+                       events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    client = ControlClient.find(svc.services.settings.data_dir)
+    assert client is not None
+    return await asyncio.to_thread(client.call, op, args, events.append if events is not None
+                                   else None)
+
+
+async def test_the_socket_is_private_and_answers_like_a_local_run(service: NewsService,
+                                                                  tmp_path: Path) -> None:
+    path = socket_path(service.services.settings.data_dir)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    remote = await _client_call(service, "ask", {"question": QUESTION})
+    local = run_operation("ask", Context(service.services), {"question": QUESTION})
+    assert remote == local and "Buenos Aires" in remote["answer"]
+    status = await _client_call(service, "status", {})
+    assert status["service"]["pid"] == os.getpid() and status["articles"] == 12
+
+
+async def test_ingest_through_the_socket_streams_progress(service: NewsService,
+                                                          tmp_path: Path) -> None:
+    story = tmp_path / "story.md"
+    story.write_text("---\ntitle: Night trams return to the old town\nurl: "
+                     "https://news.example.org/night-trams\npublished_at: 2026-10-02\n---\n"
+                     "Night trams returned to the old town on Friday after two years.\n")
+    events: list[dict[str, Any]] = []
+    result = await _client_call(service, "ingest", {"sources": [str(story)]}, events)
+    assert result["added"] == 1 and not result["failed"]
+    assert any("phase" in e for e in events) and any("articles" in e for e in events)
+    answer = await _client_call(service, "ask", {"question": "when did night trams return?"})
+    assert answer["sources"][0]["title"].startswith("Night trams")
+    # A refusal comes back as the same one-line error a local run gives.
+    with pytest.raises(ServiceError, match="no source 'nothing-like-this'") as err:
+        await _client_call(service, "sources.remove", {"spec": "nothing-like-this"})
+    assert err.value.user
+
+
+async def test_a_second_reindex_is_refused_while_members_keep_getting_answers(
+        tmp_path: Path) -> None:
+    services = make_services(tmp_path / "d")
+    slow = SlowEmbedder()
+    services.admin.target_embedder = slow
+    svc = NewsService(services, tick_s=3600, control=False)
+    await svc.start()
+    try:
+        first = asyncio.ensure_future(svc.call("reindex", {"full": True}))
+        await asyncio.to_thread(slow.entered.wait, 10)
+        with pytest.raises(NewsbotError, match=r"a reindex is already running since \d\d:\d\d"):
+            await svc.call("reindex", {})
+        answers = [await svc.call("ask", {"question": QUESTION}) for _ in range(5)]
+        assert all(not a["abstained"] and a["answer"] for a in answers)
+        assert svc.info()["job"]["name"] == "reindex"
+        slow.release.set()
+        report = await first
+        assert report["full"] and report["chunks"] == services.store.count()
+    finally:
+        slow.release.set()
+        await svc.stop()
+
+
+async def test_stopping_abandons_a_long_job_within_the_grace(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.core.admin
+
+    monkeypatch.setattr(bot.core.admin, "BATCH_ARTICLES", 5)  # 12 sample articles: 3 batches
+    services = make_services(tmp_path / "d")
+    live = services.store.collection_name
+    slow = SlowEmbedder()
+    services.admin.target_embedder = slow
+    svc = NewsService(services, tick_s=3600, control=False)
+    await svc.start()
+    job = asyncio.ensure_future(svc.call("reindex", {"full": True}))
+    await asyncio.to_thread(slow.entered.wait, 10)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await svc.stop()
+    assert loop.time() - t0 < 10
+    with pytest.raises(NewsbotError, match="shutting down"):
+        await svc.call("status", {})
+    slow.release.set()
+    with pytest.raises(NewsbotError, match="shutting down"):
+        await job  # it stopped at its next batch boundary: nothing was switched
+    assert services.store.collection_name == live
+    assert services.store.count() == services.state.counts()[1]
+    services.close()
+
+
+async def test_a_stale_socket_is_replaced_and_a_live_one_refused(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    path = socket_path(data)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # the file stays, nobody listens: what a kill -9 leaves
+    assert ControlClient.find(data) is None
+
+    async def handler(op: str, args: dict[str, Any], emit: Any) -> dict[str, Any]:
+        return {"op": op}
+
+    first = ControlServer(path, handler, dict)
+    await first.start()
+    try:
+        second = ControlServer(path, handler, dict)
+        with pytest.raises(ServiceRunning):
+            await second.start()
+        client = ControlClient.find(data)
+        assert client is not None
+        assert await asyncio.to_thread(client.call, "x", {}) == {"op": "x"}
+    finally:
+        await first.stop()
+    assert not path.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
+async def test_another_user_is_refused() -> None:
+    import tempfile
+
+    async def handler(op: str, args: dict[str, Any], emit: Any) -> dict[str, Any]:
+        return {}
+
+    folder = Path(tempfile.mkdtemp(prefix="nb-"))
+    folder.chmod(0o755)  # others may reach the socket file: only its mode and uid stop them
+    path = folder / "newsbot.sock"
+    server = ControlServer(path, handler, dict)
+    await server.start()
+    code = textwrap.dedent("""
+        import os, socket
+        os.setgid(65534); os.setuid(65534)
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(PATH)
+        except PermissionError:
+            print("EACCES"); raise SystemExit
+        s.sendall(b"GET /v1/ping HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+        print(s.recv(200).split(b"\\r\\n")[0].decode())
+    """).replace("PATH", repr(str(path)))
+
+    async def as_nobody() -> str:
+        proc = await asyncio.create_subprocess_exec(
+            "python3", "-c", code, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        return out.decode().strip()
+
+    try:
+        assert await as_nobody() == "EACCES"  # mode 0600
+        os.chmod(path, 0o666)  # even when the file is opened up, the peer's uid is checked
+        assert await as_nobody() == "HTTP/1.1 403 Forbidden"
+    finally:
+        await server.stop()
+        folder.rmdir()
+
+
+def test_operations_check_who_asks(services: Services) -> None:
+    member = Actor(name="member", mod=False, admin=False)
+    ctx = Context(services, actor=member)
+    with pytest.raises(NotPermitted, match="only admins"):
+        run_operation("reindex", ctx, {})
+    with pytest.raises(NotPermitted):
+        run_operation("sources.add", ctx, {"url": "https://example.org/feed"})
+    assert run_operation("status", ctx, {})["articles"] == 12
+    assert json.dumps(run_operation("ask", ctx, {"question": QUESTION}))
