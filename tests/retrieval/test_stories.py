@@ -1,0 +1,65 @@
+"""Story matching: the rule, headline+lead text, and the bench's metrics on tiny data."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from bench import stories as bench
+from retrieval.stories import StoryMember, StoryRule, match_story, story_text
+from tests.fakes import FakeEmbedder
+
+T0 = datetime(2025, 4, 1, tzinfo=UTC)
+
+
+def _unit(*xs: float) -> np.ndarray:
+    v = np.array(xs, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_story_text_is_headline_and_two_lead_sentences() -> None:
+    text = "First point here. Second point here. Third is background.\n\nMore background."
+    assert story_text("Dam bursts", text) == "Dam bursts. First point here. Second point here."
+    assert story_text("Is it over?", "Yes. No.") == "Is it over? Yes. No."
+
+
+def test_rule_needs_both_similarity_and_closeness_in_time() -> None:
+    rule = StoryRule(threshold=0.6, window_days=5)
+    assert rule.same(0.7, 1.0) and rule.same(0.6, None)
+    assert not rule.same(0.59, 0.0)
+    assert not rule.same(0.99, 6.0)
+
+
+def test_match_story_picks_the_best_member_within_the_window() -> None:
+    rule = StoryRule(threshold=0.6, window_days=5)
+    members = [
+        StoryMember("a1", "s1", _unit(1, 0, 0), T0),
+        StoryMember("a2", "s2", _unit(1, 0.3, 0), T0 + timedelta(days=2)),
+        StoryMember("a3", "s3", _unit(1, 0.05, 0), T0 - timedelta(days=20)),  # too old
+    ]
+    found = match_story(_unit(1, 0.25, 0), T0 + timedelta(days=1), members, rule)
+    assert found is not None and found[0] == "s2"
+    assert match_story(_unit(0, 0, 1), T0, members, rule) is None
+    old = match_story(_unit(1, 0.02, 0), T0 - timedelta(days=19), members, rule)
+    assert old is not None and old[0] == "s3"
+
+
+def test_bench_chooses_a_rule_on_one_half_and_checks_it_on_the_other(tmp_path: Path) -> None:
+    recs = []
+    for n in range(12):
+        day = f"2025-04-{1 + n:02d}"
+        recs.append({"id": f"x{n}", "title": f"Harbour ferry {n} strike", "published_at": day,
+                     "body": f"Ferry crews walked out on day {n}. Talks resume soon."})
+    (tmp_path / "articles_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    corpus = bench.load_corpus(tmp_path, FakeEmbedder())
+    pairs = bench.candidates(corpus)
+    assert pairs and all(p["days"] <= bench.MAX_DAYS for p in pairs)
+    labels = [dict(p, same=p["days"] <= 2) for p in pairs]
+    result = bench.evaluate_stories(corpus, labels)
+    assert set(result) == {"rule", "tune", "check"}
+    assert result["tune"]["pairs"] + result["check"]["pairs"] == len(labels)
+    assert bench.prf([True, False, True], [True, True, False]) == (0.5, 0.5, 0.5)
+    assert bench.half("a|b") in ("tune", "check")
