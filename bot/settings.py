@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(default=1, ge=0, le=5)
     llm_temperature: float = Field(default=0.1, ge=0, le=2)
     llm_max_tokens: int = Field(default=600, ge=32)
+    # Which request fields carry the length cap: "auto" sends both and keeps the one a
+    # server accepts when it refuses the pair.
+    llm_token_fields: Literal["auto", "both", "max_tokens", "max_completion_tokens"] = "auto"
+    # One deadline per answer, covering the follow-up rewrite, the answer and all retries;
+    # past it the extractive answer is shown.
+    answer_budget_s: float = Field(default=30.0, gt=0)
 
     # Retrieval and answers.
     top_k: int = Field(default=5, ge=1, le=10)  # sources per answer

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.core.llm import ChatModelBase, Completion, StopStreaming
 from bot.core.services import Services, build_services, sample_dir
 from bot.settings import Settings
 
@@ -44,7 +45,7 @@ class FakeEmbedder:
         return self._vector(text)
 
 
-class ScriptedModel:
+class ScriptedModel(ChatModelBase):
     """A chat model that records prompts and returns queued replies (or raises)."""
 
     name = "scripted"
@@ -52,17 +53,26 @@ class ScriptedModel:
     def __init__(self, *replies: str | Exception) -> None:
         self.replies: list[str | Exception] = list(replies)
         self.prompts: list[list[tuple[str, str]]] = []
+        self.deadlines: list[float | None] = []
 
-    def complete(self, messages: Sequence[tuple[str, str]], *,
-                 on_token: Callable[[str], None] | None = None) -> str:
+    def generate(self, messages: Sequence[tuple[str, str]], *,
+                 on_token: Callable[[str], None] | None = None,
+                 deadline: float | None = None,
+                 max_tokens: int | None = None) -> Completion:
         self.prompts.append(list(messages))
+        self.deadlines.append(deadline)
         reply = self.replies.pop(0) if self.replies else "NOT_IN_ARTICLES"
         if isinstance(reply, Exception):
             raise reply
+        sent = 0
         if on_token:
-            for i in range(0, len(reply), 10):
-                on_token(reply[i : i + 10])
-        return reply
+            try:
+                for i in range(0, len(reply), 10):
+                    on_token(reply[i : i + 10])
+                    sent += 1
+            except StopStreaming:
+                return Completion(reply[: sent * 10 + 10], "stopped", sent + 1, 0.0, 0.0)
+        return Completion(reply, "stop", max(1, len(reply) // 10), 0.0, 0.0)
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bot.core.answer_model import answer_with_model
+from bot.core.follow_up import clean_rewrite, keeps_follow_up
 from bot.core.llm import ChatModel, LLMError
 from bot.core.models import Answer, QuestionError, Source, Turn
 from bot.settings import Settings
@@ -22,16 +25,17 @@ from prompts import load as load_prompt
 from retrieval.answer_type import AnswerType, Expected, expect
 from retrieval.lexical import tokenize
 from retrieval.search import ArticleHit, Retriever, SearchResult
-from retrieval.text import is_instruction_like, sentences, strip_instructions, urls_in
+from retrieval.text import is_instruction_like, sentences
 from retrieval.timeparse import parse_since
 
 log = logging.getLogger(__name__)
 
-NOT_FOUND = "NOT_IN_ARTICLES"
 ABSTAIN_TEXT = "The articles I have read don't answer that."
 _ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff\u00ad]")
 _CITATION = re.compile(r"\[(\d{1,2})\](?:\[(\d{1,2})\])*")
 _CITE_ANY = re.compile(r"\[(\d{1,2})\]")
+# Time kept back from the model for building the extractive answer when it fails.
+FALLBACK_RESERVE_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +92,16 @@ class AskService:
         turns = list(history)[-cap:] if cap else []
         history_cut = len(history) > len(turns)
 
+        # One budget for the model's whole part: the rewrite, the answer and their retries.
+        start = time.monotonic()
+        budget = self.settings.answer_budget_s
+        deadline = start + budget - min(FALLBACK_RESERVE_S, 0.1 * budget)
+        model_ok = True
         standalone = q
         context: list[str] = []
         if turns:
-            standalone = self._condense(q, turns) or q
+            rewrite, model_ok = self._condense(q, turns, min(deadline, start + 0.4 * budget))
+            standalone = rewrite or q
             if standalone == q:
                 # Without a model, earlier questions steer the search instead.
                 context = [t.text for t in turns if t.role == "user"][-2:]
@@ -102,57 +112,41 @@ class AskService:
         )
         base = {"question": q, "standalone_question": standalone, "history_cut": history_cut}
         if not result.articles or result.weak:
-            return self._abstain(result, note=None if result.articles else
+            return self._abstain(result, note="the closest articles match the question too "
+                                 "weakly to answer from" if result.articles else
                                  "no article matched", **base)
 
         note = None
-        if self.model is not None:
-            try:
-                answer = self._model_answer(standalone, result, now, on_token, base)
-                if answer is not None:
-                    return answer
-                note = "the model's answer cited no article, so this one is extractive"
-            except LLMError:
-                note = "the language model did not answer, so this one is extractive"
+        if self.model is not None and model_ok:
+            reply = answer_with_model(self.model, standalone, result, deadline=deadline,
+                                      now=now, on_token=on_token)
+            if reply.abstained:
+                return self._abstain(result, note=reply.note, **base)
+            if reply.text:
+                return self._build(reply.text, reply.cited, result, mode="model",
+                                   note=reply.note, **base)
+            note = reply.note
+        elif self.model is not None:
+            note = "the language model did not answer, so this one is extractive"
         return self._extractive(standalone, result, note=note, context=context, **base)
 
-    def _condense(self, question: str, turns: Sequence[Turn]) -> str | None:
+    def _condense(self, question: str, turns: Sequence[Turn],
+                  deadline: float) -> tuple[str | None, bool]:
+        """A standalone rewrite of a follow-up, when it can be trusted; and whether the model
+        answered at all (a model that cannot rewrite in time will not answer in time)."""
         if self.model is None:
-            return None
+            return None, True
         history = "\n".join(f"{t.role}: {t.text[:600]}" for t in turns)
         prompt = load_prompt("condense").format(history=history, question=question)
         try:
-            text = self.model.complete([("human", prompt)]).strip().strip('"')
+            text = self.model.complete([("human", prompt)], deadline=deadline)
         except LLMError:
-            return None
-        return text.splitlines()[0][: self.settings.max_question_chars] if text else None
-
-    # -- model mode ------------------------------------------------------------------------
-    def _model_answer(self, question: str, result: SearchResult, now: datetime | None,
-                      on_token: Callable[[str], None] | None,
-                      base: dict[str, object]) -> Answer | None:
-        assert self.model is not None
-        blocks = []
-        for n, art in enumerate(result.articles, 1):
-            body = strip_instructions(_article_text(art))
-            body = re.sub(r"</?article\b[^>]*>", "", body, flags=re.I)  # keep the fence intact
-            date = art.published_at.date().isoformat() if art.published_at else "undated"
-            outlet = art.meta.get("outlet") or "unknown outlet"
-            blocks.append(f'<article n="{n}" outlet="{_attr(outlet)}" date="{date}" '
-                          f'title="{_attr(art.title)}">\n{body}\n</article>')
-        system = load_prompt("answer").format(
-            max_sentences=4, not_found=NOT_FOUND,
-            today=(now or datetime.now(UTC)).date().isoformat(),
-            sources="\n\n".join(blocks),
-        )
-        raw = self.model.complete([("system", system), ("human", question)],
-                                  on_token=_hold_marker(on_token) if on_token else None)
-        if NOT_FOUND in raw:
-            return self._abstain(result, note="the model found no answer in the articles", **base)
-        text, cited = _check_citations(_clean_model_text(raw), len(result.articles))
-        if not cited:
-            return None
-        return self._build(text, cited, result, mode="model", note=None, **base)
+            return None, False
+        rewrite = clean_rewrite(text, self.settings.max_question_chars)
+        if rewrite is None or not keeps_follow_up(question, rewrite, turns):
+            log.info("follow-up rewrite %r of %r not kept", rewrite, question)
+            return None, True
+        return rewrite, True
 
     # -- extractive mode -------------------------------------------------------------------
     def _extractive(self, query: str, result: SearchResult, *, note: str | None,
@@ -161,7 +155,7 @@ class AskService:
         picked = _pick_sentences(query, context, result, self.retriever, expected=expected)
         if not picked:
             why = _missing(expected)
-            return self._abstain(result, note=why, **base)
+            return self._abstain(result, note=f"{note}; {why}" if note else why, **base)
         if result.time.ordering:
             epoch = datetime(1970, 1, 1, tzinfo=UTC)
             picked.sort(key=lambda p: result.articles[p.article].published_at or epoch)
@@ -182,8 +176,9 @@ class AskService:
 
     def _abstain(self, result: SearchResult, *, note: str | None, **base: object) -> Answer:
         closest = [_source(n, a) for n, a in enumerate(result.articles[:3], 1)]
+        # The text is ours, never the model's, whoever decided to abstain.
         return Answer(text=ABSTAIN_TEXT, sources=[], abstained=True,
-                      mode="model" if self.model else "extractive", note=note, closest=closest,
+                      mode="extractive", note=note, closest=closest,
                       ranked_article_ids=[a.article_id for a in result.articles],
                       **base)  # type: ignore[arg-type]
 
@@ -197,53 +192,10 @@ def _missing(expected: Expected | None) -> str:
     return f"no sentence of the articles about it states the {expected.kind.value} asked for"
 
 
-def _hold_marker(on_token: Callable[[str], None]) -> Callable[[str], None]:
-    """Pass streamed text on, except while it could still be the not-found marker."""
-    buffered: list[str] = []
-    released = False
-
-    def forward(delta: str) -> None:
-        nonlocal released
-        if released:
-            on_token(delta)
-            return
-        buffered.append(delta)
-        text = "".join(buffered).lstrip()
-        could_be_marker = NOT_FOUND.startswith(text) or NOT_FOUND in text
-        if not could_be_marker:
-            released = True
-            on_token("".join(buffered))
-
-    return forward
-
-
-def _attr(value: str) -> str:
-    return value.replace('"', "'").replace("\n", " ")[:200]
-
-
-def _article_text(art: ArticleHit) -> str:
-    """The article's matching chunks in reading order."""
-    chunks = sorted(art.chunks[:3], key=lambda c: int(c.metadata.get("chunk", 0)))
-    return "\n\n".join(c.text for c in chunks)
-
-
 def _source(n: int, art: ArticleHit) -> Source:
     m = art.meta
     return Source(n=n, article_id=art.article_id, title=art.title, outlet=m.get("outlet"),
                   url=m.get("url"), published_at=art.published_at)
-
-
-def _clean_model_text(raw: str) -> str:
-    """Drop sentences that carry a link or address someone: the model may have been swayed."""
-    kept = [s for s in sentences(raw.strip()) if not urls_in(s) and not _addresses(s)]
-    return " ".join(kept)
-
-
-def _addresses(sentence: str) -> bool:
-    return bool(re.search(r"@everyone|@here|<@[!&]?\d+>|<#\d+>", sentence)) or (
-        is_instruction_like(sentence) and not sentence.rstrip().endswith("?")
-        and not _CITE_ANY.search(sentence)
-    )
 
 
 def _check_citations(text: str, n_sources: int) -> tuple[str, list[int]]:

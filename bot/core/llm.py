@@ -1,18 +1,69 @@
 """The one place an OpenAI-compatible chat client is built (OpenAI, Ollama, vLLM, llama.cpp).
 
-Timeouts and retries are always explicit: the openai client's default waits 600 s per attempt,
-far past the point where a chat member has given up.
+Every request is bounded three ways: a length cap sent as both ``max_completion_tokens`` and
+``max_tokens`` (llama.cpp's server reads only the older field, OpenAI refuses the pair, so
+the fields adapt to the first refusal); a deadline shared by all attempts of one answer,
+after which the stream is closed so the server can stop generating; and retries that are
+made only while the deadline leaves room for them, honouring Retry-After.
+
+The client runs on a private event loop in a background thread: an asyncio deadline cancels
+a read that is blocked on a silent server, which a blocking client cannot do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import queue
+import threading
+import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
+
+TokenFields = Literal["auto", "both", "max_tokens", "max_completion_tokens"]
+
+# Attempts are not started with less time than this left: an answer cannot arrive sooner.
+MIN_ATTEMPT_S = 0.5
+# Backoff before a retry when the server does not say how long to wait.
+BACKOFF_S = (0.5, 1.5, 3.0)
+# How long a caller that gave up waits for the stream to be closed, so the connection is
+# gone (and a local server told to stop) when the caller moves on.
+CLOSE_WAIT_S = 1.0
+
+
+class LLMError(RuntimeError):
+    """The model did not answer in time or at all; the caller falls back.
+
+    ``reason`` is a short phrase for notes and logs ("timed out", "HTTP 500", ...);
+    ``partial`` is the text that had arrived before the failure.
+    """
+
+    def __init__(self, reason: str, *, partial: str = "", detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.partial = partial
+
+
+class StopStreaming(Exception):
+    """Raised by an ``on_token`` callback that has all it wants: the stream is closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A finished reply and how it ended."""
+
+    text: str
+    # "stop" (the model ended), "length" (the token cap), "stopped" (the caller closed it).
+    finish_reason: str | None
+    chunks: int  # streamed deltas; servers send about one token per delta
+    seconds: float
+    first_token_s: float | None  # from the request to the first delta
+    attempts: int = 1
 
 
 class ChatModel(Protocol):
@@ -20,50 +71,255 @@ class ChatModel(Protocol):
 
     name: str
 
+    def generate(self, messages: Sequence[tuple[str, str]], *,
+                 on_token: Callable[[str], None] | None = None,
+                 deadline: float | None = None,
+                 max_tokens: int | None = None) -> Completion:
+        """Reply to ``(role, text)`` messages, streaming deltas to ``on_token``.
+
+        ``deadline`` is a ``time.monotonic()`` instant; past it LLMError("timed out") is
+        raised, carrying the text received so far.
+        """
+        ...
+
     def complete(self, messages: Sequence[tuple[str, str]], *,
-                 on_token: Callable[[str], None] | None = None) -> str:
-        """Reply to ``(role, text)`` messages; stream deltas to ``on_token`` when given."""
+                 on_token: Callable[[str], None] | None = None,
+                 deadline: float | None = None) -> str:
+        """The reply text alone (see ``generate``)."""
         ...
 
 
-class LLMError(RuntimeError):
-    """The model did not answer (timeout, connection, HTTP error); the caller falls back."""
+class ChatModelBase:
+    """``complete`` in terms of ``generate``."""
+
+    name: str = "model"
+
+    def generate(self, messages: Sequence[tuple[str, str]], *,
+                 on_token: Callable[[str], None] | None = None,
+                 deadline: float | None = None,
+                 max_tokens: int | None = None) -> Completion:
+        raise NotImplementedError
+
+    def complete(self, messages: Sequence[tuple[str, str]], *,
+                 on_token: Callable[[str], None] | None = None,
+                 deadline: float | None = None) -> str:
+        return self.generate(messages, on_token=on_token, deadline=deadline).text
+
+    def close(self) -> None:
+        """Release connections and threads (nothing by default)."""
 
 
-class OpenAIChatModel:
-    """LangChain's ChatOpenAI with explicit timeout, retries and streaming."""
+def _status_reason(exc: Any) -> tuple[str, bool, float | None]:
+    """(reason, retryable, seconds the server asked to wait) for an openai/httpx error."""
+    import httpx
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        wait = _retry_after(exc.response.headers)
+        if status == 429:
+            return "rate limited (HTTP 429)", True, wait
+        if status in (408, 409) or status >= 500:
+            return f"server error (HTTP {status})", True, wait
+        return f"refused (HTTP {status})", False, None
+    if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
+        return "timed out", True, None
+    if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
+        return "unreachable or dropped the connection", True, None
+    return f"failed ({type(exc).__name__})", False, None
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    from email.utils import parsedate_to_datetime
+
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(raw).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _refuses_cap_field(exc: Any) -> str | None:
+    """The cap field a 400 says the server will not take (OpenAI refuses the pair;
+    some servers forbid unknown fields), or None."""
+    import openai
+
+    if not isinstance(exc, openai.BadRequestError):
+        return None
+    text = str(exc).lower()
+    if "max_completion_tokens" in text and ("extra" in text or "unrecognized" in text
+                                            or "not permitted" in text):
+        return "max_completion_tokens"
+    if "max_tokens" in text and ("same time" in text or "unsupported" in text
+                                 or "not supported" in text or "combination" in text):
+        return "max_tokens"
+    return None
+
+
+class OpenAIChatModel(ChatModelBase):
+    """LangChain's ChatOpenAI on its own event loop, with the bounds described above."""
 
     def __init__(self, settings: Settings) -> None:
+        import httpx
         from langchain_openai import ChatOpenAI  # heavy; only when a model is configured
 
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         self.name = settings.llm_model
+        self.max_tokens = settings.llm_max_tokens
+        self.max_retries = settings.llm_max_retries
+        self.budget_s = settings.answer_budget_s
+        self.fields: TokenFields = settings.llm_token_fields
+        timeout = httpx.Timeout(settings.llm_timeout_s, connect=min(5.0, settings.llm_timeout_s))
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="chat-model",
+                                        daemon=True)
+        self._thread.start()
+        # A client of our own, used only on our loop (a shared one would be bound to another).
+        self._http = httpx.AsyncClient(timeout=timeout)
         self._chat = ChatOpenAI(
             model=settings.llm_model,
             base_url=settings.openai_base_url,
             # Local servers (Ollama, llama.cpp) accept any key but the client requires one.
             api_key=key or "not-needed",
-            timeout=settings.llm_timeout_s,
-            max_retries=settings.llm_max_retries,
+            timeout=timeout,
+            max_retries=0,  # retried here, within the answer's deadline
             temperature=settings.llm_temperature,
-            max_tokens=settings.llm_max_tokens,
+            http_async_client=self._http,
         )
 
-    def complete(self, messages: Sequence[tuple[str, str]], *,
-                 on_token: Callable[[str], None] | None = None) -> str:
+    # -- the cap -----------------------------------------------------------------------------
+    def cap_kwargs(self, cap: int) -> dict[str, Any]:
+        """Request fields carrying the length cap, as this server accepts them."""
+        if self.fields == "max_tokens":
+            return {"extra_body": {"max_tokens": cap}}
+        if self.fields == "max_completion_tokens":
+            return {"max_completion_tokens": cap}
+        return {"max_completion_tokens": cap, "extra_body": {"max_tokens": cap}}
+
+    # -- requests ----------------------------------------------------------------------------
+    def generate(self, messages: Sequence[tuple[str, str]], *,
+                 on_token: Callable[[str], None] | None = None,
+                 deadline: float | None = None,
+                 max_tokens: int | None = None) -> Completion:
+        start = time.monotonic()
+        deadline = deadline if deadline is not None else start + self.budget_s
+        events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        closed = threading.Event()
+        future = asyncio.run_coroutine_threadsafe(
+            self._attempts(list(messages), max_tokens or self.max_tokens, deadline, events,
+                           closed),
+            self._loop,
+        )
+        parts: list[str] = []
+        first: float | None = None
         try:
-            if on_token is None:
-                return str(self._chat.invoke(list(messages)).content)
-            parts: list[str] = []
-            for chunk in self._chat.stream(list(messages)):
-                delta = chunk.content if isinstance(chunk.content, str) else ""
-                if delta:
-                    parts.append(delta)
-                    on_token(delta)
-            return "".join(parts)
-        except Exception as exc:  # openai/httpx raise many types; the caller only falls back
-            log.warning("chat model %s failed: %s: %s", self.name, type(exc).__name__, exc)
-            raise LLMError(f"{type(exc).__name__}: {exc}") from exc
+            while True:
+                try:
+                    kind, value = events.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise LLMError("timed out", partial="".join(parts)) from None
+                if kind == "delta":
+                    if first is None:
+                        first = time.monotonic() - start
+                    parts.append(value)
+                    if on_token is not None:
+                        try:
+                            on_token(value)
+                        except StopStreaming:
+                            return Completion("".join(parts), "stopped", len(parts),
+                                              time.monotonic() - start, first)
+                elif kind == "done":
+                    finish, attempts = value
+                    return Completion("".join(parts), finish, len(parts),
+                                      time.monotonic() - start, first, attempts)
+                else:
+                    err: LLMError = value
+                    err.partial = "".join(parts)
+                    raise err
+        finally:
+            if not future.done():
+                # Cancelling the task closes the stream: the server sees the client leave.
+                self._loop.call_soon_threadsafe(future.cancel)
+                closed.wait(CLOSE_WAIT_S)
+
+    async def _attempts(self, messages: list[tuple[str, str]], cap: int, deadline: float,
+                        events: queue.SimpleQueue[tuple[str, Any]],
+                        closed: threading.Event) -> None:
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        progress = {"sent": False}  # a delta has gone to the caller: no retry after that
+        try:
+            while True:
+                attempt += 1
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        finish = await self._stream_once(messages, cap, events, progress)
+                    events.put(("done", (finish, attempt)))
+                    return
+                except TimeoutError:
+                    events.put(("error", LLMError("timed out")))
+                    return
+                except Exception as exc:
+                    sent = progress["sent"]
+                    refused = _refuses_cap_field(exc)
+                    if refused and self.fields in ("auto", "both") and not sent:
+                        # Adapt once and for all: this server takes only the other field.
+                        self.fields = ("max_completion_tokens" if refused == "max_tokens"
+                                       else "max_tokens")
+                        log.info("chat model %s refuses %s; the cap is sent as %s",
+                                 self.name, refused, self.fields)
+                        attempt -= 1
+                        continue
+                    reason, retryable, wait = _status_reason(exc)
+                    detail = f"{type(exc).__name__}: {exc}"
+                    if sent:
+                        reason = "stopped mid-answer" if retryable else reason
+                    wait = wait if wait is not None else BACKOFF_S[min(attempt - 1, 2)]
+                    room = deadline - loop.time() - wait
+                    if sent or not retryable or attempt > self.max_retries or room < MIN_ATTEMPT_S:
+                        log.warning("chat model %s: %s (%s)", self.name, reason, detail)
+                        events.put(("error", LLMError(reason, detail=detail)))
+                        return
+                    log.info("chat model %s: %s; retrying in %.1f s", self.name, reason, wait)
+                    await asyncio.sleep(wait)
+        finally:
+            closed.set()
+
+    async def _stream_once(self, messages: list[tuple[str, str]], cap: int,
+                           events: queue.SimpleQueue[tuple[str, Any]],
+                           progress: dict[str, bool]) -> str | None:
+        finish: str | None = None
+        async for chunk in self._chat.astream(messages, **self.cap_kwargs(cap)):
+            delta = chunk.content if isinstance(chunk.content, str) else ""
+            if delta:
+                progress["sent"] = True
+                events.put(("delta", delta))
+            finish = chunk.response_metadata.get("finish_reason") or finish
+        return finish
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._http.aclose(), self._loop)
+        try:
+            fut.result(timeout=2)
+        except Exception:  # closing is best effort; the process may be ending anyway
+            log.debug("closing the chat client failed", exc_info=True)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=2)
+        self._loop.close()
 
 
 def build_chat_model(settings: Settings) -> ChatModel | None:

@@ -190,18 +190,20 @@ def test_real_client_timeout_falls_back_to_extractive(tmp_path: Path,
 
 
 @pytest.mark.integration
-def test_real_client_streams_a_cited_answer(tmp_path: Path,
-                                            openai_server: FakeOpenAIServer) -> None:
-    reply = "Netflix used generative AI to create a building collapse in Buenos Aires [1]."
-    openai_server.queue_reply(reply, stream_chunk_size=5)
+def test_real_client_streams_checked_sentences(tmp_path: Path,
+                                               openai_server: FakeOpenAIServer) -> None:
+    first = "Netflix used generative AI to create a building collapse in Buenos Aires [1]."
+    second = "The sequence was made ten times faster [1]."
+    openai_server.queue_reply(f"{first} {second}", stream_chunk_size=5)
     settings = make_settings(tmp_path / "data", openai_base_url=openai_server.base_url,
                              llm_timeout_s=5, llm_max_retries=0)
     svc = make_services(tmp_path / "data", model=OpenAIChatModel(settings))
     deltas: list[str] = []
     answer = svc.ask.ask(ETERNAUT, on_token=deltas.append)
     svc.close()
-    assert "".join(deltas) == reply and len(deltas) > 5
-    assert answer.mode == "model" and answer.text == reply
+    # Whole sentences, each once it had passed the checks, never a fragment.
+    assert deltas == [first, " " + second]
+    assert answer.mode == "model" and answer.text == f"{first} {second}"
     sent = openai_server.requests[-1].body
     assert sent["stream"] is True
     assert any("Buenos Aires" in m["content"] for m in sent["messages"])
@@ -252,13 +254,15 @@ def test_long_history_is_cut_and_flagged(services: Services) -> None:
 
 
 def test_condensed_follow_up_with_a_model(tmp_path: Path) -> None:
-    model = ScriptedModel("What did Ted Sarandos say about generative AI in The Eternaut?",
+    model = ScriptedModel("What did Netflix boss Ted Sarandos say about generative AI in The "
+                          "Eternaut?",
                           "Sarandos said the effects sequence was finished ten times faster [1].")
     svc = make_services(tmp_path / "data", model=model)
+    said = "Netflix used generative AI for a building collapse, its boss Ted Sarandos said [1]."
     answer = svc.ask.ask("what did their boss say about it?",
-                         history=[Turn("user", ETERNAUT), Turn("assistant", "A collapse [1].")])
+                         history=[Turn("user", ETERNAUT), Turn("assistant", said)])
     svc.close()
-    assert answer.standalone_question.startswith("What did Ted Sarandos say")
+    assert answer.standalone_question.startswith("What did Netflix boss Ted Sarandos say")
     assert "ten times faster" in answer.text and answer.sources
 
 

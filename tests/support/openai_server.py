@@ -4,6 +4,11 @@ It speaks the wire format of the real API closely enough for the `openai` client
 `langchain_openai` to run unmodified against it: chat completions (plain JSON and SSE
 streaming), embeddings (float or base64) and the model list. Chat replies come from a FIFO
 queue filled by the test; every request is recorded.
+
+It also plays the ways real servers misbehave: one that reads only ``max_tokens`` (as
+llama.cpp's does) or refuses both cap fields at once (as OpenAI does), replies that echo the
+prompt, never stop, hang or drop the connection halfway, trickle out, or are refused with
+429 and Retry-After; and it records how each stream ended (finished, or the client left).
 """
 
 from __future__ import annotations
@@ -18,16 +23,22 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 _SLEEP_STEP = 0.02
 _WORD = re.compile(r"\w+")
+_PIECE = re.compile(r"\S+\s*")  # one "token" of a reply, for length caps
+
+# Which request fields the server reads as the length cap: "either" (max_completion_tokens,
+# else max_tokens), "max_tokens" (llama.cpp: max_completion_tokens is ignored), "openai"
+# (either one alone, but a 400 when both are sent), "none" (no cap at all).
+CapMode = Literal["either", "max_tokens", "openai", "none"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,21 @@ class QueuedReply:
     chunk_delay: float = 0.0
     retry_after: float | None = None
     finish_reason: str = "stop"
+    retry_after_header: str = "retry-after-ms"
+    echo: bool = False  # reply with the prompt's own text
+    forever: bool = False  # repeat the text without end (until the cap or the client leaves)
+    hang_after: int | None = None  # stream this many characters, then send nothing more
+    drop_after: int | None = None  # stream this many characters, then drop the connection
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    """How one streamed reply ended."""
+
+    chars_sent: int
+    completed: bool  # the last chunk and [DONE] were sent
+    client_left: bool  # the client closed the connection first
+    capped: bool  # the length cap ended it
 
 
 @dataclass(frozen=True)
@@ -58,6 +84,7 @@ class _State:
     replies: deque[QueuedReply] = field(default_factory=deque)
     embedding_failures: deque[QueuedReply] = field(default_factory=deque)
     requests: list[RecordedRequest] = field(default_factory=list)
+    streams: list[StreamRecord] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -67,6 +94,10 @@ class _ClientGone(Exception):
 
 class _Stopping(Exception):
     """The server is shutting down."""
+
+
+class _Dropped(Exception):
+    """The reply was scripted to drop the connection."""
 
 
 def _count_tokens(text: str) -> int:
@@ -80,6 +111,18 @@ def _message_text(content: Any) -> str:
     if isinstance(content, list):
         return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
     return ""
+
+
+def _cap(body: dict[str, Any], mode: CapMode) -> int | None:
+    """The length cap the server honours for this request, in reply pieces."""
+    fields = {"either": ("max_completion_tokens", "max_tokens"), "openai":
+              ("max_completion_tokens", "max_tokens"), "max_tokens": ("max_tokens",),
+              "none": ()}[mode]
+    for name in fields:
+        value = body.get(name)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 @lru_cache(maxsize=65536)
@@ -202,6 +245,8 @@ class _Handler(BaseHTTPRequestHandler):
         *,
         retry_after: float | None = None,
         should_retry: bool | None = None,
+        retry_after_header: str = "retry-after-ms",
+        code_override: str | None = None,
     ) -> None:
         kind, code = {
             400: ("invalid_request_error", None),
@@ -209,9 +254,12 @@ class _Handler(BaseHTTPRequestHandler):
             404: ("invalid_request_error", "not_found"),
             429: ("requests", "rate_limit_exceeded"),
         }.get(status, ("server_error", None))
+        code = code_override or code
         headers: dict[str, str] = {}
         if retry_after is not None:
-            headers["retry-after-ms"] = str(int(retry_after * 1000))
+            headers[retry_after_header] = (str(int(retry_after * 1000))
+                                           if retry_after_header == "retry-after-ms"
+                                           else f"{retry_after:g}")
         if should_retry is not None:
             headers["x-should-retry"] = "true" if should_retry else "false"
         payload = {"error": {"message": message, "type": kind, "param": None, "code": code}}
@@ -220,7 +268,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _guarded(self, fn: Any) -> None:
         try:
             fn()
-        except (_ClientGone, _Stopping, OSError):
+        except (_ClientGone, _Stopping, _Dropped, OSError):
             self.close_connection = True
 
     # -- routing ----------------------------------------------------------------------------
@@ -284,8 +332,33 @@ class _Handler(BaseHTTPRequestHandler):
                 reply.status,
                 reply.text or f"Scripted error {reply.status}",
                 retry_after=reply.retry_after,
+                retry_after_header=reply.retry_after_header,
             )
             return
+        cap_mode = self.owner.cap_mode
+        if cap_mode == "openai" and "max_tokens" in body and "max_completion_tokens" in body:
+            self._send_error(
+                400,
+                "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not "
+                "supported.",
+                code_override="invalid_parameter_combination",
+            )
+            return
+        cap = _cap(body, cap_mode)
+        if reply.echo:
+            prompt = "\n\n".join(
+                _message_text(m.get("content"))
+                for m in body.get("messages") or []
+                if isinstance(m, dict)
+            )
+            reply = replace(reply, text=prompt)
+        if body.get("stream") and reply.forever:
+            self._stream_forever(reply, body, cap)
+            return
+        if cap is not None:
+            pieces = _PIECE.findall(reply.text)
+            if len(pieces) > cap:
+                reply = replace(reply, text="".join(pieces[:cap]), finish_reason="length")
         model = str(body.get("model") or self.owner.model)
         prompt_tokens = sum(
             _count_tokens(_message_text(m.get("content")))
@@ -372,17 +445,98 @@ class _Handler(BaseHTTPRequestHandler):
         def choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
             return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
 
-        event([choice({"role": "assistant", "content": "", "refusal": None})])
-        size = max(1, reply.stream_chunk_size)
-        for start in range(0, len(reply.text), size):
-            if start and reply.chunk_delay:
-                self._sleep(reply.chunk_delay)
-            event([choice({"content": reply.text[start : start + size]})])
-        event([choice({}, reply.finish_reason)])
-        if usage is not None:
-            event([], usage)
-        self._write_chunk(b"data: [DONE]\n\n")
-        self._write(b"0\r\n\r\n")
+        sent = 0
+        try:
+            event([choice({"role": "assistant", "content": "", "refusal": None})])
+            size = max(1, reply.stream_chunk_size)
+            for start in range(0, len(reply.text), size):
+                if start and reply.chunk_delay:
+                    self._sleep(reply.chunk_delay)
+                self._misbehave(reply, sent)
+                piece = reply.text[start : start + size]
+                event([choice({"content": piece})])
+                sent += len(piece)
+            self._misbehave(reply, sent)
+            event([choice({}, reply.finish_reason)])
+            if usage is not None:
+                event([], usage)
+            self._write_chunk(b"data: [DONE]\n\n")
+            self._write(b"0\r\n\r\n")
+        except _ClientGone:
+            self._stream_ended(sent, completed=False, client_left=True)
+            raise
+        except (_Dropped, _Stopping):
+            self._stream_ended(sent, completed=False, client_left=False)
+            raise
+        self._stream_ended(sent, completed=True, client_left=False,
+                           capped=reply.finish_reason == "length")
+
+    def _misbehave(self, reply: QueuedReply, sent: int) -> None:
+        """Hang or drop the connection once ``sent`` characters reached the scripted point."""
+        if reply.drop_after is not None and sent >= reply.drop_after:
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            raise _Dropped
+        if reply.hang_after is not None and sent >= reply.hang_after:
+            while True:  # until the client leaves or the server stops
+                self._sleep(0.1)
+                if self._client_left():
+                    raise _ClientGone
+
+    def _client_left(self) -> bool:
+        """True when the peer closed its side (a readable socket with nothing to read)."""
+        import select
+
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
+
+    def _stream_ended(self, sent: int, *, completed: bool, client_left: bool,
+                      capped: bool = False) -> None:
+        with self.owner._state.lock:
+            self.owner._state.streams.append(StreamRecord(sent, completed, client_left, capped))
+
+    def _stream_forever(self, reply: QueuedReply, body: dict[str, Any], cap: int | None) -> None:
+        """Repeat the reply's text in deltas until the cap, the client leaving, or shutdown."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        model = str(body.get("model") or self.owner.model)
+        pieces = _PIECE.findall(reply.text or "more ") or ["more "]
+
+        def event(delta: dict[str, Any], finish: str | None = None) -> None:
+            chunk = {"id": completion_id, "object": "chat.completion.chunk",
+                     "created": int(time.time()), "model": model,
+                     "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                  "finish_reason": finish}]}
+            self._write_chunk(f"data: {json.dumps(chunk)}\n\n".encode())
+
+        sent = tokens = 0
+        try:
+            event({"role": "assistant", "content": ""})
+            while cap is None or tokens < cap:
+                piece = pieces[tokens % len(pieces)]
+                if reply.chunk_delay:
+                    self._sleep(reply.chunk_delay)
+                elif tokens % 64 == 0:
+                    self._sleep(0.001)  # notice a stopping server
+                event({"content": piece})
+                sent += len(piece)
+                tokens += 1
+            event({}, "length")
+            self._write_chunk(b"data: [DONE]\n\n")
+            self._write(b"0\r\n\r\n")
+        except _ClientGone:
+            self._stream_ended(sent, completed=False, client_left=True)
+            raise
+        except _Stopping:
+            self._stream_ended(sent, completed=False, client_left=False)
+            raise
+        self._stream_ended(sent, completed=True, client_left=False, capped=True)
 
     def _write_chunk(self, data: bytes) -> None:
         self._write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
@@ -452,8 +606,10 @@ class FakeOpenAIServer:
         embedding_dim: int = 64,
         model: str = "fake-chat-model",
         embedding_model: str = "fake-embedding-model",
+        cap_mode: CapMode = "either",
     ) -> None:
         self.default_reply = default_reply
+        self.cap_mode: CapMode = cap_mode
         self.embedding_dim = embedding_dim
         self.model = model
         self.embedding_model = embedding_model
@@ -529,13 +685,21 @@ class FakeOpenAIServer:
         chunk_delay: float = 0,
         retry_after: float | None = None,
         finish_reason: str = "stop",
+        retry_after_header: str = "retry-after-ms",
+        echo: bool = False,
+        forever: bool = False,
+        hang_after: int | None = None,
+        drop_after: int | None = None,
     ) -> None:
         """Queue the answer to the next chat completion.
 
         `delay` is waited before any byte is sent. A non-200 `status` sends an OpenAI-style
-        error whose message is `text`; `retry_after` (seconds) adds a ``retry-after-ms``
-        header. Streamed replies are split into `stream_chunk_size`-character deltas with
-        `chunk_delay` seconds between them.
+        error whose message is `text`; `retry_after` (seconds) adds a `retry_after_header`
+        header (``retry-after-ms``, or ``retry-after`` in seconds). Streamed replies are
+        split into `stream_chunk_size`-character deltas with `chunk_delay` seconds between
+        them. `echo` replies with the prompt; `forever` repeats `text` until the length cap
+        (when the server honours one) or the client leaves; `hang_after` / `drop_after`
+        stop sending, or drop the connection, after that many streamed characters.
         """
         reply = QueuedReply(
             text=text,
@@ -545,6 +709,11 @@ class FakeOpenAIServer:
             chunk_delay=chunk_delay,
             retry_after=retry_after,
             finish_reason=finish_reason,
+            retry_after_header=retry_after_header,
+            echo=echo,
+            forever=forever,
+            hang_after=hang_after,
+            drop_after=drop_after,
         )
         with self._state.lock:
             self._state.replies.append(reply)
@@ -575,6 +744,19 @@ class FakeOpenAIServer:
         """Snapshot of every request received, oldest first."""
         with self._state.lock:
             return list(self._state.requests)
+
+    @property
+    def streams(self) -> list[StreamRecord]:
+        """How each streamed chat reply ended, oldest first."""
+        with self._state.lock:
+            return list(self._state.streams)
+
+    def wait_for_streams(self, n: int, timeout: float = 5.0) -> list[StreamRecord]:
+        """The stream records once at least `n` have ended (or after `timeout` seconds)."""
+        deadline = time.monotonic() + timeout
+        while len(self.streams) < n and time.monotonic() < deadline:
+            time.sleep(_SLEEP_STEP)
+        return self.streams
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         """Recorded requests whose path (without query) ends with `path`."""

@@ -1,0 +1,506 @@
+"""The model's side of an answer: the prompt, and every check its reply must pass.
+
+The reply is read sentence by sentence as it streams. A sentence is shown (handed to the
+adapter's ``on_token``) only once it is complete and has passed the checks the final answer
+applies: its citations normalised and in range, no link, bare domain or mention, nothing
+instruction-like, and its numbers and names found in the article it cites. A sentence that
+cites the wrong article is moved to the one that supports it; an uncited sentence is
+attributed to its clearly best-supporting article; anything else is dropped, and the
+answer's note says so. The final answer is exactly the sentences that were shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bot.core.llm import ChatModel, LLMError, StopStreaming
+from prompts import load as load_prompt
+from retrieval.lexical import tokenize
+from retrieval.search import ArticleHit, SearchResult
+from retrieval.text import is_instruction_like, sentences, strip_instructions, urls_in
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = "NOT_IN_ARTICLES"
+MAX_SENTENCES = 4  # asked for in the prompt
+MAX_KEPT = 6  # past this many good sentences the stream is closed: the rest is a runaway
+# A cited sentence must share at least this much of its content with the article it cites.
+SUPPORT_SHARE = 0.5
+# An uncited sentence is attributed only to an article that supports it clearly: this much
+# shared content, and this much more than the next best article.
+ATTRIBUTE_SHARE = 0.6
+ATTRIBUTE_MARGIN = 0.15
+
+CITE = re.compile(r"\[(\d{1,2})\]")
+_CITE_GROUP = re.compile(r"^\s*((?:\[\d{1,2}\]\s*)+)")
+# A bracketed citation in any of the forms models write: [1, 2], [1-3], [Article 1],
+# [source: 2], [^1], 【1】, 【1†source】, (1), (Articles 1 and 2).
+_LABEL = r"(?:articles?|sources?|refs?\.?|art\.?|n\s*=|#|\^)\s*:?\s*"
+_NUMS = (rf"(?:{_LABEL})?\d{{1,2}}(?:\s*(?:,|;|&|/|and|-|–|—)\s*(?:{_LABEL})?\d{{1,2}})*"
+         r"(?:\s*†[^\]】)]*)?")
+_BRACKETED = re.compile(rf"\[\s*{_NUMS}\s*\]|【\s*{_NUMS}\s*】|\(\s*{_NUMS}\s*\)", re.I)
+_RANGE = re.compile(r"(\d{1,2})\s*[-–—]\s*(\d{1,2})")
+
+_MENTION = re.compile(r"@everyone|@here|<@[!&]?\d+>|<#\d+>|<@&\d+>")
+# A bare domain: "evil.example", "tickets.example.com". The last label is lower case so that
+# two sentences run together ("ended.The") are not taken for one.
+_DOMAIN = re.compile(r"\b(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[a-z]{2,24}\b")
+_FENCE = re.compile(r"</?article\b|\bn=\"\d|^\s*(?:rules|how to answer)\s*:", re.I)
+_LEAD = re.compile(r"^\s*(?:[-*•]\s+|\d{1,2}[.)]\s+|#+\s*|\*\*)?(?:answer\s*:\s*)?", re.I)
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+_SMALL = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+          "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+          "eighteen", "nineteen")
+_TENS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+_NUMBER_WORDS = {w: n for n, w in enumerate(_SMALL)} | {
+    w: 10 * n for n, w in enumerate(_TENS, 2)} | {"dozen": 12}
+# Capitalised words that are not names: a sentence may start with them.
+_NOT_NAMES = frozenset((
+    "a", "an", "the", "he", "she", "it", "its", "they", "them", "their", "there", "this",
+    "that", "these", "those", "his", "her", "hers", "we", "our", "i", "you", "in", "on", "at",
+    "by", "for", "from", "to", "of", "as", "after", "before", "during", "since", "until",
+    "when", "while", "where", "why", "how", "what", "which", "who", "whom", "whose",
+    "according", "however", "but", "and", "or", "also", "both", "some", "many", "most", "much",
+    "more", "no", "not", "yes", "one", "two", "three", "four", "five", "six", "seven", "eight",
+    "nine", "ten", "first", "second", "third", "last", "if", "so", "then", "than", "though",
+    "although", "because", "despite", "earlier", "later", "meanwhile", "overall", "today",
+    "yesterday", "tomorrow", "each", "every", "all", "another", "other", "such", "only",
+    "just", "still", "yet", "even", "about", "over", "under", "between", "into", "onto",
+    "upon", "with", "without", "within", "among", "again", "once", "here", "now",
+))
+
+
+# -- citations -------------------------------------------------------------------------------
+def normalise_citations(text: str) -> str:
+    """Every bracketed citation form as ``[n]`` markers: ``[1, 2]`` -> ``[1][2]``."""
+
+    def one(m: re.Match[str]) -> str:
+        inner = re.sub(r"†.*", "", m.group(0)[1:-1])
+        numbers: list[int] = []
+        for part in re.split(r"\s*(?:,|;|&|/|\band\b)\s*", inner):
+            r = _RANGE.search(part)
+            if r:
+                lo, hi = int(r.group(1)), int(r.group(2))
+                numbers.extend(range(lo, hi + 1) if 0 < hi - lo < 10 else (lo, hi))
+            else:
+                numbers.extend(int(d) for d in re.findall(r"\d{1,2}", part))
+        return "".join(f"[{n}]" for n in dict.fromkeys(numbers))
+
+    return _BRACKETED.sub(one, text)
+
+
+def is_marker_line(line: str) -> bool:
+    """The not-found marker alone on a line (quotes, emphasis and a full stop tolerated)."""
+    return line.strip().strip("`*_\"'“”.:!").strip() == NOT_FOUND
+
+
+def cited_numbers(text: str) -> list[int]:
+    return [int(n) for n in CITE.findall(text)]
+
+
+# -- the sources as the model saw them -----------------------------------------------------
+def _numbers(text: str) -> set[str]:
+    """Numbers in a text, normalised ("4,000" -> "4000", "07" -> "7"), with number words."""
+    found: set[str] = set()
+    for raw in _NUMBER.findall(text):
+        value = raw.replace(",", "")
+        if re.fullmatch(r"\d+\.\d+", raw) is None and "." in value:
+            value = value.replace(".", "")  # "4.000" written as a thousands separator
+        found.add(value.lstrip("0") or "0")
+    for word in re.findall(r"[a-z]+(?:-[a-z]+)?", text.lower()):
+        parts = word.split("-")
+        if all(p in _NUMBER_WORDS for p in parts):
+            found.add(str(sum(_NUMBER_WORDS[p] for p in parts)))
+    return found
+
+
+@dataclass(slots=True)
+class SourceText:
+    """One numbered article as given to the model, with what the checks compare against."""
+
+    n: int
+    title: str
+    outlet: str
+    date: str
+    body: str
+    words: set[str] = field(default_factory=set)
+    numbers: set[str] = field(default_factory=set)
+    terms: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        text = f"{self.title}\n{self.outlet}\n{self.date}\n{self.body}"
+        self.words = {_fold(w) for w in _WORD.findall(text)}
+        self.numbers = _numbers(text)
+        self.terms = set(tokenize([text])[0])
+
+    def block(self) -> str:
+        return (f'<article n="{self.n}" outlet="{_attr(self.outlet)}" date="{self.date}" '
+                f'title="{_attr(self.title)}">\n{self.body}\n</article>')
+
+
+def _fold(word: str) -> str:
+    return re.sub(r"['’]s$", "", word.lower())
+
+
+def _attr(value: str) -> str:
+    return value.replace('"', "'").replace("\n", " ")[:200]
+
+
+def _article_text(art: ArticleHit) -> str:
+    """The article's matching chunks in reading order, without instruction-like sentences."""
+    chunks = sorted(art.chunks[:3], key=lambda c: int(c.metadata.get("chunk", 0)))
+    body = strip_instructions("\n\n".join(c.text for c in chunks))
+    return re.sub(r"</?article\b[^>]*>", "", body, flags=re.I)  # keep the fence intact
+
+
+def sources_of(result: SearchResult) -> list[SourceText]:
+    return [SourceText(n=n, title=art.title, outlet=art.meta.get("outlet") or "unknown outlet",
+                       date=art.published_at.date().isoformat() if art.published_at
+                       else "undated", body=_article_text(art))
+            for n, art in enumerate(result.articles, 1)]
+
+
+def answer_messages(question: str, sources: Sequence[SourceText],
+                    now: datetime | None = None) -> list[tuple[str, str]]:
+    """The system prompt (rules and fenced articles) and the question."""
+    system = load_prompt("answer").format(
+        max_sentences=MAX_SENTENCES, not_found=NOT_FOUND,
+        today=(now or datetime.now(UTC)).date().isoformat(),
+        sources="\n\n".join(s.block() for s in sources),
+    )
+    # Small models follow the format best when it is restated next to the question.
+    human = (f"Question: {question}\n\nAnswer in at most {MAX_SENTENCES} sentences, each "
+             f"ending with its article number like [1], or reply {NOT_FOUND}.")
+    return [("system", system), ("human", human)]
+
+
+# -- one sentence ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Kept:
+    text: str  # with [n] citations in the sources' numbering
+    cites: tuple[int, ...]
+    moved: bool = False  # re-attributed, or attributed when uncited
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    sentence: str
+    reason: str
+
+
+# Short phrases for the answer's note, by reason.
+REASONS = {
+    "uncited": "no citation and no clearly supporting article",
+    "unsupported": "not supported by the articles",
+    "link": "a link, web address or mention",
+    "instruction": "instruction-like text",
+    "prompt": "a repeat of the instructions",
+    "marker": "the not-found marker inside other text",
+    "incomplete": "cut off",
+    "repeat": "a repeat of an earlier sentence",
+}
+
+
+# A reply sentence sharing this much of its words with a sentence of the instructions is a
+# repeat of them (small models echo their prompt).
+ECHO_SHARE = 0.7
+ECHO_SENTENCES = 2  # this many repeated instructions and the reply is an echo
+
+
+def _instruction_sentences() -> list[set[str]]:
+    """Word sets of the prompt's own sentences (the template without the articles)."""
+    system = load_prompt("answer").format(max_sentences=MAX_SENTENCES, not_found=NOT_FOUND,
+                                          today="", sources="")
+    human = answer_messages("", [])[1][1]
+    return [w for s in sentences(f"{system}\n{human}") if len(w := set(_same(s).split())) >= 4]
+
+
+class SentenceChecker:
+    """Checks one sentence of a reply against the numbered sources."""
+
+    def __init__(self, sources: Sequence[SourceText]) -> None:
+        self.sources = list(sources)
+        self._instructions = _instruction_sentences()
+
+    def _echoes(self, sentence: str) -> bool:
+        words = set(_same(sentence).split())
+        return bool(words) and any(len(words & w) >= ECHO_SHARE * max(len(w), len(words))
+                                   for w in self._instructions)
+
+    def check(self, raw: str) -> Kept | Dropped:
+        sentence = _LEAD.sub("", raw).replace("**", "").strip()
+        if not sentence:
+            return Dropped(raw, "prompt")
+        if _FENCE.search(sentence) or self._echoes(sentence):
+            return Dropped(raw, "prompt")
+        if NOT_FOUND in sentence:
+            return Dropped(raw, "marker")
+        body = re.sub(r"\s+", " ", CITE.sub(" ", sentence)).strip()
+        if urls_in(sentence) or _DOMAIN.search(body) or _MENTION.search(sentence):
+            return Dropped(raw, "link")
+        if is_instruction_like(body):
+            return Dropped(raw, "instruction")
+        cites = [n for n in dict.fromkeys(cited_numbers(sentence))
+                 if 1 <= n <= len(self.sources)]
+        needs_n = _numbers(body) - {"0", "1"}
+        names = _names(body)
+        terms = set(tokenize([body])[0]) if body else set()
+
+        def fits(srcs: Sequence[SourceText]) -> float:
+            """The share of the sentence's terms found, or -1 when a number or name is not."""
+            words = set().union(*(s.words for s in srcs))
+            numbers = set().union(*(s.numbers for s in srcs))
+            if not needs_n <= numbers or any(_fold(n) not in words for n in names):
+                return -1.0
+            if not terms:
+                return 1.0
+            have = set().union(*(s.terms for s in srcs))
+            return len(terms & have) / len(terms)
+
+        if cites and fits([self.sources[n - 1] for n in cites]) >= SUPPORT_SHARE:
+            return Kept(_render(sentence, keep=set(cites)), tuple(cites))
+        scores = sorted(((fits([s]), s.n) for s in self.sources), reverse=True)
+        best, n_best = scores[0] if scores else (-1.0, 0)
+        second = scores[1][0] if len(scores) > 1 else -1.0
+        need = SUPPORT_SHARE if cites else ATTRIBUTE_SHARE
+        if best >= need and best - second >= ATTRIBUTE_MARGIN and terms:
+            return Kept(_render(sentence, force=n_best), (n_best,), moved=True)
+        return Dropped(raw, "unsupported" if cites else "uncited")
+
+
+def _names(body: str) -> list[str]:
+    """Capitalised words that are not sentence-opening function words: names, places."""
+    out = []
+    for w in _WORD.findall(body):
+        w = w.strip("'’-")
+        if len(w) >= 2 and w[0].isupper() and w.lower() not in _NOT_NAMES:
+            out.append(w)
+    return out
+
+
+def _render(sentence: str, *, keep: set[int] | None = None, force: int | None = None) -> str:
+    """The sentence with only the kept citations, placed before its final punctuation."""
+    if force is not None:
+        text = CITE.sub("", sentence)
+        trailing = f"[{force}]"
+    else:
+        text = CITE.sub(lambda m: m.group(0) if keep and int(m.group(1)) in keep else "",
+                        sentence)
+        trailing = ""
+        m = re.search(r"((?:\s*\[\d{1,2}\])+)\s*$", text)
+        if m and re.search(r"[.!?…][\"'”’)]*$", text[: m.start()].rstrip()):
+            trailing = m.group(1).replace(" ", "")
+            text = text[: m.start()]
+    text = re.sub(r"(\[\d{1,2}\])(?:\s*\1)+", r"\1", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    if trailing:
+        end = re.search(r"[.!?…]+[\"'”’)]*$", text)
+        head, tail = (text[: end.start()], end.group(0)) if end else (text, "")
+        text = f"{head.rstrip()} {trailing}{tail}"
+    return re.sub(r"\s+([.,;:!?])", r"\1", text).strip()
+
+
+# -- the stream ------------------------------------------------------------------------------
+class AnswerGate:
+    """Reads the reply as it streams and releases whole sentences that passed every check.
+
+    ``on_text`` gets each kept sentence (renumbered 1..m in order of first citation, as the
+    final answer numbers its sources), with a space before all but the first.
+    """
+
+    def __init__(self, checker: SentenceChecker,
+                 on_text: Callable[[str], None] | None = None,
+                 max_kept: int = MAX_KEPT) -> None:
+        self.checker = checker
+        self.on_text = on_text
+        self.max_kept = max_kept
+        self.kept: list[Kept] = []
+        self.dropped: list[Dropped] = []
+        self.marker = False
+        self.echo = False  # the reply repeats the instructions: nothing more of it is read
+        self.first_shown: float | None = None  # time.monotonic() of the first sentence shown
+        self._line = ""  # the open line, raw
+        self._released = 0  # sentences of the open line already checked
+        self._numbering: dict[int, int] = {}
+        self._seen: set[str] = set()
+
+    @property
+    def full(self) -> bool:
+        return self.echo or len(self.kept) >= self.max_kept
+
+    def feed(self, delta: str) -> None:
+        """Take a delta; raises StopStreaming once enough sentences were kept."""
+        *done, self._line = (self._line + delta).split("\n")
+        for i, line in enumerate(done):
+            self._close_line(line, from_open=i == 0)
+        pieces = _pieces(self._line)
+        for piece in pieces[self._released : -1]:
+            if not self.full:
+                self._take(piece)
+        self._released = max(self._released, len(pieces) - 1)
+        if self.full:
+            raise StopStreaming
+
+    def finish(self, complete: bool) -> None:
+        """The stream ended; ``complete`` is False when it was cut (cap, time, error), and
+        then an unfinished last sentence is dropped."""
+        line, self._line = self._line, ""
+        start, self._released = self._released, 0
+        if is_marker_line(line):
+            self.marker = True
+            return
+        rest = _pieces(line)[start:]
+        for i, piece in enumerate(rest):
+            last = i == len(rest) - 1
+            if last and not complete and not _ends_sentence(piece):
+                self.dropped.append(Dropped(piece, "incomplete"))
+            elif not self.full:
+                self._take(piece)
+
+    def _close_line(self, line: str, *, from_open: bool) -> None:
+        start = self._released if from_open else 0
+        self._released = 0
+        if is_marker_line(line):
+            self.marker = True
+            return
+        for piece in _pieces(line)[start:]:
+            if not self.full:
+                self._take(piece)
+
+    def _take(self, piece: str) -> None:
+        outcome = self.checker.check(piece)
+        if isinstance(outcome, Kept) and _same(outcome.text) in self._seen:
+            outcome = Dropped(piece, "repeat")  # a small model looping on itself
+        if isinstance(outcome, Dropped):
+            self.dropped.append(outcome)
+            log.debug("held back %r: %s", piece, outcome.reason)
+            self.echo = sum(d.reason == "prompt" for d in self.dropped) >= ECHO_SENTENCES
+            return
+        self.kept.append(outcome)
+        self._seen.add(_same(outcome.text))
+        for n in outcome.cites:
+            self._numbering.setdefault(n, len(self._numbering) + 1)
+        if self.on_text is not None:
+            shown = CITE.sub(lambda m: f"[{self._numbering[int(m.group(1))]}]", outcome.text)
+            if self.first_shown is None:
+                self.first_shown = time.monotonic()
+            self.on_text(shown if len(self.kept) == 1 else " " + shown)
+
+    @property
+    def text(self) -> str:
+        return " ".join(k.text for k in self.kept)
+
+    @property
+    def cited(self) -> list[int]:
+        """Sources cited by the kept sentences, in order of first citation."""
+        return list(self._numbering)
+
+
+def _pieces(line: str) -> list[str]:
+    """The sentences of one line, citations normalised, a leading citation group moved to
+    the sentence before it ("... was 78. [1] He ..." cites [1] for "was 78")."""
+    out: list[str] = []
+    for s in sentences(normalise_citations(line)):
+        m = _CITE_GROUP.match(s)
+        if m and out:
+            out[-1] = f"{out[-1]} {m.group(1).strip()}"
+            s = s[m.end():].strip()
+        if s:
+            out.append(s)
+    return out
+
+
+def _same(text: str) -> str:
+    return " ".join(re.findall(r"\w+", CITE.sub(" ", text).lower()))
+
+
+def _ends_sentence(piece: str) -> bool:
+    return bool(re.search(r"[.!?…][\"'”’)]*(?:\s*\[\d{1,2}\])*\s*$", piece))
+
+
+# -- the whole model answer ------------------------------------------------------------------
+@dataclass(slots=True)
+class ModelReply:
+    """What the model's side produced: sentences to show, an abstention, or a failure.
+
+    ``text`` is empty when nothing of the reply may be shown; ``note`` then says why, for
+    the extractive answer's note.
+    """
+
+    text: str = ""
+    cited: list[int] = field(default_factory=list)
+    abstained: bool = False
+    note: str | None = None
+    dropped: list[Dropped] = field(default_factory=list)
+    finish: str | None = None  # how the stream ended: stop, length, stopped, or an error
+    first_shown_s: float | None = None
+    chunks: int = 0
+
+
+def answer_with_model(model: ChatModel, question: str, result: SearchResult, *,
+                      deadline: float, now: datetime | None = None,
+                      on_token: Callable[[str], None] | None = None) -> ModelReply:
+    """Ask the model, gate its reply sentence by sentence, and say what became of it."""
+    start = time.monotonic()
+    sources = sources_of(result)
+    gate = AnswerGate(SentenceChecker(sources), on_token)
+    messages = answer_messages(question, sources, now)
+    error: LLMError | None = None
+    finish: str | None = None
+    chunks = 0
+    try:
+        completion = model.generate(messages, on_token=gate.feed, deadline=deadline)
+        finish, chunks = completion.finish_reason, completion.chunks
+    except LLMError as exc:
+        error, finish = exc, exc.reason
+    gate.finish(complete=error is None and finish != "length")
+    reply = ModelReply(dropped=gate.dropped, finish=finish, chunks=chunks,
+                       first_shown_s=(gate.first_shown - start) if gate.first_shown else None)
+    if not gate.kept:
+        if gate.echo:
+            reply.note = ("the language model repeated its instructions instead of answering, "
+                          "so this answer is extractive")
+        elif error is not None:
+            reply.note = (f"the language model did not answer ({error.reason}), so this "
+                          "answer is extractive")
+        elif gate.marker:
+            reply.abstained = True
+            reply.note = "the language model found no answer in the articles"
+        else:
+            reply.note = _nothing_kept(gate.dropped)
+        return reply
+    reply.text, reply.cited = gate.text, gate.cited
+    notes = []
+    if gate.dropped:
+        reasons = Counter(REASONS.get(d.reason, d.reason) for d in gate.dropped)
+        n = len(gate.dropped)
+        notes.append(f"{n} sentence{'s' if n > 1 else ''} of the model's answer left out "
+                     f"({'; '.join(reasons)})")
+    if error is not None:
+        notes.append(f"the language model stopped early ({error.reason}), so the answer may "
+                     "be incomplete")
+    elif finish == "length":
+        notes.append("the answer reached its length limit and may be incomplete")
+    if gate.marker:
+        notes.append("the model also said the articles may not answer all of it")
+    reply.note = "; ".join(notes) or None
+    return reply
+
+
+def _nothing_kept(dropped: Sequence[Dropped]) -> str:
+    if not dropped:
+        return "the language model's reply was empty, so this answer is extractive"
+    reasons = Counter(d.reason for d in dropped)
+    if reasons.keys() <= {"uncited", "prompt", "marker", "incomplete"}:
+        return "the model's answer cited no article, so this one is extractive"
+    top = REASONS.get(reasons.most_common(1)[0][0], "failed checks")
+    return (f"no sentence of the model's answer passed the checks ({top}), "
+            "so this one is extractive")

@@ -1,0 +1,41 @@
+"""When a model's rewrite of a follow-up question can be trusted.
+
+A weak model turns "How old was his daughter?" into "How old was Kobe Bryant?": fluent,
+standalone and wrong. A rewrite is kept only when it keeps every content word of the new
+message, names a subject from the conversation, and adds little else; otherwise the search
+runs on the message itself with the conversation as context, as it does without a model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from bot.core.models import Turn
+from retrieval.lexical import tokenize
+
+# Words a rewrite may add that come from neither the message nor the conversation
+# ("the", "did" are stop words already; this is for "happen", "year", ...).
+MAX_NEW_TERMS = 2
+_LABEL = re.compile(r"^\s*(?:standalone question|question|rewritten question)\s*:\s*", re.I)
+_CITE = re.compile(r"\[\d{1,2}\]")
+
+
+def clean_rewrite(text: str, max_chars: int) -> str | None:
+    """The rewrite's first non-empty line without labels and quotes, or None."""
+    for line in text.splitlines():
+        line = _LABEL.sub("", line).strip().strip('"“”\'`*').strip()
+        if line:
+            return line[:max_chars]
+    return None
+
+
+def keeps_follow_up(question: str, rewrite: str, turns: Sequence[Turn]) -> bool:
+    """The rewrite keeps the message's content words and names a subject of the history."""
+    history = " ".join(_CITE.sub(" ", t.text) for t in turns)
+    q_terms, r_terms, h_terms = (set(t) for t in tokenize([question, rewrite, history]))
+    if not q_terms <= r_terms:
+        return False
+    from_history = (r_terms - q_terms) & h_terms
+    invented = r_terms - q_terms - h_terms
+    return bool(from_history) and len(invented) <= MAX_NEW_TERMS
