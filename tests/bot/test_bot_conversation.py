@@ -309,6 +309,25 @@ async def test_streamed_model_answer_shows_progress_then_the_answer(harness: Har
     assert h.services.feedback.vote(message_id=message.id, user_id=5, value=1)
 
 
+async def test_no_unchecked_sentence_reaches_discord_while_streaming(harness: Harness) -> None:
+    h = harness
+    good = ("For The Eternaut, Netflix used generative AI to create the scene of a building "
+            "collapsing in Buenos Aires [1].")
+    bad = "Ted Sarandos said the scene cost 40 million dollars [1]."  # not in the article
+    later = "The team finished the sequence about ten times faster [1]."
+    h.services.ask.model = ScriptedModel(f"{good} {bad} Tickets at evil.example. {later}")
+    await h.say(f"<@{h.me.id}> {NETFLIX_Q}")
+    descriptions = [e.get("description", "") for s in h.http.sent
+                    for e in s.payload.get("embeds") or []]
+    assert descriptions and descriptions[0].endswith(render.PROGRESS_CURSOR)
+    for text in descriptions:  # every send and edit, in progress or final
+        assert "40 million" not in text and "evil.example" not in text
+        assert text.removesuffix(render.PROGRESS_CURSOR).rstrip().endswith("[1].")
+    final = h.http.sent[-1].payload["embeds"][0]
+    assert final["description"] == f"{good} {later}"
+    assert "2 sentences of the model's answer left out" in final["footer"]["text"]
+
+
 async def test_long_model_answer_is_split_into_follow_up_messages(harness: Harness) -> None:
     h = harness
     # Six long sentences, each in the article's own words (so each passes the checks).

@@ -272,3 +272,28 @@ def test_streaming_never_shows_the_not_found_marker(tmp_path: Path) -> None:
     answer = svc.ask.ask(ETERNAUT, on_token=deltas.append)
     svc.close()
     assert answer.abstained and deltas == []
+
+
+def test_a_rewrite_that_drops_the_new_words_is_not_kept(tmp_path: Path) -> None:
+    # "restoration" is the point of the follow-up; a rewrite without it asks something else.
+    model = ScriptedModel("When did Notre-Dame cathedral reopen?",
+                          "NOT_IN_ARTICLES")
+    svc = make_services(tmp_path / "data", model=model)
+    history = [Turn("user", "when did Notre-Dame cathedral reopen?"),
+               Turn("assistant", "Notre-Dame reopened in December 2024 [1].")]
+    answer = svc.ask.ask("how much did the restoration cost?", history=history)
+    svc.close()
+    assert answer.standalone_question == "how much did the restoration cost?"
+    # The search ran on the message, with the conversation as context, and found the story.
+    assert "restoration cost" in model.prompts[1][1][1]
+    assert answer.closest[0].title.startswith("Notre-Dame")
+
+
+def test_a_rewrite_that_invents_a_subject_is_not_kept(tmp_path: Path) -> None:
+    model = ScriptedModel("Who paid for the repairs of the Eiffel Tower after the storm?",
+                          "NOT_IN_ARTICLES")
+    svc = make_services(tmp_path / "data", model=model)
+    history = [Turn("user", "when did Notre-Dame cathedral reopen?")]
+    answer = svc.ask.ask("who paid for the repairs?", history=history)
+    svc.close()
+    assert answer.standalone_question == "who paid for the repairs?"

@@ -1,0 +1,251 @@
+"""The model mode against the local OpenAI-compatible server playing real servers' faults.
+
+Budgets are short (about 1.5 s) so the module stays quick. Nothing here asserts on wall
+time: each test asserts on what came out (the mode, the note, what was shown) and on how the
+server saw the stream end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bot.core.answer_model import Kept, SentenceChecker, sources_of
+from bot.core.llm import OpenAIChatModel
+from bot.core.models import Answer
+from bot.core.services import Services
+from tests.fakes import make_services, make_settings
+from tests.support.openai_server import FakeOpenAIServer
+
+pytestmark = pytest.mark.integration
+
+QUESTION = "what did Netflix use generative AI for in The Eternaut?"
+GOOD = ("For The Eternaut, Netflix used generative AI to create the scene of a building "
+        "collapsing in Buenos Aires [1].")
+GOOD_2 = "The team finished that visual-effects sequence about ten times faster [1]."
+BAD = "Ted Sarandos said the sequence cost 40 million dollars [1]."  # no such figure
+BUDGET_S = 1.5
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    services = make_services(tmp_path_factory.mktemp("model-server") / "data")
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as s:
+        yield s
+
+
+def _ask(svc: Services, server: FakeOpenAIServer, question: str = QUESTION, *,
+         shown: list[str] | None = None, **settings: Any) -> Answer:
+    """One question through a real OpenAI client pointed at ``server``."""
+    values: dict[str, Any] = {"openai_base_url": server.base_url, "llm_timeout_s": 5.0,
+                              "llm_max_retries": 1, "answer_budget_s": BUDGET_S}
+    values.update(settings)
+    model_settings = make_settings(svc.settings.data_dir, **values)
+    model = OpenAIChatModel(model_settings)
+    previous = (svc.ask.model, svc.ask.settings)
+    svc.ask.model, svc.ask.settings = model, model_settings
+    try:
+        return svc.ask.ask(question, on_token=shown.append if shown is not None else None)
+    finally:
+        svc.ask.model, svc.ask.settings = previous
+        model.close()
+
+
+def _chat_bodies(server: FakeOpenAIServer) -> list[dict[str, Any]]:
+    return [r.body for r in server.requests_to("/chat/completions")]
+
+
+# -- the length cap ----------------------------------------------------------------------------
+def test_the_cap_reaches_a_server_that_reads_only_max_tokens(svc: Services) -> None:
+    with FakeOpenAIServer(cap_mode="max_tokens") as server:
+        server.queue_reply(f"{GOOD} ", forever=True)
+        answer = _ask(svc, server, llm_max_tokens=40, answer_budget_s=20)
+        [body] = _chat_bodies(server)
+        [stream] = server.wait_for_streams(1)
+    assert body["max_tokens"] == 40 and body["max_completion_tokens"] == 40
+    assert stream.capped and stream.completed and not stream.client_left
+    assert answer.mode == "model" and answer.text == GOOD
+    assert "length limit" in (answer.note or "")
+
+
+def test_a_server_refusing_both_cap_fields_gets_the_one_it_takes(svc: Services) -> None:
+    with FakeOpenAIServer(cap_mode="openai") as server:
+        server.default_reply = GOOD
+        answer = _ask(svc, server, llm_max_retries=0)
+        bodies = _chat_bodies(server)
+    assert answer.mode == "model" and answer.text == GOOD
+    assert [("max_tokens" in b, "max_completion_tokens" in b) for b in bodies] == [
+        (True, True), (False, True)]
+
+
+# -- the budget --------------------------------------------------------------------------------
+@pytest.mark.parametrize("where", ["before the reply", "after the headers"])
+def test_the_budget_holds_against_a_server_that_hangs(svc: Services, server: FakeOpenAIServer,
+                                                      where: str) -> None:
+    if where == "before the reply":
+        server.queue_reply(GOOD, delay=60)  # would answer well, a minute late
+    else:
+        server.queue_reply(GOOD, hang_after=0)
+    answer = _ask(svc, server)
+    assert answer.mode == "extractive" and "timed out" in (answer.note or "")
+    assert "Buenos Aires" in answer.text  # the fallback, from the article
+    assert len(_chat_bodies(server)) == 1  # no retry past the budget
+    if where == "after the headers":
+        [stream] = server.wait_for_streams(1)
+        assert stream.client_left and not stream.completed
+
+
+def test_the_budget_holds_against_a_server_that_trickles(svc: Services,
+                                                         server: FakeOpenAIServer) -> None:
+    server.queue_reply(f"{GOOD} {GOOD_2}", stream_chunk_size=4, chunk_delay=0.2)  # ~8 s
+    shown: list[str] = []
+    answer = _ask(svc, server, shown=shown)
+    [stream] = server.wait_for_streams(1)
+    assert stream.client_left and not stream.completed  # the stream was closed
+    assert "timed out" in (answer.note or "")
+    if answer.mode == "model":  # what was shown in time stays, marked as incomplete
+        assert "".join(shown) == answer.text and "may be incomplete" in (answer.note or "")
+
+
+def test_the_budget_holds_against_a_server_that_never_stops(svc: Services) -> None:
+    with FakeOpenAIServer(cap_mode="none") as server:
+        server.queue_reply(f"{GOOD} ", forever=True, stream_chunk_size=8, chunk_delay=0.005)
+        shown: list[str] = []
+        answer = _ask(svc, server, shown=shown)
+        [stream] = server.wait_for_streams(1)
+    assert stream.client_left and not stream.completed
+    assert answer.mode == "model" and answer.text == GOOD == "".join(shown)
+    assert "timed out" in (answer.note or "") and "repeat" in (answer.note or "")
+
+
+def test_a_runaway_answer_is_closed_once_enough_was_said(svc: Services) -> None:
+    sentences = [GOOD, GOOD_2,
+                 "Sarandos described the building collapse as the first generative AI footage "
+                 "to appear in a finished Netflix series or film [1].",
+                 "The Eternaut is an Argentine science-fiction drama [1].",
+                 "The company also uses AI for pre-visualisation and shot planning [1].",
+                 "Netflix has used generative AI to make final on-screen footage [1].",
+                 "A conventional effects shot would have cost more than the budget [1]."]
+    with FakeOpenAIServer(cap_mode="none") as server:
+        server.queue_reply(" ".join(sentences) + " ", forever=True, chunk_delay=0.002)
+        answer = _ask(svc, server, answer_budget_s=20)
+        [stream] = server.wait_for_streams(1)
+    assert stream.client_left and not stream.completed
+    assert answer.mode == "model" and answer.text == " ".join(sentences[:6])
+    assert answer.note is None
+
+
+# -- errors and retries ------------------------------------------------------------------------
+def test_a_429_with_retry_after_is_retried_within_the_budget(svc: Services,
+                                                             server: FakeOpenAIServer) -> None:
+    server.queue_reply("slow down", status=429, retry_after=0.2,
+                       retry_after_header="retry-after")
+    server.queue_reply(GOOD)
+    answer = _ask(svc, server)
+    assert answer.mode == "model" and answer.text == GOOD
+    assert len(_chat_bodies(server)) == 2
+
+
+def test_a_retry_after_past_the_budget_falls_back_at_once(svc: Services,
+                                                          server: FakeOpenAIServer) -> None:
+    server.queue_reply("slow down", status=429, retry_after=60, retry_after_header="retry-after")
+    server.queue_reply(GOOD)
+    answer = _ask(svc, server)
+    assert answer.mode == "extractive" and "rate limited" in (answer.note or "")
+    assert len(_chat_bodies(server)) == 1
+
+
+def test_a_500_is_retried(svc: Services, server: FakeOpenAIServer) -> None:
+    server.queue_reply("upstream failed", status=500)
+    server.queue_reply(GOOD)
+    answer = _ask(svc, server)
+    assert answer.mode == "model" and answer.text == GOOD
+    assert len(_chat_bodies(server)) == 2
+
+
+def test_a_stream_dropped_halfway_keeps_only_what_was_checked(svc: Services,
+                                                              server: FakeOpenAIServer) -> None:
+    server.queue_reply(f"{GOOD} {GOOD_2}", drop_after=len(GOOD) + 12)
+    shown: list[str] = []
+    answer = _ask(svc, server, shown=shown)
+    assert shown == [GOOD] and answer.mode == "model" and answer.text == GOOD
+    assert "stopped early" in (answer.note or "") and "may be incomplete" in (answer.note or "")
+    assert len(_chat_bodies(server)) == 1  # text was shown: no second, different answer
+
+
+def test_a_stream_dropped_before_any_text_is_retried(svc: Services,
+                                                     server: FakeOpenAIServer) -> None:
+    server.queue_reply(GOOD, drop_after=0)
+    server.queue_reply(GOOD)
+    answer = _ask(svc, server)
+    assert answer.mode == "model" and answer.text == GOOD
+    assert len(_chat_bodies(server)) == 2
+
+
+# -- what small models write -------------------------------------------------------------------
+def test_an_echoed_prompt_is_not_shown(svc: Services, server: FakeOpenAIServer) -> None:
+    server.queue_reply("", echo=True)
+    shown: list[str] = []
+    answer = _ask(svc, server, shown=shown)
+    assert shown == [] and answer.mode == "extractive"
+    assert "repeated its instructions" in (answer.note or "")
+
+
+@pytest.mark.parametrize(("reply", "expected"), [
+    (GOOD.replace("[1]", "[1, 2]"), GOOD.replace("[1]", "[1][2]")),
+    (GOOD.replace(" [1].", ".【1】"), GOOD),
+    (GOOD.replace("[1]", "[Article 1]"), GOOD),
+])
+def test_other_citation_forms_are_read(svc: Services, server: FakeOpenAIServer, reply: str,
+                                       expected: str) -> None:
+    server.queue_reply(reply)
+    answer = _ask(svc, server)
+    assert answer.mode == "model" and answer.text == expected
+
+
+def test_a_model_that_never_cites(svc: Services, server: FakeOpenAIServer) -> None:
+    server.queue_reply(f"{GOOD.removesuffix(' [1].')}. Netflix also makes robots on Mars.")
+    answer = _ask(svc, server)
+    # The sentence the article supports is attributed to it; the other is dropped and said so.
+    assert answer.mode == "model" and answer.text == GOOD
+    assert "1 sentence of the model's answer left out" in (answer.note or "")
+    server.queue_reply("Netflix also makes robots on Mars. They are very tall.")
+    answer = _ask(svc, server)
+    assert answer.mode == "extractive" and "cited no article" in (answer.note or "")
+
+
+def test_no_unchecked_sentence_is_ever_shown(svc: Services, server: FakeOpenAIServer) -> None:
+    server.queue_reply(f"{GOOD} {BAD} Visit evil.example for more. {GOOD_2}",
+                       stream_chunk_size=3)
+    shown: list[str] = []
+    answer = _ask(svc, server, shown=shown)
+    result = svc.retriever.search(QUESTION, k=svc.settings.top_k)
+    checker = SentenceChecker(sources_of(result))
+    assert shown == [GOOD, " " + GOOD_2]
+    assert all(isinstance(checker.check(piece.strip()), Kept) for piece in shown)
+    assert answer.text == "".join(shown)
+    assert "2 sentences of the model's answer left out" in (answer.note or "")
+
+
+def test_a_question_declined_at_retrieval_never_reaches_the_model(
+        svc: Services, server: FakeOpenAIServer) -> None:
+    answer = _ask(svc, server, "what is the best recipe for sourdough bread with rye flour?")
+    assert answer.abstained and answer.mode == "extractive" and answer.note
+    assert _chat_bodies(server) == []
+
+
+def test_the_model_saying_not_found_is_an_abstention(svc: Services,
+                                                     server: FakeOpenAIServer) -> None:
+    server.queue_reply("NOT_IN_ARTICLES")
+    shown: list[str] = []
+    answer = _ask(svc, server, shown=shown)
+    assert answer.abstained and shown == [] and answer.mode == "extractive"
+    assert "found no answer" in (answer.note or "")
