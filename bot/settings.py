@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     feed_max_failures: int = Field(default=8, ge=1, le=100)  # in a row, then disabled
     admin_role_id: int | None = None  # members with this role may use admin commands too
     mod_channel_id: int | None = None  # where failures of scheduled work are posted
+    brief_send_rate: float = Field(default=10.0, gt=0, le=50)  # briefs sent per second, at most
 
     @field_validator("openai_base_url", "chroma_url", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from bot.core.admin import AdminService, IngestReport, Progress
 from bot.core.ask import AskService
 from bot.core.briefs import BriefService
+from bot.core.delivery import Desk
 from bot.core.feedback import FeedbackService
 from bot.core.llm import ChatModel, build_chat_model
 from bot.core.models import StoreError
@@ -42,6 +43,7 @@ class Services:
     sources: SourceService
     feedback: FeedbackService
     briefs: BriefService
+    desk: Desk
 
     def close(self) -> None:
         self.store.close()
@@ -153,4 +155,6 @@ def build_services(settings: Settings, *, embedder: Embedder | None = None,
         sources=SourceService(settings, state, admin),
         feedback=FeedbackService(state),
         briefs=BriefService(state, admin, model),
+        desk=Desk(state, serving, model=model, mod_channel_id=settings.mod_channel_id,
+                  send_rate=settings.brief_send_rate),
     )

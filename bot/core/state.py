@@ -96,6 +96,63 @@ CREATE TABLE IF NOT EXISTS votes (
 """
 
 
+# Briefs: subscriptions, the stories articles belong to, and the posted log. The posted log is
+# also the outbox: a row is written (pending) before its message is sent and confirmed with
+# the message id after, so a crash in between is found and reconciled on the next start.
+_BRIEFS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    guild_id        INTEGER,
+    channel_id      INTEGER NOT NULL,
+    source_id       INTEGER,
+    topic           TEXT,
+    keywords        TEXT NOT NULL DEFAULT '[]',
+    daily_cap       INTEGER CHECK (daily_cap IS NULL OR daily_cap > 0),
+    mode            TEXT NOT NULL DEFAULT 'immediate' CHECK (mode IN ('immediate', 'digest')),
+    digest_hour     INTEGER NOT NULL DEFAULT 8 CHECK (digest_hour BETWEEN 0 AND 23),
+    tz              TEXT NOT NULL DEFAULT 'UTC',
+    created_by      TEXT,
+    created_at      TEXT NOT NULL,
+    enabled         INTEGER NOT NULL DEFAULT 1,
+    disabled_reason TEXT,
+    last_digest     TEXT,
+    CHECK ((source_id IS NULL) <> (topic IS NULL))
+);
+CREATE UNIQUE INDEX IF NOT EXISTS subscriptions_target
+    ON subscriptions(channel_id, COALESCE(source_id, -1), COALESCE(topic, ''));
+CREATE TABLE IF NOT EXISTS stories (
+    article_id    TEXT PRIMARY KEY,
+    story_id      TEXT NOT NULL,
+    vector        BLOB NOT NULL,
+    published_at  TEXT,
+    title         TEXT NOT NULL,
+    assigned_at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stories_story ON stories(story_id);
+CREATE INDEX IF NOT EXISTS stories_published ON stories(published_at);
+CREATE TABLE IF NOT EXISTS posts (
+    channel_id      INTEGER NOT NULL,
+    item_key        TEXT NOT NULL,
+    kind            TEXT NOT NULL CHECK (kind IN ('brief', 'update', 'digest', 'notice')),
+    story_id        TEXT,
+    article_id      TEXT,
+    subscription_id INTEGER,
+    nonce           TEXT NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent',
+                                                                      'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    message_id      INTEGER,
+    payload         TEXT NOT NULL,
+    error           TEXT,
+    created_at      TEXT NOT NULL,
+    sent_at         TEXT,
+    PRIMARY KEY (channel_id, item_key)
+);
+CREATE INDEX IF NOT EXISTS posts_status ON posts(status, created_at);
+CREATE INDEX IF NOT EXISTS posts_story ON posts(channel_id, story_id);
+"""
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -182,6 +239,7 @@ class State:
                 self._db.execute("ALTER TABLE sources RENAME TO sources_v1")
             # executescript commits on its own; every statement in it is idempotent.
             self._db.executescript(_SCHEMA)
+            self._db.executescript(_BRIEFS_SCHEMA)
             if "body_hash" not in self._columns("articles"):
                 self._db.execute("ALTER TABLE articles ADD COLUMN body_hash TEXT")
         with self.transaction() as db:
@@ -489,3 +547,120 @@ class State:
             (limit,),
         )
         return [(r["question"], r["answer"], int(r["down"])) for r in rows]
+
+    # -- briefs: subscriptions, stories, the posted log -------------------------------------
+    def add_subscription(self, *, channel_id: int, guild_id: int | None, source_id: int | None,
+                         topic: str | None, keywords: list[str], daily_cap: int | None,
+                         mode: str, digest_hour: int, tz: str, created_by: str | None,
+                         created_at: datetime) -> int | None:
+        """The new subscription's id, or None when the channel already follows that."""
+        with self.transaction() as db:
+            cur = db.execute(
+                """INSERT OR IGNORE INTO subscriptions (guild_id, channel_id, source_id, topic,
+                       keywords, daily_cap, mode, digest_hour, tz, created_by, created_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (guild_id, channel_id, source_id, topic, json.dumps(keywords), daily_cap, mode,
+                 digest_hour, tz, created_by, _iso(created_at)))
+            return int(cur.lastrowid) if cur.rowcount else None
+
+    def subscriptions(self, *, channel_ids: Iterable[int] | None = None,
+                      guild_id: int | None = None) -> list[sqlite3.Row]:
+        rows = self._query("SELECT * FROM subscriptions ORDER BY id")
+        if channel_ids is not None:
+            wanted = set(channel_ids)
+            rows = [r for r in rows if r["channel_id"] in wanted]
+        if guild_id is not None:
+            rows = [r for r in rows if r["guild_id"] == guild_id]
+        return rows
+
+    def get_subscription(self, sub_id: int) -> sqlite3.Row | None:
+        rows = self._query("SELECT * FROM subscriptions WHERE id = ?", (sub_id,))
+        return rows[0] if rows else None
+
+    def delete_subscriptions(self, ids: Iterable[int]) -> int:
+        with self.transaction() as db:
+            return sum(db.execute("DELETE FROM subscriptions WHERE id = ?", (i,)).rowcount
+                       for i in ids)
+
+    def set_subscription_enabled(self, sub_id: int, enabled: bool,
+                                 reason: str | None = None) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE subscriptions SET enabled = ?, disabled_reason = ? WHERE id = ?",
+                       (int(enabled), None if enabled else reason, sub_id))
+
+    def set_last_digest(self, sub_id: int, local_date: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE subscriptions SET last_digest = ? WHERE id = ?",
+                       (local_date, sub_id))
+
+    def story_of(self, article_id: str) -> str | None:
+        rows = self._query("SELECT story_id FROM stories WHERE article_id = ?", (article_id,))
+        return rows[0]["story_id"] if rows else None
+
+    def story_members(self, lo: datetime | None, hi: datetime | None) -> list[sqlite3.Row]:
+        """Articles with a story, published in [lo, hi] (undated ones always included)."""
+        return self._query(
+            "SELECT * FROM stories WHERE published_at IS NULL OR (published_at >= ? AND "
+            "published_at <= ?)", (_iso(lo) or "", _iso(hi) or "9999"))
+
+    def add_story_member(self, article_id: str, story_id: str, vector: bytes,
+                         published_at: datetime | None, title: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO stories (article_id, story_id, vector, published_at, title,
+                       assigned_at) VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(article_id) DO UPDATE SET vector = excluded.vector,
+                       published_at = excluded.published_at, title = excluded.title""",
+                (article_id, story_id, vector, _iso(published_at), title, _iso(utcnow())))
+
+    def source_ids_of(self, article_id: str) -> set[int]:
+        rows = self._query("SELECT source_id FROM article_sources WHERE article_id = ?",
+                           (article_id,))
+        return {int(r["source_id"]) for r in rows}
+
+    def article_first_seen(self, article_id: str) -> datetime | None:
+        rows = self._query("SELECT ingested_at FROM articles WHERE id = ?", (article_id,))
+        return _dt(rows[0]["ingested_at"]) if rows else None
+
+    def add_post(self, *, channel_id: int, item_key: str, kind: str, story_id: str | None,
+                 article_id: str | None, subscription_id: int | None, nonce: str,
+                 payload: dict[str, Any]) -> bool:
+        """Record the intent to post; False when (channel, item) was already recorded."""
+        with self.transaction() as db:
+            cur = db.execute(
+                """INSERT OR IGNORE INTO posts (channel_id, item_key, kind, story_id,
+                       article_id, subscription_id, nonce, payload, created_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (channel_id, item_key, kind, story_id, article_id, subscription_id, nonce,
+                 json.dumps(payload), _iso(utcnow())))
+            return bool(cur.rowcount)
+
+    def get_post(self, channel_id: int, item_key: str) -> sqlite3.Row | None:
+        rows = self._query("SELECT * FROM posts WHERE channel_id = ? AND item_key = ?",
+                           (channel_id, item_key))
+        return rows[0] if rows else None
+
+    def pending_posts(self, limit: int = 1000) -> list[sqlite3.Row]:
+        return self._query("SELECT * FROM posts WHERE status = 'pending' "
+                           "ORDER BY created_at, rowid LIMIT ?", (limit,))
+
+    def update_post(self, channel_id: int, item_key: str, **fields: Any) -> None:
+        allowed = {"status", "attempts", "message_id", "payload", "error", "sent_at"}
+        if not fields or set(fields) - allowed:
+            raise ValueError(f"cannot update posts.{set(fields) - allowed}")
+        values = [json.dumps(v) if k == "payload" else _iso(v) if isinstance(v, datetime)
+                  else v for k, v in fields.items()]
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.transaction() as db:
+            db.execute(f"UPDATE posts SET {sets} WHERE channel_id = ? AND item_key = ?",
+                       (*values, channel_id, item_key))
+
+    def count_posts(self, *, subscription_id: int, kind: str, since: datetime) -> int:
+        row = self._query(
+            "SELECT COUNT(*) AS n FROM posts WHERE subscription_id = ? AND kind = ? AND "
+            "created_at >= ? AND status != 'failed'", (subscription_id, kind, _iso(since)))[0]
+        return int(row["n"])
+
+    def posts_of_story(self, channel_id: int, story_id: str) -> list[sqlite3.Row]:
+        return self._query("SELECT * FROM posts WHERE channel_id = ? AND story_id = ? "
+                           "ORDER BY created_at, rowid", (channel_id, story_id))

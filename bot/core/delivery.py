@@ -1,0 +1,708 @@
+"""Briefs out to channels: subscriptions, one brief per story, the posting queue with its
+exactly-once log, and daily digests.
+
+Transport-agnostic: a :class:`Poster` (the Discord adapter, or a small in-memory one in
+tests) sends, edits and lists recent messages. The posted log in SQLite is the queue:
+
+1. ``plan`` decides what each channel gets for new articles and records it (``pending``),
+   once per (channel, item): a story's first article is a brief; a later article on a story
+   already briefed there is an update, a reply to the brief, which is also edited to list
+   the new source; a changed article is posted again only when its headline changed.
+2. ``deliver`` sends pending rows. The attempt is recorded before the send, and the message
+   id after it. Every send carries a nonce derived from (channel, item), which Discord uses to
+   return the earlier message instead of posting twice; a row found mid-attempt on the next
+   start is first looked for among the channel's recent messages, and only sent again (with
+   the same nonce) when it is not there.
+
+A 403 from a channel disables its subscriptions and tells the moderators once; a 404 (the
+channel is gone) removes them. Sends are paced below Discord's limits, and a 429 slows the
+pace and retries the same row: nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+
+from bot.core.briefs import Brief, write_brief
+from bot.core.models import NewsbotError
+from bot.core.state import State, utcnow
+from retrieval.articles import Article
+from retrieval.stories import (
+    TOPIC_THRESHOLD,
+    StoryMember,
+    StoryRule,
+    match_story,
+    story_text,
+)
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from bot.core.llm import ChatModel
+    from retrieval.embeddings import Embedder
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["brief", "update", "digest", "notice"]
+MAX_KEYWORDS = 10
+MAX_TOPIC_CHARS = 200
+DIGEST_STORIES = 10
+RECENT_LOOKBACK = 50  # messages read back to find a post a crash left unconfirmed
+TITLE_CHARS = 256
+
+
+# -- what is sent ----------------------------------------------------------------------------
+@dataclass(slots=True)
+class OutMessage:
+    """One message to send, independent of how it is rendered.
+
+    The adapter must show ``title`` and ``url`` as they are (the embed's title and link):
+    after a crash, an unconfirmed post is recognised among the channel's messages by them.
+    """
+
+    kind: Kind
+    title: str
+    url: str | None = None
+    brief: dict[str, Any] | None = None  # Brief.to_json() for briefs and updates
+    also: list[dict[str, Any]] = field(default_factory=list)  # other reports of the story
+    lines: list[dict[str, Any]] = field(default_factory=list)  # a digest's stories
+    text: str | None = None  # a notice
+    article_id: str | None = None  # what "Ask about this" asks about
+    reply_to: int | None = None  # the brief an update answers
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> OutMessage:
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class RecentMessage:
+    """A message of the channel, as read back to reconcile an unconfirmed post."""
+
+    id: int
+    from_me: bool
+    title: str | None
+    url: str | None
+    nonce: str | None = None
+
+
+class PostError(Exception):
+    """A send or edit failed: ``forbidden`` (403), ``not_found`` (404), ``rate_limited``
+    (429, with ``retry_after``) or ``transient`` (anything worth trying again later)."""
+
+    def __init__(self, kind: Literal["forbidden", "not_found", "rate_limited", "transient"],
+                 message: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message or kind)
+        self.kind = kind
+        self.retry_after = retry_after
+
+
+class Poster(Protocol):
+    """What delivery needs from a chat platform."""
+
+    async def send(self, channel_id: int, message: OutMessage, *, nonce: str) -> int:
+        """Send; the new message's id. Raises PostError."""
+        ...
+
+    async def edit(self, channel_id: int, message_id: int, message: OutMessage) -> None:
+        """Replace a message sent earlier. Raises PostError."""
+        ...
+
+    async def recent(self, channel_id: int, *, limit: int) -> list[RecentMessage]:
+        """The channel's latest messages, newest first. Raises PostError."""
+        ...
+
+
+def make_nonce(channel_id: int, item_key: str) -> str:
+    """Deterministic per (channel, item), 25 characters (Discord's limit for a nonce)."""
+    return hashlib.sha256(f"{channel_id}\x00{item_key}".encode()).hexdigest()[:25]
+
+
+# -- subscriptions ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: int
+    channel_id: int
+    guild_id: int | None
+    source_id: int | None
+    topic: str | None
+    keywords: tuple[str, ...]
+    daily_cap: int | None
+    mode: Literal["immediate", "digest"]
+    digest_hour: int
+    tz: str
+    created_at: datetime
+    enabled: bool
+    disabled_reason: str | None
+    last_digest: str | None
+    created_by: str | None = None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Subscription:
+        return cls(
+            id=int(row["id"]), channel_id=int(row["channel_id"]), guild_id=row["guild_id"],
+            source_id=row["source_id"], topic=row["topic"],
+            keywords=tuple(json.loads(row["keywords"] or "[]")), daily_cap=row["daily_cap"],
+            mode=row["mode"], digest_hour=int(row["digest_hour"]), tz=row["tz"],
+            created_at=datetime.fromisoformat(row["created_at"]), enabled=bool(row["enabled"]),
+            disabled_reason=row["disabled_reason"], last_digest=row["last_digest"],
+            created_by=row["created_by"],
+        )
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "channel_id": self.channel_id, "guild_id": self.guild_id,
+                "source_id": self.source_id, "topic": self.topic,
+                "keywords": list(self.keywords), "daily_cap": self.daily_cap,
+                "mode": self.mode, "digest_hour": self.digest_hour, "tz": self.tz,
+                "created_at": self.created_at.isoformat(), "enabled": self.enabled,
+                "disabled_reason": self.disabled_reason}
+
+    def describe(self) -> str:
+        what = f"source #{self.source_id}" if self.source_id is not None else \
+            f'topic "{self.topic}"'
+        extra = []
+        if self.keywords:
+            extra.append("keywords: " + ", ".join(self.keywords))
+        if self.daily_cap:
+            extra.append(f"at most {self.daily_cap} a day")
+        if self.mode == "digest":
+            extra.append(f"daily digest at {self.digest_hour:02d}:00 {self.tz}")
+        if not self.enabled:
+            extra.append(f"disabled: {self.disabled_reason or 'no reason given'}")
+        return f"#{self.id} <#{self.channel_id}> follows {what}" + (
+            f" ({'; '.join(extra)})" if extra else "")
+
+
+def _keyword_match(keywords: Sequence[str], article: Article) -> bool:
+    if not keywords:
+        return True
+    hay = f"{article.title}\n{article.text}".lower()
+    return any(re.search(rf"(?<!\w){re.escape(k.lower())}(?!\w)", hay) for k in keywords)
+
+
+def _local_day_start(now: datetime, zone: ZoneInfo) -> datetime:
+    local = now.astimezone(zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+# -- planning --------------------------------------------------------------------------------
+@dataclass(slots=True)
+class PlanReport:
+    """What ``plan`` recorded for delivery."""
+
+    briefs: int = 0
+    updates: int = 0
+    folded: int = 0  # other outlets added to a brief not sent yet
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, why: str) -> None:
+        self.skipped[why] = self.skipped.get(why, 0) + 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"briefs": self.briefs, "updates": self.updates, "folded": self.folded,
+                "skipped": dict(self.skipped)}
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    sent: int = 0
+    reconciled: int = 0  # found already posted after a crash; not sent again
+    edited: int = 0
+    failed: int = 0
+    waiting: int = 0  # left pending for a later pass (transient errors, briefs not sent yet)
+    rate_limited: int = 0
+    disabled: list[int] = field(default_factory=list)  # subscriptions disabled (403)
+    removed: list[int] = field(default_factory=list)  # subscriptions removed (404)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _source_ref(article: Article) -> dict[str, Any]:
+    return {"article_id": article.id, "title": article.title, "outlet": article.outlet,
+            "url": article.url,
+            "published_at": article.published_at.isoformat() if article.published_at else None}
+
+
+class Pacer:
+    """At most ``rate`` sends a second, evenly spaced; a 429 halves the rate for a while."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = self.base = rate
+        self._next = 0.0
+        self._clock = clock
+
+    async def wait(self) -> None:
+        now = self._clock()
+        if self._next > now:
+            await asyncio.sleep(self._next - now)
+        self._next = max(now, self._next) + 1.0 / self.rate
+        # Recover slowly after being slowed down.
+        self.rate = min(self.base, self.rate * 1.05)
+
+    async def back_off(self, retry_after: float | None) -> None:
+        self.rate = max(self.base / 16, self.rate / 2)
+        await asyncio.sleep(retry_after if retry_after is not None else 1.0 / self.rate)
+
+
+class Desk:
+    """Subscriptions, stories and the posted log; planning is blocking, delivery is async."""
+
+    def __init__(self, state: State, embedder: Embedder, *, model: ChatModel | None = None,
+                 rule: StoryRule | None = None, topic_threshold: float = TOPIC_THRESHOLD,
+                 mod_channel_id: int | None = None, send_rate: float = 10.0) -> None:
+        self.state = state
+        self.embedder = embedder
+        self.model = model
+        self.rule = rule or StoryRule()
+        self.topic_threshold = topic_threshold
+        self.mod_channel_id = mod_channel_id
+        self.send_rate = send_rate
+        self._topic_vectors: dict[str, np.ndarray] = {}
+        self._lock = asyncio.Lock()  # one delivery pass at a time
+
+    # -- subscriptions ---------------------------------------------------------------------
+    def subscribe(self, *, channel_id: int, guild_id: int | None = None,
+                  source: str | None = None, topic: str | None = None,
+                  keywords: Iterable[str] = (), daily_cap: int | None = None,
+                  mode: str = "immediate", digest_hour: int = 8, tz: str = "UTC",
+                  created_by: str | None = None, now: datetime | None = None) -> Subscription:
+        """Follow a source (id, name or URL) or a topic in a channel. NewsbotError on bad
+        input, with nothing written."""
+        if (source is None) == (topic is None):
+            raise NewsbotError("give either a source to follow or a topic, not both")
+        source_id = None
+        if source is not None:
+            found = self.state.find_source(str(source).strip())
+            if found is None:
+                raise NewsbotError(f"no source {source!r} is registered; see `newsbot sources`")
+            source_id = found.id
+        if topic is not None:
+            topic = " ".join(topic.split())
+            if not topic or len(topic) > MAX_TOPIC_CHARS:
+                raise NewsbotError(f"a topic is 1 to {MAX_TOPIC_CHARS} characters")
+        words = [" ".join(k.split()) for k in keywords if k and k.strip()]
+        if len(words) > MAX_KEYWORDS or any(len(k) > 60 for k in words):
+            raise NewsbotError(f"at most {MAX_KEYWORDS} keywords of up to 60 characters")
+        if daily_cap is not None and daily_cap < 1:
+            raise NewsbotError("the daily cap is a number of briefs, 1 or more")
+        if mode not in ("immediate", "digest"):
+            raise NewsbotError("mode is immediate or digest")
+        if not 0 <= digest_hour <= 23:
+            raise NewsbotError("the digest hour is 0 to 23")
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise NewsbotError(f"unknown time zone {tz!r}; use a name like Europe/Paris") \
+                from None
+        sub_id = self.state.add_subscription(
+            channel_id=channel_id, guild_id=guild_id, source_id=source_id, topic=topic,
+            keywords=words, daily_cap=daily_cap, mode=mode, digest_hour=digest_hour, tz=tz,
+            created_by=created_by, created_at=now or utcnow())
+        if sub_id is None:
+            raise NewsbotError("that channel already follows that; see `subscriptions list`")
+        row = self.state.get_subscription(sub_id)
+        assert row is not None
+        return Subscription.from_row(row)
+
+    def unsubscribe(self, sub_id: int, *, guild_id: int | None = None) -> Subscription:
+        row = self.state.get_subscription(sub_id)
+        if row is None or (guild_id is not None and row["guild_id"] != guild_id):
+            raise NewsbotError(f"no subscription #{sub_id}")
+        self.state.delete_subscriptions([sub_id])
+        return Subscription.from_row(row)
+
+    def subscriptions(self, *, guild_id: int | None = None,
+                      channel_id: int | None = None) -> list[Subscription]:
+        rows = self.state.subscriptions(
+            guild_id=guild_id, channel_ids=[channel_id] if channel_id is not None else None)
+        return [Subscription.from_row(r) for r in rows]
+
+    # -- stories ---------------------------------------------------------------------------
+    def assign_story(self, article: Article) -> tuple[str, np.ndarray]:
+        """The story the article belongs to (joining the closest recent one, or starting its
+        own), and its headline+lead vector. Stable: an article keeps its story."""
+        vec = self.embedder.embed_documents([story_text(article.title, article.text)])[0]
+        known = self.state.story_of(article.id)
+        if known is not None:
+            self.state.add_story_member(article.id, known, vec.astype(np.float32).tobytes(),
+                                        article.published_at, article.title)
+            return known, vec
+        window = timedelta(days=self.rule.window_days)
+        when = article.published_at or self.state.article_first_seen(article.id) or utcnow()
+        rows = self.state.story_members(when - window, when + window)
+        members = [StoryMember(r["article_id"], r["story_id"],
+                               np.frombuffer(r["vector"], dtype=np.float32),
+                               datetime.fromisoformat(r["published_at"])
+                               if r["published_at"] else None)
+                   for r in rows if r["article_id"] != article.id
+                   # Vectors of another embedding model are not comparable.
+                   and len(r["vector"]) == vec.size * 4]
+        found = match_story(vec, when, members, self.rule)
+        story_id = found[0] if found else article.id
+        self.state.add_story_member(article.id, story_id, vec.astype(np.float32).tobytes(),
+                                    article.published_at or when, article.title)
+        return story_id, vec
+
+    def _topic_vector(self, topic: str) -> np.ndarray:
+        if topic not in self._topic_vectors:
+            self._topic_vectors[topic] = self.embedder.embed_query(topic)
+        return self._topic_vectors[topic]
+
+    def matches(self, sub: Subscription, article: Article, vector: np.ndarray,
+                source_ids: set[int]) -> str | None:
+        """Why the article is not for the subscription, or None when it is."""
+        if sub.source_id is not None and sub.source_id not in source_ids:
+            return "other source"
+        if sub.topic is not None and float(np.dot(self._topic_vector(sub.topic), vector)) \
+                < self.topic_threshold:
+            return "off topic"
+        if not _keyword_match(sub.keywords, article):
+            return "keywords"
+        return None
+
+    # -- planning --------------------------------------------------------------------------
+    def plan(self, article_ids: Sequence[str], *, first_fetch: bool = False, backfill: int = 0,
+             now: datetime | None = None) -> PlanReport:
+        """Record what each subscribed channel gets for these new or changed articles.
+
+        The first fetch of a source posts nothing (its articles only join their stories),
+        unless the source was added with a backfill: then its newest ``backfill`` articles.
+        """
+        now = now or utcnow()
+        report = PlanReport()
+        articles = [a for a in (self.state.get_article(i) for i in article_ids) if a]
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        articles.sort(key=lambda a: a.published_at or epoch)
+        backfilled: set[str] = set()
+        if first_fetch:
+            newest = articles[max(0, len(articles) - backfill):] if backfill else []
+            backfilled = {a.id for a in newest}
+        subs = [s for s in self.subscriptions() if s.enabled and s.mode == "immediate"]
+        briefs: dict[str, Brief] = {}
+        for article in articles:
+            story_id, vec = self.assign_story(article)
+            if first_fetch and article.id not in backfilled:
+                report.skip("first fetch")
+                continue
+            source_ids = self.state.source_ids_of(article.id)
+            seen = article.published_at or self.state.article_first_seen(article.id) or now
+            for sub in subs:
+                why = self.matches(sub, article, vec, source_ids)
+                if why is None and seen < sub.created_at and article.id not in backfilled:
+                    why = "older than the subscription"
+                if why is not None:
+                    report.skip(why)
+                    continue
+                self._enqueue(sub, article, story_id, briefs, report, now)
+        return report
+
+    def _brief(self, article: Article, cache: dict[str, Brief]) -> Brief:
+        if article.id not in cache:
+            cache[article.id] = write_brief(article, self.model)
+        return cache[article.id]
+
+    def _enqueue(self, sub: Subscription, article: Article, story_id: str,
+                 cache: dict[str, Brief], report: PlanReport, now: datetime) -> None:
+        channel = sub.channel_id
+        key = f"story:{story_id}"
+        first = self.state.get_post(channel, key)
+        if first is None:
+            if sub.daily_cap is not None and self.state.count_posts(
+                    subscription_id=sub.id, kind="brief",
+                    since=_local_day_start(now, sub.zone)) >= sub.daily_cap:
+                report.skip("daily cap")
+                return
+            if self._record_brief(channel, story_id, article, cache, sub.id):
+                report.briefs += 1
+            return
+        self._record_update(channel, story_id, first, article, cache, sub.id, report)
+
+    def _record_brief(self, channel: int, story_id: str, article: Article,
+                      cache: dict[str, Brief], sub_id: int | None) -> bool:
+        brief = self._brief(article, cache)
+        msg = OutMessage(kind="brief", title=brief.headline[:TITLE_CHARS], url=brief.url,
+                         brief=brief.to_json(), article_id=article.id)
+        payload = {**msg.to_json(), "article_title": article.title}
+        key = f"story:{story_id}"
+        return self.state.add_post(channel_id=channel, item_key=key, kind="brief",
+                                   story_id=story_id, article_id=article.id,
+                                   subscription_id=sub_id, nonce=make_nonce(channel, key),
+                                   payload=payload)
+
+    def _record_update(self, channel: int, story_id: str, first: sqlite3.Row,
+                       article: Article, cache: dict[str, Brief], sub_id: int | None,
+                       report: PlanReport) -> None:
+        if first["article_id"] == article.id:
+            # The briefed article itself changed: only a new headline is news.
+            if json.loads(first["payload"]).get("article_title") == article.title:
+                report.skip("unchanged headline")
+                return
+            digest = hashlib.sha256(article.title.encode()).hexdigest()[:8]
+            key = f"update:{story_id}:{article.id}:{digest}"
+        else:
+            key = f"update:{story_id}:{article.id}"
+            if self._fold(channel, story_id, article):
+                report.folded += 1
+                return
+        brief = self._brief(article, cache)
+        msg = OutMessage(kind="update", title=brief.headline[:TITLE_CHARS], url=brief.url,
+                         brief=brief.to_json(), article_id=article.id)
+        if self.state.add_post(channel_id=channel, item_key=key, kind="update",
+                               story_id=story_id, article_id=article.id,
+                               subscription_id=sub_id, nonce=make_nonce(channel, key),
+                               payload={**msg.to_json(), "article_title": article.title}):
+            report.updates += 1
+        else:
+            report.skip("already posted")
+
+    def _fold(self, channel: int, story_id: str, article: Article) -> bool:
+        """Add another report of the story to its brief while that is not sent yet.
+
+        Checked and written in one transaction, so a brief being sent at that moment is
+        never changed under the sender (its update is recorded instead).
+        """
+        key = f"story:{story_id}"
+        with self.state.transaction() as db:
+            row = db.execute("SELECT payload, status, attempts FROM posts WHERE channel_id = ? "
+                             "AND item_key = ?", (channel, key)).fetchone()
+            if row is None or row["status"] != "pending" or row["attempts"]:
+                return False
+            payload = json.loads(row["payload"])
+            if any(s["article_id"] == article.id for s in payload["also"]):
+                return True
+            payload["also"].append(_source_ref(article))
+            db.execute("UPDATE posts SET payload = ? WHERE channel_id = ? AND item_key = ?",
+                       (json.dumps(payload), channel, key))
+            return True
+
+    def post_article(self, article: Article, channel_id: int, *,
+                     brief: Brief | None = None) -> tuple[str, bool]:
+        """A moderator's post of one article to a channel: recorded for delivery unless its
+        story was already posted there. Returns (item key, newly recorded)."""
+        story_id, _ = self.assign_story(article)
+        key = f"story:{story_id}"
+        if self.state.get_post(channel_id, key) is not None:
+            return key, False
+        cache = {article.id: brief} if brief is not None else {}
+        return key, self._record_brief(channel_id, story_id, article, cache, None)
+
+    # -- digests ---------------------------------------------------------------------------
+    def plan_digests(self, now: datetime | None = None) -> int:
+        """Record today's digest for each digest subscription whose hour has come."""
+        now = now or utcnow()
+        recorded = 0
+        for sub in self.subscriptions():
+            if not sub.enabled or sub.mode != "digest":
+                continue
+            local = now.astimezone(sub.zone)
+            today = local.date().isoformat()
+            if local.hour < sub.digest_hour or sub.last_digest == today:
+                continue
+            since = (max(now - timedelta(days=1), sub.created_at)
+                     if sub.last_digest is None else
+                     datetime.combine(date.fromisoformat(sub.last_digest),
+                                      datetime.min.time(), sub.zone).replace(
+                                          hour=sub.digest_hour).astimezone(UTC))
+            lines = self._digest_lines(sub, since, now)
+            if lines:
+                key = f"digest:{sub.id}:{today}"
+                title = f"Top stories, {local.day} {local:%b %Y}"
+                msg = OutMessage(kind="digest", title=title, lines=lines)
+                if self.state.add_post(channel_id=sub.channel_id, item_key=key, kind="digest",
+                                       story_id=None, article_id=None, subscription_id=sub.id,
+                                       nonce=make_nonce(sub.channel_id, key),
+                                       payload=msg.to_json()):
+                    recorded += 1
+            self.state.set_last_digest(sub.id, today)
+        return recorded
+
+    def _digest_lines(self, sub: Subscription, since: datetime,
+                      until: datetime) -> list[dict[str, Any]]:
+        """The day's stories for the subscription, biggest first: one line each."""
+        stories: dict[str, list[Article]] = {}
+        for row in self.state.story_members(since - timedelta(days=1), until):
+            article = self.state.get_article(row["article_id"])
+            if article is None:
+                continue
+            seen = article.published_at or self.state.article_first_seen(article.id)
+            if seen is None or not since <= seen <= until:
+                continue
+            vec = np.frombuffer(row["vector"], dtype=np.float32)
+            if self.matches(sub, article, vec, self.state.source_ids_of(article.id)):
+                continue
+            stories.setdefault(row["story_id"], []).append(article)
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        ranked = sorted(stories.values(), key=lambda arts: (
+            -len(arts), -max((a.published_at or epoch).timestamp() for a in arts)))
+        lines = []
+        for arts in ranked[:DIGEST_STORIES]:
+            lead = min(arts, key=lambda a: a.published_at or epoch)
+            lines.append({"title": lead.title, "url": lead.url, "outlet": lead.outlet,
+                          "article_id": lead.id, "count": len(arts)})
+        return lines
+
+    # -- delivery --------------------------------------------------------------------------
+    async def deliver(self, poster: Poster) -> DeliveryReport:
+        """Send what is pending, in order; see the module's docstring for the guarantees."""
+        async with self._lock:
+            return await self._deliver(poster)
+
+    async def _deliver(self, poster: Poster) -> DeliveryReport:
+        report = DeliveryReport()
+        pacer = Pacer(self.send_rate)
+        dead: set[int] = set()  # channels that answered 403 or 404 in this pass
+        for row in self.state.pending_posts():
+            channel, key = int(row["channel_id"]), row["item_key"]
+            if channel in dead:
+                self.state.update_post(channel, key, status="failed", error="channel refused")
+                report.failed += 1
+                continue
+            msg = OutMessage.from_json({k: v for k, v in json.loads(row["payload"]).items()
+                                        if k != "article_title"})
+            brief_row = None
+            if row["kind"] == "update":
+                brief_row = self.state.get_post(channel, f"story:{row['story_id']}")
+                if brief_row is not None and brief_row["status"] == "pending":
+                    report.waiting += 1  # the brief goes first
+                    continue
+                msg.reply_to = brief_row["message_id"] if brief_row is not None else None
+            try:
+                if row["attempts"] and await self._reconcile(poster, channel, key, msg, report):
+                    continue
+                message_id = await self._send(poster, pacer, channel, key, row, msg, report)
+            except PostError as exc:
+                await self._refused(poster, exc, channel, key, row, report, dead)
+                continue
+            self.state.update_post(channel, key, status="sent", message_id=message_id,
+                                   sent_at=utcnow(), error=None)
+            report.sent += 1
+            if brief_row is not None and brief_row["status"] == "sent" and \
+                    brief_row["article_id"] != row["article_id"]:
+                await self._add_source_to_brief(poster, channel, brief_row, msg, report)
+        return report
+
+    async def _send(self, poster: Poster, pacer: Pacer, channel: int, key: str,
+                    row: sqlite3.Row, msg: OutMessage, report: DeliveryReport) -> int:
+        # The attempt is on record before anything leaves: after a crash from here on, the
+        # next start looks for the message before sending it again.
+        self.state.update_post(channel, key, attempts=int(row["attempts"]) + 1)
+        while True:
+            await pacer.wait()
+            try:
+                return await poster.send(channel, msg, nonce=row["nonce"])
+            except PostError as exc:
+                if exc.kind != "rate_limited":
+                    raise
+                report.rate_limited += 1
+                await pacer.back_off(exc.retry_after)
+
+    async def _reconcile(self, poster: Poster, channel: int, key: str, msg: OutMessage,
+                         report: DeliveryReport) -> bool:
+        """Find a post a crash left unconfirmed; True when it was there (now confirmed)."""
+        nonce = make_nonce(channel, key)
+        for m in await poster.recent(channel, limit=RECENT_LOOKBACK):
+            if m.nonce == nonce or (m.from_me and m.title == msg.title and m.url == msg.url):
+                self.state.update_post(channel, key, status="sent", message_id=m.id,
+                                       sent_at=utcnow(), error=None)
+                report.reconciled += 1
+                log.info("post %s in channel %s was already there (message %s)", key,
+                         channel, m.id)
+                return True
+        return False
+
+    async def _add_source_to_brief(self, poster: Poster, channel: int, brief_row: sqlite3.Row,
+                                   update: OutMessage, report: DeliveryReport) -> None:
+        """Edit the story's brief to list the new report among its sources (best effort:
+        the update itself was posted)."""
+        payload = json.loads(brief_row["payload"])
+        if update.article_id and not any(s["article_id"] == update.article_id
+                                         for s in payload["also"]):
+            b = update.brief or {}
+            payload["also"].append({"article_id": update.article_id, "title": update.title,
+                                    "outlet": b.get("outlet"), "url": update.url,
+                                    "published_at": b.get("published_at")})
+        self.state.update_post(channel, brief_row["item_key"], payload=payload)
+        msg = OutMessage.from_json({k: v for k, v in payload.items() if k != "article_title"})
+        try:
+            await poster.edit(channel, int(brief_row["message_id"]), msg)
+            report.edited += 1
+        except PostError as exc:
+            log.warning("could not add a source to brief %s in %s: %s",
+                        brief_row["message_id"], channel, exc)
+
+    async def _refused(self, poster: Poster, exc: PostError, channel: int, key: str,
+                       row: sqlite3.Row, report: DeliveryReport, dead: set[int]) -> None:
+        if exc.kind == "transient":
+            self.state.update_post(channel, key, error=str(exc)[:500])
+            report.waiting += 1
+            return
+        self.state.update_post(channel, key, status="failed", error=str(exc)[:500])
+        report.failed += 1
+        dead.add(channel)
+        subs = [s for s in self.subscriptions(channel_id=channel)]
+        if exc.kind == "not_found":
+            self.state.delete_subscriptions(s.id for s in subs)
+            report.removed += [s.id for s in subs]
+            log.warning("channel %s is gone: removed subscriptions %s", channel,
+                        [s.id for s in subs])
+            return
+        reason = "the bot may not post in that channel (403)"
+        for s in subs:
+            if s.enabled:
+                self.state.set_subscription_enabled(s.id, False, reason)
+                report.disabled.append(s.id)
+        if report.disabled and channel != self.mod_channel_id:
+            await self._tell_mods(poster, channel, subs, reason)
+
+    async def _tell_mods(self, poster: Poster, channel: int, subs: list[Subscription],
+                         reason: str) -> None:
+        """Tell the moderators once (the notice is itself in the posted log)."""
+        if self.mod_channel_id is None:
+            log.warning("subscriptions %s disabled: %s (no NEWSBOT_MOD_CHANNEL_ID to tell)",
+                        [s.id for s in subs], reason)
+            return
+        key = f"notice:disabled:{channel}:{','.join(str(s.id) for s in subs)}"
+        text = (f"Briefs to <#{channel}> are paused: {reason}. Subscriptions "
+                f"{', '.join('#' + str(s.id) for s in subs)} were disabled; give the bot "
+                "Send Messages and Embed Links there, then subscribe again.")
+        msg = OutMessage(kind="notice", title="Briefs paused", text=text)
+        if not self.state.add_post(channel_id=self.mod_channel_id, item_key=key, kind="notice",
+                                   story_id=None, article_id=None, subscription_id=None,
+                                   nonce=make_nonce(self.mod_channel_id, key),
+                                   payload=msg.to_json()):
+            return
+        self.state.update_post(self.mod_channel_id, key, attempts=1)
+        try:
+            mid = await poster.send(self.mod_channel_id, msg,
+                                    nonce=make_nonce(self.mod_channel_id, key))
+        except PostError as exc:
+            self.state.update_post(self.mod_channel_id, key, status="failed",
+                                   error=str(exc)[:500])
+            return
+        self.state.update_post(self.mod_channel_id, key, status="sent", message_id=mid,
+                               sent_at=utcnow())
+
+    # -- status ----------------------------------------------------------------------------
+    def queue(self) -> dict[str, int]:
+        rows = self.state.pending_posts()
+        return {"pending": len(rows), "unconfirmed": sum(1 for r in rows if r["attempts"])}

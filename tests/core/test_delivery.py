@@ -1,0 +1,258 @@
+"""Delivery: subscriptions, one brief per story, updates, caps, digests and exactly-once
+posting against an in-memory Poster (crashes, 403, 404, 429)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.core.delivery import Desk, PostError, make_nonce
+from bot.core.models import NewsbotError
+from bot.core.services import Services
+from tests.fakes import make_services
+from tests.support.poster import Crash, MemoryPoster
+
+NEWS, SPORT, MODS = 101, 102, 900
+T0 = datetime(2025, 4, 30, tzinfo=UTC)
+
+FERRY = {"title": "Harbour ferry crews strike over pay", "outlet": "Gazette",
+         "url": "https://gazette.example.org/ferry-strike", "published_at": "2025-05-01T08:00:00Z",
+         "body": "Ferry crews in Kestrel Harbour stopped work on Thursday in a dispute over pay. "
+                 "The strike halted all 14 crossings between the islands.\n\nThe union said "
+                 "talks would resume on Monday."}
+FERRY_2 = {"title": "Kestrel Harbour ferry crews strike over pay", "outlet": "Courier",
+           "url": "https://courier.example.net/ferries", "published_at": "2025-05-01T09:30:00Z",
+           "body": "Ferry crews in Kestrel Harbour stopped work on Thursday over pay. All 14 "
+                   "crossings between the islands were halted by the strike."}
+FERRY_END = {"title": "Kestrel Harbour ferry strike ends with pay deal", "outlet": "Gazette",
+             "url": "https://gazette.example.org/ferry-deal",
+             "published_at": "2025-05-03T10:00:00Z",
+             "body": "Ferry crews in Kestrel Harbour went back to work on Saturday after a pay "
+                     "deal ended their strike. The 14 crossings between the islands resumed."}
+MUSEUM = {"title": "Museum opens a wing for meteorites", "outlet": "Gazette",
+          "url": "https://gazette.example.org/meteorites", "published_at": "2025-05-01T12:00:00Z",
+          "body": "The Linden natural history museum opened a new wing on Friday to show its "
+                  "meteorite collection. Visitors can touch a 30 kg iron meteorite."}
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[Services]:
+    services = make_services(tmp_path / "data", sample=False)
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+def _desk(svc: Services, **kw: Any) -> Desk:
+    kw.setdefault("topic_threshold", 0.2)  # the fake embedding's scale, not MiniLM's
+    kw.setdefault("send_rate", 1000.0)
+    return Desk(svc.state, svc.embedder, mod_channel_id=MODS, **kw)
+
+
+def _feed(tmp_path: Path, name: str, *records: dict[str, Any]) -> str:
+    """A file source holding ``records`` (rewritten, so later ingests see new items)."""
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(path)
+
+
+def _ingest(svc: Services, spec: str) -> list[str]:
+    report = svc.admin.ingest([spec])
+    return report.added_ids + report.updated_ids
+
+
+async def test_new_article_becomes_one_brief_per_subscribed_channel(
+        svc: Services, tmp_path: Path) -> None:
+    desk = _desk(svc)
+    feed = _feed(tmp_path, "gazette", MUSEUM)
+    _ingest(svc, feed)
+    desk.subscribe(channel_id=NEWS, source=feed, now=T0)
+    desk.subscribe(channel_id=SPORT, topic="ferry strikes", now=T0)
+    new = _ingest(svc, _feed(tmp_path, "gazette", MUSEUM, FERRY))
+    report = desk.plan(new)
+    assert report.briefs == 2
+    poster = MemoryPoster()
+    sent = await desk.deliver(poster)
+    assert sent.sent == 2 and sent.failed == 0
+    for channel in (NEWS, SPORT):
+        (msg,) = poster.in_channel(channel)
+        assert msg.kind == "brief" and msg.title == FERRY["title"] and msg.url == FERRY["url"]
+        assert msg.brief and msg.brief["points"] is not None and msg.article_id
+    # Delivering again sends nothing; planning the same articles again records nothing.
+    assert (await desk.deliver(poster)).sent == 0
+    assert desk.plan(new).briefs == 0
+    assert (await desk.deliver(poster)).sent == 0
+    assert poster.sends == 2
+
+
+async def test_first_fetch_posts_nothing_unless_backfilled(svc: Services, tmp_path: Path) -> None:
+    desk = _desk(svc)
+    desk.subscribe(channel_id=NEWS, topic="ferry strikes", now=T0)
+    ids = _ingest(svc, _feed(tmp_path, "new", FERRY, MUSEUM))
+    report = desk.plan(ids, first_fetch=True)
+    assert report.briefs == 0 and report.skipped == {"first fetch": 2}
+    ids = _ingest(svc, _feed(tmp_path, "other", FERRY_END))
+    assert desk.plan(ids, first_fetch=True, backfill=5).briefs == 1
+
+
+async def test_items_older_than_the_subscription_keywords_and_daily_cap(
+        svc: Services, tmp_path: Path) -> None:
+    desk = _desk(svc)
+    late = datetime(2025, 5, 2, tzinfo=UTC)
+    feed = _feed(tmp_path, "f", FERRY, MUSEUM)
+    ids = _ingest(svc, feed)
+    desk.subscribe(channel_id=NEWS, source=feed, now=late)  # after both were published
+    desk.subscribe(channel_id=SPORT, source=feed, keywords=["Meteorite"], now=T0)
+    capped = desk.subscribe(channel_id=MODS + 1, source=feed, daily_cap=1, now=T0)
+    report = desk.plan(ids, now=datetime(2025, 5, 1, 13, tzinfo=UTC))
+    assert report.skipped["older than the subscription"] >= 1
+    poster = MemoryPoster()
+    await desk.deliver(poster)
+    assert poster.in_channel(NEWS) == []
+    assert [m.title for m in poster.in_channel(SPORT)] == [MUSEUM["title"]]
+    assert len(poster.in_channel(capped.channel_id)) == 1
+    assert report.skipped["daily cap"] == 1
+
+
+async def test_two_outlets_one_story_one_brief_then_an_update(
+        svc: Services, tmp_path: Path) -> None:
+    desk = _desk(svc)
+    desk.subscribe(channel_id=NEWS, topic="ferry strikes", now=T0)
+    ids = _ingest(svc, _feed(tmp_path, "a", FERRY)) + _ingest(svc, _feed(tmp_path, "b", FERRY_2))
+    report = desk.plan(ids)
+    assert (report.briefs, report.folded, report.updates) == (1, 1, 0)
+    poster = MemoryPoster()
+    await desk.deliver(poster)
+    (brief,) = poster.in_channel(NEWS)
+    assert [s["outlet"] for s in brief.also] == ["Courier"]
+    # Days later the story moves on: a reply to the brief, and the brief lists the source.
+    ids = _ingest(svc, _feed(tmp_path, "a", FERRY, FERRY_END))
+    assert desk.plan(ids).updates == 1
+    result = await desk.deliver(poster)
+    assert (result.sent, result.edited) == (1, 1)
+    first, update = poster.messages[NEWS]
+    assert update.message.kind == "update" and update.message.reply_to == first.id
+    assert update.message.title == FERRY_END["title"]
+    assert [s["title"] for s in first.message.also] == [FERRY_2["title"], FERRY_END["title"]]
+
+
+async def test_changed_article_is_posted_again_only_for_a_new_headline(
+        svc: Services, tmp_path: Path) -> None:
+    desk = _desk(svc)
+    desk.subscribe(channel_id=NEWS, topic="ferry strikes", now=T0)
+    desk.plan(_ingest(svc, _feed(tmp_path, "a", FERRY)))
+    poster = MemoryPoster()
+    await desk.deliver(poster)
+    body_changed = dict(FERRY, body=FERRY["body"] + " Ferry passengers were offered refunds.")
+    ids = _ingest(svc, _feed(tmp_path, "a", body_changed))
+    assert ids and desk.plan(ids).skipped == {"unchanged headline": 1}
+    retitled = dict(body_changed, title="Harbour ferry strike: all crossings cancelled")
+    assert desk.plan(_ingest(svc, _feed(tmp_path, "a", retitled))).updates == 1
+    await desk.deliver(poster)
+    assert [m.kind for m in poster.in_channel(NEWS)] == ["brief", "update"]
+
+
+@pytest.mark.parametrize("when", ["after", "before"])
+async def test_crash_between_send_and_confirm_posts_exactly_once(
+        svc: Services, tmp_path: Path, when: str) -> None:
+    desk = _desk(svc)
+    desk.subscribe(channel_id=NEWS, topic="ferry strikes", now=T0)
+    desk.plan(_ingest(svc, _feed(tmp_path, "a", FERRY)))
+    poster = MemoryPoster(**{f"crash_{when}_send": 1})
+    with pytest.raises(Crash):
+        await desk.deliver(poster)
+    (row,) = svc.state.pending_posts()
+    assert row["attempts"] == 1 and row["message_id"] is None
+    # A new process on the same state: it looks before it sends.
+    restarted = _desk(svc)
+    poster.crash_after_send = poster.crash_before_send = None
+    report = await restarted.deliver(poster)
+    assert len(poster.in_channel(NEWS)) == 1
+    if when == "after":
+        assert (report.reconciled, report.sent) == (1, 0)
+        assert poster.calls == ["send 101", "recent 101"]
+    else:
+        assert (report.reconciled, report.sent) == (0, 1)
+    confirmed = svc.state.get_post(NEWS, row["item_key"])
+    assert confirmed is not None and confirmed["status"] == "sent"
+    assert confirmed["message_id"] == poster.messages[NEWS][0].id
+    assert confirmed["nonce"] == make_nonce(NEWS, row["item_key"])
+
+
+async def test_403_disables_and_tells_mods_once_404_removes(svc: Services,
+                                                            tmp_path: Path) -> None:
+    desk = _desk(svc)
+    muted = desk.subscribe(channel_id=NEWS, topic="ferry strikes", now=T0)
+    gone = desk.subscribe(channel_id=SPORT, topic="ferry strikes", now=T0)
+    desk.plan(_ingest(svc, _feed(tmp_path, "a", FERRY)))
+    poster = MemoryPoster(refuse={NEWS: PostError("forbidden", "403 Missing Permissions"),
+                                  SPORT: PostError("not_found", "404 Unknown Channel")})
+    report = await desk.deliver(poster)
+    assert report.disabled == [muted.id] and report.removed == [gone.id]
+    (notice,) = poster.in_channel(MODS)
+    assert notice.kind == "notice" and f"#{muted.id}" in (notice.text or "")
+    subs = {s.id: s for s in desk.subscriptions()}
+    assert not subs[muted.id].enabled and "403" in (subs[muted.id].disabled_reason or "")
+    assert gone.id not in subs
+    # Nothing more goes to the refused channel, and moderators are not told again.
+    desk.plan(_ingest(svc, _feed(tmp_path, "a", FERRY, MUSEUM)))
+    await desk.deliver(poster)
+    assert len(poster.in_channel(MODS)) == 1 and poster.calls.count("send 101") == 1
+
+
+async def test_429_is_retried_not_dropped(svc: Services, tmp_path: Path) -> None:
+    desk = _desk(svc)
+    for channel in range(10):
+        desk.subscribe(channel_id=channel, topic="ferry strikes", now=T0)
+    desk.plan(_ingest(svc, _feed(tmp_path, "a", FERRY)))
+    poster = MemoryPoster(rate_limits=3)
+    report = await desk.deliver(poster)
+    assert report.rate_limited == 3 and report.sent == 10
+    assert all(len(poster.in_channel(c)) == 1 for c in range(10))
+
+
+async def test_digest_once_a_day_at_the_local_hour(svc: Services, tmp_path: Path) -> None:
+    desk = _desk(svc)
+    feed = _feed(tmp_path, "a", FERRY, FERRY_2, MUSEUM)
+    ids = _ingest(svc, feed)
+    desk.subscribe(channel_id=NEWS, source=feed, mode="digest", digest_hour=18,
+                   tz="Europe/Paris", now=T0)
+    assert desk.plan(ids).briefs == 0  # digest subscriptions get no immediate briefs
+    assert desk.plan_digests(datetime(2025, 5, 1, 15, 59, tzinfo=UTC)) == 0  # 17:59 in Paris
+    assert desk.plan_digests(datetime(2025, 5, 1, 16, 0, tzinfo=UTC)) == 1
+    assert desk.plan_digests(datetime(2025, 5, 1, 21, 0, tzinfo=UTC)) == 0  # once a day
+    poster = MemoryPoster()
+    await desk.deliver(poster)
+    (digest,) = poster.in_channel(NEWS)
+    assert digest.kind == "digest" and digest.title == "Top stories, 1 May 2025"
+    # The two outlets' ferry reports are one story, listed first.
+    assert [(line["title"], line["count"]) for line in digest.lines] == [
+        (FERRY["title"], 2), (MUSEUM["title"], 1)]
+
+
+def test_bad_subscriptions_are_refused_and_write_nothing(svc: Services) -> None:
+    desk = _desk(svc)
+    for kwargs, message in [
+        ({}, "either a source"),
+        ({"source": "nowhere"}, "no source"),
+        ({"topic": "x", "daily_cap": 0}, "daily cap"),
+        ({"topic": "x", "mode": "hourly"}, "immediate or digest"),
+        ({"topic": "x", "digest_hour": 24}, "0 to 23"),
+        ({"topic": "x", "tz": "Mars/Olympus"}, "time zone"),
+        ({"topic": "x", "keywords": ["k"] * 11}, "keywords"),
+    ]:
+        with pytest.raises(NewsbotError, match=message):
+            desk.subscribe(channel_id=NEWS, **kwargs)
+    assert desk.subscriptions() == []
+    sub = desk.subscribe(channel_id=NEWS, topic="ferries")
+    with pytest.raises(NewsbotError, match="already follows"):
+        desk.subscribe(channel_id=NEWS, topic="ferries")
+    with pytest.raises(NewsbotError, match="no subscription"):
+        desk.unsubscribe(sub.id, guild_id=5)
+    assert desk.unsubscribe(sub.id).id == sub.id and desk.subscriptions() == []
