@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import discord
+import yarl
 from discord import app_commands
 from discord.ext import commands
 
@@ -225,6 +226,16 @@ MISSING_TOKEN = (
 BAD_TOKEN = "DISCORD_TOKEN was rejected by Discord: check the token (it may have been reset)."
 
 
+def use_endpoints(settings: Settings) -> None:
+    """Point discord.py at the REST base and gateway the settings name, if any (a REST proxy
+    in front of Discord, or a local server in tests). Call before connecting."""
+    if settings.discord_api_base:
+        discord.http.Route.BASE = settings.discord_api_base
+    if settings.discord_gateway_url:
+        # aiohttp's URL type: discord.py adds the query (version, encoding) to it.
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
 def _setup_logging() -> None:
     # The CLI may have configured logging already; do not add a second handler.
     if not logging.getLogger().handlers:
@@ -288,6 +299,7 @@ def run_bot(services: Services) -> int:
         services.close()
         return _fail(MISSING_TOKEN)
     _setup_logging()
+    use_endpoints(services.settings)
     try:
         return asyncio.run(_run(services, token))
     except KeyboardInterrupt:
@@ -316,4 +328,5 @@ def sync_commands(services: Services) -> int:
     if token is None:
         return _fail(MISSING_TOKEN)
     _setup_logging()
+    use_endpoints(services.settings)
     return asyncio.run(_sync(services, token))

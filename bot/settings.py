@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     user_cooldown_s: float = Field(default=10.0, ge=0)
     max_concurrent_answers: int = Field(default=4, ge=1)
     shards: int | Literal["auto"] | None = None  # None: one shard; "auto": Discord decides
+    # Another Discord endpoint: a REST proxy in front of Discord, or a local test server.
+    discord_api_base: str | None = None  # e.g. http://127.0.0.1:8080/api/v10
+    discord_gateway_url: str | None = None  # e.g. ws://127.0.0.1:8080/gateway
 
     # Ingestion.
     fetch_timeout_s: float = Field(default=15.0, gt=0)
@@ -85,6 +88,20 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("discord_api_base", "discord_gateway_url", mode="before")
+    @classmethod
+    def _endpoint(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        value = value.strip().rstrip("/")
+        if not value:
+            return None
+        schemes = ("http://", "https://") if info.field_name == "discord_api_base" else (
+            "ws://", "wss://")
+        if not value.lower().startswith(schemes):
+            raise ValueError(f"must start with {' or '.join(schemes)}")
+        return value
 
     @field_validator("shards", mode="before")
     @classmethod

@@ -285,3 +285,24 @@ async def test_tree_error_is_one_line_and_a_logged_traceback(
     assert it.response.send_message.await_args.args[0] == client.GENERIC_FAILURE
     assert it.response.send_message.await_args.kwargs["ephemeral"] is True
     assert any(r.exc_info and "boom" in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_discord_endpoints_are_checked_and_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic import ValidationError
+
+    from bot.settings import Settings
+
+    with pytest.raises(ValidationError, match="http"):
+        Settings(data_dir=tmp_path, discord_api_base="ftp://proxy/api/v10")
+    with pytest.raises(ValidationError, match="ws://"):
+        Settings(data_dir=tmp_path, discord_gateway_url="http://proxy/gateway")
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY",
+                        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    settings = Settings(data_dir=tmp_path, discord_api_base="http://127.0.0.1:9/api/v10/",
+                        discord_gateway_url="ws://127.0.0.1:9/gateway")
+    client.use_endpoints(settings)
+    assert discord.http.Route("GET", "/users/@me").url == "http://127.0.0.1:9/api/v10/users/@me"
+    assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == "ws://127.0.0.1:9/gateway"

@@ -96,3 +96,16 @@ async def probe(point_discord_py: LocalDiscord) -> AsyncIterator[Probe]:
         yield client
     finally:
         await stop_probe(client)
+
+
+# -- newsbot run as a subprocess -----------------------------------------------------------------
+from pathlib import Path  # noqa: E402
+
+from tests.support.bot_process import prepare_sample_data  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir holding the bundled sample articles, embedded by the real local model;
+    copy it (``copy_data``) for each bot."""
+    return prepare_sample_data(tmp_path_factory.mktemp("e2e") / "template")

@@ -1711,7 +1711,7 @@ class LocalDiscord:
         ch = self._channel_or_404(params["channel_id"])
         if ch.is_thread or ch.type == DM:
             raise ApiError(400, 50024, "Cannot execute action on this channel type")
-        self._require(ch, "create_public_threads", "read_message_history")
+        self._require(ch, "create_public_threads")
         msg = self._message_or_404(ch, params["message_id"])
         if msg.thread_id is not None:
             raise ApiError(400, 160004, "A thread has already been created for this message")
