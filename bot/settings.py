@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     discord_gateway_url: str | None = None  # e.g. ws://127.0.0.1:8080/gateway
 
     # Ingestion.
-    fetch_timeout_s: float = Field(default=15.0, gt=0)
+    fetch_timeout_s: float = Field(default=15.0, gt=0)  # the whole of one fetch, not per read
     max_feed_bytes: int = Field(default=10_000_000, ge=1000)
 
     # The running service: feed watcher, admins, alerts.

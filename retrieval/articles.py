@@ -4,6 +4,11 @@ Every source (feed, web page, file) produces :class:`Article` objects; everythin
 (registry, chunker, store) relies on the guarantees made here: a non-empty title and text,
 a canonical URL when there is one, a timezone-aware ``published_at`` when known, and an id
 that stays the same when the same story is fetched again.
+
+Dates more than a day in the future are not trusted: a story cannot have been published
+tomorrow, and such a date would sort it above everything for days. A day of slack allows
+for servers that label local time as UTC. An untrusted date is dropped (the article stays,
+undated) rather than clamped, so no date is ever shown that the source did not give.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -21,6 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 # Query parameters that only track where a reader came from; they never change the story.
 _TRACKING_PARAMS = re.compile(r"^(utm_.*|fbclid|gclid|mc_cid|mc_eid|ref|ref_src|cmpid|ocid)$", re.I)
+
+# How far ahead of the clock a publication date may be and still be believed.
+FUTURE_SLACK = timedelta(days=1)
 
 # Lenient field names seen in exported news data, in order of preference.
 _FIELD_ALIASES: dict[str, tuple[str, ...]] = {
@@ -106,6 +114,27 @@ def canonical_url(url: str | None) -> str | None:
     if len(path) > 1:
         path = path.rstrip("/")
     return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def text_hash(title: str, text: str) -> str:
+    """Hash of a story's words alone (not its URL or date), to spot one body at two addresses.
+
+    ``title`` and ``text`` are expected cleaned (:func:`clean_text`), as Article fields are.
+    """
+    h = hashlib.sha256()
+    for part in (title.casefold(), text.casefold()):
+        h.update(part.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()[:32]
+
+
+def trusted_date(value: datetime | None, now: datetime | None = None) -> datetime | None:
+    """``value``, unless it lies more than :data:`FUTURE_SLACK` ahead of ``now``."""
+    if value is None:
+        return None
+    if value > (now or datetime.now(UTC)) + FUTURE_SLACK:
+        return None
+    return value
 
 
 def make_article_id(url: str | None, title: str, text: str) -> str:
@@ -199,7 +228,7 @@ def build_article(
         url=link,
         outlet=_as_text(outlet),
         author=_as_text(author),
-        published_at=parse_datetime(published_at),
+        published_at=trusted_date(parse_datetime(published_at)),
         ext_id=_as_text(ext_id),
         source=source,
     )

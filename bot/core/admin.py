@@ -206,7 +206,8 @@ class AdminService:
                     continue
                 articles: list[Article] = []
                 skipped: list[Skipped] = []
-                for item in load_source(spec):
+                for item in load_source(spec, timeout_s=self.settings.fetch_timeout_s,
+                                        max_bytes=self.settings.max_feed_bytes):
                     if isinstance(item, Skipped):
                         skipped.append(item)
                     else:

@@ -3,6 +3,10 @@
 ``load_source`` yields :class:`~retrieval.articles.Article` objects as it reads, and a
 :class:`Skipped` for every item it could not use, so one bad record never stops a load and
 callers can print a summary. Remote failures are reported, never raised.
+
+For following feeds (conditional GET, polls that fetch pages only for new items) and for
+checking a URL before recording it, see :mod:`retrieval.sources.feeds` (``poll_feed``,
+``complete_entries``, ``probe``) and :mod:`retrieval.sources.web` (``Fetcher``).
 """
 
 from __future__ import annotations
@@ -13,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
-
-import httpx
 
 from retrieval.articles import Article
 
@@ -71,16 +73,23 @@ def source_kind(spec: str) -> SourceKind:
     return kind
 
 
-def load_source(spec: str, *, http: httpx.Client | None = None,
+def load_source(spec: str, *, fetcher: Fetcher | None = None, timeout_s: float | None = None,
+                max_bytes: int | None = None,
                 fetch_full_text: bool = True) -> Iterator[Article | Skipped]:
     """Yield the articles of ``spec`` (path or http(s) URL) and a Skipped for each unusable item.
 
-    ``http`` is used for every request when given (and left open); otherwise a client with
-    newsbot's timeout and User-Agent is made on first need. ``fetch_full_text`` lets feed
-    entries with only a short summary be completed from their linked page.
+    Remote requests go through ``fetcher`` when given, else through a Fetcher with
+    ``timeout_s`` (the deadline of each fetch) and ``max_bytes`` (the cap on each response),
+    defaulting to 15 s and 10 MB. ``fetch_full_text`` lets feed entries with only a short
+    summary be completed from their linked page.
     """
     kind = source_kind(spec)  # raises now, not on the first next()
-    return _unique(_load(spec, kind, http, fetch_full_text))
+    if fetcher is None:
+        from retrieval.sources.web import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, Fetcher
+
+        fetcher = Fetcher(timeout_s=timeout_s or DEFAULT_TIMEOUT_S,
+                          max_bytes=max_bytes or DEFAULT_MAX_BYTES)
+    return _unique(_load(spec, kind, fetcher, fetch_full_text))
 
 
 def _unique(items: Iterator[Article | Skipped]) -> Iterator[Article | Skipped]:
@@ -96,22 +105,19 @@ def _unique(items: Iterator[Article | Skipped]) -> Iterator[Article | Skipped]:
         yield item
 
 
-def _load(spec: str, kind: SourceKind, http: httpx.Client | None,
+def _load(spec: str, kind: SourceKind, fetcher: Fetcher,
           fetch_full_text: bool) -> Iterator[Article | Skipped]:
-    from retrieval.sources.web import Fetcher
-
-    with Fetcher(http) as fetcher:
-        full_text = fetcher if fetch_full_text else None
-        if kind == "url":
-            yield from _load_url(spec, fetcher, full_text)
-        elif kind == "dir":
-            root = Path(spec).expanduser()
-            for path in _walk(root):
-                yield from _load_file(path, _SUFFIX_KINDS[path.suffix.lower()],
-                                      path.relative_to(root).as_posix(), spec, full_text)
-        else:
-            path = Path(spec).expanduser()
-            yield from _load_file(path, kind, path.name, spec, full_text)
+    full_text = fetcher if fetch_full_text else None
+    if kind == "url":
+        yield from _load_url(spec, fetcher, full_text)
+    elif kind == "dir":
+        root = Path(spec).expanduser()
+        for path in _walk(root):
+            yield from _load_file(path, _SUFFIX_KINDS[path.suffix.lower()],
+                                  path.relative_to(root).as_posix(), spec, full_text)
+    else:
+        path = Path(spec).expanduser()
+        yield from _load_file(path, kind, path.name, spec, full_text)
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -146,13 +152,17 @@ def _load_url(spec: str, fetcher: Fetcher, full_text: Fetcher | None,
     from retrieval.sources import feeds, web
 
     page = fetcher.get(spec)
-    if isinstance(page, str):
-        yield Skipped(spec, page)
+    if isinstance(page, web.Failure):
+        yield Skipped(spec, page.reason)
         return
-    if not page.body.strip():
+    if isinstance(page, web.NotModified) or not page.body.strip():
         yield Skipped(spec, "empty body")
         return
-    feed = feeds.sniff(page)
+    try:
+        feed = feeds.sniff(page)
+    except feeds.FeedError as err:
+        yield Skipped(spec, str(err))
+        return
     if feed is not None:
         yield from feeds.feed_items(feed, name=spec, source=spec, fetcher=full_text)
     else:

@@ -1,10 +1,39 @@
-"""Fetching over HTTP and turning HTML (whole pages or feed fragments) into article text."""
+"""Fetching over HTTP, and turning HTML (whole pages or feed fragments) into article text.
+
+:class:`Fetcher` is the one way newsbot reads a remote source. Every fetch is bounded:
+
+- a deadline over the whole exchange (connect, redirects, headers, body), so a server that
+  trickles a byte every few seconds cannot hold a caller longer than ``timeout_s``. httpx's
+  own timeouts apply per network operation, so the deadline is enforced with
+  ``asyncio.timeout`` around an async request (the sync API runs it in a private event loop);
+- a size cap: a declared Content-Length over ``max_bytes`` is refused before the body is
+  read, and the streamed (decoded) body is cut off as soon as it passes the cap.
+
+Results are values, never exceptions::
+
+    fetcher = Fetcher(timeout_s=settings.fetch_timeout_s, max_bytes=settings.max_feed_bytes)
+    got = fetcher.get(url, etag=stored_etag, last_modified=stored_last_modified)
+    match got:
+        case Page():        # 2xx: got.body, got.content_type, got.etag, got.last_modified
+        case NotModified(): # 304: keep what you have; got.etag/last_modified to store
+        case Failure():     # got.reason ("HTTP 404", "timed out after 15 s", ...),
+                            # got.permanent (404/410, a malformed URL), got.retry_after_s
+
+A Fetcher holds only settings and is safe to share between threads. Its methods block and
+must not be called on a thread that runs an event loop: from async code, call them through
+``asyncio.to_thread``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ssl
+import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
+from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -17,13 +46,19 @@ from retrieval.articles import Article, ArticleError, build_article, canonical_u
 from retrieval.sources import Skipped
 
 USER_AGENT = "newsbot/0.1 (+https://github.com/newsbot)"
-TIMEOUT_S = 15.0
-MAX_BYTES = 5 * 1024 * 1024
+DEFAULT_TIMEOUT_S = 15.0
+DEFAULT_MAX_BYTES = 10_000_000  # as NEWSBOT_MAX_FEED_BYTES
+DEFAULT_CONCURRENCY = 4  # pages fetched at once by get_many: polite to one host, still quick
+MAX_REDIRECTS = 10
 
 # Shorter than a couple of sentences is a menu or a cookie notice, not a story.
 MIN_PAGE_TEXT = 80
+NO_ARTICLE = "an HTML page with no article text"
 
+# A missing page stays missing; anything else (5xx, 429, 403, timeouts) may pass.
+_PERMANENT_STATUSES = (404, 410)
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
+_FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/rdf+xml")
 _ACCEPT = ("application/rss+xml, application/atom+xml, application/xml;q=0.9, "
            "text/html;q=0.9, */*;q=0.5")
 # Elements whose text a reader never sees.
@@ -38,7 +73,7 @@ _DATE_PARAMS = {"outputformat": "%Y-%m-%dT%H:%M:%S%z", "original_date": True}
 
 @dataclass(frozen=True)
 class Page:
-    """A successfully fetched HTTP response body."""
+    """A successful (2xx) response, read whole."""
 
     url: str
     """The final URL, after redirects."""
@@ -46,74 +81,209 @@ class Page:
     """The media type only, lower-case ("" when the server sent none)."""
     charset: str | None
     body: bytes
+    etag: str | None = None
+    """The response's validators, to send back on the next fetch of the same URL."""
+    last_modified: str | None = None
 
     @property
     def is_html(self) -> bool:
         return self.content_type in _HTML_TYPES or not self.content_type
 
 
-def new_client() -> httpx.Client:
-    """An HTTP client with the settings every remote source is fetched with."""
-    return httpx.Client(
-        timeout=httpx.Timeout(TIMEOUT_S),
-        follow_redirects=True,
-        headers={"User-Agent": USER_AGENT, "Accept": _ACCEPT},
-    )
+@dataclass(frozen=True)
+class NotModified:
+    """A 304: the resource is unchanged since the validators sent.
+
+    ``etag`` and ``last_modified`` are what to store now: the response's own when it sent
+    any, else the ones the request carried.
+    """
+
+    url: str
+    etag: str | None
+    last_modified: str | None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a fetch (or the parsing of what it fetched) gave nothing usable."""
+
+    reason: str
+    """One short line: "HTTP 404", "timed out after 15 s", "too large (>10 MB)"."""
+    permanent: bool = False
+    """True when asking again cannot help (HTTP 404 or 410, a malformed URL)."""
+    status: int | None = None
+    """The HTTP status, when a response arrived."""
+    retry_after_s: float | None = None
+    """The server's Retry-After (on a 429 or 503), in seconds."""
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+Fetched = Page | NotModified | Failure
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: either a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _connect_failure(exc: httpx.ConnectError) -> Failure:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return Failure(f"TLS certificate not trusted: {cause.verify_message}")
+        if isinstance(cause, ssl.SSLError):
+            return Failure("TLS handshake failed")
+        cause = cause.__cause__ or cause.__context__
+    return Failure("cannot connect to host")
 
 
 class Fetcher:
-    """GETs URLs with a size guard; reports failures as short reasons instead of raising.
+    """GETs URLs within a deadline and a size cap; failures come back as :class:`Failure`.
 
-    The client is created on first use (loading a JSON file needs none) and closed on exit
-    unless the caller supplied it.
+    ``timeout_s`` bounds each fetch as a whole; ``max_bytes`` caps each body;
+    ``concurrency`` is how many pages :meth:`get_many` fetches at once.
     """
 
-    def __init__(self, client: httpx.Client | None = None) -> None:
-        self._client = client
-        self._owned = client is None
+    def __init__(self, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 max_bytes: int = DEFAULT_MAX_BYTES, user_agent: str = USER_AGENT,
+                 concurrency: int = DEFAULT_CONCURRENCY) -> None:
+        if timeout_s <= 0 or max_bytes <= 0 or concurrency < 1:
+            raise ValueError("timeout_s and max_bytes must be positive, concurrency at least 1")
+        self.timeout_s = timeout_s
+        self.max_bytes = max_bytes
+        self.user_agent = user_agent
+        self.concurrency = concurrency
+        self._ssl: ssl.SSLContext | None = None
+        self._ssl_lock = threading.Lock()
 
-    def __enter__(self) -> Fetcher:
-        return self
+    def get(self, url: str, *, etag: str | None = None,
+            last_modified: str | None = None) -> Fetched:
+        """One URL; the validators stored from an earlier fetch make the request conditional."""
+        async def run() -> Fetched:
+            async with self._client() as client:
+                return await self._fetch(client, url, etag, last_modified)
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
+        return asyncio.run(run())
 
-    def close(self) -> None:
-        if self._owned and self._client is not None:
-            self._client.close()
-            self._client = None
+    def get_many(self, urls: Sequence[str], *, budget_s: float | None = None) -> list[Fetched]:
+        """Several URLs, ``concurrency`` at a time, each within ``timeout_s``; in input order.
 
-    def get(self, url: str) -> Page | str:
-        """The fetched page, or a reason such as "HTTP 404" or "could not connect: ..."."""
-        if self._client is None:
-            self._client = new_client()
+        With ``budget_s``, fetches still running or waiting when it runs out are abandoned
+        and reported as a Failure "not fetched in time".
+        """
+        if not urls:
+            return []
+
+        async def run() -> list[Fetched]:
+            gate = asyncio.Semaphore(self.concurrency)
+            async with self._client() as client:
+                async def one(url: str) -> Fetched:
+                    async with gate:
+                        return await self._fetch(client, url, None, None)
+
+                tasks = [asyncio.create_task(one(url)) for url in urls]
+                _, pending = await asyncio.wait(tasks, timeout=budget_s)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                late = Failure("not fetched in time")
+                return [t.result() if t not in pending else late for t in tasks]
+
+        return asyncio.run(run())
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        # Loading the CA bundle takes tens of milliseconds: once per Fetcher, not per fetch.
+        with self._ssl_lock:
+            if self._ssl is None:
+                self._ssl = httpx.create_ssl_context()
+            return self._ssl
+
+    def _client(self) -> httpx.AsyncClient:
+        # A client per call: an async client belongs to the event loop it was used on.
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout_s),
+            follow_redirects=True,
+            max_redirects=MAX_REDIRECTS,
+            headers={"User-Agent": self.user_agent, "Accept": _ACCEPT},
+            verify=self._ssl_context(),
+        )
+
+    def _too_large(self) -> Failure:
+        return Failure(f"too large (>{_size(self.max_bytes)})")
+
+    async def _fetch(self, client: httpx.AsyncClient, url: str, etag: str | None,
+                     last_modified: str | None) -> Fetched:
+        headers: dict[str, str] = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
         try:
-            with self._client.stream("GET", url, follow_redirects=True) as resp:
-                if not resp.is_success:
-                    return f"HTTP {resp.status_code}"
-                declared = resp.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > MAX_BYTES:
-                    return "response too large"
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in resp.iter_bytes():
-                    size += len(chunk)
-                    if size > MAX_BYTES:
-                        return "response too large"
-                    chunks.append(chunk)
-                media_type = resp.headers.get("content-type", "").split(";")[0].strip().lower()
-                return Page(str(resp.url), media_type, resp.charset_encoding, b"".join(chunks))
-        except httpx.TimeoutException:
-            return "timed out"
+            async with asyncio.timeout(self.timeout_s):
+                return await self._exchange(client, url, headers, etag, last_modified)
+        except (TimeoutError, httpx.TimeoutException):
+            return Failure(f"timed out after {self.timeout_s:g} s")
         except httpx.ConnectError as exc:
-            return f"could not connect: {exc}"
+            return _connect_failure(exc)
         except httpx.TooManyRedirects:
-            return "too many redirects"
+            return Failure("too many redirects")
+        except httpx.UnsupportedProtocol:
+            return Failure("not an http(s) URL", permanent=True)
+        except httpx.InvalidURL:
+            return Failure("invalid URL", permanent=True)
+        except httpx.DecodingError:
+            return Failure("undecodable response body")
+        except httpx.RemoteProtocolError:
+            return Failure("the server broke off the response")
         except httpx.HTTPError as exc:
-            return f"could not fetch: {exc}"
-        except httpx.InvalidURL as exc:
-            return f"invalid URL: {exc}"
+            return Failure(f"could not fetch: {type(exc).__name__}")
+
+    async def _exchange(self, client: httpx.AsyncClient, url: str, headers: dict[str, str],
+                        etag: str | None, last_modified: str | None) -> Fetched:
+        async with client.stream("GET", url, headers=headers) as resp:
+            final = str(resp.url)
+            if resp.status_code == 304:
+                return NotModified(final, resp.headers.get("etag") or etag,
+                                   resp.headers.get("last-modified") or last_modified)
+            if not resp.is_success:
+                return Failure(f"HTTP {resp.status_code}",
+                               permanent=resp.status_code in _PERMANENT_STATUSES,
+                               status=resp.status_code,
+                               retry_after_s=_retry_after(resp.headers.get("retry-after")))
+            declared = resp.headers.get("content-length", "").strip()
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                return self._too_large()
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in resp.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_bytes:
+                    return self._too_large()
+                chunks.append(chunk)
+            media_type = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+            return Page(final, media_type, resp.charset_encoding, b"".join(chunks),
+                        etag=resp.headers.get("etag"),
+                        last_modified=resp.headers.get("last-modified"))
 
 
 def html_to_text(html: str) -> str:
@@ -170,6 +340,23 @@ def _canonical_link(tree: lxml.html.HtmlElement, base: str) -> str | None:
     return None
 
 
+def feed_links(page: Page) -> list[str]:
+    """The feeds an HTML page announces (``<link rel="alternate" type="application/rss+xml">``)."""
+    if not page.is_html:
+        return []
+    tree = _load_tree(page)
+    found: list[str] = []
+    for link in tree.iter("link") if tree is not None else ():
+        rels = (link.get("rel") or "").lower().split()
+        kind = (link.get("type") or "").split(";")[0].strip().lower()
+        href = (link.get("href") or "").strip()
+        if "alternate" in rels and kind in _FEED_TYPES and href:
+            url = urljoin(page.url, href)
+            if url.startswith(("http://", "https://")) and url not in found:
+                found.append(url)
+    return found
+
+
 def _extract(tree: lxml.html.HtmlElement, *, with_metadata: bool) -> Document | None:
     try:
         doc = trafilatura.bare_extraction(
@@ -200,18 +387,18 @@ def page_text(page: Page, title: str | None = None) -> str:
 
 
 def page_article(page: Page, *, name: str, source: str) -> Article | Skipped:
-    """An article from an HTML page: text and metadata via trafilatura."""
+    """An article from an HTML page (text and metadata via trafilatura), or why there is none."""
     if not page.is_html:
         return Skipped(name, f"unsupported content type: {page.content_type}")
     tree = _load_tree(page)
     if tree is None:
-        return Skipped(name, "no article text found")
+        return Skipped(name, NO_ARTICLE)
     # Read before extraction, which prunes the tree in place.
     link = _canonical_link(tree, page.url)
     doc = _extract(tree, with_metadata=True)
     text = _paragraphs(doc.text, doc.title) if doc is not None else ""
     if doc is None or len(text) < MIN_PAGE_TEXT:
-        return Skipped(name, "no article text found")
+        return Skipped(name, NO_ARTICLE)
     if link is None and doc.url:
         link = canonical_url(urljoin(page.url, doc.url))
     host = urlsplit(page.url).hostname or ""
