@@ -420,6 +420,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_bot(_services(settings))
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bot.core.llm import build_chat_model
+    from bot.core.model_check import check_model
+
+    settings = _settings()
+    model = build_chat_model(settings)
+    if model is None:
+        print("no language model configured (OPENAI_API_KEY / OPENAI_BASE_URL): answers are "
+              "extractive")
+        return 0
+    try:
+        check = check_model(model, settings)
+    finally:
+        model.close()
+    if args.json:
+        print(json.dumps(check.to_json(), indent=2))
+    else:
+        print(check.summary())
+        if check.answer:
+            print(f"  its answer: {check.answer}")
+    return 0 if check.ok else 1
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     settings = _settings()
     if settings.discord_token is None:
@@ -496,6 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("serve", cmd_serve, "run the service without Discord: feed watcher and control socket")
     add("run", cmd_run, "the service plus Discord: answer members (needs DISCORD_TOKEN)")
     add("sync", cmd_sync, "register the slash commands globally with Discord")
+    p = add("doctor", cmd_doctor, "one test question to the configured language model: "
+            "reachable, tokens/s, cited, length cap honoured")
+    p.add_argument("--json", action="store_true")
     return parser
 
 

@@ -120,6 +120,7 @@ class NewsService:
                         "old model until `newsbot reindex --full`",
                         admin.indexer.embedder.model_id, admin.target_embedder.model_id)
         self._spawn(in_thread(self._warm_up))
+        self._spawn(in_thread(self._check_model))
         self._spawn(self._repair())
         self._start_watcher()
 
@@ -161,6 +162,12 @@ class NewsService:
             self.services.retriever.lexical()
         except Exception:
             log.exception("warming up the search failed; the first question will retry")
+
+    def _check_model(self) -> None:
+        """Log what `newsbot doctor` would say about the configured language model."""
+        from bot.core.model_check import log_model_check
+
+        log_model_check(self.services.ask.model, self.services.settings)
 
     async def _repair(self) -> None:
         """At start: drop a crashed rebuild's collection and sync the store to the registry

@@ -88,6 +88,10 @@ class ChatModel(Protocol):
         """The reply text alone (see ``generate``)."""
         ...
 
+    def close(self) -> None:
+        """Release connections and threads."""
+        ...
+
 
 class ChatModelBase:
     """``complete`` in terms of ``generate``."""

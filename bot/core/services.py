@@ -46,6 +46,8 @@ class Services:
     desk: Desk
 
     def close(self) -> None:
+        if self.ask.model is not None:
+            self.ask.model.close()
         self.store.close()
         self.state.close()
 

@@ -1,0 +1,107 @@
+"""``newsbot doctor``: one test question to the configured model, against the local server."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.core.llm import OpenAIChatModel
+from bot.core.model_check import log_model_check
+from tests.fakes import make_settings
+from tests.support.openai_server import FakeOpenAIServer
+
+pytestmark = pytest.mark.integration
+
+CITED = "Captain Mira Osei said the crossing now takes 35 minutes [1]."
+
+
+@pytest.fixture
+def llama_like() -> Iterator[FakeOpenAIServer]:
+    """A server that, like llama.cpp's, reads the cap only from ``max_tokens``."""
+    with FakeOpenAIServer(cap_mode="max_tokens") as server:
+        yield server
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        llama_like: FakeOpenAIServer) -> FakeOpenAIServer:
+    monkeypatch.chdir(tmp_path)  # no .env
+    for var in ("OPENAI_API_KEY", "DISCORD_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NEWSBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("OPENAI_BASE_URL", llama_like.base_url)
+    monkeypatch.setenv("NEWSBOT_ANSWER_BUDGET_S", "3")
+    return llama_like
+
+
+def _doctor(capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, object]]:
+    code = main(["doctor", "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_doctor_on_a_model_that_cites_and_stops(env: FakeOpenAIServer,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    env.queue_reply(CITED)
+    env.queue_reply("one two three ", forever=True)
+    code, out = _doctor(capsys)
+    assert code == 0 and out["ok"] and out["reachable"] and out["cited"]
+    assert out["cap_honoured"] and out["cap_tokens"] == 16
+    assert out["cap_fields"] == "max_tokens and max_completion_tokens"
+    assert out["tokens_per_s"]
+
+
+def test_doctor_sees_a_cap_the_server_ignores(env: FakeOpenAIServer,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("NEWSBOT_LLM_TOKEN_FIELDS", "max_completion_tokens")
+    env.queue_reply(CITED)
+    env.queue_reply("one two three ", forever=True)
+    code, out = _doctor(capsys)
+    assert code == 1 and out["reachable"] and out["cited"] and out["cap_honoured"] is False
+    [_, stream] = env.wait_for_streams(2)
+    assert stream.client_left  # the runaway reply was closed, not read to the end
+
+
+def test_doctor_sees_a_model_that_does_not_cite(env: FakeOpenAIServer,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    env.queue_reply(CITED.replace(" [1]", ""))
+    env.queue_reply("one two three ", forever=True)
+    code, out = _doctor(capsys)
+    assert code == 1 and out["reachable"] and not out["cited"]
+
+
+def test_doctor_on_a_frozen_server(env: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("NEWSBOT_ANSWER_BUDGET_S", "1")
+    env.queue_reply(CITED, hang_after=0)
+    code, out = _doctor(capsys)
+    assert code == 1 and not out["reachable"] and out["error"] == "timed out"
+
+
+def test_doctor_without_a_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["doctor"]) == 0
+    assert "answers are extractive" in capsys.readouterr().out
+
+
+def test_the_check_is_logged_as_a_warning_when_something_is_off(
+        tmp_path: Path, llama_like: FakeOpenAIServer, caplog: pytest.LogCaptureFixture) -> None:
+    settings = make_settings(tmp_path, openai_base_url=llama_like.base_url,
+                             answer_budget_s=3, llm_max_retries=0)
+    model = OpenAIChatModel(settings)
+    llama_like.queue_reply("The crossing takes 35 minutes.")  # uncited
+    llama_like.queue_reply("one two ", forever=True)
+    with caplog.at_level(logging.INFO, logger="bot.core.model_check"):
+        check = log_model_check(model, settings)
+    model.close()
+    assert check is not None and not check.ok
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING and "did NOT cite" in record.getMessage()
