@@ -324,30 +324,87 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_brief(args: argparse.Namespace) -> int:
-    services = _services()
-    try:
-        brief = services.briefs.preview(args.article)
-    finally:
-        services.close()
-    if args.json:
-        print(json.dumps(brief.to_json(), ensure_ascii=False, indent=2))
-        return 0
+def _print_brief(brief: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.markup import escape
 
     console = Console()
-    console.print(f"[bold]{escape(brief.headline)}[/bold]")
-    date = brief.published_at.date().isoformat() if brief.published_at else "undated"
-    console.print(f"[dim]{escape(brief.outlet or 'unknown outlet')}, {date}[/dim]\n",
+    console.print(f"[bold]{escape(brief['headline'])}[/bold]")
+    date = brief["published_at"][:10] if brief["published_at"] else "undated"
+    console.print(f"[dim]{escape(brief['outlet'] or 'unknown outlet')}, {date}[/dim]\n",
                   highlight=False)
-    console.print(escape(brief.synopsis))
-    for point in brief.points:
+    console.print(escape(brief["synopsis"]))
+    for point in brief["points"]:
         console.print(f"  • {escape(point)}")
-    if brief.url:
-        console.print(f"\n{brief.url}", highlight=False)
-    mode = "language model" if brief.mode == "model" else "extractive (no language model)"
-    console.print(f"\n[dim]{mode}; article {brief.article_id}[/dim]", highlight=False)
+    if brief["url"]:
+        print(f"\n{brief['url']}")  # never wrapped: a URL must stay one line to click
+    if "mode" in brief:
+        mode = ("language model" if brief["mode"] == "model"
+                else "extractive (no language model)")
+        console.print(f"\n[dim]{mode}; article {brief['article_id']}[/dim]", highlight=False)
+
+
+def cmd_brief(args: argparse.Namespace) -> int:
+    if args.action == "preview":
+        result = call("brief.preview", {"article": args.article})
+        if args.json:
+            _dump({k: result[k] for k in ("headline", "synopsis", "points", "url",
+                                          "published_at", "outlet", "article_id")})
+        else:
+            _print_brief(result)
+        return 0
+    if args.channel is None:
+        print("error: `newsbot brief post` needs --channel ID", file=sys.stderr)
+        return 2
+    result = call("brief.post", {"article": args.article, "channel_id": args.channel,
+                                 "headline": args.headline, "synopsis": args.synopsis})
+    if args.json:
+        _dump(result)
+    elif not result["recorded"]:
+        print(f"that story was already posted in channel {result['channel_id']} "
+              f"({result['status']}); nothing new was queued")
+    else:
+        print(f"queued for channel {result['channel_id']}: {result['brief']['headline']} "
+              "(the running bot posts it)")
+    return 0
+
+
+def cmd_subscriptions(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        result = call("subscriptions.list", {"channel_id": args.channel})
+        if args.json:
+            _dump(result)
+        else:
+            for sub in result["subscriptions"]:
+                print(sub["describe"])
+            if not result["subscriptions"]:
+                print("no subscriptions")
+        return 0
+    if args.action == "remove":
+        if args.id is None:
+            print("error: `newsbot subscriptions remove` needs the subscription's number",
+                  file=sys.stderr)
+            return 2
+        result = call("subscriptions.remove", {"id": args.id})
+        if args.json:
+            _dump(result)
+        else:
+            print(f"removed subscription #{result['id']}")
+        return 0
+    if args.channel is None or (args.source is None) == (args.topic is None):
+        print("error: `newsbot subscriptions add` needs --channel ID and either --source or "
+              "--topic", file=sys.stderr)
+        return 2
+    result = call("subscriptions.add", {
+        "channel_id": args.channel, "source": args.source, "topic": args.topic,
+        "keywords": args.keywords or [], "daily_cap": args.daily_cap, "mode": args.mode,
+        "digest_hour": args.digest_hour, "tz": args.tz})
+    if args.json:
+        _dump(result)
+    else:
+        print(f"subscription #{result['id']}: channel {result['channel_id']} follows "
+              + (f"source {result['source_id']}" if result["source_id"] is not None
+                 else f"topic \"{result['topic']}\"") + f" ({result['mode']})")
     return 0
 
 
@@ -505,11 +562,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="one pass (the only mode; for scripts)")
     p.add_argument("--source", metavar="SPEC", help="poll only this source (id, name or URL)")
     p.add_argument("--json", action="store_true")
-    p = add("brief", cmd_brief, "news briefs: preview the brief of an article")
-    p.add_argument("action", choices=["preview"])
+    p = add("brief", cmd_brief, "news briefs: preview an article's brief, or post it to a "
+                                "channel through the running bot")
+    p.add_argument("action", choices=["preview", "post"])
     p.add_argument("article", help="an article id from the registry, or the article's URL "
                                    "(fetched and ingested first when new)")
+    p.add_argument("--channel", type=int, metavar="ID", help="post: the channel's id")
+    p.add_argument("--headline", help="post: a headline of your own")
+    p.add_argument("--synopsis", help="post: a synopsis of your own")
     p.add_argument("--json", action="store_true", help="print the brief as JSON")
+    p = add("subscriptions", cmd_subscriptions,
+            "channels that receive briefs of a source or a topic: add, remove, list")
+    p.add_argument("action", choices=["add", "remove", "list"])
+    p.add_argument("id", nargs="?", type=int, help="remove: the subscription's number")
+    p.add_argument("--channel", type=int, metavar="ID", help="the channel's id")
+    p.add_argument("--source", help="add: follow this source (id, name or URL)")
+    p.add_argument("--topic", help="add: follow articles about this topic")
+    p.add_argument("--keywords", type=lambda v: [k.strip() for k in v.split(",") if k.strip()],
+                   help="add: only articles with one of these words (comma-separated)")
+    p.add_argument("--daily-cap", type=int, metavar="N", help="add: at most N briefs a day")
+    p.add_argument("--mode", choices=["immediate", "digest"], default="immediate")
+    p.add_argument("--digest-hour", type=int, default=8, metavar="H",
+                   help="add: the hour of the daily digest (0-23)")
+    p.add_argument("--tz", default="UTC", help="add: the time zone of the digest hour")
+    p.add_argument("--json", action="store_true")
     p = add("export", cmd_export, "write the sources and articles to a JSONL backup")
     p.add_argument("path")
     p.add_argument("--json", action="store_true")

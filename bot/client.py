@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.ask", "bot.cogs.meta", "bot.cogs.admin")
+EXTENSIONS = ("bot.cogs.ask", "bot.cogs.meta", "bot.cogs.admin", "bot.cogs.briefs")
 NO_MENTIONS = discord.AllowedMentions.none()
 GENERIC_FAILURE = "Sorry, something went wrong there; it has been logged."
 # What sending an answer needs, the most likely culprit of a 403 first.

@@ -108,6 +108,7 @@ class NewsService:
         self.poll_listeners: list[Callable[[PollReport], Awaitable[None]]] = []
         self.alert: Callable[[str], Awaitable[None]] | None = None
         self.watcher_starts = 0  # how often a watcher was started (one per service)
+        self.poll_listeners.append(self._plan_briefs)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -267,6 +268,16 @@ class NewsService:
                 await listener(report)
             except Exception:
                 log.exception("a poll listener failed")
+
+    async def _plan_briefs(self, report: PollReport) -> None:
+        """New and changed articles of a poll become briefs for the subscribed channels
+        (recorded in the posted log; the Discord side sends them)."""
+        desk = self.services.desk
+        for s in report.sources:
+            ids = [*s.added_ids, *s.updated_ids]
+            if ids:
+                await in_thread(lambda ids=ids, s=s: desk.plan(
+                    ids, first_fetch=s.first_fetch, backfill=s.backfill))
 
     async def tell_moderators(self, line: str) -> None:
         log.warning("%s", line)

@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     # The running service: feed watcher, admins, alerts.
     poll_minutes: int = Field(default=10, ge=1, le=10080)  # default interval per source
     feed_max_failures: int = Field(default=8, ge=1, le=100)  # in a row, then disabled
+    moderator_role_id: int | None = None  # members with this role may post briefs too
     admin_role_id: int | None = None  # members with this role may use admin commands too
     mod_channel_id: int | None = None  # where failures of scheduled work are posted
     brief_send_rate: float = Field(default=10.0, gt=0, le=50)  # briefs sent per second, at most

@@ -330,12 +330,18 @@ class Ask(commands.Cog):
                 channel, reply_to = thread, None  # the thread hangs off the question already
         with contextlib.suppress(discord.HTTPException):
             await channel.typing()
+        # In a brief's thread (it shares the brief's id), that article comes first.
+        prefer = None
+        if isinstance(message.channel, discord.Thread):
+            prefer = await asyncio.to_thread(self.services.state.article_of_message,
+                                             message.channel.id)
         await self._answer(
             ChannelTarget(channel, reply_to),
             question,
             channel=channel,
             user_id=message.author.id,
             history=history,
+            prefer_article_id=prefer,
         )
 
     # -- answering -------------------------------------------------------------------------
@@ -349,6 +355,7 @@ class Ask(commands.Cog):
         history: Sequence[Turn] = (),
         since: datetime | None = None,
         outlet: str | None = None,
+        prefer_article_id: str | None = None,
     ) -> tuple[discord.Message, discord.Message] | None:
         """Ask the core, show the answer, record it for feedback. Failures become one line for
         the user; the traceback goes to the log. Returns the first and last messages."""
@@ -361,6 +368,7 @@ class Ask(commands.Cog):
                     history=history,
                     since=since,
                     outlet=outlet,
+                    prefer_article_id=prefer_article_id,
                     on_token=streamer.feed,
                 )
             finally:

@@ -414,5 +414,8 @@ class BriefService:
             raise NewsbotError(f"could not read an article at {ref.strip()}: {why}")
         return article
 
+    def write(self, article: Article) -> Brief:
+        return write_brief(article, self.model)
+
     def preview(self, ref: str) -> Brief:
-        return write_brief(self.resolve(ref), self.model)
+        return self.write(self.resolve(ref))

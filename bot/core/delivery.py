@@ -252,12 +252,14 @@ class Pacer:
         self._clock = clock
 
     async def wait(self) -> None:
+        # The slot is taken before sleeping, so concurrent senders queue behind each other.
         now = self._clock()
-        if self._next > now:
-            await asyncio.sleep(self._next - now)
-        self._next = max(now, self._next) + 1.0 / self.rate
+        slot = max(now, self._next)
+        self._next = slot + 1.0 / self.rate
         # Recover slowly after being slowed down.
         self.rate = min(self.base, self.rate * 1.05)
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
     async def back_off(self, retry_after: float | None) -> None:
         self.rate = max(self.base / 16, self.rate / 2)
@@ -269,7 +271,8 @@ class Desk:
 
     def __init__(self, state: State, embedder: Embedder, *, model: ChatModel | None = None,
                  rule: StoryRule | None = None, topic_threshold: float = TOPIC_THRESHOLD,
-                 mod_channel_id: int | None = None, send_rate: float = 10.0) -> None:
+                 mod_channel_id: int | None = None, send_rate: float = 10.0,
+                 concurrency: int = 8) -> None:
         self.state = state
         self.embedder = embedder
         self.model = model
@@ -277,6 +280,7 @@ class Desk:
         self.topic_threshold = topic_threshold
         self.mod_channel_id = mod_channel_id
         self.send_rate = send_rate
+        self.concurrency = concurrency
         self._topic_vectors: dict[str, np.ndarray] = {}
         self._lock = asyncio.Lock()  # one delivery pass at a time
 
@@ -568,38 +572,55 @@ class Desk:
             return await self._deliver(poster)
 
     async def _deliver(self, poster: Poster) -> DeliveryReport:
+        """Channels are served concurrently (a channel whose rate limit is spent does not hold
+        up the others), each channel's rows in order (a brief before its updates), all sends
+        under one pace."""
         report = DeliveryReport()
         pacer = Pacer(self.send_rate)
         dead: set[int] = set()  # channels that answered 403 or 404 in this pass
+        by_channel: dict[int, list[sqlite3.Row]] = {}
         for row in self.state.pending_posts():
-            channel, key = int(row["channel_id"]), row["item_key"]
-            if channel in dead:
-                self.state.update_post(channel, key, status="failed", error="channel refused")
-                report.failed += 1
-                continue
-            msg = OutMessage.from_json({k: v for k, v in json.loads(row["payload"]).items()
-                                        if k != "article_title"})
-            brief_row = None
-            if row["kind"] == "update":
-                brief_row = self.state.get_post(channel, f"story:{row['story_id']}")
-                if brief_row is not None and brief_row["status"] == "pending":
-                    report.waiting += 1  # the brief goes first
-                    continue
-                msg.reply_to = brief_row["message_id"] if brief_row is not None else None
-            try:
-                if row["attempts"] and await self._reconcile(poster, channel, key, msg, report):
-                    continue
-                message_id = await self._send(poster, pacer, channel, key, row, msg, report)
-            except PostError as exc:
-                await self._refused(poster, exc, channel, key, row, report, dead)
-                continue
-            self.state.update_post(channel, key, status="sent", message_id=message_id,
-                                   sent_at=utcnow(), error=None)
-            report.sent += 1
-            if brief_row is not None and brief_row["status"] == "sent" and \
-                    brief_row["article_id"] != row["article_id"]:
-                await self._add_source_to_brief(poster, channel, brief_row, msg, report)
+            by_channel.setdefault(int(row["channel_id"]), []).append(row)
+        todo = list(by_channel)
+
+        async def worker() -> None:
+            while todo:
+                channel = todo.pop(0)
+                for row in by_channel[channel]:
+                    await self._deliver_row(poster, pacer, row, report, dead)
+
+        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(todo)))))
         return report
+
+    async def _deliver_row(self, poster: Poster, pacer: Pacer, row: sqlite3.Row,
+                           report: DeliveryReport, dead: set[int]) -> None:
+        channel, key = int(row["channel_id"]), row["item_key"]
+        if channel in dead:
+            self.state.update_post(channel, key, status="failed", error="channel refused")
+            report.failed += 1
+            return
+        msg = OutMessage.from_json({k: v for k, v in json.loads(row["payload"]).items()
+                                    if k != "article_title"})
+        brief_row = None
+        if row["kind"] == "update":
+            brief_row = self.state.get_post(channel, f"story:{row['story_id']}")
+            if brief_row is not None and brief_row["status"] == "pending":
+                report.waiting += 1  # the brief goes first
+                return
+            msg.reply_to = brief_row["message_id"] if brief_row is not None else None
+        try:
+            if row["attempts"] and await self._reconcile(poster, channel, key, msg, report):
+                return
+            message_id = await self._send(poster, pacer, channel, key, row, msg, report)
+        except PostError as exc:
+            await self._refused(poster, exc, channel, key, row, report, dead)
+            return
+        self.state.update_post(channel, key, status="sent", message_id=message_id,
+                               sent_at=utcnow(), error=None)
+        report.sent += 1
+        if brief_row is not None and brief_row["status"] == "sent" and \
+                brief_row["article_id"] != row["article_id"]:
+            await self._add_source_to_brief(poster, channel, brief_row, msg, report)
 
     async def _send(self, poster: Poster, pacer: Pacer, channel: int, key: str,
                     row: sqlite3.Row, msg: OutMessage, report: DeliveryReport) -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from bot.core import brief_ops
 from bot.core.admin import Progress
 from bot.core.models import NewsbotError, Turn
 
@@ -140,6 +141,12 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in (
     Operation("poll", True, _poll, "admin"),
     Operation("export", False, _export, "admin"),
     Operation("import", True, _import, "admin"),
+    # Briefs: a new URL is ingested first, so preview and post are writes.
+    Operation("brief.preview", True, brief_ops.brief_preview, "mod"),
+    Operation("brief.post", True, brief_ops.brief_post, "mod"),
+    Operation("subscriptions.add", True, brief_ops.subscriptions_add, "mod"),
+    Operation("subscriptions.remove", True, brief_ops.subscriptions_remove, "mod"),
+    Operation("subscriptions.list", False, brief_ops.subscriptions_list, "mod"),
 )}
 
 

@@ -613,6 +613,17 @@ class State:
                        published_at = excluded.published_at, title = excluded.title""",
                 (article_id, story_id, vector, _iso(published_at), title, _iso(utcnow())))
 
+    def recent_titles(self, limit: int) -> list[tuple[str, str]]:
+        rows = self._query("SELECT id, title FROM articles ORDER BY "
+                           "COALESCE(published_at, ingested_at) DESC LIMIT ?", (limit,))
+        return [(r["id"], r["title"]) for r in rows]
+
+    def article_of_message(self, message_id: int) -> str | None:
+        """The article a posted brief (or update) is about, by its message id."""
+        rows = self._query("SELECT article_id FROM posts WHERE message_id = ? AND kind IN "
+                           "('brief', 'update') AND status = 'sent'", (message_id,))
+        return rows[0]["article_id"] if rows else None
+
     def source_ids_of(self, article_id: str) -> set[int]:
         rows = self._query("SELECT source_id FROM article_sources WHERE article_id = ?",
                            (article_id,))

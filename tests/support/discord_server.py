@@ -369,6 +369,18 @@ class Failure:
 
 
 @dataclass
+class Stall:
+    """A scripted slow answer: the request is carried out, then its response waits."""
+
+    method: str
+    route: str
+    seconds: float
+    times: int = 1
+    params: Mapping[str, str] = field(default_factory=dict)
+    hits: int = 0
+
+
+@dataclass
 class RouteLimit:
     """A per-route rate limit: ``limit`` requests per ``per`` seconds for each channel (or
     guild, or webhook), with Discord's headers, and 429 past it."""
@@ -467,6 +479,7 @@ class LocalDiscord:
         self.requests: list[Request] = []
         self.failures: list[Failure] = []
         self.limits: list[RouteLimit] = []
+        self.stalls: list[Stall] = []
         self.unhandled: list[Request] = []  # routes the local Discord does not know
         self.identifies = 0
         self.readies = 0
@@ -1052,14 +1065,18 @@ class LocalDiscord:
 
     def autocomplete(self, user: User, channel: Channel, name: str, option: str,
                      value: str, **options: Any) -> Interaction:
-        """``user`` types ``value`` into ``option`` of ``/name``: an autocomplete request."""
+        """``user`` types ``value`` into ``option`` of ``/name`` (a subcommand is
+        ``"group sub"``): an autocomplete request."""
         with self._lock:
-            command = self._find_command(name, channel.guild_id)
+            top, *subs = name.split()
+            command = self._find_command(top, channel.guild_id)
             if command is None:
-                raise ValueError(f"/{name} is not registered")
+                raise ValueError(f"/{top} is not registered")
             opts = [{"name": k, "type": 3, "value": v} for k, v in options.items()]
             opts.append({"name": option, "type": 3, "value": value, "focused": True})
-            data = {"id": str(command.id), "name": name, "type": 1, "options": opts}
+            if len(subs) == 1:
+                opts = [{"name": subs[0], "type": 1, "options": opts}]
+            data = {"id": str(command.id), "name": top, "type": 1, "options": opts}
             return self._interact(4, user, channel, data)
 
     def click(self, user: User, message: Message, custom_id: str) -> Interaction:
@@ -1177,10 +1194,22 @@ class LocalDiscord:
             self.limits.append(rl)
         return rl
 
+    def stall(self, method: str, route: str, seconds: float, *, times: int = 1,
+              **params: Any) -> Stall:
+        """The next ``times`` requests to ``method route`` are carried out (a message is
+        created), then their response waits ``seconds``: a client that dies meanwhile never
+        learns that it succeeded. ``hits`` counts the requests held so far."""
+        stall = Stall(method.upper(), route, seconds, times,
+                      {k: str(v) for k, v in params.items()})
+        with self._lock:
+            self.stalls.append(stall)
+        return stall
+
     def clear_faults(self) -> None:
         with self._lock:
             self.failures.clear()
             self.limits.clear()
+            self.stalls.clear()
 
     def reconnect(self) -> None:
         """Ask every connected session to reconnect (op 7); discord.py resumes."""
@@ -1365,6 +1394,15 @@ class LocalDiscord:
             self.requests.append(record)
             if handler is None:
                 self.unhandled.append(record)
+            hold = 0.0
+            for st in self.stalls:
+                if (st.method == request.method and st.route == route and st.hits < st.times
+                        and all(params.get(k) == v for k, v in st.params.items())):
+                    st.hits += 1
+                    hold = st.seconds
+                    break
+        if hold:
+            await asyncio.sleep(hold)
         if payload is None:
             return web.Response(status=status, headers=headers)
         # Discord sends exactly "application/json": discord.py parses nothing else as JSON.

@@ -1,0 +1,453 @@
+"""Briefs in Discord: ``/brief post|subscribe|unsubscribe|list``, the delivery loop that sends
+what the posted log holds, and the "Ask about this" button under every brief.
+
+Parse -> check -> call -> render, as everywhere: the commands are for moderators (hidden by
+default permissions, checked at run time, and checked again by the service's operations);
+sending goes through :class:`DiscordPoster`, the Discord side of the core's ``Poster``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands, tasks
+
+from bot import checks, render
+from bot.client import NO_MENTIONS
+from bot.core.delivery import OutMessage, PostError, RecentMessage
+from bot.core.models import NewsbotError, Source
+from bot.core.operations import Context, run_operation
+
+if TYPE_CHECKING:
+    from bot.client import NewsBot
+
+log = logging.getLogger(__name__)
+
+DELIVER_EVERY_S = 2.0
+ASK_ID = "newsbot:brief-ask:{article}"
+THREAD_HELLO = ("Ask about this story here: answers come from this article first, then from "
+                "related coverage.")
+
+
+# -- rendering an OutMessage -------------------------------------------------------------------
+@dataclass(slots=True)
+class _BriefView:
+    headline: str
+    synopsis: str
+    points: list[str]
+    url: str | None
+    published_at: datetime | None
+    outlet: str | None
+
+
+def _when(value: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _sources(also: list[dict[str, Any]]) -> list[Source]:
+    return [Source(n=i, article_id=s.get("article_id") or "", title=s.get("title") or "",
+                   outlet=s.get("outlet"), url=s.get("url"),
+                   published_at=_when(s.get("published_at")))
+            for i, s in enumerate(also, 2)]
+
+
+def message_embed(msg: OutMessage) -> discord.Embed:
+    """The embed of an OutMessage; its title and link are exactly the message's (a post left
+    unconfirmed by a crash is recognised by them)."""
+    if msg.kind in ("brief", "update") and msg.brief is not None:
+        b = msg.brief
+        view = _BriefView(b.get("headline") or msg.title, b.get("synopsis") or "",
+                          list(b.get("points") or []) if msg.kind == "brief" else [],
+                          b.get("url"), _when(b.get("published_at")), b.get("outlet"))
+        embed = render.brief_embed(view, also=_sources(msg.also))
+        if msg.kind == "update":
+            embed.set_author(name="Update on this story")
+    elif msg.kind == "digest":
+        lines = []
+        for n, line in enumerate(msg.lines, 1):
+            src = Source(n=n, article_id=line.get("article_id") or "", title=line["title"],
+                         outlet=line.get("outlet"), url=line.get("url"), published_at=None)
+            more = line.get("count", 1) - 1
+            lines.append(render.source_line(src).rsplit(" · ", 1)[0]
+                         + (f" · {src.outlet}" if src.outlet else "")
+                         + (f" (+{more} more report{'s' if more > 1 else ''})" if more else ""))
+        embed = discord.Embed(description=render.truncate("\n".join(lines) or "No stories.",
+                                                          render.DESCRIPTION_LIMIT),
+                              colour=render.BRIEF_COLOUR)
+    else:
+        embed = discord.Embed(description=render.truncate(msg.text or "", 4000),
+                              colour=render.ABSTAIN_COLOUR)
+    embed.title = msg.title
+    embed.url = msg.url if msg.url and re.match(r"https?://", msg.url) else None
+    return embed
+
+
+class AskButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
+                template=r"newsbot:brief-ask:(?P<article>[A-Za-z0-9_-]{1,40})"):
+    """"Ask about this" under a brief: opens (or finds) the brief's thread."""
+
+    def __init__(self, article_id: str) -> None:
+        super().__init__(discord.ui.Button(label="Ask about this", emoji="💬",
+                                           style=discord.ButtonStyle.primary,
+                                           custom_id=ASK_ID.format(article=article_id)))
+        self.article_id = article_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any],
+                             item: discord.ui.Button[Any], match: re.Match[str]) -> AskButton:
+        return cls(match["article"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        message = interaction.message
+        channel = interaction.channel
+        if message is None or not isinstance(channel, discord.TextChannel):
+            await interaction.response.send_message(
+                "Questions about a brief are asked in a thread of a server channel.",
+                ephemeral=True, allowed_mentions=NO_MENTIONS)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        thread = await brief_thread(message, channel)
+        if thread is None:
+            await interaction.followup.send(
+                "I cannot open a thread here (the bot needs Create Public Threads).",
+                ephemeral=True, allowed_mentions=NO_MENTIONS)
+            return
+        await interaction.followup.send(f"Ask your question in {thread.mention}.",
+                                        ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+
+async def brief_thread(message: discord.Message,
+                       channel: discord.TextChannel) -> discord.Thread | None:
+    """The thread on a brief (a thread opened on a message shares its id), made on request."""
+    existing = channel.guild.get_thread(message.id)
+    if existing is not None:
+        return existing
+    title = (message.embeds[0].title if message.embeds else None) or "this story"
+    try:
+        thread = await message.create_thread(name=render.truncate(title, 100),
+                                             auto_archive_duration=1440)
+    except discord.HTTPException as exc:
+        # Already made by another click: fetch it.
+        with contextlib.suppress(discord.HTTPException):
+            found = await channel.guild.fetch_channel(message.id)
+            if isinstance(found, discord.Thread):
+                return found
+        log.warning("could not open a thread on brief %s: %s", message.id, exc)
+        return None
+    with contextlib.suppress(discord.HTTPException):
+        await thread.send(THREAD_HELLO, allowed_mentions=NO_MENTIONS)
+    return thread
+
+
+def ask_view(article_id: str | None) -> discord.ui.View | None:
+    if not article_id:
+        return None
+    view = discord.ui.View(timeout=None)
+    view.add_item(AskButton(article_id))
+    return view
+
+
+# -- the Poster ---------------------------------------------------------------------------------
+class DiscordPoster:
+    """The core's Poster over discord.py: sends with the nonce (discord.py adds
+    ``enforce_nonce``), maps 403/404/429 to PostError."""
+
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+
+    async def _channel(self, channel_id: int) -> discord.abc.Messageable:
+        channel = self.bot.get_channel(channel_id)
+        if channel is None:
+            try:
+                channel = await self.bot.fetch_channel(channel_id)
+            except discord.HTTPException as exc:
+                raise _post_error(exc) from exc
+        if not isinstance(channel, discord.abc.Messageable):
+            raise PostError("not_found", f"channel {channel_id} cannot hold messages")
+        return channel
+
+    async def send(self, channel_id: int, message: OutMessage, *, nonce: str) -> int:
+        channel = await self._channel(channel_id)
+        kwargs: dict[str, Any] = {"embed": message_embed(message), "nonce": nonce,
+                                  "allowed_mentions": NO_MENTIONS}
+        view = ask_view(message.article_id) if message.kind in ("brief", "update") else None
+        if view is not None:
+            kwargs["view"] = view
+        if message.reply_to:
+            kwargs["reference"] = discord.MessageReference(
+                message_id=message.reply_to, channel_id=channel_id, fail_if_not_exists=False)
+            kwargs["mention_author"] = False
+        try:
+            sent = await channel.send(**kwargs)
+        except discord.HTTPException as exc:
+            raise _post_error(exc) from exc
+        return sent.id
+
+    async def edit(self, channel_id: int, message_id: int, message: OutMessage) -> None:
+        channel = await self._channel(channel_id)
+        try:
+            await channel.get_partial_message(message_id).edit(  # type: ignore[attr-defined]
+                embed=message_embed(message))
+        except discord.HTTPException as exc:
+            raise _post_error(exc) from exc
+
+    async def recent(self, channel_id: int, *, limit: int) -> list[RecentMessage]:
+        channel = await self._channel(channel_id)
+        me = self.bot.user.id if self.bot.user else 0
+        out: list[RecentMessage] = []
+        try:
+            async for m in channel.history(limit=limit):
+                embed = m.embeds[0] if m.embeds else None
+                out.append(RecentMessage(id=m.id, from_me=m.author.id == me,
+                                         title=embed.title if embed else None,
+                                         url=embed.url if embed else None,
+                                         nonce=str(m.nonce) if m.nonce is not None else None))
+        except discord.HTTPException as exc:
+            raise _post_error(exc) from exc
+        return out
+
+
+def _post_error(exc: discord.HTTPException) -> PostError:
+    if isinstance(exc, discord.Forbidden):
+        return PostError("forbidden", str(exc))
+    if isinstance(exc, discord.NotFound):
+        return PostError("not_found", str(exc))
+    if exc.status == 429:
+        retry = getattr(exc, "retry_after", None)
+        return PostError("rate_limited", str(exc), retry_after=retry)
+    return PostError("transient", str(exc))
+
+
+# -- the preview ---------------------------------------------------------------------------------
+class EditBrief(discord.ui.Modal, title="Edit the brief"):
+    headline: discord.ui.TextInput[Any] = discord.ui.TextInput(label="Headline", max_length=256)
+    synopsis: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="Synopsis", style=discord.TextStyle.paragraph, max_length=1000)
+
+    def __init__(self, preview: Preview) -> None:
+        super().__init__()
+        self.preview = preview
+        self.headline.default = preview.brief["headline"][:256]
+        self.synopsis.default = preview.brief["synopsis"][:1000]
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        self.preview.brief["headline"] = " ".join(self.headline.value.split())
+        self.preview.brief["synopsis"] = " ".join(self.synopsis.value.split())
+        await interaction.response.edit_message(embed=self.preview.embed(), view=self.preview)
+
+
+class Preview(discord.ui.View):
+    """The ephemeral preview of ``/brief post``: Post, Edit, Cancel (the invoker only)."""
+
+    def __init__(self, cog: Briefs, user_id: int, channel: discord.abc.GuildChannel,
+                 article: str, brief: dict[str, Any]) -> None:
+        super().__init__(timeout=600)
+        self.cog, self.user_id, self.channel = cog, user_id, channel
+        self.article, self.brief = article, brief
+
+    def embed(self) -> discord.Embed:
+        msg = OutMessage(kind="brief", title=self.brief["headline"][:256],
+                         url=self.brief.get("url"), brief=self.brief)
+        return message_embed(msg)
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        return interaction.user.id == self.user_id
+
+    @discord.ui.button(label="Post", style=discord.ButtonStyle.success)
+    async def post(self, interaction: discord.Interaction[Any], _: discord.ui.Button[Any]) -> None:
+        await interaction.response.defer(ephemeral=True)
+        result = await self.cog.call(interaction, "brief.post", {
+            "article": self.article, "channel_id": self.channel.id,
+            "headline": self.brief["headline"], "synopsis": self.brief["synopsis"]})
+        await self.cog.deliver_now()
+        status = await asyncio.to_thread(self.cog.bot.services.state.get_post,
+                                         self.channel.id, result["item_key"])
+        self.stop()
+        if not result["recorded"]:
+            line = f"That story was already posted in {self.channel.mention}."
+        elif status is not None and status["status"] == "sent":
+            line = f"Posted in {self.channel.mention}."
+        else:
+            line = f"Queued for {self.channel.mention}; it goes out shortly."
+        await interaction.followup.send(line, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        if interaction.message is not None:
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.followup.edit_message(interaction.message.id, view=None)
+
+    @discord.ui.button(label="Edit", style=discord.ButtonStyle.secondary)
+    async def edit(self, interaction: discord.Interaction[Any], _: discord.ui.Button[Any]) -> None:
+        await interaction.response.send_modal(EditBrief(self))
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.danger)
+    async def cancel(self, interaction: discord.Interaction[Any],
+                     _: discord.ui.Button[Any]) -> None:
+        self.stop()
+        await interaction.response.edit_message(content="Cancelled; nothing was posted.",
+                                                embed=None, view=None)
+
+
+# -- the cog -------------------------------------------------------------------------------------
+class Briefs(commands.Cog):
+    """Moderators post briefs and manage subscriptions; the loop sends what is queued."""
+
+    brief = app_commands.Group(name="brief", description="News briefs for this server",
+                               **checks.group_kwargs("mod"))
+
+    def __init__(self, bot: NewsBot) -> None:
+        self.bot = bot
+        self.services = bot.services
+        self.poster = DiscordPoster(bot)
+        self.loop_task = tasks.loop(seconds=DELIVER_EVERY_S, name="newsbot-briefs")(self._tick)
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(AskButton)
+        if self.bot.service is not None:
+            self.bot.service.poll_listeners.append(self._after_poll)
+        self.loop_task.start()
+
+    async def cog_unload(self) -> None:
+        self.loop_task.cancel()
+        if self.bot.service is not None and self._after_poll in self.bot.service.poll_listeners:
+            self.bot.service.poll_listeners.remove(self._after_poll)
+
+    async def _tick(self) -> None:
+        await self.bot.wait_until_ready()
+        try:
+            await asyncio.to_thread(self.services.desk.plan_digests)
+            await self.deliver_now()
+        except Exception:
+            log.exception("delivering briefs failed; the queue is kept for the next pass")
+
+    async def _after_poll(self, report: Any) -> None:
+        if self.bot.is_ready():
+            await self.deliver_now()
+
+    async def deliver_now(self) -> None:
+        report = await self.services.desk.deliver(self.poster)
+        if report.sent or report.failed or report.reconciled:
+            log.info("briefs: %s", report.to_json())
+
+    async def call(self, interaction: discord.Interaction[Any], op: str,
+                   args: dict[str, Any]) -> dict[str, Any]:
+        """Through the running service (which checks the member's rights again), or in a
+        worker thread when the bot runs without one."""
+        actor = checks.actor(interaction)
+        if self.bot.service is not None:
+            return await self.bot.service.call(op, args, actor=actor)
+        return await asyncio.to_thread(run_operation, op,
+                                       Context(self.services, actor=actor), args)
+
+    # -- /brief post -----------------------------------------------------------------------
+    @brief.command(name="post", description="Preview a brief of an article, then post it.")
+    @app_commands.describe(article="A recent article (type to search) or its URL",
+                           channel="Where to post it (default: here)")
+    @checks.is_mod()
+    async def post(self, interaction: discord.Interaction[Any],
+                   article: app_commands.Range[str, 1, 2000],
+                   channel: discord.TextChannel | None = None) -> None:
+        target = channel or interaction.channel
+        if not isinstance(target, discord.TextChannel):
+            raise NewsbotError("briefs are posted in a server's text channel")
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        brief = await self.call(interaction, "brief.preview", {"article": article})
+        preview = Preview(self, interaction.user.id, target, brief["article_id"], brief)
+        await interaction.followup.send(
+            f"Preview for {target.mention}:", embed=preview.embed(), view=preview,
+            ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    @post.autocomplete("article")
+    async def article_choices(self, interaction: discord.Interaction[Any],
+                              current: str) -> list[app_commands.Choice[str]]:
+        rows = await asyncio.to_thread(self.recent_articles, current)
+        return [app_commands.Choice(name=render.truncate(title, 100), value=aid)
+                for aid, title in rows]
+
+    def recent_articles(self, current: str, limit: int = 25) -> list[tuple[str, str]]:
+        words = current.lower().split()
+        out: list[tuple[str, str]] = []
+        for article_id, title in self.services.state.recent_titles(300):
+            if all(w in title.lower() for w in words):
+                out.append((article_id, title))
+                if len(out) == limit:
+                    break
+        return out
+
+    # -- subscriptions ---------------------------------------------------------------------
+    @brief.command(name="subscribe",
+                   description="Send briefs of a source or a topic to a channel.")
+    @app_commands.describe(
+        channel="The channel that receives the briefs", source="A source the bot follows",
+        topic="Or a topic, in a few words", keywords="Only articles with one of these words "
+        "(comma-separated)", daily_cap="At most this many briefs a day",
+        mode="Each story as it comes, or one digest a day",
+        digest_hour="The digest's hour (0-23)", timezone="The digest hour's time zone")
+    @app_commands.choices(mode=[app_commands.Choice(name="immediate", value="immediate"),
+                                app_commands.Choice(name="daily digest", value="digest")])
+    @checks.is_mod()
+    async def subscribe(self, interaction: discord.Interaction[Any],
+                        channel: discord.TextChannel,
+                        source: app_commands.Range[str, 1, 2000] | None = None,
+                        topic: app_commands.Range[str, 1, 200] | None = None,
+                        keywords: app_commands.Range[str, 1, 600] | None = None,
+                        daily_cap: app_commands.Range[int, 1, 500] | None = None,
+                        mode: str = "immediate",
+                        digest_hour: app_commands.Range[int, 0, 23] = 8,
+                        timezone: app_commands.Range[str, 1, 64] = "UTC") -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        sub = await self.call(interaction, "subscriptions.add", {
+            "channel_id": channel.id, "guild_id": interaction.guild_id, "source": source,
+            "topic": topic, "keywords": keywords or [], "daily_cap": daily_cap, "mode": mode,
+            "digest_hour": digest_hour, "tz": timezone})
+        what = f"source #{sub['source_id']}" if sub["source_id"] is not None else \
+            f"“{sub['topic']}”"
+        await interaction.followup.send(
+            f"Subscription #{sub['id']}: {channel.mention} gets briefs of {what} "
+            f"({'a daily digest' if sub['mode'] == 'digest' else 'as they come'}).",
+            ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    @subscribe.autocomplete("source")
+    async def source_choices(self, interaction: discord.Interaction[Any],
+                             current: str) -> list[app_commands.Choice[str]]:
+        sources = await asyncio.to_thread(self.services.state.list_sources)
+        words = current.lower().split()
+        return [app_commands.Choice(name=render.truncate(s.label, 100), value=str(s.id))
+                for s in sources if s.watch and all(w in s.label.lower() for w in words)][:25]
+
+    @brief.command(name="unsubscribe", description="Stop a subscription.")
+    @app_commands.describe(subscription="The subscription's number (see /brief list)")
+    @checks.is_mod()
+    async def unsubscribe(self, interaction: discord.Interaction[Any],
+                          subscription: app_commands.Range[int, 1]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        sub = await self.call(interaction, "subscriptions.remove",
+                              {"id": subscription, "guild_id": interaction.guild_id})
+        await interaction.followup.send(f"Subscription #{sub['id']} removed.", ephemeral=True,
+                                        allowed_mentions=NO_MENTIONS)
+
+    @brief.command(name="list", description="This server's subscriptions.")
+    @checks.is_mod()
+    async def list_(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        result = await self.call(interaction, "subscriptions.list",
+                                 {"guild_id": interaction.guild_id})
+        lines = [s["describe"] for s in result["subscriptions"]] or ["No subscriptions yet."]
+        await interaction.followup.send(render.truncate("\n".join(lines), 1900), ephemeral=True,
+                                        allowed_mentions=NO_MENTIONS)
+
+
+async def setup(bot: NewsBot) -> None:
+    await bot.add_cog(Briefs(bot))
+
+
+__all__ = ["Briefs", "DiscordPoster", "message_embed"]

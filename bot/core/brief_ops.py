@@ -1,0 +1,76 @@
+"""The briefs' operations for the command line and the service (see bot/core/operations.py):
+preview and post a brief, and manage subscriptions. Moderator operations; the Discord cog
+passes the member's rights in the Actor, and these run the same checks for everyone."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bot.core.models import NewsbotError
+
+if TYPE_CHECKING:
+    from bot.core.operations import Args, Context, Result
+
+
+def _channel(args: Args) -> int:
+    try:
+        channel = int(args["channel_id"])
+    except (KeyError, TypeError, ValueError):
+        raise NewsbotError("give the channel as its numeric id (--channel ID)") from None
+    if channel <= 0:
+        raise NewsbotError("give the channel as its numeric id (--channel ID)")
+    return channel
+
+
+def brief_preview(ctx: Context, args: Args) -> Result:
+    brief = ctx.services.briefs.preview(str(args.get("article") or ""))
+    return {**brief.to_json(), "mode": brief.mode, "notes": brief.notes}
+
+
+def brief_post(ctx: Context, args: Args) -> Result:
+    """Record a brief for delivery to a channel (sent by the running bot)."""
+    channel = _channel(args)
+    services = ctx.services
+    article = services.briefs.resolve(str(args.get("article") or ""))
+    brief = services.briefs.write(article)
+    for name in ("headline", "synopsis"):
+        value = " ".join(str(args.get(name) or "").split())
+        if value:
+            setattr(brief, name, value[:4000 if name == "synopsis" else 256])
+    key, recorded = services.desk.post_article(article, channel, brief=brief)
+    row = services.state.get_post(channel, key)
+    return {"channel_id": channel, "item_key": key, "recorded": recorded,
+            "status": row["status"] if row else None,
+            "message_id": row["message_id"] if row else None, "brief": brief.to_json()}
+
+
+def subscriptions_add(ctx: Context, args: Args) -> Result:
+    keywords = args.get("keywords") or []
+    if isinstance(keywords, str):
+        keywords = [k.strip() for k in keywords.split(",")]
+    sub = ctx.services.desk.subscribe(
+        channel_id=_channel(args), guild_id=args.get("guild_id"), source=args.get("source"),
+        topic=args.get("topic"), keywords=keywords, daily_cap=args.get("daily_cap"),
+        mode=args.get("mode") or "immediate", digest_hour=int(args.get("digest_hour") or 8),
+        tz=args.get("tz") or "UTC", created_by=ctx.actor.name)
+    return sub.to_json()
+
+
+def subscriptions_remove(ctx: Context, args: Args) -> Result:
+    try:
+        sub_id = int(args["id"])
+    except (KeyError, TypeError, ValueError):
+        raise NewsbotError("give the subscription's number (see `subscriptions list`)") \
+            from None
+    return ctx.services.desk.unsubscribe(sub_id, guild_id=args.get("guild_id")).to_json()
+
+
+def subscriptions_list(ctx: Context, args: Args) -> Result:
+    subs = ctx.services.desk.subscriptions(guild_id=args.get("guild_id"),
+                                           channel_id=args.get("channel_id"))
+    out: list[dict[str, Any]] = []
+    for s in subs:
+        item = s.to_json()
+        item["describe"] = s.describe()
+        out.append(item)
+    return {"subscriptions": out, "queue": ctx.services.desk.queue()}

@@ -1,0 +1,222 @@
+"""Briefs against the local Discord: fan-out under a rate limit, 403 and 404, moderators
+only, /brief post with its preview, and a question in a brief's thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from bot.client import NewsBot
+from bot.core.operations import Actor, Context, NotPermitted, run_operation
+from bot.core.services import Services
+from tests.fakes import make_services
+from tests.support.discord_server import Channel, LocalDiscord
+
+ROUTE = "/channels/{channel_id}/messages"
+STORY = {"title": "Tram depot reopens as a market hall", "outlet": "Marlow Courier",
+         "url": "https://courier.example.org/depot-market",
+         "published_at": "2030-05-06T09:00:00Z",
+         "body": "The old tram depot in Marlow reopened on Tuesday as a covered market with 40 "
+                 "stalls. The conversion cost 3.2 million pounds, councillor Oskar Brandt "
+                 "said.\n\nTraders pay a reduced rent for the first year. The depot had stood "
+                 "empty since 1998."}
+
+
+@pytest.fixture
+def server(point_discord_py: LocalDiscord) -> LocalDiscord:
+    return point_discord_py
+
+
+@pytest.fixture
+def svc(tmp_path: Path, server: LocalDiscord) -> Iterator[Services]:
+    guild = next(iter(server.guilds.values()))
+    services = make_services(tmp_path / "data", sample=True, dev_guild_id=guild.id,
+                             brief_send_rate=50.0)
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+@pytest_asyncio.fixture
+async def bot(server: LocalDiscord, svc: Services) -> AsyncIterator[NewsBot]:
+    client = NewsBot(svc, guild_ready_timeout=0.05)
+    await client.login(server.token)
+    task = asyncio.create_task(client.connect())
+    await server.wait_async(lambda: client.is_ready() or task.done(), what="the bot to be ready")
+    if task.done():
+        task.result()
+    try:
+        yield client
+    finally:
+        await client.close()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+
+
+def _guild(server: LocalDiscord) -> Any:
+    return next(iter(server.guilds.values()))
+
+
+def _general(server: LocalDiscord) -> Channel:
+    return next(c for c in _guild(server).channels.values() if c.name == "general")
+
+
+def _mod(server: LocalDiscord) -> Any:
+    guild = _guild(server)
+    mod = server.add_member(guild, "mia")
+    server.add_role(guild, "desk", ["manage_messages"], members=[mod])
+    return mod
+
+
+def _add_story(svc: Services, tmp_path: Path, record: dict[str, Any] = STORY) -> str:
+    path = tmp_path / f"{abs(hash(record['url']))}.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    report = svc.admin.ingest([str(path)])
+    return (report.added_ids or report.updated_ids)[0]
+
+
+def _titles(server: LocalDiscord, channel: Channel) -> list[str]:
+    return [m.embeds[0]["title"] for m in server.bot_messages(channel) if m.embeds]
+
+
+async def test_fan_out_to_100_channels_under_a_rate_limit_drops_nothing(
+        server: LocalDiscord, svc: Services, bot: NewsBot, tmp_path: Path) -> None:
+    guild = _guild(server)
+    channels = [server.add_channel(guild, f"news-{i}") for i in range(100)]
+    await server.wait_async(lambda: all(bot.get_channel(c.id) for c in channels),
+                            what="the channels in the cache")
+    for ch in channels:
+        svc.desk.subscribe(channel_id=ch.id, guild_id=guild.id, topic="tram depot market")
+    svc.desk.topic_threshold = 0.2  # the fake embedding's scale
+    limit = server.rate_limit("POST", ROUTE, limit=2, per=1.0)  # per channel
+    server.fail("POST", ROUTE, 429, times=2, retry_after=0.05, via=False)  # raised to us
+    server.fail("POST", ROUTE, 429, times=2, retry_after=0.05, is_global=True)  # retried
+    assert svc.desk.plan([_add_story(svc, tmp_path)]).briefs == 100
+    # A second report of the story reaches every channel as a reply: two posts a channel
+    # against a limit of two a second per channel.
+    later = dict(STORY, title="Market hall in old tram depot draws crowds",
+                 url="https://gazette.example.net/depot-crowds",
+                 published_at="2030-05-06T18:00:00Z")
+    cog = bot.get_cog("Briefs")
+    assert cog is not None
+    first = await svc.desk.deliver(cog.poster)  # type: ignore[attr-defined]
+    assert first.sent == 100 and first.failed == 0
+    assert svc.desk.plan([_add_story(svc, tmp_path, later)]).updates == 100
+    # The bot's own delivery loop sends them (or this pass does, whichever runs first).
+    await svc.desk.deliver(cog.poster)  # type: ignore[attr-defined]
+    await server.wait_async(lambda: all(len(server.bot_messages(c)) == 2 for c in channels),
+                            what="an update in every channel")
+    for ch in channels:
+        assert _titles(server, ch) == [STORY["title"], later["title"]]
+        brief, update = server.bot_messages(ch)
+        assert update.reference_id == brief.id
+    # No 429 storm: the limit's headers paced the sends; the scripted ones were retried.
+    assert limit.rejected == 0
+    assert first.rate_limited == 2  # the two raised to us, retried after a pause
+    per_window = Counter(start for _, start in limit.granted)
+    assert max(per_window.values()) <= 2 and len(limit.granted) == 200
+    edited = [m for c in channels for m in server.bot_messages(c)[:1] if m.edited]
+    assert len(edited) == 100  # each brief now lists the second report
+
+
+async def test_403_disables_and_tells_moderators_404_removes(
+        server: LocalDiscord, svc: Services, bot: NewsBot, tmp_path: Path) -> None:
+    guild = _guild(server)
+    muted, gone, mods = (server.add_channel(guild, n) for n in ("muted", "gone", "mods"))
+    await server.wait_async(lambda: bot.get_channel(mods.id), what="the channels")
+    svc.desk.mod_channel_id = mods.id
+    svc.desk.topic_threshold = 0.2
+    a = svc.desk.subscribe(channel_id=muted.id, guild_id=guild.id, topic="tram depot market")
+    b = svc.desk.subscribe(channel_id=gone.id, guild_id=guild.id, topic="tram depot market")
+    server.set_overwrite(muted, server.bot_role(guild), deny=["send_messages"])
+    server.delete_channel(gone)
+    svc.desk.plan([_add_story(svc, tmp_path)])
+    report = await svc.desk.deliver(bot.get_cog("Briefs").poster)  # type: ignore[union-attr]
+    assert report.disabled == [a.id] and report.removed == [b.id]
+    (notice,) = server.bot_messages(mods)
+    assert f"<#{muted.id}>" in notice.embeds[0]["description"]
+    subs = {s.id: s for s in svc.desk.subscriptions()}
+    assert not subs[a.id].enabled and b.id not in subs
+    assert server.bot_messages(muted) == []
+
+
+async def test_only_moderators_at_every_layer(server: LocalDiscord, svc: Services,
+                                              bot: NewsBot) -> None:
+    general = _general(server)
+    member = server.add_member(_guild(server), "sam")
+    # Hidden from members by default permissions: Discord's client does not send it.
+    with pytest.raises(PermissionError):
+        server.slash(member, general, "brief list")
+    # Sent anyway (a server that opened it up): the runtime check refuses.
+    inter = server.slash(member, general, "brief list", bypass_client_checks=True)
+    (reply,) = await server.wait_async(lambda: server.responses(inter), what="a refusal")
+    assert reply.content == "Only moderators can use this command." and reply.ephemeral
+    assert svc.desk.subscriptions() == []
+    # And the service refuses a member whatever the adapter did.
+    with pytest.raises(NotPermitted):
+        run_operation("subscriptions.add", Context(svc, actor=Actor(mod=False, admin=False)),
+                      {"channel_id": general.id, "topic": "trams"})
+    assert svc.desk.subscriptions() == []
+
+
+async def test_brief_post_previews_then_posts_with_an_ask_button(
+        server: LocalDiscord, svc: Services, bot: NewsBot, tmp_path: Path) -> None:
+    general = _general(server)
+    mod = _mod(server)
+    article_id = _add_story(svc, tmp_path)
+    suggest = server.autocomplete(mod, general, "brief post", "article", "tram depot")
+    await server.wait_async(lambda: suggest.choices is not None, what="suggestions")
+    assert suggest.choices and suggest.choices[0]["value"] == article_id
+    inter = server.slash(mod, general, "brief post", article=article_id)
+    (preview,) = await server.wait_async(lambda: [m for m in server.responses(inter)
+                                                  if m.embeds], what="the preview")
+    assert preview.ephemeral and preview.embeds[0]["title"] == STORY["title"]
+    assert all(m.ephemeral for m in server.bot_messages(general))  # nothing posted yet
+    click = server.click(mod, preview, next(c["custom_id"] for row in preview.components
+                                            for c in row["components"] if c["label"] == "Post"))
+    posted = await server.wait_async(lambda: [m for m in server.bot_messages(general)
+                                              if not m.ephemeral and m.embeds],
+                                     what="the posted brief")
+    (brief,) = posted
+    assert brief.embeds[0]["title"] == STORY["title"]
+    labels = [c["label"] for row in brief.components for c in row["components"]]
+    assert labels == ["Ask about this"]
+    await server.wait_async(lambda: any("Posted in" in m.content
+                                        for m in server.responses(click)), what="the receipt")
+    # Posting the same story again queues nothing.
+    article = svc.state.get_article(article_id)
+    assert article is not None
+    assert svc.desk.post_article(article, general.id)[1] is False
+
+
+async def test_a_question_in_a_briefs_thread_is_answered_from_that_article(
+        server: LocalDiscord, svc: Services, bot: NewsBot, tmp_path: Path) -> None:
+    general = _general(server)
+    reader = server.add_member(_guild(server), "rue")
+    article_id = _add_story(svc, tmp_path)
+    svc.desk.post_article(svc.state.get_article(article_id), general.id)  # type: ignore[arg-type]
+    await svc.desk.deliver(bot.get_cog("Briefs").poster)  # type: ignore[union-attr]
+    (brief,) = server.bot_messages(general)
+    custom_id = brief.components[0]["components"][0]["custom_id"]
+    click = server.click(reader, brief, custom_id)
+    await server.wait_async(lambda: server.responses(click), what="the thread link")
+    thread = await server.wait_async(lambda: [t for t in server.threads(general)
+                                              if t.id == brief.id], what="the thread")
+    question = server.say(reader, thread[0], f"<@{server.bot.id}> how much did the "
+                          "conversion cost?")
+    answer = await server.wait_async(
+        lambda: [m for m in server.replies_to(question) if m.embeds and m.embeds[0].get(
+            "fields")], timeout=30, what="an answer")
+    embed = answer[-1].embeds[0]
+    assert "3.2 million" in embed["description"]
+    sources = embed["fields"][0]["value"]
+    assert sources.startswith(f"**[1]** [{STORY['title']}]")
