@@ -177,7 +177,10 @@ class NewsBot(commands.Bot):
         return wanted[0]
 
     def log_forbidden(self, channel: Any, permission: str) -> None:
-        """Log a 403 once per channel and permission; the bot carries on."""
+        """Log a 403 once per channel and permission (a thread counts as its channel: the
+        permission comes from there); the bot carries on."""
+        if isinstance(channel, discord.Thread) and channel.parent is not None:
+            channel = channel.parent
         key = (getattr(channel, "id", 0), permission)
         if key in self._forbidden_logged:
             return

@@ -8,7 +8,7 @@ not unfurl and a stray code fence cannot swallow the rest of a message.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -62,6 +62,30 @@ _MASKED_LINK = re.compile(r"\[([^\[\]\n]{0,300})\]\(\s*<?([^\s()<>]+)>?(?:\s+\"[
 _BARE_URL = re.compile(r"(?<![<\w])(https?://[^\s<>]*[^\s<>.,;:!?'\")\]])")
 _FENCE = re.compile(r"```([^\s`]*)")
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]»”]*(?:\s+)")
+
+
+_USER_MENTION = re.compile(r"<@!?(\d{15,21})>")
+_ROLE_MENTION = re.compile(r"<@&(\d{15,21})>")
+_CHANNEL_MENTION = re.compile(r"<#(\d{15,21})>")
+_MASS_MENTION = re.compile(r"@(everyone|here)\b")
+
+
+def plain_mentions(
+    text: str,
+    *,
+    user: Callable[[int], str | None] = lambda _: None,
+    role: Callable[[int], str | None] = lambda _: None,
+    channel: Callable[[int], str | None] = lambda _: None,
+) -> str:
+    """``text`` with mention markup shown as Discord shows it (``discord.Message.clean_content``
+    for any text): ``<@123>`` becomes ``@name``, ``<@&456>`` ``@role``, ``<#789>`` ``#channel``
+    and @everyone/@here lose their power. The callbacks name an id, or None when unknown."""
+    text = _USER_MENTION.sub(lambda m: "@" + (user(int(m[1])) or "unknown-user"), text)
+    # The @everyone role's name carries its own "@".
+    text = _ROLE_MENTION.sub(lambda m: "@" + (role(int(m[1])) or "deleted-role").lstrip("@"),
+                             text)
+    text = _CHANNEL_MENTION.sub(lambda m: "#" + (channel(int(m[1])) or "unknown"), text)
+    return _MASS_MENTION.sub(lambda m: "@\u200b" + m[1], text)
 
 
 def truncate(text: str, limit: int) -> str:

@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     answer_in_threads: bool = True
     user_cooldown_s: float = Field(default=10.0, ge=0)
     max_concurrent_answers: int = Field(default=4, ge=1)
+    max_waiting_answers: int = Field(default=16, ge=0)  # beyond these: "busy, try again"
     shards: int | Literal["auto"] | None = None  # None: one shard; "auto": Discord decides
     # Another Discord endpoint: a REST proxy in front of Discord, or a local test server.
     discord_api_base: str | None = None  # e.g. http://127.0.0.1:8080/api/v10

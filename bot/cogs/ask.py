@@ -1,19 +1,28 @@
 """Asking: ``/ask``, a mention of the bot, a reply to an answer, a message in the bot's thread.
 
-Parse, check, call ``services.ask`` in a worker thread, render. Follow-ups carry the earlier
-turns of the reply chain or the thread; the service condenses them into a standalone
-question and cuts them to ``history_turns``.
+Every way a question arrives goes through one path: read it (mentions shown as Discord shows
+them) -> guard (validate, cooldown, one question in flight per member, capacity) -> call
+``services.ask`` in a worker thread -> render. Follow-ups carry the earlier turns of the reply
+chain or the thread; the service condenses them and cuts them to ``history_turns``.
+
+What Discord lets a bot read: without the message content intent, a message's text arrives
+only when it mentions the bot or replies to one of the bot's regular messages with the ping
+on. A follow-up in the bot's thread without a mention, or a reply with the ping off, arrives
+empty: the member is told once how to ask (a mention, or ``/ask``, which reads the thread).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,6 +40,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BUSY = "I'm answering a lot of questions right now; please try again in a minute."
+STILL_ANSWERING = "I'm still answering your previous question; ask again once it's answered."
+CONTENT_HIDDEN = (
+    "I can't read that message: Discord only shows me messages that mention me. Mention me "
+    "({mention} your question), reply to my answer with the ping on, or use /ask, which "
+    "reads this conversation too."
+)
+NOTICE_S = 15.0  # how long a cooldown or still-answering line stays before it is deleted
+REMEMBERED = 10_000  # members (or member and channel pairs) a guard remembers at most
 THREAD_ARCHIVE_MINUTES = 1440
 STREAM_EDIT_INTERVAL_S = 1.0  # Discord rate-limits edits; once a second reads as live
 
@@ -55,12 +72,21 @@ class Target(Protocol):
 
     async def fail(self, line: str) -> None: ...
 
+    @property
+    def channel(self) -> Any:
+        """Where the answer is shown (for naming a missing permission)."""
+        ...
+
 
 class InteractionTarget:
     """The deferred response of ``/ask`` and its follow-ups."""
 
     def __init__(self, interaction: discord.Interaction[Any]) -> None:
         self.interaction = interaction
+
+    @property
+    def channel(self) -> Any:
+        return self.interaction.channel
 
     async def progress(self, embed: discord.Embed) -> None:
         await self.interaction.edit_original_response(embed=embed, allowed_mentions=NO_MENTIONS)
@@ -90,15 +116,19 @@ class InteractionTarget:
 class ChannelTarget:
     """A channel or thread; the first message replies to the question when there is one."""
 
-    def __init__(self, channel: discord.abc.Messageable, reply_to: discord.Message | None) -> None:
-        self.channel = channel
+    def __init__(self, channel: Any, reply_to: discord.Message | None) -> None:
+        self._channel = channel
         self.reply_to = reply_to
         self.placeholder: discord.Message | None = None
+
+    @property
+    def channel(self) -> Any:
+        return self._channel
 
     async def _send(self, **kwargs: Any) -> discord.Message:
         if self.reply_to is not None:
             kwargs.update(reference=self.reply_to, mention_author=False)
-        return await self.channel.send(allowed_mentions=NO_MENTIONS, **kwargs)
+        return await self._channel.send(allowed_mentions=NO_MENTIONS, **kwargs)
 
     async def progress(self, embed: discord.Embed) -> None:
         if self.placeholder is None:
@@ -119,7 +149,7 @@ class ChannelTarget:
         last = first
         for i, embed in enumerate(embeds[1:], 2):
             extra: dict[str, Any] = {"view": view} if i == len(embeds) else {}
-            last = await self.channel.send(embed=embed, allowed_mentions=NO_MENTIONS, **extra)
+            last = await self._channel.send(embed=embed, allowed_mentions=NO_MENTIONS, **extra)
         return first, last
 
     async def fail(self, line: str) -> None:
@@ -127,6 +157,75 @@ class ChannelTarget:
             await self.placeholder.edit(content=line, embed=None, allowed_mentions=NO_MENTIONS)
         else:
             await self._send(content=line)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """An answer as sent: its first and last messages (the last has the buttons)."""
+
+    first: discord.Message
+    last: discord.Message
+    answer: Answer
+    user_id: int
+
+
+class ThreadTarget:
+    """A thread on the question, opened when the answer's first words are ready, so a failure
+    never leaves a thread holding only an error line. When the thread cannot be opened the
+    answer goes in the channel, as a reply to the question."""
+
+    def __init__(self, cog: Ask, message: discord.Message, name: str) -> None:
+        self.cog = cog
+        self.message = message
+        self.name = name
+        self.inner: ChannelTarget | None = None
+
+    @property
+    def channel(self) -> Any:
+        return self.inner.channel if self.inner is not None else self.message.channel
+
+    async def _open(self) -> ChannelTarget:
+        if self.inner is None:
+            thread = await self.cog.open_thread(self.message, self.message.channel, self.name)
+            self.inner = (ChannelTarget(thread, None) if thread is not None
+                          else ChannelTarget(self.message.channel, self.message))
+        return self.inner
+
+    async def progress(self, embed: discord.Embed) -> None:
+        await (await self._open()).progress(embed)
+
+    async def deliver(
+        self, embeds: Sequence[discord.Embed], view: discord.ui.View
+    ) -> tuple[discord.Message, discord.Message]:
+        return await (await self._open()).deliver(embeds, view)
+
+    async def fail(self, line: str) -> None:
+        if self.inner is None:  # nothing shown yet: the line replies in the channel
+            self.inner = ChannelTarget(self.message.channel, self.message)
+        await self.inner.fail(line)
+
+
+class Capacity:
+    """Answers worked on at once (``working``) and how many more may wait for a turn; only
+    past both is a question turned away."""
+
+    def __init__(self, working: int, waiting: int) -> None:
+        self._turns = asyncio.Semaphore(working)
+        self.limit = working + waiting
+        self.admitted = 0
+
+    def full(self) -> bool:
+        return self.admitted >= self.limit
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Hold a place (counted at once), then wait for a working slot."""
+        self.admitted += 1
+        try:
+            async with self._turns:
+                yield
+        finally:
+            self.admitted -= 1
 
 
 class Streamer:
@@ -199,8 +298,17 @@ class Ask(commands.Cog):
         self.services = bot.services
         self.settings = bot.services.settings
         self.clock = clock
-        self.slots = asyncio.Semaphore(self.settings.max_concurrent_answers)
+        self.capacity = Capacity(self.settings.max_concurrent_answers,
+                                 self.settings.max_waiting_answers)
         self._last_question: dict[int, float] = {}
+        self._cooldown_told: dict[int, float] = {}  # member -> the question start already told
+        self._in_flight: set[int] = set()
+        self._hinted: OrderedDict[tuple[int, int], None] = OrderedDict()
+        # Discord's own client refuses a longer question, so members never type one in vain.
+        # This cog's copy of the command gets its own parameter: the class's stays as it was.
+        param = copy.copy(self.ask._params["question"])
+        param.min_value, param.max_value = 1, min(self.settings.max_question_chars, 6000)
+        self.ask._params = {**self.ask._params, "question": param}
 
     # -- limits ----------------------------------------------------------------------------
     def cooldown_left(self, user_id: int) -> float:
@@ -211,10 +319,70 @@ class Ask(commands.Cog):
 
     def _started(self, user_id: int) -> None:
         self._last_question[user_id] = self.clock()
-        # Forget users whose cooldown is long over, so the map stays small.
-        if len(self._last_question) > 10_000:
+        # Forget users whose cooldown is long over, so the maps stay small.
+        if len(self._last_question) > REMEMBERED:
             horizon = self.clock() - self.settings.user_cooldown_s
             self._last_question = {u: t for u, t in self._last_question.items() if t > horizon}
+            self._cooldown_told = {u: t for u, t in self._cooldown_told.items()
+                                   if u in self._last_question}
+
+    @contextlib.asynccontextmanager
+    async def _working_for(self, user_id: int, *, follow_up: bool) -> AsyncIterator[None]:
+        """One question in flight per member; a new conversation starts the cooldown."""
+        self._in_flight.add(user_id)
+        if not follow_up:
+            self._started(user_id)
+        try:
+            async with self.capacity.turn():
+                yield
+        finally:
+            self._in_flight.discard(user_id)
+
+    def _refusal(self, user_id: int, *, follow_up: bool) -> str | None:
+        """Why this question cannot be taken now, or None. Follow-ups in a conversation skip
+        the cooldown; they still wait for the member's previous answer."""
+        if user_id in self._in_flight:
+            return STILL_ANSWERING
+        if not follow_up and (left := self.cooldown_left(user_id)) > 0:
+            return cooldown_line(left)
+        if self.capacity.full():
+            return BUSY
+        return None
+
+    # -- reading questions -----------------------------------------------------------------
+    def display(self, text: str, guild: discord.Guild | None,
+                mentioned: Sequence[discord.abc.User] = ()) -> str:
+        """``text`` with mention markup shown as Discord shows it (names, not ids)."""
+        users = {u.id: u for u in mentioned}
+
+        def user(uid: int) -> str | None:
+            found = (guild.get_member(uid) if guild else None) or users.get(uid) \
+                or self.bot.get_user(uid)
+            return found.display_name if found is not None else None
+
+        def role(rid: int) -> str | None:
+            found = guild.get_role(rid) if guild else None
+            return found.name if found is not None else None
+
+        def channel(cid: int) -> str | None:
+            found = guild.get_channel_or_thread(cid) if guild else None
+            return found.name if found is not None else None
+
+        shown = render.plain_mentions(text, user=user, role=role, channel=channel)
+        # @everyone and @here ask nothing: they leave the question (and its title, thread name
+        # and search) entirely.
+        return " ".join(_MASS.sub(" ", shown).split())
+
+    def question_text(self, message: discord.Message) -> str:
+        """The question a message asks: without the mention of the bot (or its role), other
+        mentions as Discord shows them."""
+        me = self.bot.user
+        assert me is not None
+        text = re.sub(rf"<@!?{me.id}>", " ", message.content or "")
+        self_role = message.guild.self_role if message.guild else None
+        if self_role is not None:
+            text = text.replace(self_role.mention, " ")
+        return " ".join(self.display(text, message.guild, message.mentions).split())
 
     # -- /ask ------------------------------------------------------------------------------
     @app_commands.command(name="ask", description="Ask about the news; the answer cites articles.")
@@ -231,31 +399,32 @@ class Ask(commands.Cog):
         source: str | None = None,
     ) -> None:
         try:
-            q = self.services.ask.validate(question)
+            q = self.services.ask.validate(self.display(question, interaction.guild))
             since_dt = self.services.ask.parse_since(since) if since and since.strip() else None
         except QuestionError as exc:
             await send_ephemeral(interaction, one_line(str(exc)))
             return
         user_id = interaction.user.id
-        if (left := self.cooldown_left(user_id)) > 0:
-            await send_ephemeral(interaction, cooldown_line(left))
+        channel = interaction.channel
+        me = self.bot.user
+        in_thread = me is not None and _bot_thread(channel, me.id)
+        if (refusal := self._refusal(user_id, follow_up=in_thread)) is not None:
+            await send_ephemeral(interaction, refusal)
             return
-        if self.slots.locked():
-            await send_ephemeral(interaction, BUSY)
-            return
-        async with self.slots:
-            self._started(user_id)
+        async with self._working_for(user_id, follow_up=in_thread):
+            # Deferred before anything slow (a turn, the thread's history): Discord allows 3 s.
             await interaction.response.defer(thinking=True)
-            target = InteractionTarget(interaction)
+            history = await self._thread_turns(channel, before=None) if in_thread else []
             delivered = await self._answer(
-                target,
+                InteractionTarget(interaction),
                 q,
-                channel=interaction.channel,
                 user_id=user_id,
+                history=history,
                 since=since_dt,
                 outlet=(source or "").strip() or None,
+                prefer_article_id=await self._thread_article(channel),
             )
-        channel = interaction.channel
+        await self.record(delivered)
         if (
             delivered
             and self.settings.answer_in_threads
@@ -263,7 +432,7 @@ class Ask(commands.Cog):
         ):
             # Follow-ups go in a thread on the answer: the bot started it, so members can
             # keep asking there.
-            await self._open_thread(delivered[0], channel, q)
+            await self.open_thread(delivered.first, channel, q)
 
     @ask.autocomplete("source")
     async def _outlets(
@@ -285,23 +454,26 @@ class Ask(commands.Cog):
             return
         if await self.bot.owner_command(message) is not None:
             return  # the owner's text command, run by the bot
-        text = strip_mentions(message, self.bot.user.id)
-        if not text and not message.content:
-            return  # no message content intent: nothing to read
+        text = self.question_text(message)
+        if not message.content:
+            if not self.bot.intents.message_content:
+                await self._hint_once(message)  # Discord withheld the text
+            return
         try:
             q = self.services.ask.validate(text)
         except QuestionError as exc:
             await self._say(message, one_line(str(exc)))
             return
-        if (left := self.cooldown_left(message.author.id)) > 0:
-            await self._say(message, cooldown_line(left))
+        follow_up = await self._follow_up(message)
+        if (refusal := self._refusal(message.author.id, follow_up=follow_up)) is not None:
+            if refusal != BUSY:
+                await self._tell_once(message, refusal)
+            else:
+                await self._say(message, refusal)
             return
-        if self.slots.locked():
-            await self._say(message, BUSY)
-            return
-        async with self.slots:
-            self._started(message.author.id)
-            await self._answer_message(message, q)
+        async with self._working_for(message.author.id, follow_up=follow_up):
+            delivered = await self._answer_message(message, q)
+        await self.record(delivered)
 
     async def _addressed(self, message: discord.Message) -> bool:
         """A mention of the bot (or its role), a message in a thread it started, or a reply to
@@ -320,29 +492,52 @@ class Ask(commands.Cog):
             return previous is not None and previous.author.id == me.id and bool(previous.embeds)
         return False
 
-    async def _answer_message(self, message: discord.Message, question: str) -> None:
+    async def _follow_up(self, message: discord.Message) -> bool:
+        """Part of a conversation the bot is in: its thread, or a reply to its answer."""
+        me = self.bot.user
+        assert me is not None
+        if _bot_thread(message.channel, me.id):
+            return True
+        previous = await self._referenced(message) if message.reference is not None else None
+        return previous is not None and previous.author.id == me.id
+
+    async def _hint_once(self, message: discord.Message) -> None:
+        """Tell the member, once per channel, how to ask when Discord hid their text."""
+        key = (message.author.id, message.channel.id)
+        if key in self._hinted:
+            return
+        self._hinted[key] = None
+        if len(self._hinted) > REMEMBERED:
+            self._hinted.popitem(last=False)
+        me = self.bot.user
+        assert me is not None
+        await self._say(message, CONTENT_HIDDEN.format(mention=f"@{me.display_name}"))
+
+    async def _tell_once(self, message: discord.Message, line: str) -> None:
+        """A cooldown or still-answering line, once per question started, gone after a while
+        (a message cannot be answered so that only its author sees it)."""
+        user_id = message.author.id
+        started = self._last_question.get(user_id, 0.0)
+        if self._cooldown_told.get(user_id) == started:
+            return
+        self._cooldown_told[user_id] = started
+        await self._say(message, line, delete_after=NOTICE_S)
+
+    async def _answer_message(self, message: discord.Message, question: str) -> Delivered | None:
         history = await self.history(message)
-        channel: discord.abc.Messageable = message.channel
-        reply_to: discord.Message | None = message
+        target: Target = ChannelTarget(message.channel, message)
         if self.settings.answer_in_threads and isinstance(message.channel, discord.TextChannel):
-            thread = await self._open_thread(message, message.channel, question)
-            if thread is not None:
-                channel, reply_to = thread, None  # the thread hangs off the question already
+            target = ThreadTarget(self, message, question)
         with contextlib.suppress(discord.HTTPException):
-            await channel.typing()
-        # In a brief's thread (it shares the brief's id), that article comes first.
-        prefer = None
-        if isinstance(message.channel, discord.Thread):
-            prefer = await asyncio.to_thread(self.services.state.article_of_message,
-                                             message.channel.id)
-        await self._answer(
-            ChannelTarget(channel, reply_to),
-            question,
-            channel=channel,
-            user_id=message.author.id,
-            history=history,
-            prefer_article_id=prefer,
-        )
+            await message.channel.typing()
+        return await self._answer(target, question, user_id=message.author.id, history=history,
+                                  prefer_article_id=await self._thread_article(message.channel))
+
+    async def _thread_article(self, channel: Any) -> str | None:
+        """In a brief's thread (it shares the brief's id), the brief's article comes first."""
+        if not isinstance(channel, discord.Thread):
+            return None
+        return await asyncio.to_thread(self.services.state.article_of_message, channel.id)
 
     # -- answering -------------------------------------------------------------------------
     async def _answer(
@@ -350,15 +545,14 @@ class Ask(commands.Cog):
         target: Target,
         question: str,
         *,
-        channel: Any,
         user_id: int,
         history: Sequence[Turn] = (),
         since: datetime | None = None,
         outlet: str | None = None,
         prefer_article_id: str | None = None,
-    ) -> tuple[discord.Message, discord.Message] | None:
-        """Ask the core, show the answer, record it for feedback. Failures become one line for
-        the user; the traceback goes to the log. Returns the first and last messages."""
+    ) -> Delivered | None:
+        """Ask the core and show the answer. Failures become one line for the user; the
+        traceback goes to the log. Returns what was delivered (``record`` it afterwards)."""
         streamer = Streamer(target, question, asyncio.get_running_loop())
         try:
             try:
@@ -376,56 +570,68 @@ class Ask(commands.Cog):
             embeds = render.answer_embeds(answer, history_turns=self.settings.history_turns)
             first, last = await target.deliver(embeds, self.bot.feedback_view)
         except discord.Forbidden:
-            self.bot.log_forbidden(channel, self.bot.missing_permission(channel))
+            self.bot.log_forbidden(target.channel, self.bot.missing_permission(target.channel))
             return None
         except NewsbotError as exc:
-            await self._fail(target, channel, one_line(str(exc)))
+            await self._fail(target, one_line(str(exc)))
             return None
         except Exception:
             log.exception("answering %r failed", question)
-            await self._fail(target, channel, GENERIC_FAILURE)
+            await self._fail(target, GENERIC_FAILURE)
             return None
+        return Delivered(first, last, answer, user_id)
+
+    async def record(self, delivered: Delivered | None) -> None:
+        """Keep the answer for feedback votes (done once the member is free to ask again)."""
+        if delivered is None:
+            return
         try:
             await asyncio.to_thread(
                 self.services.feedback.record_answer,
-                message_id=last.id,
-                channel_id=last.channel.id,
-                user_id=user_id,
-                answer=answer,
+                message_id=delivered.last.id,
+                channel_id=delivered.last.channel.id,
+                user_id=delivered.user_id,
+                answer=delivered.answer,
             )
         except Exception:
             # The member has the answer; only its votes will not count.
             log.exception("recording the answer for feedback failed")
-        return first, last
 
-    async def _fail(self, target: Target, channel: Any, line: str) -> None:
+    async def _fail(self, target: Target, line: str) -> None:
         try:
             await target.fail(line)
         except discord.Forbidden:
-            self.bot.log_forbidden(channel, self.bot.missing_permission(channel))
+            self.bot.log_forbidden(target.channel, self.bot.missing_permission(target.channel))
         except discord.HTTPException as exc:
             log.warning("could not tell the user %r: %s", line, exc)
 
-    async def _say(self, message: discord.Message, line: str) -> None:
+    async def _say(self, message: discord.Message, line: str, *,
+                   delete_after: float | None = None) -> None:
         """One short reply line (a message cannot be answered ephemerally)."""
         try:
-            await message.reply(line, mention_author=False, allowed_mentions=NO_MENTIONS)
+            await message.reply(line, mention_author=False, allowed_mentions=NO_MENTIONS,
+                                delete_after=delete_after)
         except discord.Forbidden:
             self.bot.log_forbidden(message.channel, self.bot.missing_permission(message.channel))
         except discord.HTTPException as exc:
             log.warning("could not reply %r: %s", line, exc)
 
-    async def _open_thread(
-        self, message: discord.Message, channel: discord.TextChannel, question: str
+    async def open_thread(
+        self, message: discord.Message, channel: discord.TextChannel, name: str
     ) -> discord.Thread | None:
-        """A public thread on ``message``, or None (the answer then stays in the channel)."""
+        """A public thread on ``message``, or None (the answer then stays in the channel).
+        Both permissions a thread needs are checked first: one the bot could open but not
+        write in would stay empty."""
         me = channel.guild.me
-        if me is not None and not channel.permissions_for(me).create_public_threads:
-            self.bot.log_forbidden(channel, "create_public_threads")
-            return None
+        if me is not None:
+            perms = channel.permissions_for(me)
+            for needed in ("create_public_threads", "send_messages_in_threads"):
+                if not getattr(perms, needed):
+                    self.bot.log_forbidden(channel, needed)
+                    return None
         try:
             return await message.create_thread(
-                name=render.truncate(question, 100), auto_archive_duration=THREAD_ARCHIVE_MINUTES
+                name=render.truncate(name, 100), auto_archive_duration=THREAD_ARCHIVE_MINUTES
             )
         except discord.Forbidden:
             self.bot.log_forbidden(channel, "create_public_threads")
@@ -439,13 +645,13 @@ class Ask(commands.Cog):
         than the cap is collected, so the service can tell the user it cut the history."""
         me = self.bot.user
         assert me is not None
-        wanted = self.settings.history_turns + 1
         if self.settings.history_turns == 0:
             return []
-        previous: list[discord.Message] = []
         if _bot_thread(message.channel, me.id):
-            previous = await self._thread_messages(message, wanted)
-        elif message.reference is not None:
+            return await self._thread_turns(message.channel, before=message)
+        wanted = self.settings.history_turns + 1
+        previous: list[discord.Message] = []
+        if message.reference is not None:
             current = message
             while len(previous) < wanted:
                 earlier = await self._referenced(current)
@@ -454,21 +660,21 @@ class Ask(commands.Cog):
                 previous.append(earlier)
                 current = earlier
             previous.reverse()
-        turns = [t for m in previous if (t := self._turn(m, me.id)) is not None]
-        if previous and previous[0].author.id == me.id and previous[0].embeds:
-            # An /ask answer starts the conversation; its question is the embed's title.
-            title = previous[0].embeds[0].title
-            if title:
-                turns.insert(0, Turn("user", title))
-        return turns[-wanted:]
+        return self._turns(previous)[-wanted:]
+
+    async def _thread_turns(self, thread: Any, *, before: discord.Message | None) -> list[Turn]:
+        """The turns of the bot's thread before ``before`` (all of them when None)."""
+        if self.settings.history_turns == 0:
+            return []
+        wanted = self.settings.history_turns + 1
+        found = await self._thread_messages(thread, wanted, before=before)
+        return self._turns(found)[-wanted:]
 
     async def _thread_messages(
-        self, message: discord.Message, wanted: int
+        self, thread: discord.Thread, wanted: int, *, before: discord.Message | None
     ) -> list[discord.Message]:
-        thread = message.channel
-        assert isinstance(thread, discord.Thread)
         try:
-            found = [m async for m in thread.history(limit=wanted, before=message)]
+            found = [m async for m in thread.history(limit=wanted, before=before)]
         except discord.Forbidden:
             self.bot.log_forbidden(thread, "read_message_history")
             return []
@@ -502,28 +708,36 @@ class Ask(commands.Cog):
             self.bot.log_forbidden(message.channel, "read_message_history")
             return None
 
-    @staticmethod
-    def _turn(message: discord.Message, bot_id: int) -> Turn | None:
-        if message.author.id == bot_id:
-            if not message.embeds:
-                return None  # a busy or error line, not an answer
-            text = render.embed_text(message.embeds[0]).strip()
-            return Turn("assistant", text) if text else None
-        text = strip_mentions(message, bot_id)
-        return Turn("user", text) if text else None
+    def _turns(self, messages: Sequence[discord.Message]) -> list[Turn]:
+        """Messages as conversation turns. An answer's title is its question: it stands in for
+        an /ask (which leaves no message of the member's) and for a question whose text
+        Discord withheld."""
+        me = self.bot.user
+        assert me is not None
+        turns: list[Turn] = []
+        for m in messages:
+            if m.author.id != me.id:
+                text = self.question_text(m)
+                if text:
+                    turns.append(Turn("user", text))
+                continue
+            if not m.embeds:
+                continue  # a busy or error line, not an answer
+            title = m.embeds[0].title
+            if title and (m.interaction_metadata is not None or not turns
+                          or turns[-1].role != "user"):
+                turns.append(Turn("user", title))
+            text = render.embed_text(m.embeds[0]).strip()
+            if text:
+                turns.append(Turn("assistant", text))
+        return turns
+
+
+_MASS = re.compile(r"@\u200b(?:everyone|here)\b")
 
 
 def _bot_thread(channel: Any, bot_id: int) -> bool:
     return isinstance(channel, discord.Thread) and channel.owner_id == bot_id
-
-
-def strip_mentions(message: discord.Message, bot_id: int) -> str:
-    """The message text without the mention of the bot (or its role)."""
-    text = re.sub(rf"<@!?{bot_id}>", " ", message.content or "")
-    self_role = message.guild.self_role if message.guild else None
-    if self_role is not None:
-        text = text.replace(self_role.mention, " ")
-    return " ".join(text.split())
 
 
 async def setup(bot: NewsBot) -> None:
