@@ -160,3 +160,20 @@ def test_store_built_with_another_model_asks_for_reindex(tmp_path: Path) -> None
     svc = build_services(make_settings(tmp_path / "data"), embedder=OtherModel())
     assert svc.admin.status()["embedding_model"] == "another-model"
     svc.close()
+
+
+def test_ingest_fetches_within_the_configured_deadline_and_size(tmp_path: Path) -> None:
+    from tests.support.http import StaticServer
+
+    svc = make_services(tmp_path / "data", sample=False, fetch_timeout_s=0.5,
+                        max_feed_bytes=2000)
+    try:
+        with StaticServer() as server:
+            slow = server.add("/slow", b"<p>" + b"a" * 400 + b"</p>", trickle_s=0.05)
+            big = server.add("/big", b"<p>" + b"b" * 5000 + b"</p>")
+            report = svc.admin.ingest([slow, big])
+        assert [(s.name, s.reason) for s in report.failed] == [
+            (slow, "timed out after 0.5 s"), (big, "too large (>2 KB)")]
+        assert report.added == 0 and svc.state.list_sources() == []
+    finally:
+        svc.close()
