@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -368,6 +369,29 @@ def feed_entries(parsed: FeedParserDict, *, name: str,
     return _unique(entries)
 
 
+def _page_texts(fetcher: Fetcher, todo: Sequence[FeedEntry],
+                budget_s: float | None) -> dict[str, tuple[str, str]]:
+    """(page text, why there is none) per link, fetched a batch at a time.
+
+    Only the text of each batch is kept, so memory holds a few pages, never all of them.
+    """
+    titles = {e.link: e.title for e in todo if e.link is not None}
+    links = list(titles)
+    deadline = None if budget_s is None else time.monotonic() + budget_s
+    found: dict[str, tuple[str, str]] = {}
+    step = fetcher.concurrency * 4
+    for start in range(0, len(links), step):
+        batch = links[start:start + step]
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        for link, got in zip(batch, fetcher.get_many(batch, budget_s=left), strict=True):
+            if isinstance(got, Page):
+                text = page_text(got, titles[link])
+                found[link] = (text, "" if text else NO_ARTICLE)
+            elif isinstance(got, Failure):
+                found[link] = ("", f"page {got.reason}")
+    return found
+
+
 def complete_entries(fetcher: Fetcher | None, entries: Sequence[FeedEntry], *,
                      budget_s: float | None = None) -> list[Article | Skipped]:
     """An Article (or a Skipped saying why not) per entry, in order.
@@ -376,23 +400,12 @@ def complete_entries(fetcher: Fetcher | None, entries: Sequence[FeedEntry], *,
     time, each fetch within the fetcher's deadline, all within ``budget_s`` when given. A
     page that fails leaves the feed's own text; with no fetcher, no page is fetched.
     """
-    todo = [e for e in entries if e.needs_page] if fetcher is not None else []
-    pages: dict[str, Page | NotModified | Failure] = {}
-    if fetcher is not None and todo:
-        links = list(dict.fromkeys(e.link for e in todo if e.link is not None))
-        pages = dict(zip(links, fetcher.get_many(links, budget_s=budget_s), strict=True))
+    todo = [e for e in entries if e.needs_page]
+    pages = _page_texts(fetcher, todo, budget_s) if fetcher is not None and todo else {}
     out: list[Article | Skipped] = []
     for e in entries:
-        got = pages.get(e.link) if e.link is not None else None
-        text = e.text
-        why = ""
-        if isinstance(got, Page):
-            full = page_text(got, e.title)
-            text = full if len(full) > len(text) else text
-            why = "" if full else NO_ARTICLE
-        elif isinstance(got, Failure):
-            why = f"page {got.reason}"
-        item = e.article(text)
+        full, why = pages.get(e.link, ("", "")) if e.link is not None else ("", "")
+        item = e.article(full if len(full) > len(e.text) else e.text)
         if isinstance(item, Skipped) and why and item.reason == "empty body":
             item = Skipped(item.name, f"empty body ({why})")
         out.append(item)

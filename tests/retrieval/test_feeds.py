@@ -395,6 +395,17 @@ def test_complete_entries(server: StaticServer, fetcher: Fetcher) -> None:
     assert "/news/4" not in server.paths()  # the feed gave the whole story
 
 
+def test_complete_entries_within_a_budget(server: StaticServer) -> None:
+    base = server.base_url
+    server.add("/news/0", article_page("Item 0", story_paragraphs(0)))
+    server.add("/news/1", article_page("Item 1", story_paragraphs(1)), trickle_s=0.05)
+    url = server.add("/feed.xml", rss(numbered_items(0, 2, base=base)), content_type=RSS)
+    fetcher = Fetcher(timeout_s=10)
+    quick, slow = complete_entries(fetcher, polled(fetcher, url).entries, budget_s=1.0)
+    assert quick.text == "\n\n".join(story_paragraphs(0))  # type: ignore[union-attr]
+    assert slow.text == numbered_items(1, 2)[0].description  # type: ignore[union-attr]
+
+
 def test_html_page_without_article(server: StaticServer, fetcher: Fetcher) -> None:
     url = server.add("/sections", (DATA / "nopage.html").read_bytes())
     assert list(load_source(url)) == [Skipped(url, "an HTML page with no article text")]
