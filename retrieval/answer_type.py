@@ -1,18 +1,17 @@
-"""What kind of answer a question asks for, and whether a sentence can supply it.
+"""What kind of answer a question asks for, and where a sentence states one.
 
 "How much did they pay?" is answered by an amount of money, "how many?" by a number, "when?"
-by a date or time, "how long?" by a duration, "what sentence did he get?" by a prison term,
-and "firing squad or lethal injection?" by naming one of the choices. A story can match every
-name in such a question and still never state the amount, count or date asked for: the
-extractive answer then says the articles do not answer, rather than quoting a sentence about
-something else. Only these kinds are recognised; every other question has no expected type
-and is not checked.
+by a date, "what year?" by a year, "what time?" by a time of day or a time on the clock,
+"how long?" by a length of time, "what sentence did he get?" by a prison term, and "..., the
+mill or the mine?" by one of the answers offered. The kind is read from the question's own
+words; a sentence states it where it holds such an expression (:func:`kind_spans`), and the
+extractive answer checks that the expression stands next to the question's terms. Every
+other question has no expected kind.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Set
 from dataclasses import dataclass
 from enum import Enum
 
@@ -23,6 +22,8 @@ class AnswerType(Enum):
     MONEY = "amount"
     NUMBER = "number"
     DATE = "date"
+    YEAR = "year"
+    TIME = "time"
     DURATION = "length of time"
     TERM = "prison term"
     CHOICE = "choice"
@@ -32,7 +33,8 @@ _CARDINALS = "|".join((
     "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
     "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
     "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety", "hundreds?",
-    "thousands?", "millions?", "billions?", "trillions?", "dozens?", "half", "quarter", "third",
+    "thousands?", "millions?", "billions?", "trillions?", "dozens?", "half", "quarter",
+    "a third", "scores",
 ))
 _MONTHS_DAYS = "|".join((
     "january", "february", "march", "april", "may", "june", "july", "august", "september",
@@ -40,35 +42,51 @@ _MONTHS_DAYS = "|".join((
     "oct", "nov", "dec", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
     "sunday",
 ))
-_NUMBER = re.compile(rf"\d|\b(?:{_CARDINALS})\b", re.I)
-# "The princess, 67, announced ..." and "a 22-year-old trader" give an age, not a count.
-_AGE = re.compile(r",\s*\d{1,3}\s*,|\b\d{1,3}[\s-]years?[\s-]old\b|\baged\s+\d{1,3}\b", re.I)
+_YEAR_RE = r"\b(?:1[89]\d\d|20\d\d)s?\b"
+_DIGITS = r"\d(?:[\d,.]*\d)?"  # "4,500" or "4.5", not the full stop after it
+# A number: digits (not a bare year), or a number word.
+_NUMBER = re.compile(
+    rf"(?<![\w.])(?!{_YEAR_RE[2:-2]}\b(?![,.]\d)){_DIGITS}(?:\s?(?:%|per ?cent|percent))?"
+    rf"|\b(?:{_CARDINALS})(?:[\s-](?:{_CARDINALS}))*\b",
+    re.I,
+)
+_SCALE = r"(?:\s?(?:million|billion|trillion|bn|mn|m|k)\b)?"
+_CURRENCY = (r"dollars?|cents?|pounds? sterling|pounds|euros?|yen|yuan|renminbi|rupees?|pesos?|"
+             r"francs?|kronor|krona|kroner|roubles?|rubles?|rand|shekels?|dinars?|dirhams?|"
+             r"riyals?|baht|ringgit|lira|naira|USD|EUR|GBP|JPY|CNY|AUD|CAD|INR|NZD")
 _MONEY = re.compile(
-    r"[$£€¥₹]|\b(?:[A-Z]{1,2}\$|dollars?|cents?|pounds? sterling|pounds|euros?|yen|yuan|"
-    r"renminbi|rupees?|pesos?|francs?|kronor|krona|kroner|roubles?|rubles?|rand|shekels?|"
-    r"dinars?|dirhams?|riyals?|baht|ringgit|lira|naira|USD|EUR|GBP|JPY|CNY|AUD|CAD|INR)\b",
+    rf"(?:[$£€¥₹]|\b[A-Z]{{1,3}}\$|\b(?:US|AU|NZ|CA|HK)\s?\$)\s?{_DIGITS}{_SCALE}"
+    rf"|\b{_DIGITS}{_SCALE}\s?(?:(?:US|U\.S\.|Australian|Canadian|Hong Kong)\s)?(?:{_CURRENCY})\b"
+    rf"|\b(?:{_CARDINALS})\s(?:{_CURRENCY})\b",
     re.I,
 )
 _DATE = re.compile(
-    rf"\b(?:1[89]\d\d|20\d\d)s?\b|\b(?:{_MONTHS_DAYS})\b|\d{{1,2}}:\d\d"
-    r"|\b(?:yesterday|today|tomorrow|tonight|noon|midnight|ago|(?:last|this|next|that) "
+    rf"{_YEAR_RE}|\b(?:{_MONTHS_DAYS})\b\.?(?:\s\d{{1,2}}(?:st|nd|rd|th)?)?"
+    r"|\b\d{1,2}(?:st|nd|rd|th)?\s(?:of\s)?(?:" + _MONTHS_DAYS + r")\b"
+    r"|\b(?:yesterday|today|tomorrow|tonight|ago|(?:last|this|next|that) "
     r"(?:week|month|year|morning|night|spring|summer|autumn|fall|winter))\b",
     re.I,
 )
-_CUSTODY = re.compile(
-    r"\b(?:sentenc\w*|prison|jail(?:ed)?|imprison\w*|behind bars)\b", re.I)
-_UNITS = r"(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centur(?:y|ies))"
-_DURATION = re.compile(  # "a 22-year-old" states an age, not a length of time
-    rf"(?:\d[\d,.]*|\b(?:{_CARDINALS}|a|an|several|few|many))[\s-]+{_UNITS}\b"
-    r"(?![\s-]+old\b)|\blife\b|\bdecades?\b",
+_YEAR = re.compile(_YEAR_RE)
+_TIME = re.compile(
+    r"\b\d{1,2}:\d\d(?::\d\d)?(?:\s?[ap]\.?m\.?)?|\b\d{1,2}\s?[ap]\.m\.|\b\d{1,2}\s?[ap]m\b"
+    r"|\b(?:noon|midday|midnight|dawn|dusk|o'clock)\b|\b\d{3,4}\s?(?:UTC|GMT|local time)\b",
     re.I,
 )
+_UNITS = r"(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centur(?:y|ies))"
+_DURATION = re.compile(  # "a 22-year-old" states an age, not a length of time
+    rf"(?:\d[\d,.]*|\b(?:{_CARDINALS}|a|an|several|few|many))[\s-]+(?:and a half\s)?{_UNITS}\b"
+    r"(?![\s-]+old\b)|\blife\b|\bdecades?\b|\b\d{1,2}:\d\d:\d\d\b",
+    re.I,
+)
+_CUSTODY = re.compile(r"\b(?:sentenc\w*|prison|jail(?:ed)?|imprison\w*|behind bars)\b", re.I)
 # Words that make "how much" a question about money rather than about a quantity or share.
 _MONEY_WORDS = re.compile(
     r"\b(?:pay|paid|pays|cost|costs|costing|price|priced|worth|spend|spent|fine|fined|debt|"
     r"raise|raised|fund|funding|funded|sold|sell|budget|salary|earn|earned|compensation|"
-    r"damages|bail|reward|bid|loan|loans|valued|charge|charged|owe|owed|donated?|tax|taxes|"
-    r"revenue|profit|loss|bonus|ransom|settlement|fees?|money|cash|bill)\b",
+    r"damages|bail|reward|bid|offer|offered|loan|loans|valued|charge|charged|owe|owed|"
+    r"donated?|tax|taxes|revenue|profit|loss|lose|lost|bonus|ransom|settlement|fees?|money|"
+    r"cash|bill|aid|invest\w*)\b",
     re.I,
 )
 _ASKS = (
@@ -81,26 +99,31 @@ _ASKS = (
         r"|\bhow (?:quickly|soon)\b")),
     (AnswerType.NUMBER, re.compile(
         r"\bhow many\b|\bhow much of\b|\bwhat (?:number|percentage|proportion|share)\b"
-        r"|\b(?:death|casualty) toll\b")),
-    (AnswerType.DATE, re.compile(
-        # "When" opening the question, not "what happened when the storm hit?".
-        r"^\W*(?:(?:so|and|but|ok|okay|hey|then|also|anyone know|does anyone know)\W+)?"
-        r"when\b|\b(?:what|which) (?:year|date|day|month|time)\b")),
+        r"|\b(?:death|casualty) toll\b|\bhow big\b")),
+    (AnswerType.YEAR, re.compile(r"\b(?:what|which) year\b")),
+    (AnswerType.TIME, re.compile(r"\b(?:what|which) time\b|\bwhat hour\b")),
+    (AnswerType.DATE, re.compile(r"\b(?:what|which) (?:date|day|month)\b")),
 )
+_WH = re.compile(r"\b(what|who|whom|whose|which|where|why|how|when)\b", re.I)
 
 
 def expected_type(question: str) -> AnswerType | None:
-    """The kind of answer ``question`` asks for, when it names one."""
+    """The kind of answer ``question`` asks for, when its words name one."""
     q = question.lower()
     if re.search(r"\bhow much\b(?! of\b)", q):
         return AnswerType.MONEY if _MONEY_WORDS.search(q) else AnswerType.NUMBER
     for kind, pattern in _ASKS:
         if pattern.search(q):
             return kind
+    # "When" asks for a date when it is the question's first question word ("so when is the
+    # launch?", "anyone know when it opens?"), not in "what happened when the storm hit?".
+    first = _WH.search(q)
+    if first is not None and first.group(1) == "when":
+        return AnswerType.DATE
     return AnswerType.CHOICE if choices(question) else None
 
 
-# "..., firing squad or lethal injection?": the question ends by offering two answers.
+# "..., the mill or the mine?": the question ends by offering two answers.
 _CHOICES = re.compile(r"[,:]\s*([^,:?]+?)\s+or\s+([^,:?]+?)\s*\?*\s*$", re.I)
 
 
@@ -118,15 +141,14 @@ class Expected:
 
     kind: AnswerType
     offered: tuple[frozenset[str], ...] = ()
+    # The question's words that name the kind ("year", "time"), which a sentence giving the
+    # answer need not repeat.
+    kind_terms: frozenset[str] = frozenset()
 
-    def met_by(self, sentence: str, terms: Set[str]) -> bool:
-        """Whether ``sentence`` (whose index terms are ``terms``) supplies the answer.
 
-        A choice is supplied by naming one of the answers offered: most of its terms.
-        """
-        if self.kind is AnswerType.CHOICE:
-            return any(len(c & terms) * 2 >= len(c) for c in self.offered)
-        return supplies(self.kind, sentence)
+_KIND_WORDS = frozenset(tokenize(["year date day month time hour long quickly soon number "
+                                  "percentage proportion share toll big prison jail sentence "
+                                  "term"])[0])
 
 
 def expect(question: str) -> Expected | None:
@@ -135,23 +157,40 @@ def expect(question: str) -> Expected | None:
     if kind is None:
         return None
     if kind is not AnswerType.CHOICE:
-        return Expected(kind)
+        return Expected(kind, kind_terms=_KIND_WORDS)
     offered = tuple(frozenset(t) for t in tokenize(list(choices(question))) if t)
-    return Expected(kind, offered) if offered else None
+    return Expected(kind, offered, _KIND_WORDS) if offered else None
+
+
+_PATTERNS = {AnswerType.MONEY: _MONEY, AnswerType.NUMBER: _NUMBER, AnswerType.DATE: _DATE,
+             AnswerType.YEAR: _YEAR, AnswerType.TIME: _TIME, AnswerType.DURATION: _DURATION}
+
+
+def kind_spans(expected: Expected, sentence: str) -> list[tuple[int, int]]:
+    """Where ``sentence`` states the kind of answer expected: character spans."""
+    kind = expected.kind
+    if kind is AnswerType.CHOICE:
+        spans = []
+        for option in expected.offered:
+            hits = [m for m in re.finditer(r"[\w'-]+", sentence)
+                    if set(tokenize([m.group(0)])[0]) & option]
+            if len({t for m in hits for t in tokenize([m.group(0)])[0]}) * 2 >= len(option):
+                spans += [(m.start(), m.end()) for m in hits]
+        return spans
+    if kind is AnswerType.TERM:
+        if not _CUSTODY.search(sentence):
+            return []
+        spans = [m.span() for m in _DURATION.finditer(sentence)]
+        return spans + [m.span() for m in re.finditer(r"\bdeath\b", sentence, re.I)]
+    spans = [m.span() for m in _PATTERNS[kind].finditer(sentence)]
+    if kind is AnswerType.DURATION:
+        # "How long?" is often answered with the two dates it lies between.
+        spans += [m.span() for m in _DATE.finditer(sentence)]
+    return spans
 
 
 def supplies(kind: AnswerType, sentence: str) -> bool:
     """Whether ``sentence`` contains something of ``kind`` (an amount, a number, ...)."""
-    if kind is AnswerType.MONEY:
-        return bool(_MONEY.search(sentence))
-    if kind is AnswerType.NUMBER:
-        return bool(_NUMBER.search(_AGE.sub(" ", sentence)))
-    if kind is AnswerType.DATE:
-        return bool(_DATE.search(sentence))
-    if kind is AnswerType.TERM:
-        return bool(_CUSTODY.search(sentence) and (
-            _DURATION.search(sentence) or re.search(r"\bdeath\b", sentence, re.I)))
     if kind is AnswerType.CHOICE:
         raise ValueError("a choice depends on the answers offered: use expect()")
-    # "How long?" is often answered with the two dates it lies between.
-    return bool(_DURATION.search(sentence) or _DATE.search(sentence))
+    return bool(kind_spans(Expected(kind), sentence))

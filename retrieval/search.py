@@ -1,26 +1,36 @@
-"""Hybrid retrieval: BM25 and dense results fused, grouped by article, time-aware.
+"""Hybrid retrieval as stages: plan -> candidates -> fuse -> group -> rerank -> judge.
 
-One search takes the best chunks of the dense query in Chroma and of BM25 over the lexical
-index, scores every candidate on both (cosine, and BM25 relative to the best match), fuses the
-two scores, groups chunks by article, applies date filters and recency, and judges whether
-the evidence is strong enough to answer at all.
+- plan: the question's terms, its dense vector (pulled towards the conversation it
+  continues), the period it names and the caller's hard limits (:class:`QueryPlan`);
+- candidates: the best chunks of the dense query in Chroma and of BM25 over the lexical
+  index, within the hard limits and again within the period;
+- fuse: every candidate scored by both (cosine, and BM25 relative to the best match);
+- group: chunks into articles;
+- rerank: the period's articles first, the article being read, "latest" by date, a second hop
+  with the names the best article gives, and coverage of terms the articles above miss;
+- judge: whether the best articles cover the question well enough to answer at all.
+
+Each stage past the plan is a function of hand-built hits, testable without a store; every
+number they use is a field of :class:`~retrieval.params.SearchParams`.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from retrieval.lexical import LexicalIndex, tokenize
+from retrieval.params import SearchParams
 from retrieval.store import VectorStore
 from retrieval.timeparse import TimeFilter, parse_time
 
@@ -29,21 +39,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+__all__ = ["ArticleHit", "ChunkHit", "QueryPlan", "Retriever", "SearchParams", "SearchResult"]
 
-@dataclass(frozen=True, slots=True)
-class SearchParams:
-    """Tunable knobs, measured with bench/retrieval.py on the development questions."""
 
-    candidates: int = 50  # chunks taken from each retriever (and each period) before fusion
-    dense_weight: float = 0.5  # fused = w * cosine + (1 - w) * BM25 / best BM25
-    second_chunk_weight: float = 0.1  # an article with several matching chunks ranks higher
-    window_boost: float = 0.3  # a chunk inside a period the question names scores this more
-    recency_margin: float = 0.35  # "latest": the newest article scoring within this of the best
-    abstain_threshold: float = 0.42  # confidence below this: the articles do not say
-    coverage_pool: int = 20  # articles re-ranked for coverage of the question's terms
-    coverage_weight: float = 0.5  # bonus for covering terms the articles above did not
-    context_weight: float = 0.6  # weight of earlier turns in a follow-up's query vector
-    recent_days: int = 30  # "latest" questions also search this many days before now
+class Idf(Protocol):
+    """What the stages need of the lexical index: a term's weight."""
+
+    def idf(self, term: str) -> float: ...
 
 
 @dataclass(slots=True)
@@ -85,6 +87,37 @@ class ArticleHit:
         return max((c.dense_sim for c in self.chunks if c.dense_sim is not None), default=0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class QueryPlan:
+    """What one search looks for, and within which limits."""
+
+    query: str
+    context: tuple[str, ...]
+    tokens: list[str]  # the question's index terms, in order
+    context_tokens: list[str]  # the earlier questions' index terms
+    vector: np.ndarray  # the question's, pulled towards the conversation it continues
+    time: TimeFilter
+    # The caller's limits (a "since" option, the present) are hard filters...
+    hard_lo: datetime | None = None
+    hard_hi: datetime | None = None
+    # ... a period named in the question (or "latest") is soft: searched on its own as well,
+    # and its articles rank first.
+    win_lo: datetime | None = None
+    win_hi: datetime | None = None
+    boosted: bool = False
+    outlet: str | None = None
+    prefer_article_id: str | None = None
+
+    @property
+    def terms(self) -> list[str]:
+        return content_terms(self.tokens)
+
+    @property
+    def lexical_tokens(self) -> list[str]:
+        """The question's terms count double against the context's."""
+        return self.tokens * 2 + self.context_tokens
+
+
 @dataclass(slots=True)
 class SearchResult:
     articles: list[ArticleHit]
@@ -98,6 +131,9 @@ class SearchResult:
     joint: bool = False
     # Each article's index terms (headline and matched chunks), by article id.
     article_terms: dict[str, set[str]] = field(default_factory=dict)
+    # The query vector searched with, and the earlier questions' terms (for answering).
+    vector: np.ndarray | None = None
+    context_terms: list[str] = field(default_factory=list)
 
 
 class Retriever:
@@ -132,70 +168,10 @@ class Retriever:
                 if folder:
                     for old in folder.parent.glob(f"{key[0]}-v*"):
                         if old != folder:
-                            import shutil
-
                             shutil.rmtree(old, ignore_errors=True)
                     index.save(folder)
             self._lex, self._lex_key = index, key
             return index
-
-    def _candidates(self, lex: LexicalIndex, vec: np.ndarray, lex_scores: np.ndarray,
-                    lo: datetime | None, hi: datetime | None, outlet: str | None,
-                    hits: dict[str, ChunkHit]) -> None:
-        """Add the best dense and lexical chunks within one set of filters to ``hits``."""
-        n = self.params.candidates
-        for c in self.store.query(vec, n, _where(lo, hi, outlet)) if len(lex) else []:
-            if c.id not in hits:
-                hits[c.id] = ChunkHit(c.id, c.text, c.metadata, dense_sim=1.0 - c.distance)
-        mask = _mask(lex, lo, hi, outlet)
-        scores = np.where(mask, lex_scores, 0.0) if mask is not None else lex_scores
-        top = np.argpartition(-scores, n)[:n] if len(scores) > n else np.arange(len(scores))
-        for i in top:
-            if scores[i] > 0 and lex.ids[i] not in hits:
-                meta = lex.meta[i]
-                hits[lex.ids[i]] = ChunkHit(lex.ids[i], meta["text"],
-                                            {k: v for k, v in meta.items() if k != "text"})
-
-    def _fuse(self, hits: dict[str, ChunkHit], vec: np.ndarray, lex: LexicalIndex,
-              lex_scores: np.ndarray) -> None:
-        """Score every candidate by both retrievers, exactly, so their finds share one scale."""
-        missing = [cid for cid, h in hits.items() if h.dense_sim is None]
-        for cid, emb in self.store.embeddings(missing).items():
-            hits[cid].dense_sim = float(np.dot(vec, emb))
-        best_lex = float(lex_scores.max()) if len(lex_scores) and lex_scores.max() > 0 else 1.0
-        w = self.params.dense_weight
-        for h in hits.values():
-            pos = lex.position.get(h.id)
-            h.lexical = float(lex_scores[pos]) / best_lex if pos is not None else 0.0
-            h.score = w * (h.dense_sim or 0.0) + (1 - w) * h.lexical
-
-    def _second_hop(self, query: str, q_tokens: Sequence[str], articles: list[ArticleHit],
-                    lex: LexicalIndex, lo: datetime | None, hi: datetime | None,
-                    outlet: str | None) -> ArticleHit | None:
-        """A question that describes someone instead of naming them ("the union leader who
-        ... - what did he say in 2009?") is searched again with the names the best article
-        gives; the best other article found that way, to go second."""
-        names = _names(articles[0], set(q_tokens))
-        if not names:
-            return None
-        # The part after the description asks the question ("... in 2007 - what job did he
-        # get in 2009?"); the description itself would find the first story again.
-        asked = re.split(r"\s[-\u2013\u2014]\s|;\s", query)[-1]
-        hop = f"{' '.join(names)} {asked}"
-        vec = self.embedder.embed_query(hop)
-        lex_scores = lex.scores(tokenize([hop])[0])
-        hits: dict[str, ChunkHit] = {}
-        self._candidates(lex, vec, lex_scores, lo, hi, outlet, hits)
-        self._fuse(hits, vec, lex, lex_scores)
-        first = articles[0].article_id
-        found = next((a for a in _group(hits.values(), self.params.second_chunk_weight)
-                      if a.article_id != first), None)
-        if found is None:
-            return None
-        # It goes second, with the second score: the coverage re-ranking starts from scores.
-        if len(articles) > 1:
-            found.score = articles[1].score
-        return found
 
     def invalidate(self) -> None:
         """Forget the cached lexical index (the store changed in this process)."""
@@ -203,7 +179,76 @@ class Retriever:
             self._lex = None
             self._lex_key = None
 
-    # -- search ----------------------------------------------------------------------------
+    # -- stage 1: plan ---------------------------------------------------------------------
+    def plan(self, query: str, *, context: Sequence[str] = (), since: datetime | None = None,
+             until: datetime | None = None, outlet: str | None = None,
+             now: datetime | None = None, prefer_article_id: str | None = None) -> QueryPlan:
+        """Dates, terms and the query vector of one search."""
+        p = self.params
+        tf = parse_time(query, now)
+        if not tf.bounded and context:
+            # A follow-up ("and what did the union say?") keeps the period it continues.
+            earlier = parse_time(" ".join(context), now)
+            tf = TimeFilter(earlier.since, earlier.until, tf.recency or earlier.recency,
+                            tf.ordering, earlier.phrase)
+        hard_lo, hard_hi = since, min(filter(None, [until, now]), default=None)
+        win_lo = max(filter(None, [hard_lo, tf.since]), default=None)
+        win_hi = min(filter(None, [hard_hi, tf.until]), default=None)
+        boosted = tf.bounded
+        if tf.recency and not tf.bounded:
+            # "What's the latest ...": the last weeks before now are searched on their own
+            # too, so the newest report is a candidate even when older ones match better.
+            ref = hard_hi or datetime.now(UTC)
+            win_lo, win_hi, boosted = ref - timedelta(days=p.recent_days), ref, True
+
+        tokens = tokenize([query])[0]
+        ctx_tokens = tokenize([" ".join(context)])[0] if context else []
+        vec = self.embedder.embed_query(query)
+        if context:
+            ctx_vec = self.embedder.embed_query(" ".join(context[-2:]))
+            vec = vec + p.context_weight * ctx_vec
+            vec = vec / (np.linalg.norm(vec) or 1.0)
+        return QueryPlan(query, tuple(context), tokens, ctx_tokens, vec, tf, hard_lo, hard_hi,
+                         win_lo, win_hi, boosted, outlet, prefer_article_id)
+
+    # -- stages 2 and 3: candidates, fusion ------------------------------------------------
+    def candidates(self, vec: np.ndarray, lex: LexicalIndex, lex_scores: np.ndarray,
+                   limits: Iterable[tuple[datetime | None, datetime | None]],
+                   outlet: str | None) -> dict[str, ChunkHit]:
+        """The best dense and lexical chunks within each set of date limits."""
+        n = self.params.candidates
+        hits: dict[str, ChunkHit] = {}
+        for lo, hi in limits:
+            for c in self.store.query(vec, n, _where(lo, hi, outlet)) if len(lex) else []:
+                if c.id not in hits:
+                    hits[c.id] = ChunkHit(c.id, c.text, c.metadata, dense_sim=1.0 - c.distance)
+            mask = _mask(lex, lo, hi, outlet)
+            scores = np.where(mask, lex_scores, 0.0) if mask is not None else lex_scores
+            top = np.argpartition(-scores, n)[:n] if len(scores) > n else np.arange(len(scores))
+            for i in top:
+                if scores[i] > 0 and lex.ids[i] not in hits:
+                    meta = lex.meta[i]
+                    hits[lex.ids[i]] = ChunkHit(lex.ids[i], meta["text"],
+                                                {k: v for k, v in meta.items() if k != "text"})
+        return hits
+
+    def fuse(self, hits: dict[str, ChunkHit], vec: np.ndarray, lex: LexicalIndex,
+             lex_scores: np.ndarray) -> None:
+        """Give every candidate both scores, exactly (missing cosines read from the store)."""
+        missing = [cid for cid, h in hits.items() if h.dense_sim is None]
+        cosines = {cid: float(np.dot(vec, emb))
+                   for cid, emb in self.store.embeddings(missing).items()}
+        fuse_scores(hits.values(), cosines, lex, lex_scores, self.params.dense_weight)
+
+    def _articles(self, text: str, lex: LexicalIndex, plan: QueryPlan) -> list[ArticleHit]:
+        """A plain search for ``text`` within the plan's hard limits (for a second hop)."""
+        vec = self.embedder.embed_query(text)
+        lex_scores = lex.scores(tokenize([text])[0])
+        hits = self.candidates(vec, lex, lex_scores, [(plan.hard_lo, plan.hard_hi)], plan.outlet)
+        self.fuse(hits, vec, lex, lex_scores)
+        return group(hits.values(), self.params.second_chunk_weight)
+
+    # -- the whole search ------------------------------------------------------------------
     def search(
         self,
         query: str,
@@ -219,90 +264,222 @@ class Retriever:
         """The ``k`` best articles for ``query``; ``context`` holds earlier questions."""
         t0 = time.perf_counter()
         p = self.params
-        tf = parse_time(query, now)
-        if not tf.bounded and context:
-            # A follow-up ("and what did the union say?") keeps the period it continues.
-            earlier = parse_time(" ".join(context), now)
-            tf = TimeFilter(earlier.since, earlier.until, tf.recency or earlier.recency,
-                            tf.ordering, earlier.phrase)
-        # The caller's limits (a "since" option, an outlet, the present) are hard filters.
-        # A period named in the question is soft: articles inside it rank first, but a
-        # question that names one period ("what did he say in 2008 about the deal he made
-        # earlier?") still reaches the story outside it.
-        hard_lo, hard_hi = since, min(filter(None, [until, now]), default=None)
-        win_lo = max(filter(None, [hard_lo, tf.since]), default=None)
-        win_hi = min(filter(None, [hard_hi, tf.until]), default=None)
-
+        plan = self.plan(query, context=context, since=since, until=until, outlet=outlet,
+                         now=now, prefer_article_id=prefer_article_id)
         lex = self.lexical()
-        q_tokens = tokenize([query])[0]
-        ctx_tokens = tokenize([" ".join(context)])[0] if context else []
-        # Dense: the question, pulled towards the conversation it continues.
-        vec = self.embedder.embed_query(query)
-        if context:
-            ctx_vec = self.embedder.embed_query(" ".join(context[-2:]))
-            vec = vec + p.context_weight * ctx_vec
-            vec = vec / (np.linalg.norm(vec) or 1.0)
-        # Lexical: the question's terms count double against the context's.
-        lex_scores = lex.scores(q_tokens * 2 + ctx_tokens)
+        lex_scores = lex.scores(plan.lexical_tokens)
+        limits = [(plan.hard_lo, plan.hard_hi)]
+        if plan.boosted:
+            limits.append((plan.win_lo, plan.win_hi))
+        hits = self.candidates(plan.vector, lex, lex_scores, limits, plan.outlet)
+        self.fuse(hits, plan.vector, lex, lex_scores)
+        if plan.boosted:
+            boost_window(hits.values(), plan.win_lo, plan.win_hi, p.window_boost)
 
-        boosted = tf.bounded
-        if tf.recency and not tf.bounded:
-            # "What's the latest ...": the last weeks before now are searched on their own
-            # too, so the newest report is a candidate even when older ones match better.
-            ref = hard_hi or datetime.now(UTC)
-            win_lo, win_hi, boosted = ref - timedelta(days=p.recent_days), ref, True
-
-        hits: dict[str, ChunkHit] = {}
-        self._candidates(lex, vec, lex_scores, hard_lo, hard_hi, outlet, hits)
-        if boosted:
-            self._candidates(lex, vec, lex_scores, win_lo, win_hi, outlet, hits)
-        self._fuse(hits, vec, lex, lex_scores)
-        if boosted:
-            for h in hits.values():
-                if _chunk_in_window(h.metadata, win_lo, win_hi):
-                    h.score *= 1 + p.window_boost
-
-        articles = _group(hits.values(), p.second_chunk_weight)
-        if prefer_article_id:
-            for a in articles:
-                if a.article_id == prefer_article_id:
-                    a.score *= 1.5
-            articles.sort(key=lambda a: -a.score)
-        if tf.recency and articles:
-            articles = _prefer_recent(articles, p)
-
-        hop = None
-        if articles and _BRIDGE.search(query):
-            hop = self._second_hop(query, q_tokens, articles, lex, hard_lo, hard_hi, outlet)
-            if hop is not None:
-                articles = [articles[0], hop,
-                            *(a for a in articles[1:] if a.article_id != hop.article_id)]
-
-        terms = _content_terms(q_tokens)
-        texts = _token_sets(articles[: max(p.coverage_pool, 3)])
+        articles = group(hits.values(), p.second_chunk_weight)
+        articles = prefer_article(articles, plan.prefer_article_id, p.prefer_weight)
+        if plan.time.recency and articles:
+            articles = prefer_recent(articles, p.recency_margin)
+        terms = plan.terms
+        texts = token_sets(articles[: max(p.coverage_pool, 3)])
+        hop = second_hop(plan, articles, texts, lex, p,
+                         lambda text: self._articles(text, lex, plan))
+        if hop is not None:
+            texts.update(token_sets([hop]))
+            articles = place_second(articles, hop)
         if len(terms) > 1 and len(articles) > 1:
-            articles = _diversify(articles, texts, terms, lex, p)
-        # Nothing published in the period the question names: the articles cannot answer it
-        # (the period's other hops, "what did he say in 2008 about ...", are judged as usual).
-        in_period = not tf.bounded or any(_in_window(a, win_lo, win_hi) for a in articles)
-        confidence = _confidence(articles[:3], terms, lex, texts) if in_period and articles else 0.0
-        if hop is not None and in_period:
-            # The description and the question asked are answered by the two articles together
-            # (each one's similarity is to the query it was found by).
-            confidence = max(confidence, _confidence([articles[0], hop], terms, lex, texts,
-                                                     jointly=True))
-        weak = confidence < p.abstain_threshold
+            articles = diversify(articles, texts, terms, lex, p)
+        confidence = judge(articles, plan, texts, lex, hop=hop)
         return SearchResult(
-            articles=articles[:k], time=tf, confidence=confidence, weak=weak,
-            query_terms=terms, took_ms=(time.perf_counter() - t0) * 1000,
+            articles=articles[:k], time=plan.time, confidence=confidence,
+            weak=confidence < p.abstain_threshold, query_terms=terms,
+            took_ms=(time.perf_counter() - t0) * 1000,
             joint=hop is not None and len(articles) > 1 and articles[1] is hop,
             article_terms={a.article_id: texts[a.article_id] for a in articles[:k]
                            if a.article_id in texts},
+            vector=plan.vector, context_terms=content_terms(plan.context_tokens),
         )
 
 
-# "The minister who resigned in 2007 - what ...": a person or body described, not named.
-_BRIDGE = re.compile(r"^\W*the\s+[^?]{3,80}?\b(?:who|whose|that|which|behind)\b", re.I)
+# -- stage 3: fusion -----------------------------------------------------------------------------
+def fuse_scores(hits: Iterable[ChunkHit], cosines: dict[str, float], lex: LexicalIndex,
+                lex_scores: np.ndarray, dense_weight: float) -> None:
+    """fused = w * cosine + (1 - w) * BM25 relative to the best match of the whole index."""
+    best_lex = float(lex_scores.max()) if len(lex_scores) and lex_scores.max() > 0 else 1.0
+    for h in hits:
+        if h.dense_sim is None:
+            h.dense_sim = cosines.get(h.id, 0.0)
+        pos = lex.position.get(h.id)
+        h.lexical = float(lex_scores[pos]) / best_lex if pos is not None else 0.0
+        h.score = dense_weight * h.dense_sim + (1 - dense_weight) * h.lexical
+
+
+# -- stage 4: grouping ---------------------------------------------------------------------------
+def group(hits: Iterable[ChunkHit], second_weight: float) -> list[ArticleHit]:
+    """Chunks into articles, best first; an article's score is its best chunk's plus
+    ``second_weight`` of its second best."""
+    by_article: dict[str, ArticleHit] = {}
+    for h in sorted(hits, key=lambda h: -h.score):
+        aid = str(h.metadata["article_id"])
+        art = by_article.get(aid)
+        if art is None:
+            by_article[aid] = ArticleHit(aid, h.score, [h])
+        else:
+            if len(art.chunks) == 1:
+                art.score += second_weight * h.score
+            art.chunks.append(h)
+    return sorted(by_article.values(), key=lambda a: -a.score)
+
+
+# -- stage 5: rerankers --------------------------------------------------------------------------
+def boost_window(hits: Iterable[ChunkHit], lo: datetime | None, hi: datetime | None,
+                 boost: float) -> None:
+    """Chunks published inside the period the question names score ``1 + boost`` times more."""
+    for h in hits:
+        if in_window(h.metadata, lo, hi):
+            h.score *= 1 + boost
+
+
+def prefer_article(articles: list[ArticleHit], article_id: str | None,
+                   weight: float) -> list[ArticleHit]:
+    """The article the asker is reading (a brief's thread) scores ``weight`` times more."""
+    if not article_id:
+        return articles
+    for a in articles:
+        if a.article_id == article_id:
+            a.score *= weight
+    return sorted(articles, key=lambda a: -a.score)
+
+
+def prefer_recent(articles: list[ArticleHit], margin: float) -> list[ArticleHit]:
+    """Among articles scoring within ``margin`` of the best, put the newest first."""
+    best = articles[0].score
+    pool = [a for a in articles if a.score >= best * (1 - margin)]
+    rest = [a for a in articles if a not in pool]
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    pool.sort(key=lambda a: a.published_at or epoch, reverse=True)
+    return pool + rest
+
+
+def missing_share(terms: Sequence[str], covered: set[str], idf: Idf) -> float:
+    """The IDF share of ``terms`` not in ``covered``."""
+    total = sum(idf.idf(t) for t in terms) or 1.0
+    return sum(idf.idf(t) for t in terms if t not in covered) / total
+
+
+def second_hop(plan: QueryPlan, articles: Sequence[ArticleHit], texts: dict[str, set[str]],
+               idf: Idf, p: SearchParams,
+               search: Callable[[str], list[ArticleHit]]) -> ArticleHit | None:
+    """Another article to go second, found by the names the best article gives.
+
+    A question that describes someone instead of naming them ("the harbour master who
+    resigned over the ferry - where does he work now?") finds the story of the description
+    first, and that story lacks what is asked. When the best article matches well, leaves a
+    good share of the question's terms uncovered, and names people the question does not,
+    those names and the uncovered words are searched; the best other article that covers
+    most of those words and names one of the people goes second.
+    """
+    if not articles or articles[0].article_id not in texts:
+        return None
+    top = articles[0]
+    terms = plan.terms
+    if top.dense_sim < p.hop_min_sim or len(terms) < 3:
+        return None
+    missing = [t for t in terms if t not in texts[top.article_id]]
+    if not missing or missing_share(terms, texts[top.article_id], idf) < p.hop_min_missing:
+        return None
+    names = repeated_names(top, set(plan.tokens), p.hop_min_mentions)
+    if not names:
+        return None
+    words = [w for w in re.findall(r"[\w'-]+", plan.query)
+             if set(tokenize([w])[0]) & set(missing)]
+    found = search(" ".join([*names, *words]))
+    name_terms = [set(tokenize([n])[0]) for n in names]
+    for cand in found[:5]:
+        if cand.article_id == top.article_id:
+            continue
+        toks = token_sets([cand])[cand.article_id]
+        if not any(n and n <= toks for n in name_terms):
+            continue
+        if 1 - missing_share(missing, toks, idf) >= p.hop_min_gain:
+            if len(articles) > 1:
+                # It goes second with the second score: the coverage re-ranking starts there.
+                cand.score = articles[1].score
+            return cand
+    return None
+
+
+def place_second(articles: list[ArticleHit], hop: ArticleHit) -> list[ArticleHit]:
+    return [articles[0], hop, *(a for a in articles[1:] if a.article_id != hop.article_id)]
+
+
+def diversify(articles: list[ArticleHit], texts: dict[str, set[str]], terms: Sequence[str],
+              idf: Idf, p: SearchParams) -> list[ArticleHit]:
+    """Below the best article, prefer articles that cover question terms not yet covered.
+
+    A question about two stories ("did the mill and the mine both cut jobs?") otherwise gets
+    five articles about whichever story dominates the index. The top article stays first.
+    """
+    weights = {t: idf.idf(t) for t in terms}
+    total = sum(weights.values()) or 1.0
+    pool = [a for a in articles[: p.coverage_pool] if a.article_id in texts]
+    rest = [a for a in articles if a not in pool]
+    if not pool:
+        return articles
+    best = pool[0].score or 1.0
+    chosen = [pool.pop(0)]
+    covered = {t for t in terms if t in texts[chosen[0].article_id]}
+    while pool:
+        open_terms = {t: w for t, w in weights.items() if t not in covered}
+        nxt = max(pool, key=lambda a: a.score / best + p.coverage_weight * sum(
+            w for t, w in open_terms.items() if t in texts[a.article_id]) / total)
+        pool.remove(nxt)
+        chosen.append(nxt)
+        covered |= {t for t in terms if t in texts[nxt.article_id]}
+    return chosen + rest
+
+
+# -- stage 6: the judge ------------------------------------------------------------------------
+def judge(articles: Sequence[ArticleHit], plan: QueryPlan, texts: dict[str, set[str]],
+          idf: Idf, *, hop: ArticleHit | None = None) -> float:
+    """How well the best articles cover the question (0 when none is in a period it names).
+
+    A question about a period with no article in it cannot be answered from them (the
+    period's other hops, "what did he say in 2008 about ...", are judged as usual). With a
+    second hop, the description and the question asked are judged together.
+    """
+    if not articles:
+        return 0.0
+    if plan.time.bounded and not any(in_window(a.meta, plan.win_lo, plan.win_hi)
+                                     for a in articles):
+        return 0.0
+    terms = plan.terms
+    confidence = coverage_confidence(articles[:3], terms, idf, texts)
+    if hop is not None and len(articles) > 1 and articles[1] is hop:
+        confidence = max(confidence, coverage_confidence([articles[0], hop], terms, idf, texts,
+                                                         jointly=True))
+    return confidence
+
+
+def coverage_confidence(articles: Sequence[ArticleHit], terms: Sequence[str], idf: Idf,
+                        texts: dict[str, set[str]], *, jointly: bool = False) -> float:
+    """0.5 * best cosine + 0.5 * the IDF share of the question's terms an article covers.
+
+    Each article is judged alone, or with ``jointly`` the articles together, as one.
+    """
+    if not terms:
+        return articles[0].dense_sim
+    total = sum(idf.idf(t) for t in terms) or 1.0
+    groups = [list(articles)] if jointly else [[a] for a in articles]
+    best = 0.0
+    for g in groups:
+        tokens = set().union(*(texts.get(a.article_id, set()) for a in g))
+        covered = sum(idf.idf(t) for t in terms if t in tokens) / total
+        best = max(best, 0.5 * max(a.dense_sim for a in g) + 0.5 * covered)
+    return best
+
+
+# -- helpers -------------------------------------------------------------------------------------
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)*\b")
 _NOT_NAMES = frozenset((
     "The", "A", "An", "In", "On", "At", "For", "From", "By", "With", "And", "But", "Or", "Of",
@@ -314,8 +491,9 @@ _NOT_NAMES = frozenset((
 ))
 
 
-def _names(article: ArticleHit, question_tokens: set[str], limit: int = 2) -> list[str]:
-    """The names the article's matched text mentions most that the question does not."""
+def repeated_names(article: ArticleHit, question_tokens: set[str], min_mentions: int,
+                   limit: int = 2) -> list[str]:
+    """The names the article's matched text repeats most that the question does not use."""
     counts: dict[str, int] = {}
     for chunk in article.chunks[:3]:
         for m in _NAME.finditer(chunk.text):
@@ -327,14 +505,10 @@ def _names(article: ArticleHit, question_tokens: set[str], limit: int = 2) -> li
                 continue
             counts[name] = counts.get(name, 0) + 1
     ranked = sorted(counts, key=lambda n: (-counts[n], -len(n.split())))
-    return [n for n in ranked if counts[n] > 1][:limit]
+    return [n for n in ranked if counts[n] >= min_mentions][:limit]
 
 
-def _in_window(a: ArticleHit, lo: datetime | None, hi: datetime | None) -> bool:
-    return _chunk_in_window(a.meta, lo, hi)
-
-
-def _chunk_in_window(meta: dict[str, Any], lo: datetime | None, hi: datetime | None) -> bool:
+def in_window(meta: dict[str, Any], lo: datetime | None, hi: datetime | None) -> bool:
     ts = meta.get("published_ts")
     if ts is None:
         return False
@@ -368,78 +542,12 @@ def _mask(lex: LexicalIndex, lo: datetime | None, hi: datetime | None,
     return mask
 
 
-def _group(hits: Sequence[ChunkHit] | Any, second_weight: float) -> list[ArticleHit]:
-    by_article: dict[str, ArticleHit] = {}
-    for h in sorted(hits, key=lambda h: -h.score):
-        aid = str(h.metadata["article_id"])
-        art = by_article.get(aid)
-        if art is None:
-            by_article[aid] = ArticleHit(aid, h.score, [h])
-        else:
-            if len(art.chunks) == 1:
-                art.score += second_weight * h.score
-            art.chunks.append(h)
-    return sorted(by_article.values(), key=lambda a: -a.score)
-
-
-def _prefer_recent(articles: list[ArticleHit], p: SearchParams) -> list[ArticleHit]:
-    """Among articles nearly as relevant as the best, put the newest first."""
-    best = articles[0].score
-    pool = [a for a in articles if a.score >= best * (1 - p.recency_margin)]
-    rest = [a for a in articles if a not in pool]
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    pool.sort(key=lambda a: a.published_at or epoch, reverse=True)
-    return pool + rest
-
-
-def _content_terms(tokens: Sequence[str]) -> list[str]:
-    """The question's stemmed, stop-worded terms longer than one letter, unique, in order."""
+def content_terms(tokens: Sequence[str]) -> list[str]:
+    """Stemmed, stop-worded terms longer than one letter, unique, in order."""
     return list(dict.fromkeys(t for t in tokens if len(t) > 1))
 
 
-def _token_sets(articles: Sequence[ArticleHit]) -> dict[str, set[str]]:
+def token_sets(articles: Sequence[ArticleHit]) -> dict[str, set[str]]:
     """Each article's stemmed tokens (headline and matched chunks), tokenised in one call."""
     docs = [" ".join([a.title, *(c.text for c in a.chunks[:3])]) for a in articles]
     return {a.article_id: set(toks) for a, toks in zip(articles, tokenize(docs), strict=True)}
-
-
-def _diversify(articles: list[ArticleHit], texts: dict[str, set[str]], terms: Sequence[str],
-               lex: LexicalIndex, p: SearchParams) -> list[ArticleHit]:
-    """Below the best article, prefer articles that cover question terms not yet covered.
-
-    A question about two stories ("did GM and Ford both cut jobs?") otherwise gets five
-    articles about whichever story dominates the index. The top article stays first.
-    """
-    weights = {t: lex.idf(t) for t in terms}
-    total = sum(weights.values()) or 1.0
-    pool = [a for a in articles[: p.coverage_pool] if a.article_id in texts]
-    rest = [a for a in articles if a not in pool]
-    best = pool[0].score or 1.0
-    chosen = [pool.pop(0)]
-    covered = {t for t in terms if t in texts[chosen[0].article_id]}
-    while pool:
-        open_terms = {t: w for t, w in weights.items() if t not in covered}
-        nxt = max(pool, key=lambda a: a.score / best + p.coverage_weight * sum(
-            w for t, w in open_terms.items() if t in texts[a.article_id]) / total)
-        pool.remove(nxt)
-        chosen.append(nxt)
-        covered |= {t for t in terms if t in texts[nxt.article_id]}
-    return chosen + rest
-
-
-def _confidence(articles: Sequence[ArticleHit], terms: Sequence[str], lex: LexicalIndex,
-                texts: dict[str, set[str]], *, jointly: bool = False) -> float:
-    """How well the best articles cover the question: dense similarity and term coverage.
-
-    Each article is judged alone, or with ``jointly`` the articles together, as one.
-    """
-    if not terms:
-        return articles[0].dense_sim
-    total = sum(lex.idf(t) for t in terms) or 1.0
-    groups = [list(articles)] if jointly else [[a] for a in articles]
-    best = 0.0
-    for group in groups:
-        tokens = set().union(*(texts.get(a.article_id, set()) for a in group))
-        covered = sum(lex.idf(t) for t in terms if t in tokens) / total
-        best = max(best, 0.5 * max(a.dense_sim for a in group) + 0.5 * covered)
-    return best

@@ -70,24 +70,21 @@ def test_answer_leads_with_the_sentence_stating_what_was_asked(services: Service
 
 
 def _stories(tmp_path: Path) -> Path:
-    """Two stories on one subject each; each states what the other's questions ask for."""
+    """Two stories; each states a kind of answer the other's questions ask for."""
     records = [
-        {"title": "Harbour League drops its candidate for premier",
-         "body": ("The Harbour League withdrew its candidate for premier on Saturday. "
-                  "The retired admiral, 67, had entered the race for the Harbour League a day "
-                  "earlier. Harbour League officials said the election campaign would go on. "
-                  "Rival parties said the Harbour League had misjudged the election mood. "
-                  "Prosecutor Ada Quill has since charged the party treasurer Olek Varga with "
-                  "fraud, and Varga will appear in court in spring."),
-         "url": "https://news.example.org/harbour-league", "published_at": "2025-03-01",
+        {"title": "Kessel ferry runs aground in the outer channel",
+         "body": ("The ferry Nordlys ran aground in the outer channel of Kessel harbour on "
+                  "Saturday. All 212 passengers were taken off by lifeboats before dawn. "
+                  "Harbour master Ilse Varga said the channel buoys had been moved by a storm. "
+                  "Divers inspected the hull on Sunday, and the operator said repairs would "
+                  "begin once the ferry was towed to the dry dock."),
+         "url": "https://news.example.org/nordlys", "published_at": "2025-03-01",
          "source": "Example Gazette"},
-        {"title": "Forest Alliance wins 44 seats in the coastal election",
-         "body": ("The Forest Alliance won 44 seats in the coastal election on Sunday, and its "
-                  "leader was sworn in as premier. Election officials counted late into the "
-                  "night. In a separate case, a court sentenced a former councillor to six "
-                  "years in prison for fraud. A convicted smuggler was executed by firing squad "
-                  "in a neighbouring state last year."),
-         "url": "https://news.example.org/forest-alliance", "published_at": "2025-03-20",
+        {"title": "Tram line to Brenmoor approved",
+         "body": ("The city council approved the tram line to Brenmoor on Tuesday. The line "
+                  "will cost 300 million euros and open in 2029, the mayor said. A court "
+                  "fined the former contractor 2 million euros in a separate case."),
+         "url": "https://news.example.org/tram", "published_at": "2025-03-20",
          "source": "Example Gazette"},
     ]
     path = tmp_path / "stories.jsonl"
@@ -95,26 +92,22 @@ def _stories(tmp_path: Path) -> Path:
     return path
 
 
-def test_what_is_asked_must_come_from_the_article_about_the_subject(tmp_path: Path) -> None:
-    svc = make_services(tmp_path / "data")
+def test_the_answer_states_what_was_asked_or_says_it_cannot(tmp_path: Path) -> None:
+    svc = make_services(tmp_path / "data", sample=False)
     svc.admin.ingest([str(_stories(tmp_path))])
     try:
-        # The Harbour League story states only an age; the seats are another party's.
-        seats = svc.ask.ask("how many seats did the Harbour League end up winning in the election?")
-        assert seats.abstained and "number" in (seats.note or "")
-        assert seats.closest[0].title.startswith("Harbour League")
-        won = svc.ask.ask("how many seats did the Forest Alliance win in the election?")
-        assert not won.abstained and won.text.startswith("The Forest Alliance won 44 seats")
-        # A prison term, and an either-or, stated only about someone else.
-        term = svc.ask.ask("what prison sentence did Olek Varga get for the Harbour League fraud?")
-        assert term.abstained and "prison term" in (term.note or "")
-        how = svc.ask.ask("how was Harbour League treasurer Olek Varga punished for fraud, "
-                          "firing squad or prison?")
-        assert how.abstained and "answers offered" in (how.note or "")
-        # Named in the story about him, one of the answers offered is the answer.
-        who = svc.ask.ask("who charged Harbour League treasurer Olek Varga with fraud, "
-                          "Ada Quill or the police?")
-        assert not who.abstained and who.text.startswith("Prosecutor Ada Quill has since charged")
+        rescued = svc.ask.ask("how many passengers got off the Nordlys when it ran aground?")
+        assert not rescued.abstained
+        assert "All 212 passengers were taken off by lifeboats" in rescued.text
+        cost = svc.ask.ask("how much will the Brenmoor tram line cost?")
+        assert not cost.abstained and "300 million euros" in cost.text
+        # The ferry story states no amount: the answer says so and quotes what it does say,
+        # cited among the closest articles; the tram story's amounts are not offered.
+        repairs = svc.ask.ask("how much will the repairs to the Nordlys ferry cost?")
+        assert repairs.abstained and repairs.text.startswith("The articles don't say the amount")
+        assert "euros" not in repairs.text and "[1]" in repairs.text
+        assert repairs.closest[0].title.startswith("Kessel ferry")
+        assert "amount" in (repairs.note or "")
     finally:
         svc.close()
 

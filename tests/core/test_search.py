@@ -1,4 +1,4 @@
-"""Search behaviour that needs a corpus of its own: questions that describe someone."""
+"""Search stages on hand-built hits, and a second hop on a corpus of its own."""
 
 from __future__ import annotations
 
@@ -6,46 +6,25 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from retrieval.search import ArticleHit, ChunkHit, _confidence
+from retrieval.params import SearchParams
+from retrieval.search import (
+    ArticleHit,
+    ChunkHit,
+    QueryPlan,
+    boost_window,
+    coverage_confidence,
+    diversify,
+    group,
+    judge,
+    prefer_article,
+    prefer_recent,
+    second_hop,
+)
+from retrieval.timeparse import TimeFilter
 from tests.fakes import make_services
-
-_STORIES = [
-    ("Dockworkers' leader held after port blockade",
-     "Police arrested the leader of the dockworkers' union at the port blockade on Tuesday. "
-     "Dana Whitlock was taken to the central station with four stewards. Dana Whitlock had "
-     "led the blockade for nine days over the closure of the container terminal.",
-     "2024-03-05"),
-    ("New cabinet sworn in at the capital",
-     "The coalition's new cabinet was sworn in on Monday. Dana Whitlock becomes labour "
-     "minister, a post the coalition agreement reserved for the smaller partner.",
-     "2024-06-10"),
-    ("Port blockade ends as terminal talks resume",
-     "The blockade of the port ended after nine days when the operator agreed to reopen "
-     "talks on the container terminal. Stewards said the union would watch the talks.",
-     "2024-03-08"),
-    ("Ferry fares frozen for the summer",
-     "The harbour authority froze ferry fares for the summer season after complaints from "
-     "island residents about the cost of the crossing.",
-     "2024-05-02"),
-]
-
-
-def test_a_described_person_is_searched_again_by_name(tmp_path: Path) -> None:
-    path = tmp_path / "stories.jsonl"
-    path.write_text("\n".join(json.dumps({
-        "title": title, "body": body, "published_at": date, "source": "Example Gazette",
-        "url": f"https://news.example.org/{n}"}) for n, (title, body, date) in enumerate(_STORIES)
-    ) + "\n")
-    svc = make_services(tmp_path / "data", sample=False)
-    svc.admin.ingest([str(path)])
-    question = "the union leader who was arrested at the port blockade - what did she do next?"
-    titles = [a.title for a in svc.retriever.search(question, k=3).articles]
-    assert titles[0].startswith("Dockworkers' leader held")
-    # The cabinet story never mentions the union or the blockade; only the name links it.
-    assert titles[1] == "New cabinet sworn in at the capital"
-    svc.close()
 
 
 class _EvenIdf:
@@ -55,18 +34,155 @@ class _EvenIdf:
         return 1.0
 
 
-def test_confidence_of_two_articles_together_covers_both_halves() -> None:
-    def article(aid: str, sim: float) -> ArticleHit:
-        return ArticleHit(aid, sim, [ChunkHit(f"{aid}:0", "", {}, dense_sim=sim)])
+def _chunk(aid: str, n: int, score: float, *, sim: float = 0.5, ts: int | None = None,
+           text: str = "") -> ChunkHit:
+    meta: dict[str, object] = {"article_id": aid, "title": aid, "chunk": n}
+    if ts is not None:
+        meta["published_ts"] = ts
+    return ChunkHit(f"{aid}:{n}", text, meta, score=score, dense_sim=sim)
 
-    first, second = article("arrest", 0.5), article("cabinet", 0.3)
+
+def _article(aid: str, score: float, *, sim: float = 0.5, ts: int | None = None,
+             text: str = "") -> ArticleHit:
+    return ArticleHit(aid, score, [_chunk(aid, 0, score, sim=sim, ts=ts, text=text)])
+
+
+def _plan(query: str, tokens: list[str], **kw: object) -> QueryPlan:
+    return QueryPlan(query, (), tokens, [], np.zeros(3, dtype=np.float32),
+                     kw.pop("time", TimeFilter()), **kw)  # type: ignore[arg-type]
+
+
+def test_group_scores_an_article_by_its_best_chunk_and_a_share_of_the_second() -> None:
+    hits = [_chunk("a", 0, 0.5), _chunk("b", 0, 0.6), _chunk("a", 1, 0.4), _chunk("a", 2, 0.3)]
+    articles = group(hits, second_weight=0.5)
+    assert [a.article_id for a in articles] == ["a", "b"]
+    assert articles[0].score == pytest.approx(0.5 + 0.5 * 0.4)  # the third chunk adds nothing
+    assert [c.id for c in articles[0].chunks] == ["a:0", "a:1", "a:2"]
+
+
+def test_rerankers_period_reading_and_recency() -> None:
+    inside = _chunk("new", 0, 0.5, ts=int(datetime(2009, 3, 2, tzinfo=UTC).timestamp()))
+    outside = _chunk("old", 0, 0.6, ts=int(datetime(2008, 3, 2, tzinfo=UTC).timestamp()))
+    boost_window([inside, outside], datetime(2009, 1, 1, tzinfo=UTC),
+                 datetime(2010, 1, 1, tzinfo=UTC), boost=0.3)
+    assert inside.score == pytest.approx(0.65) and outside.score == pytest.approx(0.6)
+
+    articles = [_article("a", 1.0), _article("b", 0.9)]
+    assert [a.article_id for a in prefer_article(articles, "b", 1.5)] == ["b", "a"]
+    assert prefer_article(articles, None, 1.5) is articles
+
+    older = _article("older", 1.0, ts=1_000)
+    newer = _article("newer", 0.8, ts=2_000)
+    far = _article("far", 0.3, ts=3_000)
+    assert [a.article_id for a in prefer_recent([older, newer, far], margin=0.35)] == [
+        "newer", "older", "far"]
+
+
+def test_diversify_brings_up_an_article_covering_what_the_first_misses() -> None:
+    articles = [_article("mill", 1.0), _article("mill2", 0.95), _article("mine", 0.8)]
+    texts = {"mill": {"mill", "job"}, "mill2": {"mill", "job"}, "mine": {"mine", "job"}}
+    ranked = diversify(articles, texts, ["mill", "mine", "job"], _EvenIdf(), SearchParams())
+    assert [a.article_id for a in ranked] == ["mill", "mine", "mill2"]
+
+
+def test_judge_reads_coverage_similarity_and_the_period() -> None:
+    first, second = _article("arrest", 0.5, sim=0.5), _article("cabinet", 0.3, sim=0.3)
     terms = ["union", "leader", "arrest", "ministri", "coalit"]
     texts = {"arrest": {"union", "leader", "arrest"}, "cabinet": {"ministri", "coalit"}}
-    lex = _EvenIdf()
-    alone = _confidence([first, second], terms, lex, texts)  # type: ignore[arg-type]
-    together = _confidence([first, second], terms, lex, texts, jointly=True)  # type: ignore[arg-type]
+    idf = _EvenIdf()
+    alone = coverage_confidence([first, second], terms, idf, texts)
+    together = coverage_confidence([first, second], terms, idf, texts, jointly=True)
     assert alone == pytest.approx(0.5 * 0.5 + 0.5 * 3 / 5)
     assert together == pytest.approx(0.5 * 0.5 + 0.5 * 1.0)
+    plan = _plan("q", terms)
+    assert judge([first, second], plan, texts, idf) == pytest.approx(alone)
+    assert judge([first, second], plan, texts, idf, hop=second) == pytest.approx(together)
+    # A named period with no article in it: nothing to answer from.
+    period = _plan("q", terms, time=TimeFilter(datetime(2030, 1, 1, tzinfo=UTC), None),
+                   win_lo=datetime(2030, 1, 1, tzinfo=UTC))
+    assert judge([first, second], period, texts, idf) == 0.0
+
+
+def test_second_hop_needs_a_strong_first_article_that_misses_terms_and_names_people() -> None:
+    story = ("Harbour master Ilse Varga resigned after the ferry grounding. Ilse Varga had run "
+             "the port for nine years.")
+    top = _article("grounding", 1.0, sim=0.7, text=story)
+    other = _article("other", 0.5, sim=0.4)
+    found = _article("museum", 0.2, sim=0.3,
+                     text="Ilse Varga now works as director of the maritime museum.")
+    searched: list[str] = []
+
+    def search(text: str) -> list[ArticleHit]:
+        searched.append(text)
+        return [top, found]
+
+    texts = {"grounding": {"harbour", "master", "resign", "ferri", "ground", "ilse", "varga"},
+             "other": {"ferri"}}
+    tokens = ["harbour", "master", "resign", "ferri", "ground", "work", "museum", "director"]
+    plan = _plan("the harbour master who resigned over the ferry grounding - does she work at "
+                 "a museum as director now?", tokens)
+    hop = second_hop(plan, [top, other], texts, _EvenIdf(), SearchParams(), search)
+    assert hop is found and hop.score == other.score
+    assert searched and searched[0].startswith("Ilse Varga") and "museum" in searched[0]
+
+    # A first article that covers the question: no second search.
+    covered = {"grounding": set(tokens) | {"ilse", "varga"}, "other": set()}
+    searched.clear()
+    assert second_hop(plan, [top, other], covered, _EvenIdf(), SearchParams(), search) is None
+    assert not searched
+    # A weak first article: no second search either.
+    weak = _article("grounding", 1.0, sim=0.2, text=story)
+    assert second_hop(plan, [weak, other], texts, _EvenIdf(), SearchParams(), search) is None
+
+
+_STORIES = [
+    ("Harbour master resigns after ferry grounding",
+     "The harbour master of Kessel resigned on Tuesday after the ferry Nordlys ran aground in "
+     "the outer channel. Ilse Varga had run the port for nine years. Ilse Varga said the "
+     "grounding happened on her watch and that she took responsibility for it.",
+     "2024-03-05"),
+    ("New director for the maritime museum",
+     "Ilse Varga becomes director of the maritime museum in Kessel, the museum board said. "
+     "The board praised the experience Ilse Varga brings from the port.",
+     "2024-06-10"),
+    ("Ferry Nordlys back in service",
+     "The ferry Nordlys returned to service after repairs to its hull in the Kessel dry dock.",
+     "2024-04-08"),
+    ("Science museum names a new director",
+     "The science museum named a new director on Monday. The museum director will start in "
+     "the autumn, when the museum reopens its director's gallery.",
+     "2024-05-20"),
+    ("Art museum director retires",
+     "The art museum director retired after thirty years. The museum thanked its director, "
+     "and a new museum director will be chosen by the board.",
+     "2024-02-11"),
+    ("Ferry fares frozen for the summer",
+     "The harbour authority froze ferry fares for the summer season after complaints from "
+     "island residents about the cost of the crossing.",
+     "2024-05-02"),
+]
+
+
+def test_a_described_person_is_found_again_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "stories.jsonl"
+    path.write_text("\n".join(json.dumps({
+        "title": title, "body": body, "published_at": date, "source": "Example Gazette",
+        "url": f"https://news.example.org/{n}"}) for n, (title, body, date) in enumerate(_STORIES)
+    ) + "\n")
+    svc = make_services(tmp_path / "data", sample=False)
+    try:
+        svc.admin.ingest([str(path)])
+        question = ("the harbour master who resigned after the ferry grounding - is she "
+                    "director of the maritime museum now?")
+        result = svc.retriever.search(question, k=3)
+        titles = [a.title for a in result.articles]
+        assert titles[0] == "Harbour master resigns after ferry grounding"
+        # The museum story never mentions the ferry or the harbour: the name the first
+        # article gives links them, and the two answer together.
+        assert titles[1] == "New director for the maritime museum"
+        assert result.joint
+    finally:
+        svc.close()
 
 
 def test_an_article_date_is_read_from_new_and_older_stores() -> None:

@@ -1,0 +1,252 @@
+"""The answer built from the articles' own sentences, when no language model writes one.
+
+The candidates are the sentences of the best articles' matched chunks. Each gets a chance of
+stating the answer from meaning and words together (the weights are fitted, see
+:class:`~retrieval.params.SearchParams`):
+
+- the cosine between the question's vector (the search's, pulled towards the conversation a
+  follow-up continues) and the sentence's, from the embedding model already loaded, all the
+  sentences of one answer in one batch;
+- the IDF-weighted share of the question's terms the sentence holds (an earlier turn's terms
+  count less), and how many terms it adds;
+- for a question that asks for a kind of answer (an amount, a number, a date, a year, a
+  time, a length of time, a prison term), whether the sentence states one, and whether the
+  question's own terms stand next to it: "how many died" is not answered by a count of
+  residents, nor "what time" by a year;
+- its article's and chunk's ranks, and its length.
+
+The answer leads with the most likely sentence and adds up to two more. When the question
+asks for a kind of answer that none of the likeliest sentences states, the answer is partial:
+the articles cover the story, not the fact asked for.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from retrieval.answer_type import Expected, expect, kind_spans
+from retrieval.lexical import tokenize
+from retrieval.params import SearchParams
+from retrieval.text import is_instruction_like, sentences
+
+if TYPE_CHECKING:
+    from retrieval.embeddings import Embedder
+    from retrieval.search import Idf, Retriever, SearchResult
+
+Verdict = Literal["answer", "partial", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A sentence of a matched chunk, with what it is scored on."""
+
+    text: str
+    article: int  # rank of its article in the search result
+    chunk: int  # rank of its chunk within the article
+    terms: frozenset[str]
+    lexical: float = 0.0
+    dense: float = 0.0
+    kind: float = 0.0
+    score: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Picked:
+    sentence: str
+    article: int  # index into the search result's articles
+    score: float
+
+
+@dataclass(slots=True)
+class Extract:
+    """The sentences picked, and whether they answer, answer in part, or not at all."""
+
+    picked: list[Picked]
+    verdict: Verdict
+    expected: Expected | None = None
+    missing: str = ""  # what the articles do not state, for the partial wording
+    took_ms: float = 0.0
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def note(self) -> str:
+        """Why there is no full answer, for the answer's footer."""
+        if self.verdict == "none":
+            return "no sentence of the articles matched the question well enough"
+        if self.verdict == "partial":
+            return f"no sentence of the articles about it states {self.missing}"
+        return ""
+
+
+def candidates(result: SearchResult, p: SearchParams) -> list[Candidate]:
+    """The distinct sentences of the best articles' matched chunks, in rank order."""
+    out: list[Candidate] = []
+    seen: set[str] = set()
+    texts: list[tuple[str, int, int]] = []
+    for ai, art in enumerate(result.articles[: p.answer_articles]):
+        around = " ".join(c.text for c in art.chunks[: p.answer_chunks])
+        for ci, chunk in enumerate(art.chunks[: p.answer_chunks]):
+            for s in sentences(chunk.text):
+                if s in seen or not 25 <= len(s) <= 600 or is_instruction_like(s, around):
+                    continue
+                seen.add(s)
+                texts.append((s, ai, ci))
+    if not texts:
+        return out
+    for (s, ai, ci), toks in zip(texts, tokenize([t[0] for t in texts]), strict=True):
+        out.append(Candidate(s, ai, ci, frozenset(toks)))
+    return out
+
+
+def term_weights(question: str, context_terms: Sequence[str], idf: Idf,
+                 p: SearchParams) -> dict[str, float]:
+    """IDF of the question's terms, and a share of it for the earlier turns' terms."""
+    q_terms = [t for t in dict.fromkeys(tokenize([question])[0]) if len(t) > 1]
+    weights = {t: idf.idf(t) for t in q_terms}
+    for t in context_terms:
+        if t not in weights:
+            weights[t] = p.context_term_weight * idf.idf(t)
+    return weights
+
+
+@lru_cache(maxsize=20000)
+def _stem(word: str) -> str:
+    toks = tokenize([word])[0]
+    return toks[0] if toks else ""
+
+
+_WORD = re.compile(r"[\w'$£€¥%-]+")
+
+
+def kind_evidence(sentence: str, expected: Expected, predicate: dict[str, float],
+                  window: int) -> float:
+    """How well ``sentence`` states the kind of answer asked for, next to the question's terms.
+
+    0 when it states none; else one half for stating one, plus half the best, over what it
+    states, of the IDF share of the question's ``predicate`` terms within ``window`` words
+    (1 when the question has no such terms: "when did the strike start?" asks for a date).
+    """
+    spans = kind_spans(expected, sentence)
+    if not spans:
+        return 0.0
+    total = sum(predicate.values())
+    if total <= 0:
+        return 1.0
+    words = [(m.start(), _stem(m.group(0).lower())) for m in _WORD.finditer(sentence)]
+    best = 0.0
+    for start, end in spans:
+        at = [i for i, (pos, _) in enumerate(words) if start <= pos < end] or [
+            min(range(len(words)), key=lambda i: abs(words[i][0] - start))] if words else []
+        if not at:
+            continue
+        lo, hi = max(0, at[0] - window), min(len(words), at[-1] + window + 1)
+        near = {w for _, w in words[lo:hi]}
+        best = max(best, sum(v for t, v in predicate.items() if t in near) / total)
+    return 0.5 + 0.5 * best
+
+
+def score(cands: list[Candidate], weights: dict[str, float], vector: np.ndarray | None,
+          embedder: Embedder | None, expected: Expected | None, predicate: dict[str, float],
+          p: SearchParams) -> list[Candidate]:
+    """Every candidate with its chance of stating the answer, most likely first."""
+    if not cands:
+        return []
+    total = sum(weights.values()) or 1.0
+    dense = np.zeros(len(cands), dtype=np.float32)
+    if vector is not None and embedder is not None:
+        dense = embedder.embed_documents([c.text for c in cands]) @ vector
+    out = []
+    for c, d in zip(cands, dense, strict=True):
+        lexical = sum(w for t, w in weights.items() if t in c.terms) / total
+        kind = kind_evidence(c.text, expected, predicate, p.kind_window) if expected else 0.0
+        new = sum(1 for t in c.terms if t not in weights)
+        logit = (p.sentence_dense * float(d) + p.sentence_lexical * lexical
+                 + p.sentence_kind * kind + p.sentence_novelty * min(new, 20) / 20
+                 + p.sentence_length * len(c.text) / 300 + p.article_rank * c.article
+                 + p.chunk_rank * c.chunk + p.sentence_bias)
+        chance = 1.0 / (1.0 + float(np.exp(-logit)))
+        out.append(Candidate(c.text, c.article, c.chunk, c.terms, lexical, float(d), kind,
+                             chance))
+    out.sort(key=lambda c: -c.score)
+    return out
+
+
+def answer(question: str, result: SearchResult, retriever: Retriever) -> Extract:
+    """The sentences that answer ``question`` from ``result``'s articles, best first, scored
+    with the retriever's index weights, embedding model and parameters."""
+    return answer_with(question, result, retriever.lexical(), retriever.embedder,
+                       retriever.params)
+
+
+def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedder | None,
+                p: SearchParams) -> Extract:
+    """:func:`answer` with its parts given (``embedder`` None: words only)."""
+    t0 = time.perf_counter()
+    expected = expect(question)
+    weights = term_weights(question, result.context_terms, idf, p)
+    predicate = _predicate(question, weights, expected)
+    scored = score(candidates(result, p), weights, result.vector, embedder, expected,
+                   predicate, p)
+    if not scored:
+        return Extract([], "none", expected, _missing(expected),
+                       (time.perf_counter() - t0) * 1000, scored)
+    lead = scored[0]
+    about = _about(question, result)
+    on_subject = [c for c in scored if c.article in about]
+    if expected is not None and not any(c.kind > 0 for c in on_subject[: p.kind_sentences]):
+        # The story is there, the kind of answer asked for is not.
+        return Extract([Picked(lead.text, lead.article, lead.score)], "partial", expected,
+                       _missing(expected), (time.perf_counter() - t0) * 1000, scored)
+    picked = [Picked(lead.text, lead.article, lead.score)]
+    per_article = {lead.article: 1}
+    for c in scored[1:]:
+        if len(picked) >= p.answer_sentences or c.score < p.follow_min:
+            break
+        if per_article.get(c.article, 0) >= p.per_article:
+            continue
+        picked.append(Picked(c.text, c.article, c.score))
+        per_article[c.article] = per_article.get(c.article, 0) + 1
+    return Extract(picked, "answer", expected, _missing(expected),
+                   (time.perf_counter() - t0) * 1000, scored)
+
+
+_CAPITALISED = re.compile(r"(?<=[\w,;:'\"()-] )[A-Z][\w'-]*")
+
+
+def _predicate(question: str, weights: dict[str, float],
+               expected: Expected | None) -> dict[str, float]:
+    """The question's terms that say what is asked about its subject: its own terms, less the
+    names in it (capitalised words inside the question) and the words naming the kind of
+    answer ("year", "how long")."""
+    words = _CAPITALISED.findall(question)
+    drop = set(tokenize([" ".join(words)])[0]) if words else set()
+    if expected is not None:
+        drop |= expected.kind_terms
+    own = set(tokenize([question])[0])
+    return {t: w for t, w in weights.items() if t in own and t not in drop}
+
+
+def _about(question: str, result: SearchResult) -> set[int]:
+    """The articles (ranks) about the question's subject: holding every name it uses
+    (capitalised words inside it); all of them when it uses none."""
+    words = _CAPITALISED.findall(question)
+    names = set(tokenize([" ".join(words)])[0]) if words else set()
+    ranks = set()
+    for i, a in enumerate(result.articles):
+        terms = result.article_terms.get(a.article_id)
+        if not names or terms is None or names <= terms:
+            ranks.add(i)
+    return ranks
+
+
+def _missing(expected: Expected | None) -> str:
+    if expected is None:
+        return "that"
+    return f"the {expected.kind.value} asked for"

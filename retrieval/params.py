@@ -1,0 +1,108 @@
+"""Every tuned number of search and extractive answering, in one place.
+
+Each value says how it was chosen. "Tuned" means measured with ``python -m bench.retrieval``
+on the tuning half of the questions (a hash of the qid picks the half) and kept only when the
+checking half agreed; "set" means chosen by reasoning and left alone because nothing
+measured moved it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SearchParams:
+    """Search (plan -> candidates -> fuse -> group -> rerank -> judge) and answering."""
+
+    # -- candidates and fusion ---------------------------------------------------------------
+    # Chunks taken from each retriever (and each period) before fusion. Tuned: 30 lost gold
+    # articles of multi-article questions, 80 changed no rank and cost time at 100k chunks.
+    candidates: int = 50
+    # fused = w * cosine + (1 - w) * BM25 / best BM25. Tuned over 0.3-0.7: flat from 0.45 to
+    # 0.55 on both halves.
+    dense_weight: float = 0.5
+    # An article with a second matching chunk gains this share of that chunk's score. Tuned:
+    # 0.1 over 0 and 0.2 (0.2 let long articles crowd out short exact ones).
+    second_chunk_weight: float = 0.1
+
+    # -- rerankers ---------------------------------------------------------------------------
+    # A chunk inside the period a question names scores this much more. Tuned on temporal
+    # questions: 0.3 over 0.15 and 0.5.
+    window_boost: float = 0.3
+    # "Latest ...": the newest article scoring within this share of the best goes first. Set
+    # to keep the story (articles that merely share a word score far lower), then checked.
+    recency_margin: float = 0.35
+    # "Latest" questions also search the last this many days before now on their own. Set: a
+    # month is what "lately" means in chat.
+    recent_days: int = 30
+    # Articles re-ranked for covering question terms the ones above them did not; the bonus is
+    # this weight times the IDF share of newly covered terms. Tuned on multi-article questions.
+    coverage_pool: int = 20
+    coverage_weight: float = 0.5
+    # A follow-up's query vector adds the earlier questions' vector at this weight. Tuned on
+    # follow-ups: 0.6 over 0.4 and 0.8.
+    context_weight: float = 0.6
+    # The article the asker is reading (a brief's thread) scores this many times more. Set.
+    prefer_weight: float = 1.5
+
+    # -- second hop --------------------------------------------------------------------------
+    # A second search with the names the best article gives, when the question leaves terms of
+    # its own that article does not cover. Triggered when the best article matches the
+    # question at least this well (cosine)...
+    hop_min_sim: float = 0.45
+    # ... and this IDF share of the question's terms is missing from it ...
+    hop_min_missing: float = 0.25
+    # ... and the article found covers at least this share of the missing terms. All three
+    # tuned together on the tuning half; the checking half agreed.
+    hop_min_gain: float = 0.5
+    # Names (capitalised runs) the best article repeats at least this often are followed. Set.
+    hop_min_mentions: int = 2
+
+    # -- judge -------------------------------------------------------------------------------
+    # Confidence = 0.5 * best cosine + 0.5 * IDF share of the question's terms an article
+    # covers; below this the articles do not say. Tuned for the fewest false abstentions at
+    # the most null abstentions on the tuning half.
+    abstain_threshold: float = 0.42
+
+    # -- extractive answer -------------------------------------------------------------------
+    # Sentences are taken from this many of the best articles (their matched chunks). Set: an
+    # evidence sentence was among the first three articles' for 97.6% of the tuning half's
+    # answerable questions, and 97.6% with five.
+    answer_articles: int = 3
+    answer_chunks: int = 3
+    # At most this many sentences in an answer, and this many from one article. Tuned: three
+    # (two per article) put an evidence sentence in 65% of the tuning half's single-article
+    # answers against 41% with one per article and 66% with four.
+    answer_sentences: int = 3
+    per_article: int = 2
+    # A sentence's chance of stating the answer: the logistic of
+    #   dense * cosine(question, sentence) + lexical * IDF share of the question's terms held
+    #   + kind * answer-kind evidence + novelty * new terms (of 20) + length * chars / 300
+    #   + article_rank * its article's rank + chunk_rank * its chunk's rank + bias.
+    # Fitted by logistic regression on the sentences of the tuning half's answerable
+    # questions (evidence sentence or not); the answer leads with the most likely sentence.
+    # The tuning half's first sentences state the evidence 46% of the time (hand-set weights:
+    # 43%), the checking half's 45% (43%); fitted on the checking half instead, the weights
+    # came out within 25% of these except length.
+    sentence_dense: float = 3.17
+    sentence_lexical: float = 1.21
+    sentence_kind: float = 1.22
+    sentence_novelty: float = 0.36
+    sentence_length: float = 0.75
+    article_rank: float = -0.95
+    chunk_rank: float = -0.50
+    sentence_bias: float = -4.24
+    # Earlier turns' terms count at this share of the question's own. Set.
+    context_term_weight: float = 0.3
+    # A further sentence needs at least this chance. Tuned: 0.05 kept ans@ev at its maximum
+    # on the tuning half (0.65) where 0.1 lost multi-article evidence.
+    follow_min: float = 0.05
+    # The answer-kind evidence counts question terms within this many words of the number,
+    # amount or date. Set: a clause.
+    kind_window: int = 8
+    # A question asking for a kind of answer (an amount, a number, a date...) whose five most
+    # likely sentences state none is answered only partially. Tuned: within the first three
+    # sentences flagged 11% of the checking half's answerable questions; five flagged none
+    # on either half and 3 of 11 tuning-half nulls (0 of 14 on the checking half).
+    kind_sentences: int = 5
