@@ -159,19 +159,25 @@ def score(cands: list[Candidate], weights: dict[str, float], vector: np.ndarray 
     if not cands:
         return []
     total = sum(weights.values()) or 1.0
-    dense = np.zeros(len(cands), dtype=np.float32)
-    if vector is not None and embedder is not None:
-        dense = embedder.embed_documents([c.text for c in cands]) @ vector
-    out = []
-    for c, d in zip(cands, dense, strict=True):
+    rows = []
+    for c in cands:
         lexical = sum(w for t, w in weights.items() if t in c.terms) / total
         kind = kind_evidence(c.text, expected, predicate, p.kind_window) if expected else 0.0
         new = sum(1 for t in c.terms if t not in weights)
-        logit = (p.sentence_dense * float(d) + p.sentence_lexical * lexical
-                 + p.sentence_kind * kind + p.sentence_novelty * min(new, 20) / 20
+        logit = (p.sentence_lexical * lexical + p.sentence_kind * kind
+                 + p.sentence_novelty * min(new, 20) / 20
                  + p.sentence_length * len(c.text) / 300 + p.article_rank * c.article
                  + p.chunk_rank * c.chunk + p.sentence_bias)
-        chance = 1.0 / (1.0 + float(np.exp(-logit)))
+        rows.append((logit, lexical, kind, c))
+    # Only the likeliest by words are embedded: the model's time is most of an answer's.
+    rows.sort(key=lambda r: -r[0])
+    rows = rows[: p.dense_sentences]
+    dense = np.zeros(len(rows), dtype=np.float32)
+    if vector is not None and embedder is not None:
+        dense = embedder.embed_documents([r[3].text for r in rows]) @ vector
+    out = []
+    for (logit, lexical, kind, c), d in zip(rows, dense, strict=True):
+        chance = 1.0 / (1.0 + float(np.exp(-(logit + p.sentence_dense * float(d)))))
         out.append(Candidate(c.text, c.article, c.chunk, c.terms, lexical, float(d), kind,
                              chance))
     out.sort(key=lambda c: -c.score)
