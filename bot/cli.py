@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -508,11 +509,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         return 2
     from bot.client import sync_commands
 
-    services = _services(settings)
-    try:
-        return sync_commands(services)
-    finally:
-        services.close()
+    return sync_commands(settings)  # the commands only: the store may be held by a running bot
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -611,7 +608,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.settings import Settings  # noqa: F401  (settings errors are reported below)
 
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a reader that went away shows up here, not at exit
+        return code
+    except BrokenPipeError:
+        # Piped into `head` and the reader has gone: stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE
     except NewsbotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

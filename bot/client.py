@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
@@ -217,9 +218,20 @@ def _token(settings: Settings) -> str | None:
     return value or None
 
 
-def _fail(line: str) -> int:
+def _fail(line: str, code: int = 2) -> int:
     print(f"newsbot: {line}", file=sys.stderr)
-    return 2
+    return code
+
+
+def _unreachable(exc: BaseException) -> int:
+    """One line for a Discord (or proxy) that cannot be reached; exit code 1."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return _fail(f"cannot reach Discord at {discord.http.Route.BASE}: {reason}. Check the "
+                 "network, or NEWSBOT_DISCORD_API_BASE if a proxy is set.", 1)
+
+
+# Raised when Discord (or the proxy in front of it) cannot be reached at all.
+UNREACHABLE = (aiohttp.ClientConnectionError, OSError, asyncio.TimeoutError)
 
 
 MISSING_TOKEN = (
@@ -243,12 +255,17 @@ def _setup_logging() -> None:
     # The CLI may have configured logging already; do not add a second handler.
     if not logging.getLogger().handlers:
         discord.utils.setup_logging()
+    # A text bot has no use for voice: no warnings at every start that its libraries are absent.
+    discord.VoiceClient.warn_nacl = False
+    discord.VoiceClient.warn_dave = False
 
 
 async def _message_content_enabled(token: str) -> bool:
     """Whether the application may use the message content intent (portal setting); asked
     before connecting, because requesting a privileged intent not enabled fails the login."""
-    probe = discord.Client(intents=discord.Intents.none())
+    # The guilds intent only so discord.py does not warn that it is off: this client never
+    # connects to the gateway.
+    probe = discord.Client(intents=discord.Intents(guilds=True))
     async with probe:
         await probe.login(token)
         info = await probe.application_info()
@@ -263,6 +280,8 @@ async def _run(services: Services, token: str) -> int:
         content = await _message_content_enabled(token)
     except discord.LoginFailure:
         return _fail(BAD_TOKEN)
+    except UNREACHABLE as exc:
+        return _unreachable(exc)
     if not content:
         log.info(
             "the message content intent is off: answering slash commands, mentions and replies "
@@ -289,6 +308,8 @@ async def _run(services: Services, token: str) -> int:
             except discord.PrivilegedIntentsRequired:
                 return _fail("Discord refused the message content intent; enable it or try "
                              "again.")
+            except UNREACHABLE as exc:
+                return _unreachable(exc)
     finally:
         await service.stop()
     return 0
@@ -309,14 +330,32 @@ def run_bot(services: Services) -> int:
         return 0
 
 
-async def _sync(services: Services, token: str) -> int:
-    bot = create_bot(services, sync_dev_guild=False)
+class CommandsOnly:
+    """Stands in for the services where only the commands' declarations are needed (``newsbot
+    sync``): the settings, and nothing that opens the vector store, which a running bot may
+    hold."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"services.{name} is not available while syncing commands")
+
+
+async def _sync(settings: Settings, token: str) -> int:
+    bot = create_bot(CommandsOnly(settings), sync_dev_guild=False)  # type: ignore[arg-type]
     async with bot:
         try:
             await bot.login(token)  # HTTP only: no gateway connection is needed to sync
+            synced = await bot.tree.sync()
         except discord.LoginFailure:
             return _fail(BAD_TOKEN)
-        synced = await bot.tree.sync()
+        except UNREACHABLE as exc:
+            return _unreachable(exc)
+        finally:
+            # Cogs' background loops stop with their cogs; nothing here should run them.
+            for name in list(bot.extensions):
+                await bot.unload_extension(name)
     print(
         f"Synced {len(synced)} app commands globally: "
         + ", ".join(f"/{c.name}" for c in synced)
@@ -325,11 +364,12 @@ async def _sync(services: Services, token: str) -> int:
     return 0
 
 
-def sync_commands(services: Services) -> int:
-    """``newsbot sync``: publish the app commands to every guild. Returns the exit code."""
-    token = _token(services.settings)
+def sync_commands(settings: Settings) -> int:
+    """``newsbot sync``: publish the app commands to every guild, without opening the store.
+    Returns the exit code."""
+    token = _token(settings)
     if token is None:
         return _fail(MISSING_TOKEN)
     _setup_logging()
-    use_endpoints(services.settings)
-    return asyncio.run(_sync(services, token))
+    use_endpoints(settings)
+    return asyncio.run(_sync(settings, token))

@@ -19,6 +19,7 @@ process that shares it can read them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -27,15 +28,19 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import numpy as np
 from filelock import FileLock, Timeout
 
 from retrieval.chunking import Chunk
+
+log = logging.getLogger(__name__)
 
 # HNSW search breadth. Chroma's default (100) returned 97.8% of the exact 50 nearest chunks
 # on the Wikinews corpus, and as few as 80% for some questions; 400 returns 99.9%, for a
@@ -45,6 +50,20 @@ EF_SEARCH = 400
 
 class StoreUnavailable(RuntimeError):
     """The store cannot be used as configured; the message says what to do."""
+
+
+SEARCH_UNAVAILABLE = "Search is unavailable right now; please try again in a few minutes."
+
+
+@contextmanager
+def _answering(location: str) -> Iterator[None]:
+    """A Chroma server that stops answering mid-run: one line a member can be shown (the
+    details go to the log) instead of a transport error from deep inside the client."""
+    try:
+        yield
+    except httpx.TransportError as exc:
+        log.warning("the Chroma server at %s does not answer: %s", location, exc)
+        raise StoreUnavailable(SEARCH_UNAVAILABLE) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +313,8 @@ class VectorStore:
         """
         if self.shared and time.monotonic() - self._checked > max_age_s:
             self._checked = time.monotonic()
-            self._collection = self._open_live(check_model=False)
+            with _answering(self.location):
+                self._collection = self._open_live(check_model=False)
         return int((self._collection.metadata or {}).get("version", 0))
 
     def retag(self, model_id: str) -> None:
@@ -350,11 +370,17 @@ class VectorStore:
 
     # -- reading ---------------------------------------------------------------------------
     def count(self) -> int:
-        return int(self._collection.count())
+        with _answering(self.location):
+            return int(self._collection.count())
 
     def query(self, embedding: np.ndarray, n: int, where: dict[str, Any] | None = None,
               *, collection: Any = None) -> list[StoredChunk]:
         col = collection or self._collection
+        with _answering(self.location):
+            return self._query(col, embedding, n, where)
+
+    def _query(self, col: Any, embedding: np.ndarray, n: int,
+               where: dict[str, Any] | None) -> list[StoredChunk]:
         res = col.query(
             query_embeddings=[np.asarray(embedding, dtype=np.float32)],
             n_results=n,
@@ -378,7 +404,8 @@ class VectorStore:
         """Stored vectors of these chunk ids (those that exist)."""
         if not ids:
             return {}
-        res = self._collection.get(ids=list(ids), include=["embeddings"])
+        with _answering(self.location):
+            res = self._collection.get(ids=list(ids), include=["embeddings"])
         return {i: np.asarray(e, dtype=np.float32)
                 for i, e in zip(res["ids"], res["embeddings"], strict=True)}
 

@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from bot.core.answer_model import answer_with_model
 from bot.core.follow_up import clean_rewrite, keeps_follow_up
 from bot.core.llm import ChatModel, LLMError
-from bot.core.models import Answer, QuestionError, Source, Turn
+from bot.core.models import Answer, QuestionError, Source, StoreError, Turn
 from bot.settings import Settings
 from prompts import load as load_prompt
 from retrieval import extractive
 from retrieval.search import ArticleHit, Retriever, SearchResult
+from retrieval.store import StoreUnavailable
 from retrieval.timeparse import parse_since
 
 log = logging.getLogger(__name__)
@@ -96,10 +97,13 @@ class AskService:
                 # Without a model, earlier questions steer the search instead.
                 context = [t.text for t in turns if t.role == "user"][-2:]
 
-        result = self.retriever.search(
-            standalone, k=self.settings.top_k, context=context, since=since, until=None,
-            outlet=outlet, now=now, prefer_article_id=prefer_article_id,
-        )
+        try:
+            result = self.retriever.search(
+                standalone, k=self.settings.top_k, context=context, since=since, until=None,
+                outlet=outlet, now=now, prefer_article_id=prefer_article_id,
+            )
+        except StoreUnavailable as exc:  # e.g. the Chroma server went away: no model call
+            raise StoreError(str(exc)) from None
         base = {"question": q, "standalone_question": standalone, "history_cut": history_cut}
         if not result.articles or result.weak:
             return self._abstain(result, note="the closest articles match the question too "

@@ -135,7 +135,8 @@ async def start_on_discord(
                         yarl.URL(local_discord.gateway_url))
     started: list[OnDiscord] = []
 
-    async def start(*, message_content: bool = False, **settings: Any) -> OnDiscord:
+    async def start(*, message_content: bool = False, services: Services = services,
+                    **settings: Any) -> OnDiscord:
         server = local_discord
         server.message_content_enabled = message_content
         guild = server.add_guild("Newsroom", channel=None)

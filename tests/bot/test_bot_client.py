@@ -58,7 +58,7 @@ def test_run_without_token_exits_2_naming_the_setting(
     assert run_bot(bare_services) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "DISCORD_TOKEN" in err
-    assert sync_commands(bare_services) == 2
+    assert sync_commands(bare_services.settings) == 2
     assert "DISCORD_TOKEN" in capsys.readouterr().err
 
 
@@ -307,3 +307,54 @@ def test_discord_endpoints_are_checked_and_applied(
     client.use_endpoints(settings)
     assert discord.http.Route("GET", "/users/@me").url == "http://127.0.0.1:9/api/v10/users/@me"
     assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == "ws://127.0.0.1:9/gateway"
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def restore_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY",
+                        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+
+
+def test_run_and_sync_with_discord_unreachable_say_one_line(
+    bare_services: Services, capsys: pytest.CaptureFixture[str], restore_endpoints: None,
+) -> None:
+    from pydantic import SecretStr
+
+    settings = bare_services.settings
+    settings.discord_token = SecretStr("a-token")
+    settings.discord_api_base = f"http://127.0.0.1:{_closed_port()}/api/v10"
+    for run in (lambda: sync_commands(settings), lambda: run_bot(bare_services)):
+        code = run()
+        err = capsys.readouterr().err
+        assert code == 1, err
+        lines = [line for line in err.splitlines() if line.startswith("newsbot:")]
+        assert len(lines) == 1 and lines[0].startswith(
+            f"newsbot: cannot reach Discord at {settings.discord_api_base}: ")
+        assert "Traceback" not in err
+
+
+def test_sync_does_not_open_the_store(
+    bare_services: Services, capsys: pytest.CaptureFixture[str], restore_endpoints: None,
+) -> None:
+    from pydantic import SecretStr
+
+    from tests.support.discord_server import LocalDiscord
+
+    # bare_services holds the embedded store's lock, as a running bot would.
+    settings = bare_services.settings
+    with LocalDiscord() as server:
+        settings.discord_token = SecretStr(server.token)
+        settings.discord_api_base = server.api_base
+        assert sync_commands(settings) == 0
+        synced = sorted(c.name for c in server.commands.values() if c.guild_id is None)
+    assert {"ask", "sources", "status"} <= set(synced)
+    assert "Synced" in capsys.readouterr().out

@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.cogs import ask as ask_cog
 from bot.core.models import Turn
+from retrieval.store import SEARCH_UNAVAILABLE
 from tests.bot.conftest import OnDiscord, is_answer
+from tests.fakes import ScriptedModel, make_services
+from tests.support.chroma_server import ChromaServer
 
 NETFLIX_Q = "what did Netflix use generative AI for in The Eternaut?"
 Start = Callable[..., Awaitable[OnDiscord]]
@@ -258,3 +262,28 @@ async def test_a_second_question_while_the_first_is_answered_waits_its_turn(
                           if m.content == ask_cog.STILL_ANSWERING], "the still-answering line")
     gate.set()
     await w.answer_to(first)
+
+
+# -- the store -----------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+async def test_a_chroma_server_going_away_is_search_unavailable_and_no_model_call(
+    start_on_discord: Start, tmp_path: Path,
+) -> None:
+    with ChromaServer(tmp_path / "chroma") as chroma:
+        model = ScriptedModel("It was used for a building collapse scene [1].")
+        services = make_services(tmp_path / "chroma-data", chroma_url=chroma.url, model=model,
+                                 answer_in_threads=False)
+        try:
+            w = await start_on_discord(services=services)
+            mo = w.member("mo")
+            await w.answer_to(w.server.say(mo, w.news, w.mention(NETFLIX_Q)))
+            assert len(model.prompts) == 1
+            chroma.stop()
+            question = w.server.say(mo, w.news, w.mention(NETFLIX_Q))
+            line = await w.wait(lambda: w.server.replies_to(question), "the line")
+        finally:
+            services.close()
+    assert line[0].content == SEARCH_UNAVAILABLE
+    assert len(model.prompts) == 1  # no model call without the articles

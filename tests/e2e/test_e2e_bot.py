@@ -155,3 +155,11 @@ def test_a_resumed_session_loses_no_question(world: World) -> None:
     assert "notre-dame-reopens" in sources_of(answer_to(world, question))
     assert server.calls("GET", "/gateway") == []  # resumed at resume_gateway_url
     assert any(url.startswith(server.resume_gateway_url) for url in server.gateway_urls)
+
+
+def test_start_up_logs_no_warning_that_is_not_a_problem(world: World) -> None:
+    log = world.bot.log()
+    assert "connected as" in log
+    for noise in ("Guilds intent seems to be disabled", "PyNaCl is not installed",
+                  "davey is not installed"):
+        assert noise not in log

@@ -1,0 +1,107 @@
+"""The command line when the world is not as it should be: a data dir it cannot use, a reader
+that goes away, a terminal 80 columns wide, Discord out of reach."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import bot.core.services as services_module
+from bot.cli import main
+from tests.fakes import FakeEmbedder
+
+NEWSBOT = Path(sys.executable).with_name("newsbot")
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Its own data dir, no keys, the fake embedding."""
+    monkeypatch.chdir(tmp_path)
+    for var in list(os.environ):
+        if var.startswith(("NEWSBOT_", "OPENAI_", "DISCORD_")):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("NEWSBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(services_module, "make_embedder", lambda settings: FakeEmbedder())
+    return tmp_path
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("NEWSBOT_", "OPENAI_", "DISCORD_"))}
+    env.update(HF_HUB_OFFLINE="1", **extra)
+    return env
+
+
+@pytest.mark.parametrize("command", [["status"], ["sources", "--json"], ["ask", "anything?"]])
+def test_a_data_dir_under_a_file_is_one_line(
+    cli_env: Path, command: list[str], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (cli_env / "afile").write_text("not a folder")
+    monkeypatch.setenv("NEWSBOT_DATA_DIR", str(cli_env / "afile" / "data"))
+    assert main(command) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "afile" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="root may write to a read-only folder")
+def test_a_read_only_data_dir_is_one_line(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ro = cli_env / "ro"
+    ro.mkdir(mode=0o500)
+    monkeypatch.setenv("NEWSBOT_DATA_DIR", str(ro / "data"))
+    assert main(["status"]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_piping_into_a_reader_that_stops_early_is_quiet(tmp_path: Path) -> None:
+    """``newsbot status | head -1``: the reader leaves after one line."""
+    env = _env(NEWSBOT_DATA_DIR=str(tmp_path / "data"))
+    for command in (["status"], ["sources", "--json"]):
+        proc = subprocess.Popen([str(NEWSBOT), *command], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before the first line
+        err = proc.stderr.read().decode()
+        proc.wait(120)
+        assert "Traceback" not in err and "BrokenPipe" not in err, err
+        assert proc.returncode == 141
+
+
+def test_source_urls_stay_on_one_line_in_an_80_column_terminal(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = "https://example.org/news/2025/07/01/" + "a-very-long-slug-" * 5 + "end"
+    (cli_env / "long.md").write_text(
+        "---\ntitle: Lighthouse keepers return to the northern cape\noutlet: Coast Post\n"
+        f"published_at: 2025-07-01\nurl: {url}\n---\n"
+        "Lighthouse keepers returned to the northern cape lighthouse in July after ten years "
+        "of automatic operation, the coast authority said.\n", encoding="utf-8")
+    assert main(["ingest", str(cli_env / "long.md")]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["ask", "when did the lighthouse keepers return to the northern cape?"]) == 0
+    out = capsys.readouterr().out
+    assert len(url) > 80 and any(line.strip() == url for line in out.splitlines()), out
+
+
+def test_sync_with_discord_unreachable_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = _env(NEWSBOT_DATA_DIR=str(tmp_path / "data"), DISCORD_TOKEN="a-token",
+               NEWSBOT_DISCORD_API_BASE=f"http://127.0.0.1:{port}/api/v10")
+    proc = subprocess.run([str(NEWSBOT), "sync"], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "cannot reach Discord" in proc.stderr, proc.stderr
+    assert not (tmp_path / "data" / "chroma").exists()  # sync never opened the store
