@@ -126,9 +126,11 @@ def balance_fences(text: str) -> str:
 
 def clean_text(text: str) -> str:
     """Text from a model or an article made safe to show: masked links spelled out, links
-    wrapped so they do not unfurl, code fences balanced."""
+    wrapped so they do not unfurl, spoiler bars shown as bars (nothing in an answer is
+    hidden), code fences balanced."""
     text = _MASKED_LINK.sub(_defuse_masked_link, text.strip())
     text = _BARE_URL.sub(r"<\1>", text)
+    text = text.replace("||", "\\|\\|")
     return balance_fences(text)
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from bot.core.answer_model import answer_with_model
 from bot.core.follow_up import clean_rewrite, keeps_follow_up
+from bot.core.language import ENGLISH_ONLY, not_english
 from bot.core.llm import ChatModel, LLMError
 from bot.core.models import Answer, QuestionError, Source, StoreError, Turn
 from bot.settings import Settings
@@ -179,6 +180,8 @@ class AskService:
     def _abstain(self, result: SearchResult, *, note: str | None, text: str = ABSTAIN_TEXT,
                  **base: object) -> Answer:
         closest = [_source(n, a) for n, a in enumerate(result.articles[:3], 1)]
+        if text == ABSTAIN_TEXT and not_english(str(base.get("question") or "")):
+            text = f"{text} {ENGLISH_ONLY}"  # say so when the language may be why
         # The text is ours, never the model's, whoever decided to abstain.
         return Answer(text=text, sources=[], abstained=True,
                       mode="extractive", note=note, closest=closest,

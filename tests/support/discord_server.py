@@ -1031,7 +1031,7 @@ class LocalDiscord:
         self._dispatch_message("MESSAGE_CREATE", msg)
         return msg
 
-    def slash(self, user: User, channel: Channel, name: str, *,
+    def slash(self, user: User, channel: Channel, name: str, /, *,
               bypass_client_checks: bool = False, **options: Any) -> Interaction:
         """``user`` runs ``/name`` with ``options`` in ``channel`` (a DM channel from
         ``dm_channel``, or a guild channel or thread). A subcommand is ``"group sub"``.
@@ -1064,7 +1064,7 @@ class LocalDiscord:
             return self._interact(2, user, channel, data)
 
     def autocomplete(self, user: User, channel: Channel, name: str, option: str,
-                     value: str, **options: Any) -> Interaction:
+                     value: str, /, **options: Any) -> Interaction:
         """``user`` types ``value`` into ``option`` of ``/name`` (a subcommand is
         ``"group sub"``): an autocomplete request."""
         with self._lock:
