@@ -274,10 +274,10 @@ class NewsService:
         (recorded in the posted log; the Discord side sends them)."""
         desk = self.services.desk
         for s in report.sources:
-            ids = [*s.added_ids, *s.updated_ids]
-            if ids:
-                await in_thread(lambda ids=ids, s=s: desk.plan(
-                    ids, first_fetch=s.first_fetch, backfill=s.backfill))
+            if s.added_ids or s.updated_ids:
+                await in_thread(lambda s=s: desk.plan(
+                    s.added_ids, changed=s.updated_ids, first_fetch=s.first_fetch,
+                    backfill=s.backfill))
 
     async def tell_moderators(self, line: str) -> None:
         log.warning("%s", line)

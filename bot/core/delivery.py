@@ -385,13 +385,18 @@ class Desk:
         return None
 
     # -- planning --------------------------------------------------------------------------
-    def plan(self, article_ids: Sequence[str], *, first_fetch: bool = False, backfill: int = 0,
+    def plan(self, article_ids: Sequence[str], *, changed: Iterable[str] = (),
+             first_fetch: bool = False, backfill: int = 0,
              now: datetime | None = None) -> PlanReport:
-        """Record what each subscribed channel gets for these new or changed articles.
+        """Record what each subscribed channel gets for these new or ``changed`` articles.
 
         The first fetch of a source posts nothing (its articles only join their stories),
         unless the source was added with a backfill: then its newest ``backfill`` articles.
+        A changed article is never a new brief: it was seen before (and perhaps held back
+        then); it is only an update of its brief, when its headline changed.
         """
+        changed = set(changed)
+        article_ids = [*article_ids, *(i for i in changed if i not in article_ids)]
         now = now or utcnow()
         report = PlanReport()
         articles = [a for a in (self.state.get_article(i) for i in article_ids) if a]
@@ -417,7 +422,8 @@ class Desk:
                 if why is not None:
                     report.skip(why)
                     continue
-                self._enqueue(sub, article, story_id, briefs, report, now)
+                self._enqueue(sub, article, story_id, briefs, report, now,
+                              changed=article.id in changed)
         return report
 
     def _brief(self, article: Article, cache: dict[str, Brief]) -> Brief:
@@ -426,10 +432,14 @@ class Desk:
         return cache[article.id]
 
     def _enqueue(self, sub: Subscription, article: Article, story_id: str,
-                 cache: dict[str, Brief], report: PlanReport, now: datetime) -> None:
+                 cache: dict[str, Brief], report: PlanReport, now: datetime, *,
+                 changed: bool = False) -> None:
         channel = sub.channel_id
         key = f"story:{story_id}"
         first = self.state.get_post(channel, key)
+        if first is None and changed:
+            report.skip("changed, never posted here")
+            return
         if first is None:
             if sub.daily_cap is not None and self.state.count_posts(
                     subscription_id=sub.id, kind="brief",

@@ -1168,6 +1168,9 @@ class LocalDiscord:
         if message is not None:
             payload["message"] = self._message_payload(message, intent=True)
         sessions = [s for s in self.sessions.values() if s.wants(channel.guild_id)]
+        # A connected session first: one whose process died keeps its session for a resume
+        # that never comes.
+        sessions.sort(key=lambda s: s.conn is None)
         for session in sessions[:1]:
             self._send_event(session, "INTERACTION_CREATE", payload)
         return inter
