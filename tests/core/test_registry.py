@@ -1,0 +1,183 @@
+"""Sources and the registry: shared articles, store sync, rebuild debris, backups, model change."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.core.services import Services, build_services
+from bot.core.state import State
+from tests.fakes import FakeEmbedder, make_services, make_settings
+
+
+def _jsonl(path: Path, stories: list[int]) -> Path:
+    path.write_text("\n".join(json.dumps({
+        "title": f"Lock keeper story {n}", "body": f"The lock keeper on canal {n} retired after "
+        f"{n + 20} years of opening the gates for barges. " * 3,
+        "url": f"https://news.example.org/locks/{n}", "published_at": f"2025-05-{n:02d}",
+        "source": "Canal Weekly"}) for n in stories) + "\n")
+    return path
+
+
+@pytest.fixture
+def empty(tmp_path: Path) -> Services:
+    svc = make_services(tmp_path / "data", sample=False)
+    yield svc
+    svc.close()
+
+
+def _stored_articles(svc: Services) -> set[str]:
+    return set(svc.store.chunk_numbers())
+
+
+def test_an_article_stays_while_any_source_holds_it(empty: Services, tmp_path: Path) -> None:
+    a = _jsonl(tmp_path / "a.jsonl", [1, 2])
+    b = _jsonl(tmp_path / "b.jsonl", [2, 3])  # story 2 comes from both files
+    empty.admin.ingest([str(a), str(b)])
+    assert empty.state.counts()[0] == 3
+    source_a, gone = empty.admin.remove_source(str(a))
+    assert gone == 1  # story 1; story 2 is still held by b
+    titles = {art.title for art in empty.state.iter_articles()}
+    assert titles == {"Lock keeper story 2", "Lock keeper story 3"}
+    assert len(_stored_articles(empty)) == 2
+    # By id, then by name: the same lookups the CLI and Discord offer.
+    source_b = empty.state.find_source(str(b.resolve()))
+    assert source_b is not None
+    assert empty.admin.remove_source(str(source_b.id))[1] == 2
+    assert empty.state.counts() == (0, 0) and empty.store.count() == 0
+
+
+def test_incremental_reindex_repairs_what_a_crash_leaves(empty: Services,
+                                                        tmp_path: Path) -> None:
+    empty.admin.ingest([str(_jsonl(tmp_path / "a.jsonl", [1, 2, 3, 4]))])
+    ids = sorted(_stored_articles(empty))
+    # A crash mid-removal: registry rows gone, chunks left; mid-ingest: a row without chunks.
+    empty.state.delete_articles([ids[0]])
+    empty.store.delete_articles([ids[1]])
+    dry = empty.admin.reindex(dry_run=True)
+    assert (dry.added, dry.updated, dry.deleted) == (1, 0, 1)
+    assert ids[0] in _stored_articles(empty)  # the dry run wrote nothing
+    report = empty.admin.reindex()
+    assert (report.added, report.deleted) == (1, 1)
+    assert _stored_articles(empty) == set(ids[1:])
+    assert empty.store.count() == empty.state.counts()[1]
+    again = empty.admin.reindex()
+    assert (again.added, again.updated, again.deleted) == (0, 0, 0)
+    assert "matches the registry" in again.summary()
+
+
+def test_a_full_reindex_leaves_one_collection_on_disk(tmp_path: Path) -> None:
+    svc = make_services(tmp_path / "data")
+    chroma = tmp_path / "data" / "chroma"
+
+    def segment_dirs() -> set[str]:
+        return {p.name for p in chroma.iterdir() if p.is_dir()}
+
+    def named_segments() -> set[str]:
+        db = sqlite3.connect(chroma / "chroma.sqlite3")
+        try:
+            return {r[0] for r in db.execute("SELECT id FROM segments")}
+        finally:
+            db.close()
+
+    for _ in range(2):
+        svc.admin.reindex(full=True)
+    assert segment_dirs() <= named_segments()
+    assert len(svc.store._ours()) == 1
+    # A crashed rebuild's staging collection is dropped at the next start.
+    staging = svc.store.begin_rebuild()
+    staging.upsert(ids=["x"], embeddings=[[0.1] * 384], metadatas=[{"article_id": "x",
+                                                                      "chunk": 0}])
+    svc.close()
+    svc = make_services(tmp_path / "data", sample=False)
+    assert svc.store.drop_unfinished() == 1
+    assert len(svc.store._ours()) == 1 and segment_dirs() <= named_segments()
+    svc.close()
+
+
+def test_export_then_import_restores_sources_and_store(empty: Services, tmp_path: Path) -> None:
+    a = _jsonl(tmp_path / "a.jsonl", [1, 2])
+    b = _jsonl(tmp_path / "b.jsonl", [2, 3])
+    empty.admin.ingest([str(a), str(b)])
+    backup = tmp_path / "backup.jsonl"
+    assert empty.admin.export(backup) == {"sources": 2, "articles": 3}
+
+    other = make_services(tmp_path / "other", sample=False)
+    try:
+        result = other.admin.import_(backup)
+        assert (result["sources"], result["articles"], result["restored"]) == (2, 3, 3)
+        assert other.state.counts()[0] == 3 and other.store.count() == empty.store.count()
+        # A second import changes nothing.
+        again = other.admin.import_(backup)
+        assert again["restored"] == 0 and again["reindex"]["added"] == 0
+        # Memberships came along: removing one file keeps the shared story.
+        assert other.admin.remove_source(str(a.resolve()))[1] == 1
+        found = other.retriever.search("lock keeper story 3 canal 3", k=3).articles
+        assert found[0].title == "Lock keeper story 3"
+    finally:
+        other.close()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"type": "article", "title": "no text"}\n')
+    with pytest.raises(Exception, match="not a newsbot export record"):
+        empty.admin.import_(bad)
+
+
+def test_a_new_embedding_model_waits_for_a_full_reindex(tmp_path: Path) -> None:
+    make_services(tmp_path / "data").close()
+
+    class NewModel(FakeEmbedder):
+        model_id = "new-model"
+
+    old = FakeEmbedder()
+    svc = build_services(make_settings(tmp_path / "data"), embedder=NewModel(),
+                         previous_embedder=lambda mid: old if mid == old.model_id else None)
+    try:
+        status = svc.admin.status()
+        assert status["embedding_model"] == "fake-hash-384"
+        assert status["full_reindex_needed"] is True
+        # Still answering, with the old model's vectors and the old model's queries.
+        assert not svc.ask.ask("what did Netflix use AI for in The Eternaut?").abstained
+        # An ingest meanwhile embeds with the old model too: never mixed vectors.
+        story = tmp_path / "s.jsonl"
+        svc.admin.ingest([str(_jsonl(story, [7]))])
+        assert svc.store.built_with == "fake-hash-384"
+        svc.admin.reindex(full=True)
+        status = svc.admin.status()
+        assert status["embedding_model"] == "new-model" and not status["full_reindex_needed"]
+        assert svc.retriever.embedder.model_id == "new-model"
+    finally:
+        svc.close()
+
+
+def test_schema_one_state_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE articles (id TEXT PRIMARY KEY, ext_id TEXT, source TEXT, url TEXT,
+            title TEXT NOT NULL, outlet TEXT, author TEXT, published_at TEXT, text TEXT NOT NULL,
+            content_hash TEXT NOT NULL, n_chunks INTEGER NOT NULL DEFAULT 0,
+            ingested_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+        CREATE TABLE sources (spec TEXT PRIMARY KEY, kind TEXT NOT NULL, added_at TEXT NOT NULL,
+            last_ingest TEXT, last_error TEXT);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema', '1');
+        INSERT INTO sources VALUES ('/srv/news.jsonl', 'jsonl', '2025-01-01T00:00:00+00:00',
+            '2025-01-01T00:00:00+00:00', NULL);
+        INSERT INTO sources VALUES ('https://example.org/rss', 'url', '2025-01-01T00:00:00+00:00',
+            NULL, NULL);
+        INSERT INTO articles VALUES ('a1', 'g1', '/srv/news.jsonl', NULL, 'T', NULL, NULL, NULL,
+            'text', 'h', 1, '2025-01-01T00:00:00+00:00', '2025-01-01T00:00:00+00:00');
+    """)
+    db.close()
+    state = State(path)
+    try:
+        sources = {s.spec: s for s in state.list_sources()}
+        assert sources["/srv/news.jsonl"].kind == "file"
+        assert sources["https://example.org/rss"].kind == "page"
+        assert state.article_ids_for_source(sources["/srv/news.jsonl"].id) == ["a1"]
+        assert state.get_meta("schema") == "2"
+    finally:
+        state.close()
