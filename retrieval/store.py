@@ -220,6 +220,8 @@ class VectorStore:
         self._client = client
         self._texts = texts
         self.path = Path(location) if lock is not None else None  # embedded store folder
+        self._readers: dict[str, int] = {}
+        self._readers_cv = threading.Condition()
         self.base = base
         self.model_id = model_id
         self.location = location
@@ -373,10 +375,23 @@ class VectorStore:
         with _answering(self.location):
             return int(self._collection.count())
 
+    @contextmanager
+    def _reading(self, collection: Any = None) -> Iterator[Any]:
+        """The collection to read, kept from being dropped until the read is done: a
+        reindex switching collections waits for reads of the old one (texts included)."""
+        with self._readers_cv:
+            col = collection or self._collection
+            self._readers[col.name] = self._readers.get(col.name, 0) + 1
+        try:
+            yield col
+        finally:
+            with self._readers_cv:
+                self._readers[col.name] -= 1
+                self._readers_cv.notify_all()
+
     def query(self, embedding: np.ndarray, n: int, where: dict[str, Any] | None = None,
               *, collection: Any = None) -> list[StoredChunk]:
-        col = collection or self._collection
-        with _answering(self.location):
+        with self._reading(collection) as col, _answering(self.location):
             return self._query(col, embedding, n, where)
 
     def _query(self, col: Any, embedding: np.ndarray, n: int,
@@ -404,8 +419,8 @@ class VectorStore:
         """Stored vectors of these chunk ids (those that exist)."""
         if not ids:
             return {}
-        with _answering(self.location):
-            res = self._collection.get(ids=list(ids), include=["embeddings"])
+        with self._reading() as col, _answering(self.location):
+            res = col.get(ids=list(ids), include=["embeddings"])
         return {i: np.asarray(e, dtype=np.float32)
                 for i, e in zip(res["ids"], res["embeddings"], strict=True)}
 
@@ -425,11 +440,11 @@ class VectorStore:
         """Every chunk of the live collection (for the lexical index)."""
         offset = 0
         while True:
-            col = self._collection
-            res = col.get(limit=page, offset=offset, include=["documents", "metadatas"])
-            if not res["ids"]:
-                return
-            docs = self._documents(col, res["ids"], res["documents"])
+            with self._reading() as col:
+                res = col.get(limit=page, offset=offset, include=["documents", "metadatas"])
+                if not res["ids"]:
+                    return
+                docs = self._documents(col, res["ids"], res["documents"])
             for i, d, m in zip(res["ids"], docs, res["metadatas"], strict=True):
                 yield StoredChunk(id=i, text=d, metadata=dict(m or {}))
             offset += len(res["ids"])
@@ -458,7 +473,13 @@ class VectorStore:
         meta.update(complete=True, version=int(meta.get("version", 0)) + 1)
         staging.modify(metadata=meta)  # the switch: one metadata write
         old = [c.name for c in self._ours() if c.name != staging.name]
-        self._collection = self._client.get_collection(staging.name, embedding_function=None)
+        with self._readers_cv:
+            self._collection = self._client.get_collection(staging.name,
+                                                           embedding_function=None)
+            # Reads that began on the old collection finish on it (bounded: a stuck reader
+            # only delays the clean-up, which the next start repeats).
+            self._readers_cv.wait_for(lambda: not any(self._readers.get(n) for n in old),
+                                      timeout=30)
         for name in old:
             self._client.delete_collection(name)
         self._forget_dropped()

@@ -181,3 +181,29 @@ def test_schema_one_state_is_migrated(tmp_path: Path) -> None:
         assert state.get_meta("schema") == "2"
     finally:
         state.close()
+
+
+def test_searches_during_collection_switches_always_find_text(tmp_path: Path) -> None:
+    import threading
+
+    svc = make_services(tmp_path / "data")
+    vec = svc.embedder.embed_query("Netflix generative AI building collapse")
+    stop = threading.Event()
+    bad: list[str] = []
+
+    def search() -> None:
+        while not stop.is_set():
+            hits = svc.store.query(vec, 5)
+            if not hits or not all(h.text for h in hits):
+                bad.append(f"{len(hits)} hits, {sum(not h.text for h in hits)} without text")
+
+    reader = threading.Thread(target=search)
+    reader.start()
+    try:
+        for _ in range(8):
+            svc.admin.reindex(full=True)
+    finally:
+        stop.set()
+        reader.join()
+        svc.close()
+    assert not bad, bad[:3]

@@ -1,0 +1,269 @@
+"""`newsbot serve` as a real process, and the command line beside it.
+
+These run the real local model (cached once per test session) and real processes, killed
+with SIGKILL where a crash is the point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.control import ControlClient
+from tests.support.http import StaticServer
+
+NEWSBOT = Path(sys.executable).with_name("newsbot")
+QUESTION = "what did Netflix use AI for in The Eternaut?"
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One converted model for every process of this module."""
+    return tmp_path_factory.mktemp("model")
+
+
+@dataclass
+class Env:
+    data: Path
+    vars: dict[str, str]
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(NEWSBOT), *args], capture_output=True, text=True,
+                              env=self.vars, timeout=timeout, cwd=self.data.parent)
+
+    def json(self, *args: str) -> Any:
+        proc = self.run(*args, "--json")
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    def serve(self) -> subprocess.Popen[str]:
+        proc = subprocess.Popen([str(NEWSBOT), "serve"], env=self.vars, text=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                cwd=self.data.parent)
+        deadline = time.monotonic() + 120
+        # A killed service leaves its socket file: wait for one that answers.
+        while ControlClient.find(self.data) is None:
+            if proc.poll() is not None:
+                raise AssertionError(f"serve exited: {proc.stderr.read() if proc.stderr else ''}")
+            assert time.monotonic() < deadline, "serve did not open its socket"
+            time.sleep(0.1)
+        return proc
+
+    def call(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Straight to the service's socket, without starting a CLI process."""
+        client = ControlClient.find(self.data)
+        assert client is not None
+        return client.call(op, args)
+
+
+@pytest.fixture
+def env(tmp_path: Path, model_dir: Path) -> Env:
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("NEWSBOT_", "OPENAI_", "DISCORD_"))}
+    base.update(NEWSBOT_DATA_DIR=str(tmp_path / "data"), NEWSBOT_MODEL_DIR=str(model_dir),
+                HF_HUB_OFFLINE="1")
+    return Env(tmp_path / "data", base)
+
+
+def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> float:
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    return time.monotonic() - t0
+
+
+def _stories(path: Path, n: int, start: int = 0) -> Path:
+    """Articles with distinct wording, long enough to take a few seconds to embed."""
+    towns = ["Arlen", "Brisk", "Corrow", "Dunmere", "Eskby", "Fallow", "Gorse", "Hethel"]
+    works = ["bridge", "library", "market", "tram depot", "harbour wall"]
+    with path.open("w") as out:
+        for i in range(start, start + n):
+            town = towns[i % len(towns)]
+            body = " ".join(
+                f"In {town}, council item {i}-{j} concerned the {works[j % 5]} and a budget of "
+                f"{i * 7 + j} thousand euros." for j in range(12))
+            out.write(json.dumps({"title": f"{town} council notes {i}", "body": body,
+                                  "url": f"https://news.example.org/council/{i}",
+                                  "published_at": "2025-06-01", "source": "Council Wire"}) + "\n")
+    return path
+
+
+def _wait_for_job(env: Env, name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = env.call("status", {})["service"]["job"]
+        if job and job["name"] == name:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {name} job seen")
+
+
+def _store_matches_registry(env: Env) -> dict[str, Any]:
+    status = env.json("status")
+    registry = sum(s["articles"] for s in status["sources"])
+    assert status["articles"] >= 1 and registry >= status["articles"]
+    sync = env.json("reindex", "--dry-run")
+    assert (sync["added"], sync["updated"], sync["deleted"]) == (0, 0, 0), sync
+    return status
+
+
+def test_the_cli_works_beside_a_running_service(env: Env, tmp_path: Path) -> None:
+    proc = env.serve()
+    try:
+        answer = env.json("ask", QUESTION)  # the first ask loads the sample, in the service
+        assert not answer["abstained"] and "Buenos Aires" in answer["answer"]
+        story = tmp_path / "story.md"
+        story.write_text("---\ntitle: Ferry fares frozen for a year\nurl: "
+                         "https://news.example.org/ferry\npublished_at: 2026-11-28\n"
+                         "outlet: Harbour Gazette\n---\nThe harbour council froze ferry fares "
+                         "for twelve months; the freeze costs the city 1.4 million euros.\n")
+        ingest = env.run("ingest", str(story))
+        assert ingest.returncode == 0, ingest.stderr
+        assert ingest.stdout.startswith("1 added, 0 updated")
+        found = env.json("ask", "how much does the ferry fare freeze cost?")
+        assert found["sources"][0]["title"] == "Ferry fares frozen for a year"
+        status = env.json("status")
+        assert status["service"]["pid"] == proc.pid and status["articles"] == 13
+        # Sources: a feed from a local server is checked, followed, listed, removed.
+        with StaticServer() as http:
+            http.add("/rss.xml", _feed(["Tide gauge installed at the pier"]),
+                     content_type="application/rss+xml")
+            added = env.json("sources", "add", http.url("/rss.xml"), "--name", "harbour")
+            assert added["kind"] == "feed" and added["poll"]["added"] == 1
+            bad = env.run("sources", "add", http.url("/missing.xml"))
+            assert bad.returncode == 1 and bad.stderr.startswith("error: cannot follow")
+            assert bad.stderr.count("\n") == 1
+        listed = env.json("sources")
+        assert [s["name"] for s in listed if s["kind"] == "feed"] == ["harbour"]
+        removed = env.json("sources", "remove", "harbour")
+        assert removed["articles_removed"] == 1
+        # A second service on the same data dir is refused, naming the holder.
+        second = env.run("serve", timeout=120)
+        assert second.returncode == 1
+        assert f"pid {proc.pid}" in second.stderr and "newsbot serve" in second.stderr
+        assert _stop(proc) < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # Without the service the same command gives the same JSON.
+    assert env.json("ask", QUESTION) == answer
+
+
+def test_answers_keep_coming_during_a_full_reindex(env: Env, tmp_path: Path) -> None:
+    proc = env.serve()
+    try:
+        assert env.run("ingest", str(_stories(tmp_path / "s.jsonl", 60))).returncode == 0
+        reindex = subprocess.Popen([str(NEWSBOT), "reindex", "--full", "--json"],
+                                   env=env.vars, text=True, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        _wait_for_job(env, "reindex")
+        answers = []
+        while reindex.poll() is None:
+            answers.append(env.call("ask", {"question": "what budget did the Corrow tram depot "
+                                                        "get?"}))
+        out, err = reindex.communicate()
+        assert reindex.returncode == 0, err
+        assert json.loads(out)["full"] is True
+        assert answers, "the reindex ended before any question was asked"
+        assert all(a["sources"] and a["answer"] for a in answers), [a for a in answers if not a["sources"]][:2]
+        assert _stop(proc) < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.parametrize("job", ["ingest", "reindex"])
+def test_kill_9_mid_job_leaves_a_store_that_serves_and_a_rerun_completes(
+        env: Env, tmp_path: Path, job: str) -> None:
+    first = _stories(tmp_path / "a.jsonl", 40)
+    big = _stories(tmp_path / "b.jsonl", 200, start=40)
+    proc = env.serve()
+    try:
+        assert env.run("ingest", str(first)).returncode == 0
+        if job == "reindex":
+            assert env.run("ingest", str(big)).returncode == 0
+        before = env.json("status")
+        args = ["reindex", "--full"] if job == "reindex" else ["ingest", str(big)]
+        client = subprocess.Popen([str(NEWSBOT), *args], env=env.vars, text=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for_job(env, job)
+        time.sleep(1.5)  # well into embedding and writing
+        proc.kill()
+        proc.wait(timeout=30)
+        client.wait(timeout=60)
+        assert client.returncode != 0  # the command saw its service go away
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    proc = env.serve()  # a stale socket and a half-written store are what it finds
+    try:
+        _wait_idle(env)
+        after = env.json("status")
+        if job == "reindex":
+            assert after["collection"] == before["collection"]  # the old one still serves
+            assert after["chunks"] == before["chunks"]
+        answer = env.call("ask", {"question": "what budget did the Arlen bridge get?"})
+        assert answer["sources"]
+        rerun = env.run(*args)
+        assert rerun.returncode == 0, rerun.stderr
+        status = _store_matches_registry(env)
+        assert status["articles"] == 240
+    finally:
+        _stop(proc)
+
+
+def test_sigterm_during_a_long_job_stops_within_seconds(env: Env, tmp_path: Path) -> None:
+    proc = env.serve()
+    try:
+        client = subprocess.Popen([str(NEWSBOT), "ingest",
+                                   str(_stories(tmp_path / "b.jsonl", 600))],
+                                  env=env.vars, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        _wait_for_job(env, "ingest")
+        assert _stop(proc) < 10
+        client.wait(timeout=60)
+        assert not (env.data / "newsbot.sock").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    proc = env.serve()
+    try:
+        _wait_idle(env)
+        _store_matches_registry(env)
+    finally:
+        _stop(proc)
+
+
+def _wait_idle(env: Env, timeout: float = 120) -> None:
+    """Until the start-up sync (and anything else) has finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not env.call("status", {})["service"]["job"]:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the service stayed busy")
+
+
+def _feed(titles: list[str]) -> bytes:
+    items = "".join(
+        f"<item><title>{t}</title><link>https://news.example.org/feed/{i}</link>"
+        f"<guid>feed-{i}</guid><pubDate>Mon, 02 Jun 2025 10:00:00 GMT</pubDate>"
+        f"<description>{t}. The harbour authority said the work took three weeks and cost "
+        f"{i + 2} hundred thousand euros, paid from the port's maintenance budget."
+        f"</description></item>"
+        for i, t in enumerate(titles))
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Harbour News</title>'
+            f"<link>https://news.example.org/</link><description>x</description>{items}"
+            f"</channel></rss>").encode()
