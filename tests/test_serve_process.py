@@ -1,7 +1,8 @@
 """`newsbot serve` as a real process, and the command line beside it.
 
-These run the real local model (cached once per test session) and real processes, killed
-with SIGKILL where a crash is the point.
+The first test runs the real local model; the others embed through the local
+OpenAI-compatible test server, whose delay per request makes a job last long enough to be
+killed part-way. Processes are killed with SIGKILL where a crash is the point.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 
 from bot.control import ControlClient
 from tests.support.http import StaticServer
+from tests.support.openai_server import FakeOpenAIServer
 
 NEWSBOT = Path(sys.executable).with_name("newsbot")
 QUESTION = "what did Netflix use AI for in The Eternaut?"
@@ -67,13 +69,28 @@ class Env:
         return client.call(op, args)
 
 
-@pytest.fixture
-def env(tmp_path: Path, model_dir: Path) -> Env:
+def _clean_env(tmp_path: Path) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("NEWSBOT_", "OPENAI_", "DISCORD_"))}
-    base.update(NEWSBOT_DATA_DIR=str(tmp_path / "data"), NEWSBOT_MODEL_DIR=str(model_dir),
-                HF_HUB_OFFLINE="1")
-    return Env(tmp_path / "data", base)
+    base.update(NEWSBOT_DATA_DIR=str(tmp_path / "data"), HF_HUB_OFFLINE="1")
+    return base
+
+
+@pytest.fixture
+def env(tmp_path: Path, model_dir: Path) -> Env:
+    """The real local model."""
+    return Env(tmp_path / "data", {**_clean_env(tmp_path), "NEWSBOT_MODEL_DIR": str(model_dir)})
+
+
+@pytest.fixture
+def fast_env(tmp_path: Path, openai_server: FakeOpenAIServer) -> Env:
+    """Embeddings from the local test server, 20 ms per request of 64 texts."""
+    openai_server.embedding_delay = 0.02
+    return Env(tmp_path / "data", {
+        **_clean_env(tmp_path), "NEWSBOT_EMBEDDING_BACKEND": "openai",
+        "NEWSBOT_EMBEDDING_MODEL": "fake-embedding-model",
+        "OPENAI_BASE_URL": f"{openai_server.base_url}", "OPENAI_API_KEY": "test",
+        "NEWSBOT_LLM_TIMEOUT_S": "2", "NEWSBOT_LLM_MAX_RETRIES": "0"})
 
 
 def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> float:
@@ -112,7 +129,7 @@ def _wait_for_job(env: Env, name: str, timeout: float = 60) -> None:
 def _store_matches_registry(env: Env) -> dict[str, Any]:
     status = env.json("status")
     registry = sum(s["articles"] for s in status["sources"])
-    assert status["articles"] >= 1 and registry >= status["articles"]
+    assert registry >= status["articles"]
     sync = env.json("reindex", "--dry-run")
     assert (sync["added"], sync["updated"], sync["deleted"]) == (0, 0, 0), sync
     return status
@@ -160,23 +177,29 @@ def test_the_cli_works_beside_a_running_service(env: Env, tmp_path: Path) -> Non
     assert env.json("ask", QUESTION) == answer
 
 
-def test_answers_keep_coming_during_a_full_reindex(env: Env, tmp_path: Path) -> None:
+def test_answers_keep_coming_during_a_full_reindex(fast_env: Env, tmp_path: Path) -> None:
+    env = fast_env
     proc = env.serve()
     try:
-        assert env.run("ingest", str(_stories(tmp_path / "s.jsonl", 60))).returncode == 0
+        assert env.run("ingest", str(_stories(tmp_path / "s.jsonl", 300))).returncode == 0
+        question = {"question": "Corrow council notes 17: what was the tram depot budget?"}
+        before = env.call("ask", question)
+        assert before["answer"] and (before["sources"] or before["closest"])
         reindex = subprocess.Popen([str(NEWSBOT), "reindex", "--full", "--json"],
                                    env=env.vars, text=True, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE)
         _wait_for_job(env, "reindex")
         answers = []
         while reindex.poll() is None:
-            answers.append(env.call("ask", {"question": "what budget did the Corrow tram depot "
-                                                        "get?"}))
+            answers.append(env.call("ask", question))
+            time.sleep(0.05)
         out, err = reindex.communicate()
         assert reindex.returncode == 0, err
         assert json.loads(out)["full"] is True
         assert answers, "the reindex ended before any question was asked"
-        assert all(a["sources"] and a["answer"] for a in answers), [a for a in answers if not a["sources"]][:2]
+        # The same answer throughout: no error, no gap, no half-built index.
+        changed = [a for a in answers if a != before]
+        assert not changed, changed[:2]
         assert _stop(proc) < 10
     finally:
         if proc.poll() is None:
@@ -185,9 +208,10 @@ def test_answers_keep_coming_during_a_full_reindex(env: Env, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("job", ["ingest", "reindex"])
 def test_kill_9_mid_job_leaves_a_store_that_serves_and_a_rerun_completes(
-        env: Env, tmp_path: Path, job: str) -> None:
+        fast_env: Env, tmp_path: Path, job: str) -> None:
+    env = fast_env
     first = _stories(tmp_path / "a.jsonl", 40)
-    big = _stories(tmp_path / "b.jsonl", 200, start=40)
+    big = _stories(tmp_path / "b.jsonl", 600, start=40)
     proc = env.serve()
     try:
         assert env.run("ingest", str(first)).returncode == 0
@@ -198,7 +222,7 @@ def test_kill_9_mid_job_leaves_a_store_that_serves_and_a_rerun_completes(
         client = subprocess.Popen([str(NEWSBOT), *args], env=env.vars, text=True,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for_job(env, job)
-        time.sleep(1.5)  # well into embedding and writing
+        time.sleep(2.0)  # well into embedding and writing (two batches of articles)
         proc.kill()
         proc.wait(timeout=30)
         client.wait(timeout=60)
@@ -215,16 +239,17 @@ def test_kill_9_mid_job_leaves_a_store_that_serves_and_a_rerun_completes(
             assert after["collection"] == before["collection"]  # the old one still serves
             assert after["chunks"] == before["chunks"]
         answer = env.call("ask", {"question": "what budget did the Arlen bridge get?"})
-        assert answer["sources"]
+        assert answer["sources"] or answer["closest"]
         rerun = env.run(*args)
         assert rerun.returncode == 0, rerun.stderr
         status = _store_matches_registry(env)
-        assert status["articles"] == 240
+        assert status["articles"] == 640
     finally:
         _stop(proc)
 
 
-def test_sigterm_during_a_long_job_stops_within_seconds(env: Env, tmp_path: Path) -> None:
+def test_sigterm_during_a_long_job_stops_within_seconds(fast_env: Env, tmp_path: Path) -> None:
+    env = fast_env
     proc = env.serve()
     try:
         client = subprocess.Popen([str(NEWSBOT), "ingest",

@@ -38,7 +38,7 @@ def test_an_article_stays_while_any_source_holds_it(empty: Services, tmp_path: P
     b = _jsonl(tmp_path / "b.jsonl", [2, 3])  # story 2 comes from both files
     empty.admin.ingest([str(a), str(b)])
     assert empty.state.counts()[0] == 3
-    source_a, gone = empty.admin.remove_source(str(a))
+    _, gone = empty.admin.remove_source(str(a))
     assert gone == 1  # story 1; story 2 is still held by b
     titles = {art.title for art in empty.state.iter_articles()}
     assert titles == {"Lock keeper story 2", "Lock keeper story 3"}

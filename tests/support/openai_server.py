@@ -548,6 +548,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- embeddings -------------------------------------------------------------------------
 
     def _embeddings(self, body: dict[str, Any]) -> None:
+        self._sleep(self.owner.embedding_delay)
         state = self.owner._state
         with state.lock:
             failure = state.embedding_failures.popleft() if state.embedding_failures else None
@@ -615,6 +616,7 @@ class FakeOpenAIServer:
         self.default_reply = default_reply
         self.cap_mode: CapMode = cap_mode
         self.embedding_dim = embedding_dim
+        self.embedding_delay = 0.0  # seconds added to every embeddings request
         self.model = model
         self.embedding_model = embedding_model
         self._state = _State()
