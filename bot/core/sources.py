@@ -12,9 +12,9 @@ none of them unless the source was added with a backfill.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,8 +24,10 @@ from bot.core.admin import AdminService, IngestReport, Progress
 from bot.core.models import NewsbotError
 from bot.core.state import SourceRecord, State, utcnow
 from bot.settings import Settings
-from retrieval.articles import Article
-from retrieval.sources import Skipped, SourceError, load_source
+from retrieval.articles import Article, make_article_id
+from retrieval.sources import Skipped, feeds
+from retrieval.sources.feeds import FeedEntry, Probe, complete_entries, poll_feed
+from retrieval.sources.web import Failure, Fetcher, NotModified, page_article
 
 log = logging.getLogger(__name__)
 
@@ -37,58 +39,52 @@ class Fetched:
     """One fetch of a source: its new or changed items, or why there are none."""
 
     articles: list[Article] = field(default_factory=list)
+    item_hashes: dict[str, str | None] = field(default_factory=dict)  # article id -> feed hash
     skipped: list[Skipped] = field(default_factory=list)
-    known: int = 0  # items dropped as already delivered
+    known: int = 0  # items dropped before any page fetch: delivered before, unchanged
     error: str | None = None
     not_modified: bool = False
     etag: str | None = None
     last_modified: str | None = None
 
 
-@dataclass(slots=True)
-class Probe:
-    kind: str = ""  # feed | page
-    title: str | None = None
-    error: str | None = None
+Known = Callable[[FeedEntry], bool]
 
 
-def probe(url: str, *, timeout_s: float, max_bytes: int) -> Probe:
-    """Whether ``url`` is a feed or an article page, fetched once."""
-    found = fetch_source(url, etag=None, last_modified=None, timeout_s=timeout_s,
-                         max_bytes=max_bytes, is_known=lambda *_: False)
-    if found.error:
-        return Probe(error=found.error)
-    if not found.articles:
-        return Probe(error="not a feed or an article page")
-    kind = "page" if len(found.articles) == 1 and found.articles[0].url == url else "feed"
-    return Probe(kind=kind, title=found.articles[0].outlet if kind == "feed"
-                 else found.articles[0].title)
-
-
-def fetch_source(url: str, *, etag: str | None, last_modified: str | None, timeout_s: float,
-                 max_bytes: int, is_known: Any) -> Fetched:
-    """Fetch a feed or page and return its items that are not known yet."""
-    out = Fetched()
-    try:
-        items = list(load_source(url))
-    except SourceError as exc:
-        return Fetched(error=str(exc))
-    for item in items:
+def fetch_source(fetcher: Fetcher, source: SourceRecord, is_known: Known) -> Fetched:
+    """Poll a feed (entries the source already delivered unchanged are dropped before any
+    page is fetched) or a page, conditionally on the validators of the last fetch."""
+    if source.kind == "page":
+        got = fetcher.get(source.spec, etag=source.etag, last_modified=source.last_modified)
+        if isinstance(got, Failure):
+            return Fetched(error=got.reason)
+        if isinstance(got, NotModified):
+            return Fetched(not_modified=True, etag=got.etag, last_modified=got.last_modified)
+        item = page_article(got, name=source.spec, source=source.spec)
+        if isinstance(item, Skipped):
+            return Fetched(error=item.reason, skipped=[item])
+        return Fetched(articles=[item], etag=got.etag, last_modified=got.last_modified)
+    feed = poll_feed(fetcher, source.spec, etag=source.etag,
+                     last_modified=source.last_modified)
+    if isinstance(feed, Failure):
+        return Fetched(error=feed.reason)
+    if isinstance(feed, NotModified):
+        return Fetched(not_modified=True, etag=feed.etag, last_modified=feed.last_modified)
+    out = Fetched(skipped=list(feed.skipped), etag=feed.etag, last_modified=feed.last_modified)
+    fresh = [e for e in feed.entries if not is_known(e)]
+    out.known = len(feed.entries) - len(fresh)
+    for entry, item in zip(fresh, complete_entries(fetcher, fresh), strict=True):
         if isinstance(item, Skipped):
             out.skipped.append(item)
-        elif is_known(item.ext_id, item.id, body_hash(item)):
-            out.known += 1
-            out.articles.append(item)  # rechecked against the registry's hash
         else:
             out.articles.append(item)
-    if not out.articles and out.skipped:
-        out.error = out.skipped[0].reason
+            out.item_hashes[item.id] = entry.content_hash
     return out
 
 
-def body_hash(article: Article) -> str:
-    """Hash of an article's text alone: the same story republished at a new URL."""
-    return hashlib.sha256(" ".join(article.text.split()).encode()).hexdigest()[:32]
+def probe(url: str, *, timeout_s: float, max_bytes: int) -> Probe:
+    """Whether ``url`` is a feed or an article page (see retrieval.sources.feeds.probe)."""
+    return feeds.probe(Fetcher(timeout_s=timeout_s, max_bytes=max_bytes), url)
 
 
 @dataclass(slots=True)
@@ -163,18 +159,22 @@ class SourceService:
                 raise NewsbotError(f"the name {name!r} is taken by source {other.id}")
         found = probe(url, timeout_s=self.settings.fetch_timeout_s,
                       max_bytes=self.settings.max_feed_bytes)
-        if found.error:
-            raise NewsbotError(f"cannot follow {url}: {found.error}")
+        if found.kind == "none":
+            raise NewsbotError(f"cannot follow {url}: {found.reason}")
         with self.admin.write_lock:
-            source = self.state.add_source(url, found.kind, name=name or found.title,
-                                           watch=True, every_min=every_min, backfill=backfill)
+            title = name or found.title
+            if title and (taken := self.state.find_source(title)) and taken.spec != url:
+                title = None  # a feed's own title is only a default name
+            source = self.state.add_source(url, found.kind, name=title, watch=True,
+                                           every_min=every_min, backfill=backfill)
             if source.status == "disabled" or source.failures:
                 self.state.update_source(source.id, status="ok", failures=0, last_error=None,
                                          next_poll=utcnow())
             source = self.state.get_source(source.id) or source
             result = self.poll_source(source, progress)
         return {"id": source.id, "kind": source.kind, "name": source.name, "spec": source.spec,
-                "title": found.title, "every_min": source.every_min or self.settings.poll_minutes,
+                "title": found.title, "found": found.reason,
+                "every_min": source.every_min or self.settings.poll_minutes,
                 "poll": asdict(result)}
 
     # -- polling ---------------------------------------------------------------------------
@@ -210,28 +210,29 @@ class SourceService:
         now = utcnow()
         result = SourcePoll(id=source.id, label=source.label, outcome="unchanged",
                             first_fetch=source.polls == 0, backfill=source.backfill)
-        fetched = fetch_source(source.spec, etag=source.etag,
-                               last_modified=source.last_modified,
-                               timeout_s=self.settings.fetch_timeout_s,
-                               max_bytes=self.settings.max_feed_bytes,
-                               is_known=self._known(source))
+        fetcher = Fetcher(timeout_s=self.settings.fetch_timeout_s,
+                          max_bytes=self.settings.max_feed_bytes)
+        fetched = fetch_source(fetcher, source, self._known(source))
         interval = timedelta(minutes=source.every_min or self.settings.poll_minutes)
         if fetched.error:
             return self._failed(source, result, fetched.error, now, interval, t0)
+        result.skipped = len(fetched.skipped)
+        result.unchanged = fetched.known
         if fetched.not_modified:
             result.outcome = "not modified"
-        else:
+        elif fetched.articles:
             report = IngestReport()
             articles = [self._same_id(source, a) for a in fetched.articles]
             self.admin.sync_articles(articles, source.id, report, progress,
                                      guids={a.id: a.ext_id for a in articles})
-            self.state.set_body_hashes({a.id: body_hash(a) for a in articles})
+            self.state.set_item_hashes(source.id, {
+                a.id: fetched.item_hashes.get(orig.id)
+                for a, orig in zip(articles, fetched.articles, strict=True)})
             result.added, result.updated = report.added, report.updated
-            result.unchanged = report.unchanged
-            result.skipped = len(fetched.skipped)
+            result.unchanged += report.unchanged
             result.added_ids, result.updated_ids = report.added_ids, report.updated_ids
-            result.outcome = "changed" if report.added or report.updated else "unchanged"
             if report.added or report.updated:
+                result.outcome = "changed"
                 self.state.set_meta("last_ingest", now.isoformat())
                 self.admin.retriever.invalidate()
         self.state.update_source(
@@ -265,17 +266,23 @@ class SourceService:
         result.seconds = time.perf_counter() - t0
         return result
 
-    def _known(self, source: SourceRecord) -> Any:
-        """A check the fetcher asks before completing an item from its page: whether the
-        source already delivered it unchanged (so the page fetch is not needed)."""
-        guids = self.state.known_guids(source.id)
-        hashes = self.state.body_hashes_for_source(source.id)
+    def _known(self, source: SourceRecord) -> Known:
+        """Whether a feed entry was delivered before, unchanged: by GUID, then link, then
+        the feed's hash of its text. Such entries are dropped before any page fetch."""
+        items = self.state.source_items(source.id)  # article id -> (guid, item hash)
+        by_guid = {guid: (aid, h) for aid, (guid, h) in items.items() if guid}
+        hashes = {h for _, h in items.values() if h}
 
-        def is_known(guid: str | None, article_id: str, text_hash: str | None) -> bool:
-            if guid is not None and guid in guids:
-                return True
-            return article_id in hashes or (text_hash is not None
-                                            and text_hash in hashes.values())
+        def is_known(entry: FeedEntry) -> bool:
+            aid = (make_article_id(entry.link, entry.title, entry.text)
+                   if entry.link is not None else None)
+            if entry.guid is not None and entry.guid in by_guid:
+                known_id, known_hash = by_guid[entry.guid]
+                # Same GUID: known unless its text was edited or its link moved.
+                return known_hash == entry.content_hash and aid in (None, known_id)
+            if aid is not None and aid in items:
+                return items[aid][1] == entry.content_hash
+            return entry.content_hash is not None and entry.content_hash in hashes
 
         return is_known
 

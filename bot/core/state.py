@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS article_sources (
     article_id  TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     source_id   INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
     guid        TEXT,
+    item_hash   TEXT,            -- the feed's hash of the item's own text, to spot edits
     first_seen  TEXT NOT NULL,
     PRIMARY KEY (article_id, source_id)
 );
@@ -240,8 +241,8 @@ class State:
             # executescript commits on its own; every statement in it is idempotent.
             self._db.executescript(_SCHEMA)
             self._db.executescript(_BRIEFS_SCHEMA)
-            if "body_hash" not in self._columns("articles"):
-                self._db.execute("ALTER TABLE articles ADD COLUMN body_hash TEXT")
+            if "item_hash" not in self._columns("article_sources"):
+                self._db.execute("ALTER TABLE article_sources ADD COLUMN item_hash TEXT")
         with self.transaction() as db:
             if self._columns("sources_v1"):
                 _migrate_sources_v1(db)
@@ -349,18 +350,18 @@ class State:
         rows = self._query("SELECT id, ext_id FROM articles WHERE ext_id IS NOT NULL")
         return {r["id"]: r["ext_id"] for r in rows}
 
-    def set_body_hashes(self, hashes: dict[str, str]) -> None:
+    def set_item_hashes(self, source_id: int, hashes: dict[str, str | None]) -> None:
+        """Record the feed's hash of each delivered item, to tell an edit from a repeat."""
         with self.transaction() as db:
-            db.executemany("UPDATE articles SET body_hash = ? WHERE id = ?",
-                           [(h, aid) for aid, h in hashes.items()])
+            db.executemany("UPDATE article_sources SET item_hash = ? "
+                           "WHERE article_id = ? AND source_id = ?",
+                           [(h, aid, source_id) for aid, h in hashes.items()])
 
-    def body_hashes_for_source(self, source_id: int) -> dict[str, str]:
-        """Article id -> body hash of the articles this source delivered."""
-        rows = self._query(
-            "SELECT a.id, a.body_hash FROM articles a JOIN article_sources m "
-            "ON m.article_id = a.id WHERE m.source_id = ? AND a.body_hash IS NOT NULL",
-            (source_id,))
-        return {r["id"]: r["body_hash"] for r in rows}
+    def source_items(self, source_id: int) -> dict[str, tuple[str | None, str | None]]:
+        """Article id -> (GUID, item hash) of everything this source delivered."""
+        rows = self._query("SELECT article_id, guid, item_hash FROM article_sources "
+                           "WHERE source_id = ?", (source_id,))
+        return {r["article_id"]: (r["guid"], r["item_hash"]) for r in rows}
 
     def chunk_counts(self) -> dict[str, int]:
         """Article id -> how many chunks the store should hold for it."""

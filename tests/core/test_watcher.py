@@ -1,0 +1,162 @@
+"""Following feeds: adding, polling, deduplicating, backing off, disabling; a local server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.core.models import NewsbotError
+from bot.core.services import Services
+from bot.core.state import utcnow
+from tests.fakes import make_services
+from tests.support.feeds import Item, article_page, numbered_items, rss, story_paragraphs
+from tests.support.http import StaticServer
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[Services]:
+    services = make_services(tmp_path / "data", sample=False, fetch_timeout_s=3,
+                             feed_max_failures=3)
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def http() -> Iterator[StaticServer]:
+    with StaticServer() as server:
+        yield server
+
+
+def _serve(http: StaticServer, items: list[Item], **options: object) -> str:
+    return http.add("/feed.xml", rss(items), content_type="application/rss+xml",
+                    **options)  # type: ignore[arg-type]
+
+
+def test_new_items_between_polls_are_added_once(svc: Services, http: StaticServer) -> None:
+    url = _serve(http, numbered_items(0, 3, long_text=True))
+    added = svc.sources.add(url, name="harbour", every_min=5)
+    assert added["kind"] == "feed" and added["name"] == "harbour"
+    first = added["poll"]
+    assert (first["added"], first["first_fetch"]) == (3, True)
+
+    _serve(http, numbered_items(0, 5, long_text=True))
+    report = svc.sources.poll(due_only=False)
+    [poll] = report.sources
+    assert (poll.added, poll.unchanged, poll.first_fetch) == (2, 3, False)
+    assert len(poll.added_ids) == 2 and poll.outcome == "changed"
+    again = svc.sources.poll(due_only=False).sources[0]
+    assert (again.added, again.unchanged, again.outcome) == (0, 5, "unchanged")
+    [row] = svc.admin.source_list()
+    assert row["articles"] == 5 and row["status"] == "ok" and row["every_min"] == 5
+    # Not due again before its interval.
+    assert svc.sources.poll().sources == []
+    assert svc.sources.poll(now=utcnow() + timedelta(minutes=6)).sources
+
+
+def test_teasers_are_completed_from_their_pages_only_when_new(svc: Services,
+                                                              http: StaticServer) -> None:
+    items = [Item(title=f"Teaser {n}", link=http.url(f"/story/{n}"), guid=f"t-{n}",
+                  description="Short teaser.", pub_date="Mon, 03 Jun 2024 10:00:00 GMT")
+             for n in range(2)]
+    for n in range(3):
+        http.add(f"/story/{n}", article_page(f"Teaser {n}", story_paragraphs(n)))
+    url = _serve(http, items)
+    svc.sources.add(url)
+    pages = [p for p in http.paths() if p.startswith("/story/")]
+    assert sorted(pages) == ["/story/0", "/story/1"]
+    items.append(Item(title="Teaser 2", link=http.url("/story/2"), guid="t-2",
+                      description="Short teaser.", pub_date="Mon, 03 Jun 2024 11:00:00 GMT"))
+    _serve(http, items)
+    svc.sources.poll(due_only=False)
+    pages = [p for p in http.paths() if p.startswith("/story/")]
+    assert sorted(pages) == ["/story/0", "/story/1", "/story/2"]  # only the new page
+
+
+def test_an_etag_makes_the_next_poll_conditional(svc: Services, http: StaticServer) -> None:
+    url = _serve(http, numbered_items(0, 2, long_text=True), etag='"v1"')
+    svc.sources.add(url)
+    poll = svc.sources.poll(due_only=False).sources[0]
+    assert poll.outcome == "not modified"
+    assert http.requests[-1].headers.get("if-none-match") == '"v1"'
+
+
+def test_an_edited_item_is_updated_and_a_moved_link_keeps_its_article(
+        svc: Services, http: StaticServer) -> None:
+    items = numbered_items(0, 2, long_text=True)
+    url = _serve(http, items)
+    svc.sources.add(url)
+    ids = set(svc.state.article_ids_for_source(svc.state.list_sources()[0].id))
+    edited = Item(**{**items[0].__dict__, "description": items[0].description +
+                     " A correction: the ferry now leaves at nine."})
+    moved = Item(**{**items[1].__dict__, "link": "https://harbourweekly.example/moved/1"})
+    _serve(http, [edited, moved])
+    poll = svc.sources.poll(due_only=False).sources[0]
+    assert (poll.added, poll.updated) == (0, 2)
+    assert set(svc.state.article_ids_for_source(svc.state.list_sources()[0].id)) == ids
+    texts = " ".join(a.text for a in svc.state.iter_articles())
+    assert "leaves at nine" in texts
+
+
+def test_failures_back_off_then_disable_once(svc: Services, http: StaticServer) -> None:
+    url = _serve(http, numbered_items(0, 1, long_text=True))
+    source_id = svc.sources.add(url)["id"]
+    http.add("/feed.xml", b"down for maintenance", status=503, content_type="text/plain")
+    delays = []
+    outcomes = []
+    for _ in range(4):
+        before = utcnow()
+        result = svc.sources.poll(due_only=False).sources
+        if not result:
+            break
+        outcomes.append((result[0].outcome, result[0].newly_disabled))
+        source = svc.state.get_source(source_id)
+        assert source is not None
+        if source.next_poll:
+            delays.append((source.next_poll - before).total_seconds() / 60)
+    assert outcomes == [("failed", False), ("failed", False), ("disabled", True)]
+    assert delays[1] > delays[0] * 1.9  # doubling from the 10-minute interval
+    source = svc.state.get_source(source_id)
+    assert source is not None and source.status == "disabled"
+    assert "disabled after 3 failed polls" in (source.last_error or "")
+    # The article it had stays; the source is not polled any more, and re-adding revives it.
+    assert svc.state.counts()[0] == 1
+    assert svc.sources.poll(due_only=False).sources == []
+    _serve(http, numbered_items(0, 2, long_text=True))
+    revived = svc.sources.add(url)
+    assert revived["poll"]["outcome"] == "changed"
+    source = svc.state.get_source(source_id)
+    assert source is not None and (source.status, source.failures) == ("ok", 0)
+
+
+def test_adding_refuses_what_is_not_a_feed_or_page(svc: Services, http: StaticServer) -> None:
+    http.add("/empty.html", "<html><body><nav>menu</nav></body></html>")
+    for url, why in [(http.url("/missing.xml"), "HTTP 404"),
+                     (http.url("/empty.html"), "cannot follow"),
+                     ("ftp://example.org/feed", "must start with http"),
+                     ("not a url", "must start with http")]:
+        with pytest.raises(NewsbotError, match=why):
+            svc.sources.add(url)
+    assert svc.state.list_sources() == []
+    url = _serve(http, numbered_items(0, 1, long_text=True))
+    with pytest.raises(NewsbotError, match="interval"):
+        svc.sources.add(url, every_min=0)
+    assert svc.state.list_sources() == []
+
+
+def test_the_same_story_from_two_feeds_stays_until_both_go(svc: Services,
+                                                          http: StaticServer) -> None:
+    shared = numbered_items(0, 1, long_text=True)
+    http.add("/a.xml", rss(shared + numbered_items(1, 2, long_text=True)),
+             content_type="application/rss+xml")
+    http.add("/b.xml", rss(shared, title="Coast Daily"), content_type="application/rss+xml")
+    a = svc.sources.add(http.url("/a.xml"), name="a")
+    b = svc.sources.add(http.url("/b.xml"), name="b")
+    assert b["poll"]["added"] == 0  # the same URL: one article, now held by both
+    assert svc.admin.remove_source("a")[1] == 1
+    assert svc.state.counts()[0] == 1
+    assert svc.admin.remove_source(str(b["id"]))[1] == 1
+    assert svc.state.counts()[0] == 0 and svc.store.count() == 0
+    assert a["id"] != b["id"]
