@@ -217,22 +217,16 @@ class NewsService:
         return result
 
     def _progress(self, job: Job, emit: Emit | None) -> Progress:
-        def phase(name: str, total: int | None) -> None:
-            job.total, job.done = total, 0
+        """Progress that keeps ``job``'s counts (for status) and forwards events."""
+        def on_event(event: dict[str, Any]) -> None:
+            if "phase" in event:
+                job.total, job.done = event["total"], 0
+            elif "articles" in event:
+                job.done += event["articles"]
             if emit:
-                emit({"phase": name, "total": total})
+                emit(event)
 
-        def articles(n: int) -> None:
-            job.done += n
-            if emit:
-                emit({"articles": n})
-
-        def chunks(n: int) -> None:
-            if emit:
-                emit({"chunks": n})
-
-        return Progress(articles=articles, chunks=chunks, phase=phase,
-                        cancelled=self.stopping.is_set)
+        return Progress.emitting(on_event, cancelled=self.stopping.is_set)
 
     def info(self) -> dict[str, Any]:
         return {

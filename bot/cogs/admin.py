@@ -20,6 +20,7 @@ from discord.ext import commands
 
 from bot import checks, render
 from bot.client import NO_MENTIONS, one_line
+from bot.core.admin import Progress, ReindexReport
 from bot.core.models import NewsbotError
 from bot.core.operations import Context, run_operation
 
@@ -65,8 +66,9 @@ class Admin(commands.Cog):
         actor = checks.actor(interaction)
         if self.bot.service is not None:
             return await self.bot.service.call(op, args, emit, actor=actor)
+        progress = Progress.emitting(emit) if emit else Progress()
         return await asyncio.to_thread(
-            run_operation, op, Context(self.services, actor=actor), args)
+            run_operation, op, Context(self.services, progress, actor=actor), args)
 
     # -- /feeds ------------------------------------------------------------------------------
     @feeds.command(name="add", description="Follow a feed or news page; it is checked first.")
@@ -120,6 +122,10 @@ class Admin(commands.Cog):
         await interaction.followup.send(embed=render.feeds_embed(result["sources"]),
                                         ephemeral=True, allowed_mentions=NO_MENTIONS)
 
+    async def _reindex_failed(self, why: str) -> None:
+        if self.bot.service is not None:
+            await self.bot.service.tell_moderators(f"A reindex failed: {one_line(why)}")
+
     # -- /reindex ----------------------------------------------------------------------------
     @app_commands.command(name="reindex",
                           description="Sync the store to the registry, or rebuild it.")
@@ -138,31 +144,24 @@ class Admin(commands.Cog):
 
         job = asyncio.ensure_future(
             self._call(interaction, "reindex", {"full": full, "dry_run": dry_run}, emit))
-        message: discord.WebhookMessage | None = None
+        # The deferred reply is the one message: edited with counts, at most every 5 s.
         while not job.done():
             await asyncio.wait({job}, timeout=EDIT_EVERY_S)
-            if job.done():
-                break
-            line = _progress_line(state)
-            with contextlib.suppress(discord.HTTPException):
-                if message is None:
-                    message = await interaction.followup.send(line, ephemeral=True, wait=True,
-                                                              allowed_mentions=NO_MENTIONS)
-                else:
-                    await message.edit(content=line, allowed_mentions=NO_MENTIONS)
+            if not job.done():
+                with contextlib.suppress(discord.HTTPException):
+                    await interaction.edit_original_response(content=_progress_line(state),
+                                                             allowed_mentions=NO_MENTIONS)
         try:
-            from bot.core.admin import ReindexReport
-
-            summary = ReindexReport(**job.result()).summary()
-            line = f"Done: {summary}."
+            line = f"Done: {ReindexReport(**job.result()).summary()}."
         except NewsbotError as exc:
             line = f"Reindex not done: {one_line(str(exc))}"
-            if self.bot.service is not None and "already running" not in str(exc):
-                await self.bot.service.tell_moderators(f"A reindex failed: {exc}")
-        if message is None:
-            await interaction.followup.send(line, ephemeral=True, allowed_mentions=NO_MENTIONS)
-        else:
-            await message.edit(content=line, allowed_mentions=NO_MENTIONS)
+            if "already running" not in str(exc):
+                await self._reindex_failed(str(exc))
+        except Exception as exc:
+            log.error("reindex failed", exc_info=exc)
+            line = "Reindex not done: it failed; the live store serves as before (see the log)."
+            await self._reindex_failed(f"{type(exc).__name__}: {exc}")
+        await interaction.edit_original_response(content=line, allowed_mentions=NO_MENTIONS)
 
 
 def _fold(state: dict[str, Any], event: dict[str, Any]) -> None:

@@ -58,6 +58,15 @@ class Progress:
     # Asked between batches: a shutting-down service stops the job there.
     cancelled: Callable[[], bool] | None = None
 
+    @classmethod
+    def emitting(cls, emit: Callable[[dict[str, Any]], None],
+                 cancelled: Callable[[], bool] | None = None) -> Progress:
+        """Progress reported as events: {"phase", "total"}, {"articles"}, {"chunks"}."""
+        return cls(articles=lambda n: emit({"articles": n}),
+                   chunks=lambda n: emit({"chunks": n}),
+                   phase=lambda name, total: emit({"phase": name, "total": total}),
+                   cancelled=cancelled)
+
     def start(self, name: str, total: int | None) -> None:
         if self.phase:
             self.phase(name, total)
