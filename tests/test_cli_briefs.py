@@ -61,3 +61,39 @@ def test_preview_of_unknown_article_is_a_short_error(cli_env: Path,  # noqa: F81
         assert main(["brief", "preview", server.url("/missing")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: could not read an article at") and err.count("\n") == 1
+
+
+def test_post_and_subscriptions_from_the_command_line(cli_env: Path,  # noqa: F811
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    record = {"title": "Ferry timetable changes for winter", "body": PARAGRAPHS[0] + " "
+              + PARAGRAPHS[1], "url": "https://courier.example.org/ferry-winter",
+              "published_at": "2025-10-01", "outlet": "Marlow Courier"}
+    feed = cli_env / "courier.jsonl"
+    feed.write_text(json.dumps(record) + "\n")
+    assert main(["ingest", str(feed)]) == 0
+    capsys.readouterr()
+    assert main(["brief", "post", record["url"], "--channel", "4242", "--headline",
+                 "Winter ferry timetable"]) == 0
+    assert capsys.readouterr().out.startswith("queued for channel 4242: Winter ferry timetable")
+    assert main(["brief", "post", record["url"], "--channel", "4242"]) == 0
+    assert "already posted in channel 4242 (pending)" in capsys.readouterr().out
+    assert main(["brief", "post", record["url"]]) == 2
+    assert "--channel" in capsys.readouterr().err
+
+    assert main(["subscriptions", "add", "--channel", "4242", "--source", str(feed),
+                 "--keywords", "ferry,timetable", "--daily-cap", "3", "--json"]) == 0
+    sub = json.loads(capsys.readouterr().out)
+    assert sub["keywords"] == ["ferry", "timetable"] and sub["daily_cap"] == 3
+    assert main(["subscriptions", "add", "--channel", "4242", "--topic", "ferries",
+                 "--mode", "digest", "--digest-hour", "7", "--tz", "Europe/Dublin"]) == 0
+    assert "follows topic \"ferries\" (digest)" in capsys.readouterr().out
+    assert main(["subscriptions", "add", "--channel", "4242", "--topic", "x", "--tz",
+                 "Nowhere/City"]) == 1
+    assert "unknown time zone" in capsys.readouterr().err
+    assert main(["subscriptions", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "keywords: ferry, timetable; at most 3 a day" in out
+    assert "daily digest at 07:00 Europe/Dublin" in out
+    assert main(["subscriptions", "remove", str(sub["id"])]) == 0
+    assert main(["subscriptions", "remove", str(sub["id"])]) == 1
+    assert "no subscription" in capsys.readouterr().err

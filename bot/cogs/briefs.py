@@ -322,7 +322,8 @@ class Briefs(commands.Cog):
             self.bot.service.poll_listeners.remove(self._after_poll)
 
     async def _tick(self) -> None:
-        await self.bot.wait_until_ready()
+        if not self.bot.is_ready():
+            return  # not connected yet (or any more): the queue waits in the posted log
         try:
             await asyncio.to_thread(self.services.desk.plan_digests)
             await self.deliver_now()
@@ -391,7 +392,8 @@ class Briefs(commands.Cog):
         topic="Or a topic, in a few words", keywords="Only articles with one of these words "
         "(comma-separated)", daily_cap="At most this many briefs a day",
         mode="Each story as it comes, or one digest a day",
-        digest_hour="The digest's hour (0-23)", timezone="The digest hour's time zone")
+        digest_hour="The digest's hour (0-23)",
+        timezone="The digest hour's time zone (default: the server's, see /brief timezone)")
     @app_commands.choices(mode=[app_commands.Choice(name="immediate", value="immediate"),
                                 app_commands.Choice(name="daily digest", value="digest")])
     @checks.is_mod()
@@ -403,7 +405,7 @@ class Briefs(commands.Cog):
                         daily_cap: app_commands.Range[int, 1, 500] | None = None,
                         mode: str = "immediate",
                         digest_hour: app_commands.Range[int, 0, 23] = 8,
-                        timezone: app_commands.Range[str, 1, 64] = "UTC") -> None:
+                        timezone: app_commands.Range[str, 1, 64] | None = None) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         sub = await self.call(interaction, "subscriptions.add", {
             "channel_id": channel.id, "guild_id": interaction.guild_id, "source": source,
@@ -423,6 +425,19 @@ class Briefs(commands.Cog):
         words = current.lower().split()
         return [app_commands.Choice(name=render.truncate(s.label, 100), value=str(s.id))
                 for s in sources if s.watch and all(w in s.label.lower() for w in words)][:25]
+
+    @brief.command(name="timezone",
+                   description="The server's time zone for digest hours (default UTC).")
+    @app_commands.describe(zone="A time zone name, like Europe/Paris or America/Chicago")
+    @checks.is_mod()
+    async def timezone(self, interaction: discord.Interaction[Any],
+                       zone: app_commands.Range[str, 1, 64]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        result = await self.call(interaction, "brief.timezone",
+                                 {"guild_id": interaction.guild_id, "tz": zone})
+        await interaction.followup.send(
+            f"Digest hours are now in {result['tz']} ({result['subscriptions']} "
+            "subscriptions follow).", ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     @brief.command(name="unsubscribe", description="Stop a subscription.")
     @app_commands.describe(subscription="The subscription's number (see /brief list)")

@@ -52,8 +52,18 @@ def subscriptions_add(ctx: Context, args: Args) -> Result:
         channel_id=_channel(args), guild_id=args.get("guild_id"), source=args.get("source"),
         topic=args.get("topic"), keywords=keywords, daily_cap=args.get("daily_cap"),
         mode=args.get("mode") or "immediate", digest_hour=int(args.get("digest_hour") or 8),
-        tz=args.get("tz") or "UTC", created_by=ctx.actor.name)
+        tz=args.get("tz") or None, created_by=ctx.actor.name)
     return sub.to_json()
+
+
+def brief_timezone(ctx: Context, args: Args) -> Result:
+    try:
+        guild_id = int(args["guild_id"])
+    except (KeyError, TypeError, ValueError):
+        raise NewsbotError("a time zone is set for a server (its numeric id)") from None
+    tz = str(args.get("tz") or "").strip()
+    moved = ctx.services.desk.set_timezone(guild_id, tz)
+    return {"guild_id": guild_id, "tz": tz, "subscriptions": moved}
 
 
 def subscriptions_remove(ctx: Context, args: Args) -> Result:

@@ -199,6 +199,13 @@ def _keyword_match(keywords: Sequence[str], article: Article) -> bool:
     return any(re.search(rf"(?<!\w){re.escape(k.lower())}(?!\w)", hay) for k in keywords)
 
 
+def _check_zone(tz: str) -> None:
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise NewsbotError(f"unknown time zone {tz!r}; use a name like Europe/Paris") from None
+
+
 def _local_day_start(now: datetime, zone: ZoneInfo) -> datetime:
     local = now.astimezone(zone)
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
@@ -288,10 +295,13 @@ class Desk:
     def subscribe(self, *, channel_id: int, guild_id: int | None = None,
                   source: str | None = None, topic: str | None = None,
                   keywords: Iterable[str] = (), daily_cap: int | None = None,
-                  mode: str = "immediate", digest_hour: int = 8, tz: str = "UTC",
+                  mode: str = "immediate", digest_hour: int = 8, tz: str | None = None,
                   created_by: str | None = None, now: datetime | None = None) -> Subscription:
-        """Follow a source (id, name or URL) or a topic in a channel. NewsbotError on bad
-        input, with nothing written."""
+        """Follow a source (id, name or URL) or a topic in a channel. The digest hour is in
+        ``tz``, by default the guild's time zone (UTC unless set). NewsbotError on bad input,
+        with nothing written."""
+        if tz is None:
+            tz = (self.state.guild_tz(guild_id) if guild_id is not None else None) or "UTC"
         if (source is None) == (topic is None):
             raise NewsbotError("give either a source to follow or a topic, not both")
         source_id = None
@@ -313,11 +323,7 @@ class Desk:
             raise NewsbotError("mode is immediate or digest")
         if not 0 <= digest_hour <= 23:
             raise NewsbotError("the digest hour is 0 to 23")
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise NewsbotError(f"unknown time zone {tz!r}; use a name like Europe/Paris") \
-                from None
+        _check_zone(tz)
         sub_id = self.state.add_subscription(
             channel_id=channel_id, guild_id=guild_id, source_id=source_id, topic=topic,
             keywords=words, daily_cap=daily_cap, mode=mode, digest_hour=digest_hour, tz=tz,
@@ -327,6 +333,12 @@ class Desk:
         row = self.state.get_subscription(sub_id)
         assert row is not None
         return Subscription.from_row(row)
+
+    def set_timezone(self, guild_id: int, tz: str) -> int:
+        """The guild's time zone for digest hours (its subscriptions follow); how many
+        subscriptions it moved."""
+        _check_zone(tz)
+        return self.state.set_guild_tz(guild_id, tz)
 
     def unsubscribe(self, sub_id: int, *, guild_id: int | None = None) -> Subscription:
         row = self.state.get_subscription(sub_id)

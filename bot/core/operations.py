@@ -147,6 +147,7 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in (
     Operation("subscriptions.add", True, brief_ops.subscriptions_add, "mod"),
     Operation("subscriptions.remove", True, brief_ops.subscriptions_remove, "mod"),
     Operation("subscriptions.list", False, brief_ops.subscriptions_list, "mod"),
+    Operation("brief.timezone", True, brief_ops.brief_timezone, "mod"),
 )}
 
 

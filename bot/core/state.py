@@ -150,6 +150,11 @@ CREATE TABLE IF NOT EXISTS posts (
     PRIMARY KEY (channel_id, item_key)
 );
 CREATE INDEX IF NOT EXISTS posts_status ON posts(status, created_at);
+CREATE TABLE IF NOT EXISTS guild_settings (
+    guild_id    INTEGER PRIMARY KEY,
+    tz          TEXT NOT NULL DEFAULT 'UTC',
+    updated_at  TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS posts_story ON posts(channel_id, story_id);
 """
 
@@ -588,6 +593,19 @@ class State:
         with self.transaction() as db:
             db.execute("UPDATE subscriptions SET enabled = ?, disabled_reason = ? WHERE id = ?",
                        (int(enabled), None if enabled else reason, sub_id))
+
+    def guild_tz(self, guild_id: int) -> str | None:
+        rows = self._query("SELECT tz FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        return rows[0]["tz"] if rows else None
+
+    def set_guild_tz(self, guild_id: int, tz: str) -> int:
+        """Set the guild's time zone, and its subscriptions'; how many subscriptions."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO guild_settings (guild_id, tz, updated_at) VALUES (?, ?, ?) "
+                       "ON CONFLICT(guild_id) DO UPDATE SET tz = excluded.tz, "
+                       "updated_at = excluded.updated_at", (guild_id, tz, _iso(utcnow())))
+            return db.execute("UPDATE subscriptions SET tz = ? WHERE guild_id = ?",
+                              (tz, guild_id)).rowcount
 
     def set_last_digest(self, sub_id: int, local_date: str) -> None:
         with self.transaction() as db:

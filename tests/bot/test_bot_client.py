@@ -22,7 +22,8 @@ from tests.fakes import make_services
 # Commands that need more than membership, and who may run them.
 RESTRICTED = {"feedback stats": "mod", "feeds add": "admin", "feeds remove": "admin",
               "feeds list": "admin", "reindex": "admin", "brief post": "mod",
-              "brief subscribe": "mod", "brief unsubscribe": "mod", "brief list": "mod"}
+              "brief subscribe": "mod", "brief unsubscribe": "mod", "brief list": "mod",
+              "brief timezone": "mod"}
 
 
 @pytest.fixture

@@ -269,3 +269,17 @@ def test_bad_subscriptions_are_refused_and_write_nothing(svc: Services) -> None:
     with pytest.raises(NewsbotError, match="no subscription"):
         desk.unsubscribe(sub.id, guild_id=5)
     assert desk.unsubscribe(sub.id).id == sub.id and desk.subscriptions() == []
+
+
+def test_the_guilds_time_zone_is_the_default_and_moves_its_subscriptions(
+        svc: Services) -> None:
+    desk = _desk(svc)
+    before = desk.subscribe(channel_id=NEWS, guild_id=7, topic="ferries", mode="digest")
+    assert before.tz == "UTC"
+    with pytest.raises(NewsbotError, match="time zone"):
+        desk.set_timezone(7, "Atlantis/Capital")
+    assert desk.set_timezone(7, "Asia/Tokyo") == 1
+    after = desk.subscribe(channel_id=SPORT, guild_id=7, topic="ferries")
+    other = desk.subscribe(channel_id=MODS, guild_id=8, topic="ferries")
+    assert {s.id: s.tz for s in desk.subscriptions()} == {
+        before.id: "Asia/Tokyo", after.id: "Asia/Tokyo", other.id: "UTC"}
