@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import logging
 import math
 import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -218,14 +220,19 @@ class Capacity:
         return self.admitted >= self.limit
 
     @contextlib.asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
-        """Hold a place (counted at once), then wait for a working slot."""
+    async def place(self) -> AsyncIterator[None]:
+        """Hold a place, counted at once (so ``full`` holds for questions arriving together);
+        inside it, ``turn`` waits for a working slot."""
         self.admitted += 1
         try:
-            async with self._turns:
-                yield
+            yield
         finally:
             self.admitted -= 1
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        async with self._turns:
+            yield
 
 
 class Streamer:
@@ -300,6 +307,11 @@ class Ask(commands.Cog):
         self.clock = clock
         self.capacity = Capacity(self.settings.max_concurrent_answers,
                                  self.settings.max_waiting_answers)
+        # Answers get threads of their own: asyncio's shared pool (cores + 4 threads) would
+        # cap the answers in flight below the setting and starve every other worker-thread
+        # call (feedback, sources, status) while they wait on a slow model.
+        self.pool = ThreadPoolExecutor(max_workers=self.settings.max_concurrent_answers,
+                                       thread_name_prefix="newsbot-answer")
         self._last_question: dict[int, float] = {}
         self._cooldown_told: dict[int, float] = {}  # member -> the question start already told
         self._in_flight: set[int] = set()
@@ -309,6 +321,9 @@ class Ask(commands.Cog):
         param = copy.copy(self.ask._params["question"])
         param.min_value, param.max_value = 1, min(self.settings.max_question_chars, 6000)
         self.ask._params = {**self.ask._params, "question": param}
+
+    async def cog_unload(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     # -- limits ----------------------------------------------------------------------------
     def cooldown_left(self, user_id: int) -> float:
@@ -327,13 +342,14 @@ class Ask(commands.Cog):
                                    if u in self._last_question}
 
     @contextlib.asynccontextmanager
-    async def _working_for(self, user_id: int, *, follow_up: bool) -> AsyncIterator[None]:
-        """One question in flight per member; a new conversation starts the cooldown."""
+    async def _taken(self, user_id: int, *, follow_up: bool) -> AsyncIterator[None]:
+        """A question accepted: its place held, one in flight per member, the cooldown started
+        for a new conversation. The working slot is waited for inside (``capacity.turn``)."""
         self._in_flight.add(user_id)
         if not follow_up:
             self._started(user_id)
         try:
-            async with self.capacity.turn():
+            async with self.capacity.place():
                 yield
         finally:
             self._in_flight.discard(user_id)
@@ -411,19 +427,20 @@ class Ask(commands.Cog):
         if (refusal := self._refusal(user_id, follow_up=in_thread)) is not None:
             await send_ephemeral(interaction, refusal)
             return
-        async with self._working_for(user_id, follow_up=in_thread):
+        async with self._taken(user_id, follow_up=in_thread):
             # Deferred before anything slow (a turn, the thread's history): Discord allows 3 s.
             await interaction.response.defer(thinking=True)
-            history = await self._thread_turns(channel, before=None) if in_thread else []
-            delivered = await self._answer(
-                InteractionTarget(interaction),
-                q,
-                user_id=user_id,
-                history=history,
-                since=since_dt,
-                outlet=(source or "").strip() or None,
-                prefer_article_id=await self._thread_article(channel),
-            )
+            async with self.capacity.turn():
+                history = await self._thread_turns(channel, before=None) if in_thread else []
+                delivered = await self._answer(
+                    InteractionTarget(interaction),
+                    q,
+                    user_id=user_id,
+                    history=history,
+                    since=since_dt,
+                    outlet=(source or "").strip() or None,
+                    prefer_article_id=await self._thread_article(channel),
+                )
         await self.record(delivered)
         if (
             delivered
@@ -471,7 +488,7 @@ class Ask(commands.Cog):
             else:
                 await self._say(message, refusal)
             return
-        async with self._working_for(message.author.id, follow_up=follow_up):
+        async with self._taken(message.author.id, follow_up=follow_up):
             delivered = await self._answer_message(message, q)
         await self.record(delivered)
 
@@ -529,9 +546,11 @@ class Ask(commands.Cog):
         if self.settings.answer_in_threads and isinstance(message.channel, discord.TextChannel):
             target = ThreadTarget(self, message, question)
         with contextlib.suppress(discord.HTTPException):
-            await message.channel.typing()
-        return await self._answer(target, question, user_id=message.author.id, history=history,
-                                  prefer_article_id=await self._thread_article(message.channel))
+            await message.channel.typing()  # shown while the question waits for its turn
+        async with self.capacity.turn():
+            return await self._answer(
+                target, question, user_id=message.author.id, history=history,
+                prefer_article_id=await self._thread_article(message.channel))
 
     async def _thread_article(self, channel: Any) -> str | None:
         """In a brief's thread (it shares the brief's id), the brief's article comes first."""
@@ -556,14 +575,17 @@ class Ask(commands.Cog):
         streamer = Streamer(target, question, asyncio.get_running_loop())
         try:
             try:
-                answer: Answer = await asyncio.to_thread(
-                    self.services.ask.ask,
-                    question,
-                    history=history,
-                    since=since,
-                    outlet=outlet,
-                    prefer_article_id=prefer_article_id,
-                    on_token=streamer.feed,
+                answer: Answer = await asyncio.get_running_loop().run_in_executor(
+                    self.pool,
+                    functools.partial(
+                        self.services.ask.ask,
+                        question,
+                        history=history,
+                        since=since,
+                        outlet=outlet,
+                        prefer_article_id=prefer_article_id,
+                        on_token=streamer.feed,
+                    ),
                 )
             finally:
                 await streamer.stop()

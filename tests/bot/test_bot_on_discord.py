@@ -287,3 +287,26 @@ async def test_a_chroma_server_going_away_is_search_unavailable_and_no_model_cal
             services.close()
     assert line[0].content == SEARCH_UNAVAILABLE
     assert len(model.prompts) == 1  # no model call without the articles
+
+
+async def test_an_ask_waiting_for_its_turn_is_deferred_at_once(start_on_discord: Start) -> None:
+    """Discord drops an interaction not answered within 3 s: a question that must wait for a
+    working slot is deferred first, then waits."""
+    w = await start_on_discord(max_concurrent_answers=1, max_waiting_answers=4)
+    gate = asyncio.Event()
+    real = w.services.ask.ask
+    loop = asyncio.get_running_loop()
+
+    def slow(question: str, **kwargs: Any) -> Any:
+        asyncio.run_coroutine_threadsafe(gate.wait(), loop).result(10)
+        return real(question, **kwargs)
+
+    w.services.ask.ask = slow  # type: ignore[method-assign]
+    first = w.server.slash(w.member("nia"), w.news, "ask", question=NETFLIX_Q)
+    await w.wait(lambda: first.response_type == 5, "the first to be deferred")
+    second = w.server.slash(w.member("oli"), w.news, "ask", question=NETFLIX_Q)
+    await w.wait(lambda: second.response_type == 5, "the waiting one to be deferred")
+    assert not w.server.responses(second)[0].embeds  # still "thinking"
+    gate.set()
+    await w.slash_answer(first)
+    await w.slash_answer(second)
