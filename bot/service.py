@@ -29,7 +29,7 @@ from discord.ext import tasks
 from bot.control import ControlServer, Emit, socket_path
 from bot.core.admin import Progress
 from bot.core.models import NewsbotError
-from bot.core.operations import Actor, Context, lookup
+from bot.core.operations import Actor, Context, NotPermitted, lookup
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -207,6 +207,11 @@ class NewsService:
             if startup:
                 await in_thread(self.services.store.drop_unfinished)
             result = await in_thread(lambda: op.run(ctx, args))
+        except Exception as exc:
+            if name == "reindex" and not isinstance(exc, NotPermitted):
+                self._spawn(self.tell_moderators(
+                    f"A reindex failed; the live store serves as before: {exc}"))
+            raise
         finally:
             self.job = None
             self._writes.release()

@@ -214,3 +214,44 @@ def test_operations_check_who_asks(services: Services) -> None:
         run_operation("sources.add", ctx, {"url": "https://example.org/feed"})
     assert run_operation("status", ctx, {})["articles"] == 12
     assert json.dumps(run_operation("ask", ctx, {"question": QUESTION}))
+
+
+async def test_moderators_hear_once_of_a_failed_reindex_and_a_disabled_source(
+        tmp_path: Path) -> None:
+    from tests.support.http import StaticServer
+
+    services = make_services(tmp_path / "d", feed_max_failures=2, fetch_timeout_s=3)
+
+    class Broken(FakeEmbedder):
+        def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+            raise RuntimeError("embedding backend went away")
+
+    svc = NewsService(services, tick_s=3600, control=False)
+    told: list[str] = []
+
+    async def alert(line: str) -> None:
+        told.append(line)
+
+    svc.alert = alert
+    await svc.start()
+    try:
+        good = services.admin.target_embedder
+        services.admin.target_embedder = Broken()
+        with pytest.raises(RuntimeError):
+            await svc.call("reindex", {"full": True})
+        services.admin.target_embedder = good
+        with StaticServer() as http:
+            from tests.support.feeds import numbered_items, rss
+
+            url = http.add("/f.xml", rss(numbered_items(0, 1, long_text=True)),
+                           content_type="application/rss+xml")
+            await svc.call("sources.add", {"url": url, "name": "f"})
+            http.add("/f.xml", b"gone", status=503, content_type="text/plain")
+            for _ in range(4):
+                await svc.call("poll", {})
+        await asyncio.sleep(0.2)  # the alerts are sent beside the calls
+    finally:
+        await svc.stop()
+    assert len(told) == 2, told
+    assert "reindex failed" in told[0] and "embedding backend went away" in told[0]
+    assert "(f) was disabled after 2 failed polls" in told[1]

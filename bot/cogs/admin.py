@@ -41,12 +41,26 @@ class Admin(commands.Cog):
     def __init__(self, bot: NewsBot) -> None:
         self.bot = bot
         self.services = bot.services
+        self._pending: asyncio.Future[None] | None = None  # the start-up notice, if any
 
     async def cog_load(self) -> None:
         if self.bot.service is not None and self.bot.settings.mod_channel_id:
             self.bot.service.alert = self.alert
+        admin = self.services.admin
+        if self.bot.service is not None and admin.model_change_pending:
+            line = (f"The store holds vectors of {admin.indexer.embedder.model_id} but "
+                    f"{admin.target_embedder.model_id} is configured: answers use the old "
+                    "model until an admin runs `/reindex full:True`.")
+            self._pending = asyncio.ensure_future(self._after_ready(line))
+
+    async def _after_ready(self, line: str) -> None:
+        await self.bot.wait_until_ready()
+        if self.bot.service is not None:
+            await self.bot.service.tell_moderators(line)
 
     async def cog_unload(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
         if self.bot.service is not None and self.bot.service.alert == self.alert:
             self.bot.service.alert = None
 
@@ -122,10 +136,6 @@ class Admin(commands.Cog):
         await interaction.followup.send(embed=render.feeds_embed(result["sources"]),
                                         ephemeral=True, allowed_mentions=NO_MENTIONS)
 
-    async def _reindex_failed(self, why: str) -> None:
-        if self.bot.service is not None:
-            await self.bot.service.tell_moderators(f"A reindex failed: {one_line(why)}")
-
     # -- /reindex ----------------------------------------------------------------------------
     @app_commands.command(name="reindex",
                           description="Sync the store to the registry, or rebuild it.")
@@ -153,14 +163,11 @@ class Admin(commands.Cog):
                                                              allowed_mentions=NO_MENTIONS)
         try:
             line = f"Done: {ReindexReport(**job.result()).summary()}."
-        except NewsbotError as exc:
+        except NewsbotError as exc:  # the service has told the moderators of a failure
             line = f"Reindex not done: {one_line(str(exc))}"
-            if "already running" not in str(exc):
-                await self._reindex_failed(str(exc))
         except Exception as exc:
             log.error("reindex failed", exc_info=exc)
             line = "Reindex not done: it failed; the live store serves as before (see the log)."
-            await self._reindex_failed(f"{type(exc).__name__}: {exc}")
         await interaction.edit_original_response(content=line, allowed_mentions=NO_MENTIONS)
 
 
