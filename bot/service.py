@@ -29,7 +29,7 @@ from discord.ext import tasks
 from bot.control import ControlServer, Emit, socket_path
 from bot.core.admin import Progress
 from bot.core.models import NewsbotError
-from bot.core.operations import Actor, Context, NotPermitted, lookup
+from bot.core.operations import Actor, Context, NotPermitted, execute, lookup
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -194,7 +194,7 @@ class NewsService:
         progress = self._progress(job, emit)
         ctx = Context(self.services, progress, actor=actor, service_info=self.info)
         if not op.write:
-            return await in_thread(lambda: op.run(ctx, args))
+            return await in_thread(lambda: execute(op, ctx, args))
         self.waiting += 1
         try:
             if self._writes.locked() and emit and self.job is not None:
@@ -206,7 +206,7 @@ class NewsService:
             self.job = job
             if startup:
                 await in_thread(self.services.store.drop_unfinished)
-            result = await in_thread(lambda: op.run(ctx, args))
+            result = await in_thread(lambda: execute(op, ctx, args))
         except Exception as exc:
             if name == "reindex" and not isinstance(exc, NotPermitted):
                 self._spawn(self.tell_moderators(

@@ -292,3 +292,33 @@ def _feed(titles: list[str]) -> bytes:
     return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Harbour News</title>'
             f"<link>https://news.example.org/</link><description>x</description>{items}"
             f"</channel></rss>").encode()
+
+
+def test_a_full_disk_fails_an_ingest_safely_and_it_resumes_with_space(
+        fast_env: Env, tmp_path: Path) -> None:
+    import resource
+
+    env = fast_env
+    proc = env.serve()
+    try:
+        assert env.run("ingest", str(_stories(tmp_path / "a.jsonl", 30))).returncode == 0
+        question = {"question": "Arlen council notes 8: what was the bridge budget?"}
+        before = env.call("ask", question)
+        # No file of the service may grow past its size now: what a full disk does to it.
+        biggest = max(p.stat().st_size for p in env.data.rglob("*") if p.is_file())
+        limit = biggest + 4096
+        hard = resource.prlimit(proc.pid, resource.RLIMIT_FSIZE)[1]
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (limit, hard))
+        big = _stories(tmp_path / "b.jsonl", 400, start=30)
+        failed = env.run("ingest", str(big))
+        assert failed.returncode == 1
+        assert failed.stderr.startswith("error: writing to the disk failed"), failed.stderr
+        assert failed.stderr.count("\n") == 1, failed.stderr
+        assert env.call("ask", question) == before  # still answering, as before
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (hard, hard))
+        again = env.run("ingest", str(big))
+        assert again.returncode == 0, again.stderr
+        status = _store_matches_registry(env)
+        assert status["articles"] == 430
+    finally:
+        _stop(proc)

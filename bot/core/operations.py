@@ -8,6 +8,8 @@ runner, or the CLI being the only process); reads may run concurrently with them
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,6 +164,33 @@ def lookup(name: str, actor: Actor) -> Operation:
     return op
 
 
+def execute(op: Operation, ctx: Context, args: Args) -> Result:
+    """Run ``op``; a full disk becomes one line saying so (every write is ordered so that
+    a failed one loses nothing, and the store keeps serving)."""
+    try:
+        return op.run(ctx, args)
+    except NewsbotError:
+        raise
+    except Exception as exc:
+        if not _write_refused(exc):
+            raise
+        raise NewsbotError(
+            f"writing to the disk failed ({exc}): {op.name} stopped; nothing already stored "
+            "was lost and answers carry on. Check the free space and run it again.") from exc
+
+
+def _write_refused(exc: BaseException) -> bool:
+    """A full disk, a quota, a file-size limit: what SQLite, Chroma and the OS say then."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return True
+    if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorname", "").startswith(
+            ("SQLITE_FULL", "SQLITE_IOERR")):
+        return True
+    text = str(exc).lower()
+    return any(s in text for s in ("disk is full", "no space left", "file too large",
+                                   "disk quota", "disk i/o error"))
+
+
 def run_operation(name: str, ctx: Context, args: Args) -> Result:
     """Run one operation in this process (the caller serialises writes)."""
-    return lookup(name, ctx.actor).run(ctx, args)
+    return execute(lookup(name, ctx.actor), ctx, args)
