@@ -204,7 +204,7 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
         return Extract([], "none", expected, _missing(expected),
                        (time.perf_counter() - t0) * 1000, scored)
     lead = scored[0]
-    about = _about(question, result)
+    about = _about(question, result, weights, p.subject_share)
     on_subject = [c for c in scored if c.article in about]
     if expected is not None and not any(c.kind > 0 for c in on_subject[: p.kind_sentences]):
         # The story is there, the kind of answer asked for is not.
@@ -239,17 +239,24 @@ def _predicate(question: str, weights: dict[str, float],
     return {t: w for t, w in weights.items() if t in own and t not in drop}
 
 
-def _about(question: str, result: SearchResult) -> set[int]:
-    """The articles (ranks) about the question's subject: holding every name it uses
-    (capitalised words inside it); all of them when it uses none."""
+def _about(question: str, result: SearchResult, weights: dict[str, float],
+           share: float) -> set[int]:
+    """The articles (ranks) about the question's subject: those holding every name it uses
+    (capitalised words inside it) that cover its terms, IDF-weighted, at least ``share`` as
+    well as the article covering them best. Another story's amount or date does not answer.
+    """
     words = _CAPITALISED.findall(question)
     names = set(tokenize([" ".join(words)])[0]) if words else set()
-    ranks = set()
+    own = {t: w for t, w in weights.items() if t in set(tokenize([question])[0])}
+    covers: dict[int, float] = {}
     for i, a in enumerate(result.articles):
         terms = result.article_terms.get(a.article_id)
-        if not names or terms is None or names <= terms:
-            ranks.add(i)
-    return ranks
+        if terms is None:
+            covers[i] = 0.0
+        elif names <= terms:
+            covers[i] = sum(w for t, w in own.items() if t in terms)
+    best = max(covers.values(), default=0.0)
+    return {i for i, c in covers.items() if c >= share * best}
 
 
 def _missing(expected: Expected | None) -> str:

@@ -110,3 +110,7 @@ class SearchParams:
     # sentences flagged 11% of the checking half's answerable questions; five flagged none
     # on either half and 3 of 11 tuning-half nulls (0 of 14 on the checking half).
     kind_sentences: int = 5
+    # Only sentences of articles about the question's subject count for that check: articles
+    # covering the question's terms (IDF-weighted) at least this share as well as the best.
+    # Set, as the answer-kind check had it before this split into halves.
+    subject_share: float = 0.7

@@ -1,0 +1,70 @@
+"""Extractive answers on hand-built search results: no store, words only or a fake model."""
+
+from __future__ import annotations
+
+from retrieval.answer_type import expect
+from retrieval.extractive import answer_with, kind_evidence
+from retrieval.lexical import tokenize
+from retrieval.params import SearchParams
+from retrieval.search import ArticleHit, ChunkHit, SearchResult
+from retrieval.timeparse import TimeFilter
+from tests.fakes import FakeEmbedder
+
+
+class _EvenIdf:
+    def idf(self, term: str) -> float:
+        return 1.0
+
+
+def _result(question: str, *bodies: str) -> tuple[SearchResult, FakeEmbedder]:
+    articles = [ArticleHit(f"a{i}", 1.0 - 0.1 * i,
+                           [ChunkHit(f"a{i}:0", body, {"article_id": f"a{i}", "title": ""})])
+                for i, body in enumerate(bodies)]
+    embedder = FakeEmbedder()
+    terms = {a.article_id: set(tokenize([a.chunks[0].text])[0]) for a in articles}
+    return SearchResult(articles, TimeFilter(), 0.9, False, [], article_terms=terms,
+                        vector=embedder.embed_query(question)), embedder
+
+
+def test_kind_evidence_wants_the_question_terms_next_to_the_number() -> None:
+    expected = expect("how many people died when the tower collapsed?")
+    assert expected is not None
+    predicate = {t: 1.0 for t in tokenize(["people died tower collapsed"])[0]}
+    near = kind_evidence("Officials said 39 people died when the tower collapsed.", expected,
+                         predicate, window=8)
+    far = kind_evidence("The tower, built in 1,000 days, was famous. Nobody had warned that it "
+                        "could ever come down on the people who died.", expected, predicate,
+                        window=3)
+    none = kind_evidence("The tower collapsed on Sunday.", expected, predicate, window=8)
+    assert near == 1.0 and 0.5 <= far < near and none == 0.0
+
+
+def test_the_answer_leads_with_a_sentence_stating_the_kind_asked_for() -> None:
+    question = "how many passengers were rescued from the ferry?"
+    result, embedder = _result(
+        question,
+        "The ferry ran aground in the channel on Saturday night. Rescuers brought 212 "
+        "passengers ashore in lifeboats before dawn. The harbour master blamed the storm.")
+    found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+    assert found.verdict == "answer"
+    assert any("212 passengers" in p.sentence for p in found.picked)
+    assert len(found.picked) <= SearchParams().answer_sentences
+
+
+def test_another_storys_amount_does_not_answer_and_the_answer_is_partial() -> None:
+    question = "how much will the ferry repairs cost?"
+    result, embedder = _result(
+        question,
+        "The ferry ran aground in the channel on Saturday. The operator said repairs to the "
+        "ferry would begin once it reached the dry dock.",
+        "The city approved a tram line that will cost 300 million euros.")
+    found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+    assert found.verdict == "partial" and found.missing == "the amount asked for"
+    assert found.picked[0].article == 0 and "euros" not in found.picked[0].sentence
+    assert "amount" in found.note
+
+
+def test_no_sentences_no_answer() -> None:
+    result, embedder = _result("what happened?", "Too short.")
+    found = answer_with("what happened?", result, _EvenIdf(), embedder, SearchParams())
+    assert found.verdict == "none" and not found.picked and found.note
