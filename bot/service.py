@@ -241,6 +241,7 @@ class NewsService:
             "job": self.job.to_json() if self.job else None,
             "queued": self.waiting,
             "watcher": self._watcher is not None and self._watcher.is_running(),
+            "watcher_starts": self.watcher_starts,
         }
 
     # -- the feed watcher ------------------------------------------------------------------

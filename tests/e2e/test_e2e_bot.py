@@ -8,13 +8,15 @@ ping on.
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.support.bot_process import RunningBot, copy_data
+from tests.support.bot_process import NEWSBOT, RunningBot, copy_data
 from tests.support.discord_server import (
     MESSAGE_FLAG_LOADING,
     Channel,
@@ -136,7 +138,7 @@ def test_a_reply_to_an_answer_continues_the_conversation(world: World) -> None:
     assert "2019" in answer.text()
 
 
-def test_a_dropped_session_identifies_again_and_the_bot_still_answers(world: World) -> None:
+def test_a_dropped_session_identifies_again_and_one_feed_watcher_runs_on(world: World) -> None:
     server, eve = world.server, world.member("eve")
     readies = world.bot.readies()
     identifies = server.identifies
@@ -146,6 +148,11 @@ def test_a_dropped_session_identifies_again_and_the_bot_still_answers(world: Wor
     assert server.identifies == identifies + 1
     question = server.say(eve, world.news, world.mention("when did Notre-Dame reopen?"))
     assert "notre-dame-reopens" in sources_of(answer_to(world, question))
+    # The service behind the bot still runs one feed watcher, started once.
+    proc = subprocess.run([str(NEWSBOT), "status", "--json"], capture_output=True, text=True,
+                          env=world.bot.env, cwd=world.bot.data_dir.parent, timeout=120)
+    service = json.loads(proc.stdout)["service"]
+    assert service is not None and service["watcher"] and service["watcher_starts"] == 1
 
 
 def test_a_resumed_session_loses_no_question(world: World) -> None:
