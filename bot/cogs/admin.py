@@ -46,8 +46,10 @@ class Admin(commands.Cog):
     async def cog_load(self) -> None:
         if self.bot.service is not None and self.bot.settings.mod_channel_id:
             self.bot.service.alert = self.alert
+        if self.bot.service is None:
+            return  # `newsbot sync`: commands only, no services behind them
         admin = self.services.admin
-        if self.bot.service is not None and admin.model_change_pending:
+        if admin.model_change_pending:
             line = (f"The store holds vectors of {admin.indexer.embedder.model_id} but "
                     f"{admin.target_embedder.model_id} is configured: answers use the old "
                     "model until an admin runs `/reindex full:True`.")
