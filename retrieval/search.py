@@ -31,7 +31,7 @@ import numpy as np
 
 from retrieval.lexical import LexicalIndex, tokenize
 from retrieval.params import SearchParams
-from retrieval.store import VectorStore
+from retrieval.store import StoredChunk, VectorStore
 from retrieval.timeparse import TimeFilter, parse_time
 
 if TYPE_CHECKING:
@@ -148,6 +148,8 @@ class Retriever:
         self._lex: LexicalIndex | None = None
         self._lex_key: tuple[str, int] | None = None
         self._lex_lock = threading.Lock()
+        # A reindex builds the next collection's index before switching (see prime).
+        self._primed: tuple[tuple[str, int], LexicalIndex] | None = None
 
     # -- lexical index ---------------------------------------------------------------------
     def lexical(self) -> LexicalIndex:
@@ -159,7 +161,11 @@ class Retriever:
             if self._lex is not None and self._lex_key == key:
                 return self._lex
             folder = self.cache_dir / f"{key[0]}-v{key[1]}" if self.cache_dir else None
-            index = LexicalIndex.load(folder) if folder and folder.exists() else None
+            index = None
+            if self._primed is not None and self._primed[0] == key:
+                index, self._primed = self._primed[1], None
+            elif folder and folder.exists():
+                index = LexicalIndex.load(folder)
             if index is None:
                 t0 = time.perf_counter()
                 index = LexicalIndex.build(self.store.iter_chunks())
@@ -172,6 +178,13 @@ class Retriever:
                     index.save(folder)
             self._lex, self._lex_key = index, key
             return index
+
+    def prime(self, key: tuple[str, int], chunks: Iterable[StoredChunk]) -> None:
+        """Build the BM25 index of a collection about to go live under ``key`` (a reindex's
+        new collection), so the first question after the switch does not wait for it."""
+        index = LexicalIndex.build(chunks)
+        with self._lex_lock:
+            self._primed = (key, index)
 
     def invalidate(self) -> None:
         """Forget the cached lexical index (the store changed in this process)."""

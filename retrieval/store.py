@@ -436,11 +436,11 @@ class VectorStore:
                 out.setdefault(str(m["article_id"]), set()).add(int(m["chunk"]))
             offset += len(res["ids"])
 
-    def iter_chunks(self, page: int = 2000) -> Iterator[StoredChunk]:
-        """Every chunk of the live collection (for the lexical index)."""
+    def iter_chunks(self, page: int = 2000, *, collection: Any = None) -> Iterator[StoredChunk]:
+        """Every chunk of the live collection, or of ``collection`` (for a lexical index)."""
         offset = 0
         while True:
-            with self._reading() as col:
+            with self._reading(collection) as col:
                 res = col.get(limit=page, offset=offset, include=["documents", "metadatas"])
                 if not res["ids"]:
                     return
@@ -467,10 +467,14 @@ class VectorStore:
         self._forget_dropped()
         return dropped
 
+    def version_after_switch(self, staging: Any) -> int:
+        """The write counter ``staging`` will have once :meth:`finish_rebuild` makes it live."""
+        return int((staging.metadata or {}).get("version", 0)) + 1
+
     def finish_rebuild(self, staging: Any) -> None:
         """Make ``staging`` live, then drop the collections it replaces."""
         meta = dict(staging.metadata or {})
-        meta.update(complete=True, version=int(meta.get("version", 0)) + 1)
+        meta.update(complete=True, version=self.version_after_switch(staging))
         staging.modify(metadata=meta)  # the switch: one metadata write
         old = [c.name for c in self._ours() if c.name != staging.name]
         with self._readers_cv:

@@ -351,6 +351,9 @@ class AdminService:
                                             on_chunks=progress.chunks))
                 progress.done_articles(len(batch))
             self._verify(staging, counts, embedder)
+            progress.start("keyword index", None)
+            self.retriever.prime((staging.name, self.store.version_after_switch(staging)),
+                                 self.store.iter_chunks(collection=staging))
         except BaseException as exc:
             self.store.abort_rebuild(staging)
             self.state.set_meta("last_reindex", json.dumps(

@@ -207,3 +207,27 @@ def test_searches_during_collection_switches_always_find_text(tmp_path: Path) ->
         reader.join()
         svc.close()
     assert not bad, bad[:3]
+
+
+def test_a_full_reindex_has_the_keyword_index_ready_at_the_switch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from retrieval.lexical import LexicalIndex
+
+    svc = make_services(tmp_path / "data")
+    try:
+        svc.ask.ask("what did Netflix use AI for in The Eternaut?")
+        built: list[int] = []
+        real = LexicalIndex.build.__func__  # type: ignore[attr-defined]
+
+        def counting(cls: type[LexicalIndex], chunks):  # type: ignore[no-untyped-def]
+            index = real(cls, chunks)
+            built.append(len(index))
+            return index
+
+        monkeypatch.setattr(LexicalIndex, "build", classmethod(counting))
+        svc.admin.reindex(full=True)
+        assert built == [svc.store.count()]  # built once, from the new collection
+        answer = svc.ask.ask("what did Netflix use AI for in The Eternaut?")
+        assert not answer.abstained and built == [svc.store.count()]  # not built again
+    finally:
+        svc.close()
