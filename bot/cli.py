@@ -149,7 +149,8 @@ def _print_answer(answer: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    console = Console()
+    # soft_wrap: the terminal wraps lines, so a piped answer keeps whole lines.
+    console = Console(soft_wrap=True)
     console.print(escape(answer["answer"]))
     if answer["sources"]:
         console.print("\n[bold]Sources[/bold]")
@@ -222,9 +223,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     # Paths are resolved here: a running service has another working directory.
     specs = [normalise_spec(s) if Path(s).expanduser().exists() else s for s in args.sources]
     result = call("ingest", {"sources": specs}, label="ingest")
+    nothing = not (result["added"] or result["updated"] or result["unchanged"])
     if args.json:
         _dump(result)
-    else:
+    elif not (nothing and result["failed"] and not result["skipped"]):
         report = IngestReport.from_json(result)
         print(report.summary())
         for s in report.skipped[: args.show_skipped]:

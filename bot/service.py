@@ -174,7 +174,7 @@ class NewsService:
         """At start: drop a crashed rebuild's collection and sync the store to the registry
         (a kill -9 mid-ingest or mid-removal leaves them apart)."""
         try:
-            await self.call("reindex", {"startup": True})
+            await self.call("reindex", {"startup": True, "record": False})
         except Exception:
             log.exception("the start-up sync of the store failed; the store serves as it is")
 

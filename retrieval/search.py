@@ -171,7 +171,7 @@ class Retriever:
                 index = LexicalIndex.build(self.store.iter_chunks())
                 log.info("lexical index: %d chunks in %.1fs", len(index),
                          time.perf_counter() - t0)
-                if folder:
+                if folder and len(index):  # an empty store has nothing worth keeping
                     for old in folder.parent.glob(f"{key[0]}-v*"):
                         if old != folder:
                             shutil.rmtree(old, ignore_errors=True)

@@ -286,7 +286,7 @@ class AdminService:
 
     # -- reindex ---------------------------------------------------------------------------
     def reindex(self, progress: Progress | None = None, *, full: bool = False,
-                dry_run: bool = False) -> ReindexReport:
+                dry_run: bool = False, record: bool = True) -> ReindexReport:
         """Sync the store to the registry, or (``full``) rebuild it into a new collection.
 
         Incremental: articles missing from the store are added, those whose stored chunks
@@ -306,7 +306,9 @@ class AdminService:
                 report = self._sync_store(progress, dry_run=dry_run)
             report.collection = self.store.collection_name
             report.chunks = self.store.count()
-        if not dry_run:
+        # The service's own sync at start is recorded only when it repaired something.
+        changed = report.full or report.added or report.updated or report.deleted
+        if not dry_run and (record or changed):
             self.retriever.invalidate()
             self.state.set_meta("last_reindex", json.dumps(
                 {"at": utcnow().isoformat(), "ok": True, "summary": report.summary()}))

@@ -107,7 +107,8 @@ def _sources_remove(ctx: Context, args: Args) -> Result:
 
 def _reindex(ctx: Context, args: Args) -> Result:
     return ctx.services.admin.reindex(ctx.progress, full=bool(args.get("full")),
-                                      dry_run=bool(args.get("dry_run"))).to_json()
+                                      dry_run=bool(args.get("dry_run")),
+                                      record=bool(args.get("record", True))).to_json()
 
 
 def _poll(ctx: Context, args: Args) -> Result:
