@@ -306,13 +306,13 @@ class AdminService:
                 report = self._sync_store(progress, dry_run=dry_run)
             report.collection = self.store.collection_name
             report.chunks = self.store.count()
+        report.seconds = time.perf_counter() - t0
         # The service's own sync at start is recorded only when it repaired something.
         changed = report.full or report.added or report.updated or report.deleted
         if not dry_run and (record or changed):
             self.retriever.invalidate()
             self.state.set_meta("last_reindex", json.dumps(
                 {"at": utcnow().isoformat(), "ok": True, "summary": report.summary()}))
-        report.seconds = time.perf_counter() - t0
         return report
 
     def _sync_store(self, progress: Progress, *, dry_run: bool) -> ReindexReport:
