@@ -190,31 +190,46 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    from bot.control import ControlClient
     from bot.core.models import NewsbotError
+    from bot.core.operations import Context, run_operation
 
     settings = _settings()
+    # Without a running service, the store and the model are opened once for the whole chat.
+    services = None if ControlClient.find(settings.data_dir) else _services(settings)
+
+    def ask(args: dict[str, Any]) -> dict[str, Any]:
+        if services is None:
+            return call("ask", args, settings=settings, label="sample")
+        bars = _Bars("sample")
+        with bars:
+            return run_operation("ask", Context(services, bars.progress()), args)
+
     history: list[dict[str, str]] = []
     print("Ask about the news; follow-ups keep the conversation. Ctrl-D or 'exit' quits.")
-    while True:
-        try:
-            question = input("\nyou> ").strip()
-        except EOFError:
-            print()
-            return 0
-        if question.lower() in ("exit", "quit", ":q"):
-            return 0
-        if not question:
-            continue
-        try:
-            answer = call("ask", {"question": question, "history": history},
-                          settings=settings, label="sample")
-        except NewsbotError as exc:
-            print(f"newsbot> {exc}")
-            continue
-        print("newsbot> ", end="")
-        _print_answer(answer)
-        history += [{"role": "user", "text": question},
-                    {"role": "assistant", "text": answer["answer"]}]
+    try:
+        while True:
+            try:
+                question = input("\nyou> ").strip()
+            except EOFError:
+                print()
+                return 0
+            if question.lower() in ("exit", "quit", ":q"):
+                return 0
+            if not question:
+                continue
+            try:
+                answer = ask({"question": question, "history": history})
+            except NewsbotError as exc:
+                print(f"newsbot> {exc}")
+                continue
+            print("newsbot> ", end="")
+            _print_answer(answer)
+            history += [{"role": "user", "text": question},
+                        {"role": "assistant", "text": answer["answer"]}]
+    finally:
+        if services is not None:
+            services.close()
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

@@ -102,3 +102,22 @@ def test_run_without_token_exits_2_naming_the_setting(tmp_path: Path) -> None:
     proc = _run("run", env={"NEWSBOT_DATA_DIR": str(tmp_path / "data")}, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "DISCORD_TOKEN" in proc.stderr
+
+
+def test_chat_keeps_the_conversation_and_opens_the_store_once(
+        cli_env: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = iter(["what did Netflix use AI for in The Eternaut?", "", "who said so?", "exit"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    opened: list[object] = []
+    real = services_module.build_services
+
+    def counting(*args: object, **kwargs: object) -> object:
+        opened.append(args)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(services_module, "build_services", counting)
+    assert main(["chat"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("newsbot> ") == 2 and "Buenos Aires" in out
+    assert len(opened) == 1
