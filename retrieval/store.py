@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -258,6 +258,11 @@ class VectorStore:
             raise
 
     def close(self) -> None:
+        # Chroma keeps a client's system (its SQLite connections, segment files and worker
+        # runtime) alive until the client is closed: each store opened and dropped would
+        # otherwise hold its files open for the life of the process.
+        with suppress(Exception):  # closing is best effort, as the process may be ending
+            self._client.close()
         if self._texts:
             self._texts.close()
             self._texts = None

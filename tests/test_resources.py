@@ -1,0 +1,99 @@
+"""A long-running process keeps its open files and threads flat: what a store, a question or a
+feed poll opens is released. (bench/soak.py watches a real service for half an hour.)"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.control import ControlClient
+from bot.service import NewsService
+from tests.fakes import make_services
+from tests.support.feeds import article_page, numbered_items, rss, story_paragraphs
+from tests.support.http import StaticServer
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+
+QUESTIONS = ("what did Netflix use AI for in The Eternaut?", "when did Notre-Dame reopen?",
+             "what is new at the harbour?")
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def threads() -> int:
+    """Every thread of this process, native ones (Chroma's runtime, ONNX) included."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads line in /proc/self/status")
+
+
+def settled(fds: int, thr: int, slack: int = 2, wait_s: float = 5.0) -> tuple[int, int]:
+    """This process's fds and threads, once they are back within ``slack`` of ``fds`` and
+    ``thr`` (a finished job's thread may take a moment to exit), or as they are at the end
+    of ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        now = open_fds(), threads()
+        if (now[0] <= fds + slack and now[1] <= thr + slack) or time.monotonic() > deadline:
+            return now
+        time.sleep(0.05)
+
+
+def test_closed_services_release_the_store_files_and_threads(tmp_path: Path) -> None:
+    # Each store holds about seven descriptors (Chroma's SQLite file, segment files, its
+    # runtime's event loop) and a few threads while open.
+    make_services(tmp_path / "warm").close()  # libraries load their own files once
+    fds, thr = open_fds(), threads()
+    for i in range(4):
+        make_services(tmp_path / f"d{i}").close()
+    after = settled(fds, thr)
+    assert after[0] <= fds + 2, f"open files {fds} -> {after[0]} over four closed stores"
+    assert after[1] <= thr + 2, f"threads {thr} -> {after[1]} over four closed stores"
+
+
+async def test_a_service_answering_and_polling_keeps_its_files_and_threads(
+        tmp_path: Path) -> None:
+    with StaticServer() as http:
+        items = numbered_items(0, 2, base=http.base_url)
+        for it in numbered_items(0, 12, base=http.base_url):
+            assert it.link is not None
+            http.add(it.link.removeprefix(http.base_url),
+                     article_page(it.title or "", story_paragraphs(int(it.guid[3:]))))
+        url = http.add("/feed.xml", rss(items), content_type="application/rss+xml")
+        service = NewsService(make_services(tmp_path / "d"), tick_s=3600)
+        await service.start()
+        try:
+            await service.call("sources.add", {"url": url, "name": "harbour"})
+            client = ControlClient.find(service.services.settings.data_dir)
+            assert client is not None
+
+            async def round_(n: int) -> None:
+                """Questions over the socket, then a new item and a poll that fetches its
+                page (a teaser in the feed)."""
+                for q in QUESTIONS:
+                    answer = await asyncio.to_thread(client.call, "ask", {"question": q})
+                    assert answer["answer"]
+                http.add("/feed.xml", rss(numbered_items(0, n, base=http.base_url)),
+                         content_type="application/rss+xml")
+                report = await asyncio.to_thread(client.call, "poll", {})
+                assert report["sources"][0]["added"] == 1
+
+            await round_(3)  # warm-up: the model, the keyword index, the first fetch
+            await asyncio.sleep(0.2)  # the poll's listeners (briefs) run after it returns
+            fds, thr = settled(open_fds(), threads(), slack=0, wait_s=1.0)
+            for n in range(4, 12):
+                await round_(n)
+            await asyncio.sleep(0.2)
+            after = settled(fds, thr)
+        finally:
+            await service.stop()
+    # Eight rounds: 24 questions, 8 polls, 8 page fetches, 32 control connections.
+    assert after[0] <= fds + 2, f"open files {fds} -> {after[0]}"
+    assert after[1] <= thr + 2, f"threads {thr} -> {after[1]}"
