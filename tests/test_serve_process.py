@@ -57,7 +57,8 @@ class Env:
         # A killed service leaves its socket file: wait for one that answers.
         while ControlClient.find(self.data) is None:
             if proc.poll() is not None:
-                raise AssertionError(f"serve exited: {proc.stderr.read() if proc.stderr else ''}")
+                err = proc.stderr.read() if proc.stderr else ""
+                raise AssertionError(f"serve exited with {proc.returncode}: {err}")
             assert time.monotonic() < deadline, "serve did not open its socket"
             time.sleep(0.1)
         return proc
@@ -72,7 +73,9 @@ class Env:
 def _clean_env(tmp_path: Path) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("NEWSBOT_", "OPENAI_", "DISCORD_"))}
-    base.update(NEWSBOT_DATA_DIR=str(tmp_path / "data"), HF_HUB_OFFLINE="1")
+    # A crash in native code (Chroma, onnxruntime) still leaves a trace on stderr.
+    base.update(NEWSBOT_DATA_DIR=str(tmp_path / "data"), HF_HUB_OFFLINE="1",
+                PYTHONFAULTHANDLER="1")
     return base
 
 
@@ -208,7 +211,7 @@ def test_answers_keep_coming_during_a_full_reindex(fast_env: Env, tmp_path: Path
 
 @pytest.mark.parametrize("job", ["ingest", "reindex"])
 def test_kill_9_mid_job_leaves_a_store_that_serves_and_a_rerun_completes(
-        fast_env: Env, tmp_path: Path, job: str) -> None:
+        fast_env: Env, openai_server: FakeOpenAIServer, tmp_path: Path, job: str) -> None:
     env = fast_env
     first = _stories(tmp_path / "a.jsonl", 40)
     big = _stories(tmp_path / "b.jsonl", 600, start=40)
@@ -218,11 +221,14 @@ def test_kill_9_mid_job_leaves_a_store_that_serves_and_a_rerun_completes(
         if job == "reindex":
             assert env.run("ingest", str(big)).returncode == 0
         before = env.json("status")
+        # About 30 embedding requests of 0.25 s each: seconds of embedding and writing.
+        openai_server.embedding_delay = 0.25
         args = ["reindex", "--full"] if job == "reindex" else ["ingest", str(big)]
         client = subprocess.Popen([str(NEWSBOT), *args], env=env.vars, text=True,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for_job(env, job)
-        time.sleep(2.0)  # well into embedding and writing (two batches of articles)
+        time.sleep(3.0)  # well into embedding and writing (two batches of articles)
+        assert client.poll() is None, "the job ended before the kill"
         proc.kill()
         proc.wait(timeout=30)
         client.wait(timeout=60)
@@ -231,6 +237,7 @@ def test_kill_9_mid_job_leaves_a_store_that_serves_and_a_rerun_completes(
         if proc.poll() is None:
             proc.kill()
 
+    openai_server.embedding_delay = 0.0
     proc = env.serve()  # a stale socket and a half-written store are what it finds
     try:
         _wait_idle(env)
