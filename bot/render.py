@@ -8,7 +8,7 @@ not unfurl and a stray code fence cannot swallow the rest of a message.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -315,6 +315,21 @@ def embed_text(embed: discord.Embed) -> str:
 # --- reports -------------------------------------------------------------------------------
 
 
+def listing(lines: Iterable[str], limit: int = DESCRIPTION_LIMIT - 100) -> str:
+    """Lines for an embed description, as many as fit, then "… and N more"."""
+    lines = list(lines)
+    kept: list[str] = []
+    used = 0
+    for i, line in enumerate(lines):
+        more = f"… and {len(lines) - i} more"
+        if used + len(line) + 1 + len(more) + 1 > limit:
+            kept.append(more)
+            break
+        kept.append(line)
+        used += len(line) + 1
+    return "\n".join(kept)
+
+
 def sources_embed(summaries: Sequence[SourceSummaryLike]) -> discord.Embed:
     """``/sources``: the outlets the bot has read, with article counts and newest dates.
     Members see no paths or URLs of the server's own."""
@@ -324,20 +339,10 @@ def sources_embed(summaries: Sequence[SourceSummaryLike]) -> discord.Embed:
         embed.description = "No articles yet: an admin can follow feeds with `/feeds add`."
         return embed
     ordered = sorted(summaries, key=lambda s: s.outlet.lower())
-    lines: list[str] = []
-    used = 0
-    for i, s in enumerate(ordered):
-        line = (
-            f"**{discord.utils.escape_markdown(truncate(s.outlet, 80))}** · {s.articles} "
-            f"article{'s' if s.articles != 1 else ''} · newest {format_date(s.newest)}"
-        )
-        more = f"\n… and {len(ordered) - i} more"
-        if used + len(line) + 1 + len(more) > DESCRIPTION_LIMIT - 100:
-            lines.append(more.strip())
-            break
-        lines.append(line)
-        used += len(line) + 1
-    embed.description = "\n".join(lines)
+    embed.description = listing(
+        f"**{discord.utils.escape_markdown(truncate(s.outlet, 80))}** · {s.articles} "
+        f"article{'s' if s.articles != 1 else ''} · newest {format_date(s.newest)}"
+        for s in ordered)
     embed.set_footer(text=f"{len(summaries)} outlets · {total} articles")
     return embed
 
@@ -348,9 +353,7 @@ def feeds_embed(sources: Sequence[Mapping[str, Any]]) -> discord.Embed:
     if not sources:
         embed.description = "No sources yet: `/feeds add url:` follows a feed or page."
         return embed
-    lines: list[str] = []
-    used = 0
-    for i, s in enumerate(sources):
+    def entry(s: Mapping[str, Any]) -> str:
         name = discord.utils.escape_markdown(truncate(str(s["name"] or s["spec"]), 80))
         nxt = _parse_iso(s["next_poll"])
         when = discord.utils.format_dt(nxt, "R") if nxt else "not polled"
@@ -360,13 +363,9 @@ def feeds_embed(sources: Sequence[Mapping[str, Any]]) -> discord.Embed:
                 f"· next {when}" + (f"\n<{url}>" if url else ""))
         if s["last_error"]:
             line += f"\n↳ {discord.utils.escape_markdown(truncate(str(s['last_error']), 200))}"
-        more = f"\n… and {len(sources) - i} more"
-        if used + len(line) + 1 + len(more) > DESCRIPTION_LIMIT - 100:
-            lines.append(more.strip())
-            break
-        lines.append(line)
-        used += len(line) + 1
-    embed.description = "\n".join(lines)
+        return line
+
+    embed.description = listing(entry(s) for s in sources)
     embed.set_footer(text=f"{len(sources)} sources")
     return embed
 
