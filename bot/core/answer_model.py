@@ -36,6 +36,7 @@ SUPPORT_SHARE = 0.5
 # shared content, and this much more than the next best article.
 ATTRIBUTE_SHARE = 0.6
 ATTRIBUTE_MARGIN = 0.15
+FULL_SUPPORT = 0.9
 
 CITE = re.compile(r"\[(\d{1,2})\]")
 _CITE_GROUP = re.compile(r"^\s*((?:\[\d{1,2}\]\s*)+)")
@@ -147,7 +148,9 @@ class SourceText:
 
 
 def _fold(word: str) -> str:
-    return re.sub(r"['’]s$", "", word.lower())
+    """A word as names are compared: lower case, no possessive, no dangling hyphen
+    ("Mendez's" -> "mendez", "COVID-19" -> "covid")."""
+    return re.sub(r"['’]s$", "", word.lower().strip("'’-")).strip("'’-")
 
 
 def _attr(value: str) -> str:
@@ -267,11 +270,14 @@ class SentenceChecker:
 
         if cites and fits([self.sources[n - 1] for n in cites]) >= SUPPORT_SHARE:
             return Kept(_render(sentence, keep=set(cites)), tuple(cites))
-        scores = sorted(((fits([s]), s.n) for s in self.sources), reverse=True)
-        best, n_best = scores[0] if scores else (-1.0, 0)
-        second = scores[1][0] if len(scores) > 1 else -1.0
+        # Best support first; between equals, the article ranked higher by the search.
+        scores = sorted((-fits([s]), s.n) for s in self.sources)
+        best, n_best = (-scores[0][0], scores[0][1]) if scores else (-1.0, 0)
+        second = -scores[1][0] if len(scores) > 1 else -1.0
         need = SUPPORT_SHARE if cites else ATTRIBUTE_SHARE
-        if best >= need and best - second >= ATTRIBUTE_MARGIN and terms:
+        # Any of several articles that all support it fully will do as its source.
+        clear = best - second >= ATTRIBUTE_MARGIN or best >= FULL_SUPPORT
+        if best >= need and clear and terms:
             return Kept(_render(sentence, force=n_best), (n_best,), moved=True)
         return Dropped(raw, "unsupported" if cites else "uncited")
 
@@ -413,7 +419,7 @@ def _pieces(line: str) -> list[str]:
         if m and out:
             out[-1] = f"{out[-1]} {m.group(1).strip()}"
             s = s[m.end():].strip()
-        if s:
+        if re.search(r"\w", s):  # not a stray full stop left after a citation
             out.append(s)
     return out
 

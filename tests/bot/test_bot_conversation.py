@@ -320,6 +320,11 @@ async def test_no_unchecked_sentence_reaches_discord_while_streaming(harness: Ha
     await h.say(f"<@{h.me.id}> {NETFLIX_Q}")
     descriptions = [e.get("description", "") for s in h.http.sent
                     for e in s.payload.get("embeds") or []]
+    for s in h.http.sent:  # the transcript, with ``pytest -s``
+        for e in s.payload.get("embeds") or []:
+            print(f"{s.kind:>5}: {e.get('description', '')}")
+            if e.get("footer"):
+                print(f"       -- {e['footer']['text']}")
     assert descriptions and descriptions[0].endswith(render.PROGRESS_CURSOR)
     for text in descriptions:  # every send and edit, in progress or final
         assert "40 million" not in text and "evil.example" not in text

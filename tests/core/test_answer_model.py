@@ -189,3 +189,21 @@ def test_a_runaway_reply_is_stopped(checker: SentenceChecker) -> None:
 def test_a_looping_reply_keeps_one_copy(checker: SentenceChecker) -> None:
     gate, shown = _stream(f"{GOOD_1} {GOOD_1} {GOOD_1}", checker)
     assert shown == [GOOD_1] and [d.reason for d in gate.dropped] == ["repeat", "repeat"]
+
+
+def test_hyphenated_names_and_a_stray_full_stop_are_read_alike() -> None:
+    lab = SourceText(n=1, title="Lab tests a new flu-like virus", outlet="Health Desk",
+                     date="2025-05-01",
+                     body="The KV-7 strain spread to 12 farms, the SARS-CoV-2 team said.")
+    checker = SentenceChecker([lab])
+    gate, shown = _stream("The KV-7 strain spread to 12 farms, the SARS-CoV-2 team said. [1].",
+                          checker)
+    assert shown == ["The KV-7 strain spread to 12 farms, the SARS-CoV-2 team said [1]."]
+    assert not gate.dropped
+
+
+def test_an_uncited_sentence_two_articles_support_fully_is_attributed() -> None:
+    copy = SourceText(n=2, title="Ferry back in service", outlet="Harbour Daily",
+                      date="2025-04-02", body=FERRY.body)
+    out = SentenceChecker([FERRY, copy]).check("The repairs cost 1,200,000 crowns.")
+    assert isinstance(out, Kept) and out.cites == (1,)

@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -307,17 +308,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- chat completions -------------------------------------------------------------------
 
-    def _next_reply(self) -> QueuedReply | None:
+    def _next_reply(self, body: dict[str, Any]) -> QueuedReply | None:
         state = self.owner._state
         with state.lock:
             if state.replies:
                 return state.replies.popleft()
+        if self.owner.responder is not None:
+            made = self.owner.responder(body)
+            return QueuedReply(text=made) if isinstance(made, str) else made
         if self.owner.default_reply is None:
             return None
         return QueuedReply(text=self.owner.default_reply)
 
     def _chat(self, body: dict[str, Any]) -> None:
-        reply = self._next_reply()
+        reply = self._next_reply(body)
         if reply is None:
             self._send_error(
                 500,
@@ -600,8 +604,9 @@ class FakeOpenAIServer:
     """OpenAI-compatible server on 127.0.0.1 (free port), served from a background thread.
 
     Use as a context manager or call `start()` / `stop()`. Chat completion requests take
-    replies from the FIFO queue (`queue_reply`); with the queue empty they get
-    `default_reply`, or a non-retryable 500 explaining that nothing was queued.
+    replies from the FIFO queue (`queue_reply`); with the queue empty they get what
+    `responder` makes of the request, else `default_reply`, or a non-retryable 500
+    explaining that nothing was queued.
     """
 
     def __init__(
@@ -612,8 +617,11 @@ class FakeOpenAIServer:
         model: str = "fake-chat-model",
         embedding_model: str = "fake-embedding-model",
         cap_mode: CapMode = "either",
+        responder: Callable[[dict[str, Any]], QueuedReply | str] | None = None,
     ) -> None:
         self.default_reply = default_reply
+        # Makes the reply from the request when nothing is queued (a scripted model).
+        self.responder = responder
         self.cap_mode: CapMode = cap_mode
         self.embedding_dim = embedding_dim
         self.embedding_delay = 0.0  # seconds added to every embeddings request
