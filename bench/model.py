@@ -206,13 +206,14 @@ def citation_validity(answer: Answer, result: SearchResult | None) -> tuple[int,
 
 
 def run_questions(services: Services, model: RecordingModel, questions: Sequence[Question],
-                  *, budget: float, max_tokens: int, oracle: Oracle | None = None,
-                  log: Any = sys.stderr) -> list[Row]:
+                  *, budget: float, max_tokens: int, top_k: int | None = None,
+                  oracle: Oracle | None = None, log: Any = sys.stderr) -> list[Row]:
     from bot.core.ask import AskService
     from bot.core.models import QuestionError, Turn
 
-    settings = services.settings.model_copy(update={"answer_budget_s": budget,
-                                                    "llm_max_tokens": max_tokens})
+    settings = services.settings.model_copy(update={
+        "answer_budget_s": budget, "llm_max_tokens": max_tokens,
+        "top_k": top_k or services.settings.top_k})
     proxy = RecordingRetriever(services.retriever)
     ask = AskService(settings, proxy, model)  # type: ignore[arg-type]
     by_id = {q.qid: q for q in questions}
@@ -339,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=600)
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds one request may wait for the next bytes")
+    parser.add_argument("--top-k", type=int, default=0,
+                        help="sources per answer (0: the default); fewer make a shorter prompt")
     parser.add_argument("--half", choices=("tune", "check", "both"), default="both")
     parser.add_argument("--limit", type=int, default=0,
                         help="at most N questions per half (0: all), for slow servers")
@@ -377,7 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = RecordingModel(OpenAIChatModel(settings))
         try:
             rows = run_questions(services, model, chosen, budget=args.budget,
-                                 max_tokens=args.max_tokens, oracle=oracle)
+                                 max_tokens=args.max_tokens, top_k=args.top_k or None,
+                                 oracle=oracle)
         finally:
             model.close()
     tables = {half: summarise([r for r in rows if r.half == half], args.max_tokens)
@@ -385,8 +389,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(halves) > 1:
         tables["all"] = summarise(rows, args.max_tokens)
     where = "the test server scripted as a good model" if args.oracle else args.base_url
+    k = args.top_k or services.settings.top_k
     print_report(f"bench.model: {args.model} at {where}; budget {args.budget:g} s, cap "
-                 f"{args.max_tokens} tokens; commit {git_commit()}; {len(rows)} questions",
+                 f"{args.max_tokens} tokens, {k} sources; commit {git_commit()}; "
+                 f"{len(rows)} questions",
                  tables)
     if args.out:
         with args.out.open("w") as fh:
