@@ -99,7 +99,8 @@ class RecordingModel(ChatModelBase):
             self.calls.append({"finish": exc.reason, "chunks": None})
             raise
         self.calls.append({"finish": done.finish_reason, "chunks": done.chunks,
-                           "seconds": done.seconds, "first_token_s": done.first_token_s})
+                           "seconds": done.seconds, "first_token_s": done.first_token_s,
+                           "text": done.text[:600]})
         return done
 
     def close(self) -> None:
@@ -185,14 +186,15 @@ _NUM = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 def citation_validity(answer: Answer, result: SearchResult | None) -> tuple[int, int]:
-    """(cited sentences, those whose numbers all occur in a cited article's given text)."""
-    from bot.core.answer_model import _article_text, _numbers  # the checks' own reading
+    """(cited sentences, those whose numbers all occur in a cited article as the model was
+    given it: headline, date and text)."""
+    from bot.core.answer_model import _numbers, sources_of  # the checks' own reading
 
     if result is None or answer.mode != "model":
         return 0, 0
-    by_id = {a.article_id: a for a in result.articles}
-    texts = {s.n: _article_text(by_id[s.article_id]) for s in answer.sources
-             if s.article_id in by_id}
+    given = dict(zip((a.article_id for a in result.articles), sources_of(result), strict=True))
+    numbers = {s.n: given[s.article_id].numbers for s in answer.sources
+               if s.article_id in given}
     cited = valid = 0
     for sentence in re.split(r"(?<=[.!?])\s+(?=\S)", answer.text):
         ns = [int(n) for n in re.findall(r"\[(\d{1,2})\]", sentence)]
@@ -200,7 +202,7 @@ def citation_validity(answer: Answer, result: SearchResult | None) -> tuple[int,
             continue
         cited += 1
         body = re.sub(r"\[\d{1,2}\]", " ", sentence)
-        have = set().union(*(_numbers(texts.get(n, "")) for n in ns))
+        have = set().union(*(numbers.get(n, set()) for n in ns))
         valid += (_numbers(body) - {"0", "1"}) <= have
     return cited, valid
 

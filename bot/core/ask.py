@@ -34,7 +34,7 @@ _ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff\u00ad]
 _CITATION = re.compile(r"\[(\d{1,2})\](?:\[(\d{1,2})\])*")
 _CITE_ANY = re.compile(r"\[(\d{1,2})\]")
 # Time kept back from the model for building the extractive answer when it fails.
-FALLBACK_RESERVE_S = 0.5
+FALLBACK_RESERVE_S = 1.0
 
 
 class AskService:

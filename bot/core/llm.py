@@ -33,7 +33,7 @@ MIN_ATTEMPT_S = 0.5
 BACKOFF_S = (0.5, 1.5, 3.0)
 # How long a caller that gave up waits for the stream to be closed, so the connection is
 # gone (and a local server told to stop) when the caller moves on.
-CLOSE_WAIT_S = 1.0
+CLOSE_WAIT_S = 0.5
 
 
 class LLMError(RuntimeError):
@@ -313,10 +313,19 @@ class OpenAIChatModel(ChatModelBase):
             finish = chunk.response_metadata.get("finish_reason") or finish
         return finish
 
+    async def _shutdown(self) -> None:
+        """Let streams given up on finish closing, then close the client."""
+        me = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not me]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await self._http.aclose()
+
     def close(self) -> None:
         if self._loop.is_closed():
             return
-        fut = asyncio.run_coroutine_threadsafe(self._http.aclose(), self._loop)
+        fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
         try:
             fut.result(timeout=2)
         except Exception:  # closing is best effort; the process may be ending anyway
