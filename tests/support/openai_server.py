@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -167,6 +168,12 @@ class _Server(ThreadingHTTPServer):
         with self.sockets_lock:
             self.open_sockets.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that reset its connection (after giving up) is no error worth a trace."""
+        if isinstance(sys.exc_info()[1], ConnectionError | _ClientGone | _Stopping | _Dropped):
+            return
+        super().handle_error(request, client_address)
 
     def drop_connections(self) -> None:
         """Unblock handler threads waiting on idle keep-alive connections."""
