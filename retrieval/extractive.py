@@ -22,8 +22,11 @@ the articles cover the story, not the fact asked for.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -83,6 +86,57 @@ class Extract:
         if self.verdict == "partial":
             return f"no sentence of the articles about it states {self.missing}"
         return ""
+
+
+class SentenceVectors:
+    """The vectors of sentences already embedded, most recently used kept.
+
+    A story people ask about draws question after question answered from the same sentences;
+    each is embedded once. Keyed by the model and a hash of the text, so a model change never
+    reads an old vector. Safe to use from several threads.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._vectors: OrderedDict[tuple[str, bytes], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
+
+    def embed(self, embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+        """One row per text: cached rows as they are, the others embedded in one batch."""
+        model = str(getattr(embedder, "model_id", type(embedder).__name__))
+        keys = [(model, hashlib.blake2b(t.encode(), digest_size=16).digest()) for t in texts]
+        rows: list[np.ndarray | None] = []
+        with self._lock:
+            for k in keys:
+                v = self._vectors.get(k)
+                if v is not None:
+                    self._vectors.move_to_end(k)
+                rows.append(v)
+        todo = [i for i, v in enumerate(rows) if v is None]
+        if todo:
+            fresh = embedder.embed_documents([texts[i] for i in todo])
+            for i, v in zip(todo, fresh, strict=True):
+                rows[i] = v
+        with self._lock:
+            self.hits += len(texts) - len(todo)
+            self.misses += len(todo)
+            if self.size > 0:
+                for i in todo:
+                    self._vectors[keys[i]] = rows[i]  # type: ignore[assignment]
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        if not rows:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.vstack(rows).astype(np.float32, copy=False)  # type: ignore[arg-type]
 
 
 def candidates(result: SearchResult, p: SearchParams) -> list[Candidate]:
@@ -154,8 +208,12 @@ def kind_evidence(sentence: str, expected: Expected, predicate: dict[str, float]
 
 def score(cands: list[Candidate], weights: dict[str, float], vector: np.ndarray | None,
           embedder: Embedder | None, expected: Expected | None, predicate: dict[str, float],
-          p: SearchParams) -> list[Candidate]:
-    """Every candidate with its chance of stating the answer, most likely first."""
+          p: SearchParams, cache: SentenceVectors | None = None) -> list[Candidate]:
+    """Every candidate with its chance of stating the answer, most likely first.
+
+    Only the likeliest by words are embedded (``cache`` keeps their vectors); the others are
+    given the mean cosine of those, so a sentence of another article can still follow.
+    """
     if not cands:
         return []
     total = sum(weights.values()) or 1.0
@@ -171,10 +229,14 @@ def score(cands: list[Candidate], weights: dict[str, float], vector: np.ndarray 
         rows.append((logit, lexical, kind, c))
     # Only the likeliest by words are embedded: the model's time is most of an answer's.
     rows.sort(key=lambda r: -r[0])
-    rows = rows[: p.dense_sentences]
     dense = np.zeros(len(rows), dtype=np.float32)
-    if vector is not None and embedder is not None:
-        dense = embedder.embed_documents([r[3].text for r in rows]) @ vector
+    n = min(p.dense_sentences, len(rows))
+    if vector is not None and embedder is not None and n:
+        texts = [r[3].text for r in rows[:n]]
+        vectors = (cache.embed(embedder, texts) if cache is not None
+                   else embedder.embed_documents(texts))
+        dense[:n] = vectors @ vector
+        dense[n:] = float(dense[:n].mean())
     out = []
     for (logit, lexical, kind, c), d in zip(rows, dense, strict=True):
         chance = 1.0 / (1.0 + float(np.exp(-(logit + p.sentence_dense * float(d)))))
@@ -188,18 +250,18 @@ def answer(question: str, result: SearchResult, retriever: Retriever) -> Extract
     """The sentences that answer ``question`` from ``result``'s articles, best first, scored
     with the retriever's index weights, embedding model and parameters."""
     return answer_with(question, result, retriever.lexical(), retriever.embedder,
-                       retriever.params)
+                       retriever.params, retriever.sentence_vectors)
 
 
 def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedder | None,
-                p: SearchParams) -> Extract:
+                p: SearchParams, cache: SentenceVectors | None = None) -> Extract:
     """:func:`answer` with its parts given (``embedder`` None: words only)."""
     t0 = time.perf_counter()
     expected = expect(question)
     weights = term_weights(question, result.context_terms, idf, p)
     predicate = _predicate(question, weights, expected)
     scored = score(candidates(result, p), weights, result.vector, embedder, expected,
-                   predicate, p)
+                   predicate, p, cache)
     if not scored:
         return Extract([], "none", expected, _missing(expected),
                        (time.perf_counter() - t0) * 1000, scored)

@@ -24,11 +24,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from retrieval.extractive import SentenceVectors
 from retrieval.lexical import LexicalIndex, tokenize
 from retrieval.params import SearchParams
 from retrieval.store import StoredChunk, VectorStore
@@ -145,6 +147,8 @@ class Retriever:
         self.embedder = embedder
         self.cache_dir = cache_dir
         self.params = params or SearchParams()
+        # Sentence vectors of extractive answers, kept across questions.
+        self.sentence_vectors = SentenceVectors(self.params.sentence_cache)
         self._lex: LexicalIndex | None = None
         self._lex_key: tuple[str, int] | None = None
         self._lex_lock = threading.Lock()
@@ -169,6 +173,9 @@ class Retriever:
             if index is None:
                 t0 = time.perf_counter()
                 index = LexicalIndex.build(self.store.iter_chunks())
+                vectors = self._stored_vectors(index.ids)
+                if vectors is not None:
+                    index.set_vectors(vectors)
                 log.info("lexical index: %d chunks in %.1fs", len(index),
                          time.perf_counter() - t0)
                 if folder and len(index):  # an empty store has nothing worth keeping
@@ -178,6 +185,22 @@ class Retriever:
                     index.save(folder)
             self._lex, self._lex_key = index, key
             return index
+
+    def _stored_vectors(self, ids: Sequence[str], page: int = 2000) -> np.ndarray | None:
+        """The store's vectors of ``ids``, in order; None when one is missing (the store
+        changed meanwhile: the next version's index reads them again)."""
+        rows: np.ndarray | None = None
+        for start in range(0, len(ids), page):
+            part = ids[start:start + page]
+            got = self.store.embeddings(part)
+            for j, cid in enumerate(part):
+                v = got.get(cid)
+                if v is None:
+                    return None
+                if rows is None:
+                    rows = np.zeros((len(ids), len(v)), dtype=np.float32)
+                rows[start + j] = v
+        return rows
 
     def prime(self, key: tuple[str, int], chunks: Iterable[StoredChunk]) -> None:
         """Build the BM25 index of a collection about to go live under ``key`` (a reindex's
@@ -228,14 +251,37 @@ class Retriever:
     def candidates(self, vec: np.ndarray, lex: LexicalIndex, lex_scores: np.ndarray,
                    limits: Iterable[tuple[datetime | None, datetime | None]],
                    outlet: str | None) -> dict[str, ChunkHit]:
-        """The best dense and lexical chunks within each set of date limits."""
-        n = self.params.candidates
+        """The best dense and lexical chunks within each set of date limits.
+
+        Limits that leave out no chunk are no filter. Among at most ``exact_chunks``
+        chunks (the store's, or a period's), the dense candidates are found by comparing the
+        question with each chunk's vector, held beside the lexical index in order of
+        publication (their cosines are computed in :meth:`fuse`); beyond that the store's
+        nearest-neighbour index answers. Its metadata filter cost 20 to 35 ms of CPU at
+        10,000 chunks, several times an unfiltered query.
+        """
+        p = self.params
+        n = p.candidates
         hits: dict[str, ChunkHit] = {}
         for lo, hi in limits:
-            for c in self.store.query(vec, n, _where(lo, hi, outlet)) if len(lex) else []:
-                if c.id not in hits:
-                    hits[c.id] = ChunkHit(c.id, c.text, c.metadata, dense_sim=1.0 - c.distance)
             mask = _mask(lex, lo, hi, outlet)
+            if mask is not None and mask.all():
+                mask, lo, hi, outlet = None, None, None, None
+            lo_ts = int(lo.timestamp()) if lo else None
+            hi_ts = int(hi.timestamp()) if hi else None
+            if (lex.vectors is not None
+                    and lex.period_size(lo_ts, hi_ts) <= p.exact_chunks):
+                for i in lex.period_nearest(vec, n, lo_ts, hi_ts, outlet):
+                    cid = lex.ids[i]
+                    if cid not in hits:
+                        meta = lex.meta[i]
+                        hits[cid] = ChunkHit(cid, meta["text"],
+                                             {k: v for k, v in meta.items() if k != "text"})
+            else:
+                for c in self.store.query(vec, n, _where(lo, hi, outlet)) if len(lex) else []:
+                    if c.id not in hits:
+                        hits[c.id] = ChunkHit(c.id, c.text, c.metadata,
+                                              dense_sim=1.0 - c.distance)
             scores = np.where(mask, lex_scores, 0.0) if mask is not None else lex_scores
             top = np.argpartition(-scores, n)[:n] if len(scores) > n else np.arange(len(scores))
             for i in top:
@@ -247,10 +293,18 @@ class Retriever:
 
     def fuse(self, hits: dict[str, ChunkHit], vec: np.ndarray, lex: LexicalIndex,
              lex_scores: np.ndarray) -> None:
-        """Give every candidate both scores, exactly (missing cosines read from the store)."""
+        """Give every candidate both scores, exactly (missing cosines from the vectors beside
+        the lexical index, or else read from the store)."""
         missing = [cid for cid, h in hits.items() if h.dense_sim is None]
-        cosines = {cid: float(np.dot(vec, emb))
-                   for cid, emb in self.store.embeddings(missing).items()}
+        known = [cid for cid in missing if cid in lex.position]
+        sims = lex.cosines(vec, [lex.position[cid] for cid in known]) if known else None
+        if sims is not None:
+            cosines = dict(zip(known, map(float, sims), strict=True))
+            missing = [cid for cid in missing if cid not in cosines]
+        else:
+            cosines = {}
+        cosines.update({cid: float(np.dot(vec, emb))
+                        for cid, emb in self.store.embeddings(missing).items()})
         fuse_scores(hits.values(), cosines, lex, lex_scores, self.params.dense_weight)
 
     def _articles(self, text: str, lex: LexicalIndex, plan: QueryPlan) -> list[ArticleHit]:
@@ -561,6 +615,13 @@ def content_terms(tokens: Sequence[str]) -> list[str]:
 
 
 def token_sets(articles: Sequence[ArticleHit]) -> dict[str, set[str]]:
-    """Each article's stemmed tokens (headline and matched chunks), tokenised in one call."""
-    docs = [" ".join([a.title, *(c.text for c in a.chunks[:3])]) for a in articles]
-    return {a.article_id: set(toks) for a, toks in zip(articles, tokenize(docs), strict=True)}
+    """Each article's stemmed tokens (headline and matched chunks)."""
+    return {a.article_id: set().union(_text_terms(a.title),
+                                      *(_text_terms(c.text) for c in a.chunks[:3]))
+            for a in articles}
+
+
+@lru_cache(maxsize=20_000)
+def _text_terms(text: str) -> frozenset[str]:
+    # The same chunks come back question after question: each is tokenised once.
+    return frozenset(tokenize([text])[0])

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
 from retrieval.answer_type import expect
-from retrieval.extractive import answer_with, kind_evidence
+from retrieval.extractive import SentenceVectors, answer_with, kind_evidence
 from retrieval.lexical import tokenize
 from retrieval.params import SearchParams
 from retrieval.search import ArticleHit, ChunkHit, SearchResult
@@ -68,3 +73,45 @@ def test_no_sentences_no_answer() -> None:
     result, embedder = _result("what happened?", "Too short.")
     found = answer_with("what happened?", result, _EvenIdf(), embedder, SearchParams())
     assert found.verdict == "none" and not found.picked and found.note
+
+
+class _Counting(FakeEmbedder):
+    def __init__(self, model_id: str = "fake-hash-384") -> None:
+        super().__init__()
+        self.model_id = model_id
+        self.texts: list[str] = []
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        self.texts += list(texts)
+        return super().embed_documents(texts)
+
+
+def test_sentence_vectors_embed_each_text_once_per_model_and_forget_the_oldest() -> None:
+    cache = SentenceVectors(size=3)
+    model = _Counting()
+    first = cache.embed(model, ["The dam held.", "Crews worked all night."])
+    again = cache.embed(model, ["Crews worked all night.", "The river fell by noon."])
+    assert model.texts == ["The dam held.", "Crews worked all night.", "The river fell by noon."]
+    assert np.array_equal(first[1], again[0])
+    assert np.allclose(again[1], model.embed_query("The river fell by noon."))
+    other = _Counting("another-model")
+    cache.embed(other, ["The dam held."])  # never read from the first model's vectors
+    assert other.texts == ["The dam held."] and len(cache) == 3
+    cache.embed(model, ["The dam held."])  # evicted by the other model's entry
+    assert model.texts[-1] == "The dam held." and (cache.hits, cache.misses) == (1, 5)
+
+
+def test_sentences_past_the_embedded_ones_can_still_follow_the_lead() -> None:
+    question = "how did the two towns clean up after the floods?"
+    result, _ = _result(
+        question,
+        "Volunteers in the upper town cleared mud from the floods out of the school. "
+        "The floods reached the market square on Friday.",
+        "In the lower town, crews pumped the floods out of cellars and clean up went on "
+        "all week.")
+    counting = _Counting()
+    p = replace(SearchParams(), dense_sentences=1)
+    found = answer_with(question, result, _EvenIdf(), counting, p, SentenceVectors(10))
+    assert len(counting.texts) == 1  # one sentence embedded, three scored
+    assert found.verdict == "answer" and len(found.candidates) == 3
+    assert {p.article for p in found.picked} == {0, 1}
