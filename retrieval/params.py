@@ -25,11 +25,11 @@ class SearchParams:
     # Inherited.
     second_chunk_weight: float = 0.1
 
-    # A store, or a period, of at most this many chunks is searched by comparing the question
-    # with each chunk's vector (beside the lexical index, in order of publication) instead of
-    # through the store's nearest-neighbour index and metadata filter. Set: 20,000 vectors
-    # are compared in about 6 ms of CPU; at 10,000 chunks a Chroma query took 5 ms, 20 to
-    # 35 ms with a date filter.
+    # A period (or an outlet) of at most this many chunks is searched by comparing the
+    # question with each of its chunks' vectors (beside the lexical index, in order of
+    # publication) instead of through the store's metadata filter. Set: 20,000 vectors are
+    # compared in about 6 ms of CPU; at 10,000 chunks a Chroma query took 5 ms, 20 to 35 ms
+    # with a date filter.
     exact_chunks: int = 20_000
 
     # -- rerankers ---------------------------------------------------------------------------

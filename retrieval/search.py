@@ -253,12 +253,12 @@ class Retriever:
                    outlet: str | None) -> dict[str, ChunkHit]:
         """The best dense and lexical chunks within each set of date limits.
 
-        Limits that leave out no chunk are no filter. Among at most ``exact_chunks``
-        chunks (the store's, or a period's), the dense candidates are found by comparing the
-        question with each chunk's vector, held beside the lexical index in order of
-        publication (their cosines are computed in :meth:`fuse`); beyond that the store's
-        nearest-neighbour index answers. Its metadata filter cost 20 to 35 ms of CPU at
-        10,000 chunks, several times an unfiltered query.
+        Limits that leave out no chunk are no filter. Within a period of at most
+        ``exact_chunks`` chunks, the dense candidates are found by comparing the question
+        with each of its chunks' vectors, held beside the lexical index in order of
+        publication (their cosines are computed in :meth:`fuse`): the store's metadata filter
+        cost 20 to 35 ms of CPU at 10,000 chunks, several times an unfiltered query. Without
+        limits the store's nearest-neighbour index answers.
         """
         p = self.params
         n = p.candidates
@@ -269,7 +269,7 @@ class Retriever:
                 mask, lo, hi, outlet = None, None, None, None
             lo_ts = int(lo.timestamp()) if lo else None
             hi_ts = int(hi.timestamp()) if hi else None
-            if (lex.vectors is not None
+            if (mask is not None and lex.vectors is not None
                     and lex.period_size(lo_ts, hi_ts) <= p.exact_chunks):
                 for i in lex.period_nearest(vec, n, lo_ts, hi_ts, outlet):
                     cid = lex.ids[i]
