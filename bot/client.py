@@ -22,7 +22,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.models import NewsbotError
-from bot.views import FeedbackView
+from bot.views import FeedbackButton, FeedbackView
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -126,8 +126,8 @@ class NewsBot(commands.Bot):
     async def setup_hook(self) -> None:
         for name in EXTENSIONS:
             await self.load_extension(name)
-        # Registered without a message id: buttons on answers from before a restart work too.
-        self.add_view(self.feedback_view)
+        # Registered by custom id: buttons on answers from before a restart work too.
+        self.add_dynamic_items(FeedbackButton)
         guild_id = self.settings.dev_guild_id
         if guild_id and self.sync_dev_guild:
             guild = discord.Object(id=guild_id)

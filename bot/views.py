@@ -1,15 +1,19 @@
 """The 👍/👎 buttons under every answer.
 
-One persistent view (no timeout, fixed custom ids) is registered when the bot starts, so the
-buttons on answers posted before a restart keep working: Discord sends the custom id and
-the message, and the vote is recorded against that message id.
+The buttons are dynamic items (discord.py's stateless components), registered once when the
+bot starts: the buttons on answers posted before a restart keep working, since Discord sends
+the custom id and the message, and the vote is recorded against that message id. A view of
+persistent items would do the same, but discord.py then remembers every message it was sent
+with (about half a kilobyte per answer, for the life of the process); a view made only of
+dynamic items is remembered nowhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+import re
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 
@@ -23,48 +27,63 @@ DOWN_ID = "newsbot:fb:down"
 NO_MENTIONS = discord.AllowedMentions.none()
 
 
-class FeedbackView(discord.ui.View):
-    """👍/👎 on an answer; stateless, so one instance serves every answer message."""
+class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
+                     template=r"newsbot:fb:(?P<vote>up|down)"):
+    """👍 or 👎; stateless, so any answer message's button is served by it."""
 
-    def __init__(self, services: Services) -> None:
-        super().__init__(timeout=None)
+    def __init__(self, vote: Literal["up", "down"], services: Services | None = None) -> None:
+        up = vote == "up"
+        super().__init__(discord.ui.Button(emoji="👍" if up else "👎",
+                                           style=discord.ButtonStyle.secondary,
+                                           custom_id=UP_ID if up else DOWN_ID))
+        self.value = 1 if up else -1
         self.services = services
 
-    @discord.ui.button(emoji="👍", style=discord.ButtonStyle.secondary, custom_id=UP_ID)
-    async def up(self, interaction: discord.Interaction[Any], _: discord.ui.Button[Any]) -> None:
-        await self._vote(interaction, 1)
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any],
+                             item: discord.ui.Button[Any], match: re.Match[str]
+                             ) -> FeedbackButton:
+        return cls("up" if match["vote"] == "up" else "down")
 
-    @discord.ui.button(emoji="👎", style=discord.ButtonStyle.secondary, custom_id=DOWN_ID)
-    async def down(self, interaction: discord.Interaction[Any], _: discord.ui.Button[Any]) -> None:
-        await self._vote(interaction, -1)
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await self._vote(interaction)
+        except Exception:
+            log.exception("feedback button %s failed", self.custom_id)
+            line = "Sorry, your vote could not be recorded; please try again later."
+            if interaction.response.is_done():
+                await interaction.followup.send(line, ephemeral=True,
+                                                allowed_mentions=NO_MENTIONS)
+            else:
+                await interaction.response.send_message(line, ephemeral=True,
+                                                        allowed_mentions=NO_MENTIONS)
 
-    async def _vote(self, interaction: discord.Interaction[Any], value: int) -> None:
+    async def _vote(self, interaction: discord.Interaction[Any]) -> None:
+        services: Services = self.services or interaction.client.services  # type: ignore[attr-defined]
         message = interaction.message
         known = message is not None and await asyncio.to_thread(
-            self.services.feedback.vote,
+            services.feedback.vote,
             message_id=message.id,
             user_id=interaction.user.id,
-            value=value,
+            value=self.value,
         )
         if known:
             text = (
-                "Thanks: noted 👍." if value > 0 else "Thanks: noted 👎; it helps improve answers."
+                "Thanks: noted 👍." if self.value > 0
+                else "Thanks: noted 👎; it helps improve answers."
             )
         else:
             text = "That answer is no longer on record, so the vote was not counted."
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
-    async def on_error(
-        self,
-        interaction: discord.Interaction[Any],
-        error: Exception,
-        item: discord.ui.Item[Any],
-    ) -> None:
-        log.error("feedback button %s failed", getattr(item, "custom_id", item), exc_info=error)
-        line = "Sorry, your vote could not be recorded; please try again later."
-        if interaction.response.is_done():
-            await interaction.followup.send(line, ephemeral=True, allowed_mentions=NO_MENTIONS)
-        else:
-            await interaction.response.send_message(
-                line, ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
+
+class FeedbackView(discord.ui.View):
+    """👍/👎 on an answer; one instance is sent with every answer message."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(timeout=None)
+        self.services = services
+        self.up = FeedbackButton("up", services)
+        self.down = FeedbackButton("down", services)
+        self.add_item(self.up)
+        self.add_item(self.down)

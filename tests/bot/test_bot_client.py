@@ -42,6 +42,9 @@ def _interaction(bot: NewsBot, message_id: int, user_id: int = 7) -> Any:
     it.user.id = user_id
     it.message = mock.create_autospec(discord.Message, instance=True, spec_set=True)
     it.message.id = message_id
+    it.message.components = [discord.ActionRow(row)  # type: ignore[arg-type]
+                             for row in FeedbackView(bot.services).to_components()]
+    it.message.flags = discord.MessageFlags()
     it.data = {"custom_id": UP_ID, "component_type": 2}
     it.response = mock.create_autospec(discord.InteractionResponse, instance=True, spec_set=True)
     it.response.is_done.return_value = False
@@ -222,11 +225,12 @@ async def test_feedback_buttons_work_after_a_restart(tmp_path: Path) -> None:
     try:
         bot = NewsBot(after)
         await bot.setup_hook()
-        [view] = bot.persistent_views
+        view = bot.feedback_view
         assert isinstance(view, FeedbackView) and view.timeout is None
         assert {item.custom_id for item in view.children} == {UP_ID, DOWN_ID}  # type: ignore[attr-defined]
 
-        # Discord routes a click by custom id and message id; the registered view answers it.
+        # Discord sends a click with its custom id and the message it is on (with the message's
+        # buttons); the buttons registered at start answer it.
         store = bot._connection._view_store
         click = _interaction(bot, message_id=1234)
         store.dispatch_view(2, UP_ID, click)
@@ -249,7 +253,7 @@ async def _drain(store: Any) -> None:
     import asyncio
 
     for _ in range(100):
-        tasks = [t for t in asyncio.all_tasks() if t.get_name().startswith("discord-ui-view")]
+        tasks = [t for t in asyncio.all_tasks() if t.get_name().startswith("discord-ui-")]
         if not tasks:
             return
         await asyncio.gather(*tasks)
