@@ -63,7 +63,7 @@ def test_doctor_sees_a_cap_the_server_ignores(env: FakeOpenAIServer,
     env.queue_reply("one two three ", forever=True)
     code, out = _doctor(capsys)
     assert code == 1 and out["reachable"] and out["cited"] and out["cap_honoured"] is False
-    [_, stream] = env.wait_for_streams(2)
+    [_, stream] = env.wait_for_streams(2, timeout=30)
     assert stream.client_left  # the runaway reply was closed, not read to the end
 
 

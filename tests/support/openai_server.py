@@ -535,10 +535,9 @@ class _Handler(BaseHTTPRequestHandler):
             event({"role": "assistant", "content": ""})
             while cap is None or tokens < cap:
                 piece = pieces[tokens % len(pieces)]
-                if reply.chunk_delay:
-                    self._sleep(reply.chunk_delay)
-                elif tokens % 64 == 0:
-                    self._sleep(0.001)  # notice a stopping server
+                # A real server streams at a finite pace; an unpaced loop here would hold the
+                # GIL against the client in this same process and delay its closing the stream.
+                self._sleep(reply.chunk_delay or 0.001)
                 event({"content": piece})
                 sent += len(piece)
                 tokens += 1
