@@ -179,6 +179,9 @@ def _dump(data: object) -> None:
 
 # -- commands ----------------------------------------------------------------------------------
 def cmd_ask(args: argparse.Namespace) -> int:
+    from bot.core.ask import validate_question
+
+    validate_question(args.question, _settings().max_question_chars)  # before opening anything
     answer = call("ask", {"question": args.question, "since": args.since,
                           "source": args.source},
                   label=None if args.json else "sample")
@@ -236,7 +239,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from bot.core.admin import IngestReport, normalise_spec
 
     # Paths are resolved here: a running service has another working directory.
-    specs = [normalise_spec(s) if Path(s).expanduser().exists() else s for s in args.sources]
+    specs = [normalise_spec(s) if s.strip() and Path(s).expanduser().exists() else s
+             for s in args.sources]
     result = call("ingest", {"sources": specs}, label="ingest")
     nothing = not (result["added"] or result["updated"] or result["unchanged"])
     if args.json:

@@ -25,6 +25,8 @@ from typing import Any
 
 import httpx
 
+from bot.core.models import NewsbotError
+
 log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
@@ -36,7 +38,7 @@ SOCKET_NAME = "newsbot.sock"
 _MAX_UNIX_PATH = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
 
 
-class ServiceRunning(RuntimeError):
+class ServiceRunning(NewsbotError):
     """Another service already answers on the control socket of this data dir."""
 
 
@@ -107,7 +109,10 @@ class ControlServer:
         app = web.Application(middlewares=[same_user], client_max_size=1 << 20)
         app.router.add_get("/v1/ping", self._ping)
         app.router.add_post("/v1/call", self._call)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # A stop does not wait for calls in progress: their jobs stop or are abandoned
+        # on their own, and aiohttp's default would hold the shutdown for a minute.
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=0.5)
         await self._runner.setup()
         # The socket is created by bind(): a umask keeps it private from the first moment.
         old = os.umask(0o177)
@@ -140,8 +145,6 @@ class ControlServer:
 
     async def _call(self, request: Any) -> Any:
         from aiohttp import web
-
-        from bot.core.models import NewsbotError
 
         try:
             body = await request.json()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from discord.ext import tasks
 
 from bot.control import ControlServer, Emit, socket_path
-from bot.core.admin import Progress
+from bot.core.admin import Cancelled, Progress
 from bot.core.models import NewsbotError
 from bot.core.operations import Actor, Context, NotPermitted, execute, lookup
 
@@ -54,7 +54,8 @@ class Job:
     def describe(self) -> str:
         since = self.started.astimezone().strftime("%H:%M")
         pct = f", {100 * self.done // self.total}% done" if self.total else ""
-        return f"a {self.name} is already running since {since}{pct}"
+        article = "an" if self.name[:1] in "aeiou" else "a"
+        return f"{article} {self.name} is already running since {since}{pct}"
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "started": self.started.isoformat(), "total": self.total,
@@ -98,6 +99,7 @@ class NewsService:
         self.stopping = threading.Event()
         self.job: Job | None = None
         self.waiting = 0  # write operations queued behind the running one
+        self._reindex_queued = False  # a reindex runs or waits: a second one is refused
         self._writes = asyncio.Lock()
         self._control = (ControlServer(socket_path(services.settings.data_dir), self.call,
                                        self.info) if control else None)
@@ -187,8 +189,10 @@ class NewsService:
         op = lookup(name, actor)
         if self.stopping.is_set():
             raise NewsbotError("the service is shutting down; try again when it is back")
-        if name == "reindex" and self.job is not None and self.job.name == "reindex":
-            raise NewsbotError(self.job.describe())
+        if name == "reindex" and self._reindex_queued:
+            running = self.job is not None and self.job.name == "reindex"
+            raise NewsbotError(self.job.describe() if running and self.job else
+                               "a reindex is already waiting to run")
         startup = name == "reindex" and bool(args.pop("startup", False))
         job = Job("start-up sync" if startup else name, datetime.now(UTC))
         progress = self._progress(job, emit)
@@ -196,24 +200,38 @@ class NewsService:
         if not op.write:
             return await in_thread(lambda: execute(op, ctx, args))
         self.waiting += 1
+        queued_reindex = name == "reindex" and not startup
+        if queued_reindex:
+            self._reindex_queued = True
         try:
             if self._writes.locked() and emit and self.job is not None:
                 emit({"waiting": self.job.describe().replace("is already", "is")})
             await self._writes.acquire()
+        except BaseException:
+            if queued_reindex:
+                self._reindex_queued = False
+            raise
         finally:
             self.waiting -= 1
+        if self.stopping.is_set():  # it began to stop while this call waited its turn
+            self._writes.release()
+            if queued_reindex:
+                self._reindex_queued = False
+            raise NewsbotError("the service is shutting down; try again when it is back")
         try:
             self.job = job
             if startup:
                 await in_thread(self.services.store.drop_unfinished)
             result = await in_thread(lambda: execute(op, ctx, args))
         except Exception as exc:
-            if name == "reindex" and not isinstance(exc, NotPermitted):
+            if name == "reindex" and not isinstance(exc, (NotPermitted, Cancelled)):
                 self._spawn(self.tell_moderators(
                     f"A reindex failed; the live store serves as before: {exc}"))
             raise
         finally:
             self.job = None
+            if queued_reindex:
+                self._reindex_queued = False
             self._writes.release()
         if name == "poll":
             self._spawn(self.after_poll(result))

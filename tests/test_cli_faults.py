@@ -105,3 +105,12 @@ def test_sync_with_discord_unreachable_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "cannot reach Discord" in proc.stderr, proc.stderr
     assert not (tmp_path / "data" / "chroma").exists()  # sync never opened the store
+
+
+def test_an_overlong_question_is_refused_before_anything_is_opened(
+    cli_env: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["ask", "why " * 5000]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the limit is" in err
+    assert not (cli_env / "data").exists()  # no store opened, no sample loaded

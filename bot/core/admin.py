@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import posixpath
 import random
 import threading
 import time
@@ -19,11 +20,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import ValidationError
 
 from bot.core.models import NewsbotError
 from bot.core.state import SourceRecord, State, utcnow
 from bot.settings import Settings
-from retrieval.articles import Article
+from retrieval.articles import Article, canonical_url
 from retrieval.indexer import Indexer
 from retrieval.search import Retriever
 from retrieval.sources import Skipped, SourceError, load_source, source_kind
@@ -168,9 +172,14 @@ class SourceSummary:
 
 
 def normalise_spec(spec: str) -> str:
-    """Sources are remembered as absolute paths or URLs, so removal finds them again."""
-    if spec.startswith(("http://", "https://")):
-        return spec.strip()
+    """Sources are remembered as absolute paths or canonical URLs (scheme and host in lower
+    case, no fragment or tracking parameters, no ``..``), so one source is recorded once and
+    removal finds it again."""
+    spec = spec.strip()
+    if spec.lower().startswith(("http://", "https://")):
+        parts = urlsplit(spec)
+        path = posixpath.normpath(parts.path) if parts.path not in ("", "/") else parts.path
+        return canonical_url(urlunsplit(parts._replace(path=path))) or spec
     return str(Path(spec).expanduser().resolve())
 
 
@@ -208,6 +217,8 @@ class AdminService:
         with self.write_lock:
             for raw in specs:
                 try:
+                    if not raw.strip():
+                        raise SourceError("an empty name is not a file, folder or URL")
                     spec = normalise_spec(raw)
                     kind = source_kind_of(spec)
                 except SourceError as exc:
@@ -229,10 +240,18 @@ class AdminService:
                         else "no articles in it")
                     report.failed.append(Skipped(raw, why))
                     continue
+                if kind == "page" and (len(articles) > 1 or articles[0].url != spec):
+                    kind = "feed"  # a URL that gave several items, or items elsewhere
+                new_source = self.state.find_source(spec) is None
                 source = self.state.add_source(spec, kind)
-                for batch in _batches(articles, BATCH_ARTICLES):
-                    progress.check()
-                    self.sync_articles(batch, source.id, report, progress)
+                try:
+                    for batch in _batches(articles, BATCH_ARTICLES):
+                        progress.check()
+                        self.sync_articles(batch, source.id, report, progress)
+                except BaseException:
+                    if new_source and not self.state.article_ids_for_source(source.id):
+                        self.state.delete_source(source.id)  # stopped before anything landed
+                    raise
                 self.state.update_source(source.id, last_fetch=utcnow(), last_ok=utcnow(),
                                          polls=source.polls + 1, last_error=None)
             if report.added or report.updated:
@@ -257,13 +276,15 @@ class AdminService:
         report.added += len(todo) - len(changed)
         report.updated_ids += changed
         report.added_ids += [a.id for a in todo if a.id not in known]
+        counts: dict[str, int] = {}
         if todo:
             on_chunks = progress.chunks if progress else None
             counts = self.indexer.index(todo, changed=changed, on_chunks=on_chunks)
-            self.state.upsert_articles((a, counts[a.id]) for a in todo)
             report.chunks += sum(counts.values())
-        self.state.link_articles(source_id, [(a.id, (guids or {}).get(a.id, a.ext_id))
-                                             for a in batch])
+        # The articles and their membership land together: no article without its source.
+        self.state.record_articles(
+            ((a, counts[a.id]) for a in todo), source_id,
+            [(a.id, (guids or {}).get(a.id, a.ext_id)) for a in batch])
         if progress:
             progress.done_articles(len(batch))
 
@@ -276,10 +297,9 @@ class AdminService:
                 source = self.state.find_source(normalise_spec(spec))
             if source is None:
                 raise NewsbotError(f"no source {spec!r} is registered; see `newsbot sources`")
+            # Registry first, in one transaction: a crash before the store catches up leaves
+            # chunks the next incremental sync deletes, never an article without a source.
             orphans = self.state.delete_source(source.id)
-            # Registry first: a crash before the store catches up leaves chunks the next
-            # incremental reindex deletes, never an article a source still holds.
-            self.state.delete_articles(orphans)
             self.indexer.remove(orphans)
         self.retriever.invalidate()
         return source, len(orphans)
@@ -316,7 +336,15 @@ class AdminService:
         return report
 
     def _sync_store(self, progress: Progress, *, dry_run: bool) -> ReindexReport:
+        # Articles no source holds (left by an older version's crash) leave the registry;
+        # the comparison below then takes their chunks out of the store.
+        orphans = self.state.orphan_article_ids()
+        if orphans and not dry_run:
+            self.state.delete_articles(orphans)
         registry = self.state.chunk_counts()
+        if dry_run:
+            for aid in orphans:
+                registry.pop(aid, None)
         stored = self.store.chunk_numbers()
         report = ReindexReport(full=False, dry_run=dry_run, articles=len(registry))
         missing = [aid for aid in registry if aid not in stored]
@@ -464,6 +492,8 @@ class AdminService:
             try:
                 record = json.loads(line)
                 if record.get("type") == "source":
+                    if not {"spec", "kind"} <= set(record):
+                        raise ValueError("a source needs spec and kind")
                     sources.append(record)
                 elif record.get("type") == "article":
                     members = record.pop("sources", [])
@@ -471,27 +501,18 @@ class AdminService:
                     articles.append((Article.model_validate(record), members))
                 else:
                     raise ValueError("unknown record type")
-            except (ValueError, TypeError) as exc:
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(map(str, first["loc"])) or "record"
+                raise NewsbotError(f"{path.name}:{i} is not a newsbot export record ({where}: "
+                                   f"{first['msg']}); nothing was imported") from None
+            except (ValueError, TypeError, AttributeError) as exc:
                 raise NewsbotError(f"{path.name}:{i} is not a newsbot export record ({exc}); "
                                    "nothing was imported") from None
         with self.write_lock:
-            ids: dict[str, int] = {}
-            for s in sources:
-                rec = self.state.add_source(s["spec"], s["kind"], name=s.get("name"),
-                                            watch=bool(s.get("watch")),
-                                            every_min=s.get("every_min"),
-                                            backfill=int(s.get("backfill") or 0))
-                ids[s["spec"]] = rec.id
-            known = self.state.article_hashes(a.id for a, _ in articles)
-            fresh = [(a, 0) for a, _ in articles if known.get(a.id) != a.content_hash]
-            # Registered with no chunks: the sync below indexes them.
-            self.state.upsert_articles(fresh)
-            for a, members in articles:
-                for m in members:
-                    if m.get("spec") in ids:
-                        self.state.link_articles(ids[m["spec"]], [(a.id, m.get("guid"))])
+            restored = self.state.import_records(sources, articles)
             report = self.reindex(progress)
-        return {"sources": len(sources), "articles": len(articles), "restored": len(fresh),
+        return {"sources": len(sources), "articles": len(articles), "restored": restored,
                 "reindex": report.to_json()}
 
 

@@ -37,6 +37,20 @@ _CITE_ANY = re.compile(r"\[(\d{1,2})\]")
 FALLBACK_RESERVE_S = 1.0
 
 
+def validate_question(question: str, limit: int) -> str:
+    """The normalised question, or QuestionError saying what is wrong; needs no store, so
+    a command line can refuse bad input before it opens anything."""
+    q = unicodedata.normalize("NFKC", question or "")
+    q = _ZERO_WIDTH.sub("", q)
+    q = re.sub(r"\s+", " ", q).strip()
+    if not q or not any(ch.isalnum() for ch in q):
+        raise QuestionError("Please ask a question: the message had no words in it.")
+    if len(q) > limit:
+        raise QuestionError(f"That question is {len(q)} characters long; the limit is "
+                            f"{limit}. Please shorten it.")
+    return q
+
+
 class AskService:
     """Answers questions from the store; blocking (adapters run it in a worker thread)."""
 
@@ -49,16 +63,7 @@ class AskService:
     # -- input -----------------------------------------------------------------------------
     def validate(self, question: str) -> str:
         """The normalised question, or QuestionError saying what is wrong. Touches nothing."""
-        q = unicodedata.normalize("NFKC", question or "")
-        q = _ZERO_WIDTH.sub("", q)
-        q = re.sub(r"\s+", " ", q).strip()
-        if not q or not any(ch.isalnum() for ch in q):
-            raise QuestionError("Please ask a question: the message had no words in it.")
-        limit = self.settings.max_question_chars
-        if len(q) > limit:
-            raise QuestionError(f"That question is {len(q)} characters long; the limit is "
-                                f"{limit}. Please shorten it.")
-        return q
+        return validate_question(question, self.settings.max_question_chars)
 
     @staticmethod
     def parse_since(value: str, now: datetime | None = None) -> datetime:

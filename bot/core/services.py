@@ -52,11 +52,13 @@ class Services:
         self.state.close()
 
     def ensure_sample(self, progress: Progress | None = None) -> IngestReport | None:
-        """Load the bundled sample articles into an empty store (first run, no set-up)."""
-        if self.state.counts()[0] or self.store.count():
+        """Load the bundled sample articles into a new data dir (first run, no set-up)."""
+        # Only a data dir that never had a source: one whose sources were all removed stays
+        # empty rather than filling up with examples.
+        if self.state.ever_had_sources() or self.store.count():
             return None
         with self.admin.write_lock:
-            if self.state.counts()[0] or self.store.count():
+            if self.state.ever_had_sources() or self.store.count():
                 return None  # another caller loaded it meanwhile
             if progress:
                 progress.start("sample", None)

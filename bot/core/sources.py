@@ -32,6 +32,7 @@ from retrieval.sources.web import Failure, Fetcher, NotModified, page_article
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=6)
+POLL_BUDGET_TIMEOUTS = 4  # page reads of one poll: at most this many fetch timeouts
 
 
 @dataclass(slots=True)
@@ -42,6 +43,7 @@ class Fetched:
     item_hashes: dict[str, str | None] = field(default_factory=dict)  # article id -> feed hash
     skipped: list[Skipped] = field(default_factory=list)
     known: int = 0  # items dropped before any page fetch: delivered before, unchanged
+    deferred: int = 0  # new items left for the next poll: their pages did not fit the budget
     error: str | None = None
     not_modified: bool = False
     etag: str | None = None
@@ -51,7 +53,8 @@ class Fetched:
 Known = Callable[[FeedEntry], bool]
 
 
-def fetch_source(fetcher: Fetcher, source: SourceRecord, is_known: Known) -> Fetched:
+def fetch_source(fetcher: Fetcher, source: SourceRecord, is_known: Known, *,
+                 budget_s: float) -> Fetched:
     """Poll a feed (entries the source already delivered unchanged are dropped before any
     page is fetched) or a page, conditionally on the validators of the last fetch."""
     if source.kind == "page":
@@ -73,12 +76,26 @@ def fetch_source(fetcher: Fetcher, source: SourceRecord, is_known: Known) -> Fet
     out = Fetched(skipped=list(feed.skipped), etag=feed.etag, last_modified=feed.last_modified)
     fresh = [e for e in feed.entries if not is_known(e)]
     out.known = len(feed.entries) - len(fresh)
-    for entry, item in zip(fresh, complete_entries(fetcher, fresh), strict=True):
-        if isinstance(item, Skipped):
-            out.skipped.append(item)
-        else:
-            out.articles.append(item)
-            out.item_hashes[item.id] = entry.content_hash
+    # Pages are read a few at a time within one budget for the poll: items not reached are
+    # left for the next poll (they are still new then), so a slow site cannot hold the
+    # watcher for longer than the budget however many new items its feed lists.
+    deadline = time.monotonic() + budget_s
+    step = fetcher.concurrency * 2
+    for start in range(0, len(fresh), step):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            out.deferred = len(fresh) - start
+            if out.deferred:
+                out.etag = out.last_modified = None  # the next poll must see them again
+            break
+        group = fresh[start : start + step]
+        for entry, item in zip(group, complete_entries(fetcher, group, budget_s=left),
+                               strict=True):
+            if isinstance(item, Skipped):
+                out.skipped.append(item)
+            else:
+                out.articles.append(item)
+                out.item_hashes[item.id] = entry.content_hash
     return out
 
 
@@ -98,6 +115,7 @@ class SourcePoll:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0
+    deferred: int = 0  # new items whose pages did not fit this poll: read at the next
     error: str | None = None
     first_fetch: bool = False
     backfill: int = 0
@@ -112,8 +130,9 @@ class SourcePoll:
         if self.outcome == "not modified":
             return f"{self.label}: not modified"
         first = " (first fetch)" if self.first_fetch else ""
+        later = f", {self.deferred} left for the next poll" if self.deferred else ""
         return (f"{self.label}: {self.added} new, {self.updated} updated, "
-                f"{self.unchanged} unchanged{first}")
+                f"{self.unchanged} unchanged{later}{first}")
 
 
 @dataclass(slots=True)
@@ -212,11 +231,14 @@ class SourceService:
                             first_fetch=source.polls == 0, backfill=source.backfill)
         fetcher = Fetcher(timeout_s=self.settings.fetch_timeout_s,
                           max_bytes=self.settings.max_feed_bytes)
-        fetched = fetch_source(fetcher, source, self._known(source))
+        # A poll reads its feed and the new items' pages within a few fetch timeouts.
+        fetched = fetch_source(fetcher, source, self._known(source),
+                               budget_s=POLL_BUDGET_TIMEOUTS * self.settings.fetch_timeout_s)
         interval = timedelta(minutes=source.every_min or self.settings.poll_minutes)
         if fetched.error:
             return self._failed(source, result, fetched.error, now, interval, t0)
         result.skipped = len(fetched.skipped)
+        result.deferred = fetched.deferred
         result.unchanged = fetched.known
         if fetched.not_modified:
             result.outcome = "not modified"
@@ -236,10 +258,14 @@ class SourceService:
                 self.state.set_meta("last_ingest", now.isoformat())
                 self.admin.retriever.invalidate()
         self.state.update_source(
-            source.id, last_fetch=now, last_ok=now, next_poll=now + interval,
+            source.id, last_fetch=now, last_ok=now,
+            # Items left over are read soon, unconditionally (a 304 would hide them).
+            next_poll=now + (min(interval, timedelta(minutes=1)) if fetched.deferred
+                             else interval),
             polls=source.polls + 1, failures=0, status="ok", last_error=None,
-            etag=fetched.etag or source.etag,
-            last_modified=fetched.last_modified or source.last_modified)
+            etag=None if fetched.deferred else fetched.etag or source.etag,
+            last_modified=None if fetched.deferred
+            else fetched.last_modified or source.last_modified)
         result.seconds = time.perf_counter() - t0
         return result
 

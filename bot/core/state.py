@@ -217,6 +217,62 @@ def _migrate_sources_v1(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE sources_v1")
 
 
+def _add_source(db: sqlite3.Connection, spec: str, kind: str, *, name: str | None,
+                watch: bool, every_min: int | None, backfill: int) -> SourceRecord:
+    now = _iso(utcnow())
+    row = db.execute("SELECT id FROM sources WHERE spec = ?", (spec,)).fetchone()
+    if row is None:
+        # Ids are never reused: a subscription or a log line naming a removed source must
+        # not come to mean the next one added.
+        seq = db.execute("SELECT value FROM meta WHERE key = 'source_seq'").fetchone()
+        top = db.execute("SELECT COALESCE(MAX(id), 0) FROM sources").fetchone()[0]
+        new_id = max(int(seq[0]) if seq else 0, int(top)) + 1
+        db.execute(
+            """INSERT INTO sources (id, spec, kind, name, watch, every_min, backfill,
+                   added_at, next_poll) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (new_id, spec, kind, name, int(watch), every_min, backfill, now,
+             now if watch else None))
+        db.execute("INSERT INTO meta(key, value) VALUES ('source_seq', ?) "
+                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(new_id),))
+    else:
+        db.execute(
+            """UPDATE sources SET kind = ?, name = COALESCE(?, name),
+                   watch = MAX(watch, ?), every_min = COALESCE(?, every_min)
+               WHERE spec = ?""", (kind, name, int(watch), every_min, spec))
+    return SourceRecord.from_row(
+        db.execute("SELECT * FROM sources WHERE spec = ?", (spec,)).fetchone())
+
+
+def _upsert_articles(db: sqlite3.Connection, items: Iterable[tuple[Article, int]]) -> None:
+    now = _iso(utcnow())
+    db.executemany(
+        """INSERT INTO articles (id, ext_id, source, url, title, outlet, author,
+               published_at, text, content_hash, n_chunks, ingested_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(id) DO UPDATE SET ext_id = excluded.ext_id,
+               source = COALESCE(articles.source, excluded.source),
+               url = excluded.url, title = excluded.title,
+               outlet = excluded.outlet, author = excluded.author,
+               published_at = excluded.published_at, text = excluded.text,
+               content_hash = excluded.content_hash, n_chunks = excluded.n_chunks,
+               updated_at = excluded.updated_at""",
+        [(a.id, a.ext_id, a.source, a.url, a.title, a.outlet, a.author,
+          _iso(a.published_at), a.text, a.content_hash, n, now, now) for a, n in items],
+    )
+
+
+def _link_articles(db: sqlite3.Connection, source_id: int,
+                   items: Iterable[tuple[str, str | None]]) -> None:
+    now = _iso(utcnow())
+    db.executemany(
+        """INSERT INTO article_sources (article_id, source_id, guid, first_seen)
+           VALUES (?, ?, ?, ?)
+           ON CONFLICT(article_id, source_id) DO UPDATE
+           SET guid = COALESCE(excluded.guid, article_sources.guid)""",
+        [(aid, source_id, guid, now) for aid, guid in items],
+    )
+
+
 def _iso(dt: datetime | None) -> str | None:
     return dt.isoformat() if dt else None
 
@@ -304,25 +360,16 @@ class State:
 
     def upsert_articles(self, items: Iterable[tuple[Article, int]]) -> None:
         """Record articles with their chunk counts (after their chunks are in the store)."""
-        now = _iso(utcnow())
         with self.transaction() as db:
-            db.executemany(
-                """INSERT INTO articles (id, ext_id, source, url, title, outlet, author,
-                       published_at, text, content_hash, n_chunks, ingested_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(id) DO UPDATE SET ext_id = excluded.ext_id,
-                       source = COALESCE(articles.source, excluded.source),
-                       url = excluded.url, title = excluded.title,
-                       outlet = excluded.outlet, author = excluded.author,
-                       published_at = excluded.published_at, text = excluded.text,
-                       content_hash = excluded.content_hash, n_chunks = excluded.n_chunks,
-                       updated_at = excluded.updated_at""",
-                [
-                    (a.id, a.ext_id, a.source, a.url, a.title, a.outlet, a.author,
-                     _iso(a.published_at), a.text, a.content_hash, n, now, now)
-                    for a, n in items
-                ],
-            )
+            _upsert_articles(db, items)
+
+    def record_articles(self, items: Iterable[tuple[Article, int]], source_id: int,
+                        links: Iterable[tuple[str, str | None]]) -> None:
+        """Articles (after their chunks are in the store) and the (article id, GUID) pairs a
+        source delivered, in one transaction: an article never lands without its source."""
+        with self.transaction() as db:
+            _upsert_articles(db, items)
+            _link_articles(db, source_id, links)
 
     def set_chunk_counts(self, counts: dict[str, int]) -> None:
         with self.transaction() as db:
@@ -405,20 +452,39 @@ class State:
                    every_min: int | None = None, backfill: int = 0) -> SourceRecord:
         """Record a source, or return the one already recorded under ``spec`` (updating how
         it is followed when ``watch`` is asked for)."""
-        now = _iso(utcnow())
         with self.transaction() as db:
-            db.execute(
-                """INSERT INTO sources (spec, kind, name, watch, every_min, backfill, added_at,
-                       next_poll)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(spec) DO UPDATE SET kind = excluded.kind,
-                       name = COALESCE(excluded.name, sources.name),
-                       watch = MAX(sources.watch, excluded.watch),
-                       every_min = COALESCE(excluded.every_min, sources.every_min)""",
-                (spec, kind, name, int(watch), every_min, backfill, now, now if watch else None),
-            )
-            row = db.execute("SELECT * FROM sources WHERE spec = ?", (spec,)).fetchone()
-        return SourceRecord.from_row(row)
+            return _add_source(db, spec, kind, name=name, watch=watch, every_min=every_min,
+                               backfill=backfill)
+
+    def import_records(self, sources: list[dict[str, Any]],
+                       articles: list[tuple[Article, list[dict[str, Any]]]]) -> int:
+        """Restore exported sources and articles (these with no chunks yet) in one
+        transaction; a name another source holds is dropped. Returns how many articles were
+        new or changed."""
+        with self.transaction() as db:
+            ids: dict[str, int] = {}
+            for rec in sources:
+                name = rec.get("name")
+                taken = name and db.execute("SELECT 1 FROM sources WHERE name = ? AND spec != ?",
+                                            (name, rec["spec"])).fetchone()
+                ids[rec["spec"]] = _add_source(
+                    db, rec["spec"], rec["kind"], name=None if taken else name,
+                    watch=bool(rec.get("watch")), every_min=rec.get("every_min"),
+                    backfill=int(rec.get("backfill") or 0)).id
+            known = {r["id"]: r["content_hash"] for r in db.execute(
+                "SELECT id, content_hash FROM articles")}
+            fresh = [(a, 0) for a, _ in articles if known.get(a.id) != a.content_hash]
+            _upsert_articles(db, fresh)
+            for a, members in articles:
+                for m in members:
+                    if m.get("spec") in ids:
+                        _link_articles(db, ids[m["spec"]], [(a.id, m.get("guid"))])
+        return len(fresh)
+
+    def ever_had_sources(self) -> bool:
+        """Whether any source was ever recorded here (removed ones count)."""
+        return bool(self.get_meta("source_seq")) or bool(
+            self._query("SELECT 1 FROM sources LIMIT 1"))
 
     def get_source(self, source_id: int) -> SourceRecord | None:
         rows = self._query("SELECT * FROM sources WHERE id = ?", (source_id,))
@@ -466,26 +532,32 @@ class State:
             db.execute(f"UPDATE sources SET {sets} WHERE id = ?", (*values, source_id))
 
     def delete_source(self, source_id: int) -> list[str]:
-        """Forget a source; returns the ids of articles no other source holds (to remove)."""
+        """Forget a source, its subscriptions, and the articles no other source holds, in one
+        transaction; returns those articles' ids (for the store to drop their chunks)."""
         with self.transaction() as db:
             orphans = [r["article_id"] for r in db.execute(
                 """SELECT article_id FROM article_sources WHERE source_id = ? AND article_id
                    NOT IN (SELECT article_id FROM article_sources WHERE source_id != ?)""",
                 (source_id, source_id))]
+            subs = [r[0] for r in db.execute("SELECT id FROM subscriptions WHERE source_id = ?",
+                                             (source_id,))]
+            if subs:
+                marks = ",".join("?" * len(subs))
+                db.execute(f"UPDATE posts SET status = 'failed', error = 'its source was "
+                           f"removed' WHERE status = 'pending' AND subscription_id IN ({marks})",
+                           subs)
+                db.execute(f"DELETE FROM subscriptions WHERE id IN ({marks})", subs)
             db.execute("DELETE FROM sources WHERE id = ?", (source_id,))
+            for i in range(0, len(orphans), 500):
+                part = orphans[i : i + 500]
+                db.execute(f"DELETE FROM articles WHERE id IN ({','.join('?' * len(part))})",
+                           part)
         return orphans
 
     def link_articles(self, source_id: int, items: Iterable[tuple[str, str | None]]) -> None:
         """Record that the source delivered these (article id, GUID) pairs."""
-        now = _iso(utcnow())
         with self.transaction() as db:
-            db.executemany(
-                """INSERT INTO article_sources (article_id, source_id, guid, first_seen)
-                   VALUES (?, ?, ?, ?)
-                   ON CONFLICT(article_id, source_id) DO UPDATE
-                   SET guid = COALESCE(excluded.guid, article_sources.guid)""",
-                [(aid, source_id, guid, now) for aid, guid in items],
-            )
+            _link_articles(db, source_id, items)
 
     def known_guids(self, source_id: int) -> dict[str, str]:
         """GUID -> article id of the items this source has delivered."""

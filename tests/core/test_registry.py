@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.admin import normalise_spec
+from bot.core.models import NewsbotError
 from bot.core.services import Services, build_services
 from bot.core.state import State
 from tests.fakes import FakeEmbedder, make_services, make_settings
@@ -121,8 +123,82 @@ def test_export_then_import_restores_sources_and_store(empty: Services, tmp_path
         other.close()
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"type": "article", "title": "no text"}\n')
-    with pytest.raises(Exception, match="not a newsbot export record"):
+    with pytest.raises(NewsbotError, match=r"^bad.jsonl:1 is not a newsbot export record \(\w+"):
         empty.admin.import_(bad)
+
+
+def test_an_import_keeps_names_already_taken_here(empty: Services, tmp_path: Path) -> None:
+    a = _jsonl(tmp_path / "a.jsonl", [1])
+    empty.admin.ingest([str(a)])
+    empty.state.update_source(empty.state.find_source(str(a.resolve())).id, name="canal")
+    backup = tmp_path / "backup.jsonl"
+    empty.admin.export(backup)
+    other = make_services(tmp_path / "other", sample=False)
+    try:
+        b = _jsonl(tmp_path / "b.jsonl", [2])
+        other.admin.ingest([str(b)])
+        other.state.update_source(other.state.find_source(str(b.resolve())).id, name="canal")
+        assert other.admin.import_(backup)["restored"] == 1
+        names = {s.spec: s.name for s in other.state.list_sources()}
+        assert names == {str(b.resolve()): "canal", str(a.resolve()): None}
+    finally:
+        other.close()
+
+
+def test_removing_a_source_takes_its_subscriptions_and_its_id_is_not_reused(
+        empty: Services, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    a = _jsonl(tmp_path / "a.jsonl", [1, 2])
+    empty.admin.ingest([str(a)])
+    first = empty.state.find_source(str(a.resolve()))
+    sub = empty.state.add_subscription(
+        channel_id=7, guild_id=1, source_id=first.id, topic=None, keywords=[], daily_cap=None,
+        mode="immediate", digest_hour=8, tz="UTC", created_by="mod", created_at=datetime.now(UTC))
+    assert sub is not None
+    article = next(iter(_stored_articles(empty)))
+    assert empty.state.add_post(channel_id=7, item_key="a1", kind="brief", story_id=None,
+                                article_id=article, subscription_id=sub, nonce="n1",
+                                payload={})
+    empty.admin.remove_source(str(first.id))
+    assert empty.state.subscriptions() == []
+    assert empty.state.get_post(7, "a1")["status"] == "failed"  # never sent after all
+    assert empty.state.counts()[0] == 0 and empty.store.count() == 0
+    again = _jsonl(tmp_path / "c.jsonl", [3])
+    empty.admin.ingest([str(again)])
+    assert empty.state.find_source(str(again.resolve())).id > first.id
+
+
+def test_an_empty_name_is_refused_and_urls_are_recorded_once(empty: Services) -> None:
+    report = empty.admin.ingest(["  "])
+    assert [f.reason for f in report.failed] == ["an empty name is not a file, folder or URL"]
+    assert empty.state.list_sources() == []
+    assert (normalise_spec("HTTPS://News.Example.org/a/../feed.xml#top")
+            == normalise_spec("https://news.example.org/feed.xml"))
+
+
+def test_articles_no_source_holds_are_swept_by_a_reindex(empty: Services,
+                                                        tmp_path: Path) -> None:
+    empty.admin.ingest([str(_jsonl(tmp_path / "a.jsonl", [1, 2]))])
+    stray = next(a for a in empty.state.iter_articles() if a.title.endswith("story 1"))
+    # What an older version's crash between its two steps of a removal could leave.
+    with empty.state.transaction() as db:
+        db.execute("DELETE FROM article_sources WHERE article_id = ?", (stray.id,))
+    assert empty.admin.reindex(dry_run=True).deleted == 1
+    report = empty.admin.reindex()
+    assert report.deleted == 1 and stray.id not in _stored_articles(empty)
+    assert empty.state.counts()[0] == 1
+
+
+def test_the_sample_is_not_loaded_again_once_its_source_is_removed(tmp_path: Path) -> None:
+    svc = make_services(tmp_path / "data", sample=False)
+    try:
+        assert svc.ensure_sample() is not None and svc.state.counts()[0] > 0
+        [sample] = svc.state.list_sources()
+        svc.admin.remove_source(str(sample.id))
+        assert svc.ensure_sample() is None and svc.state.counts()[0] == 0
+    finally:
+        svc.close()
 
 
 def test_a_new_embedding_model_waits_for_a_full_reindex(tmp_path: Path) -> None:

@@ -160,3 +160,24 @@ def test_the_same_story_from_two_feeds_stays_until_both_go(svc: Services,
     assert svc.admin.remove_source(str(b["id"]))[1] == 1
     assert svc.state.counts()[0] == 0 and svc.store.count() == 0
     assert a["id"] != b["id"]
+
+
+def test_pages_that_do_not_fit_a_poll_are_left_for_the_next(svc: Services,
+                                                             http: StaticServer) -> None:
+    from bot.core.sources import fetch_source
+    from retrieval.sources.web import Fetcher
+
+    items = [Item(title=f"Slow teaser {n}", link=http.url(f"/slow/{n}"), guid=f"s-{n}",
+                  description="Short teaser.", pub_date="Mon, 03 Jun 2024 10:00:00 GMT")
+             for n in range(6)]
+    for n in range(6):  # a site that sends its pages a byte at a time
+        http.add(f"/slow/{n}", article_page(f"Slow teaser {n}", story_paragraphs(n)),
+                 trickle_s=0.2)
+    url = _serve(http, items, etag='"v1"')
+    source = svc.state.add_source(url, "feed", watch=True)
+    fetched = fetch_source(Fetcher(timeout_s=5, concurrency=2), source, lambda _: False,
+                           budget_s=0.5)
+    # The first four pages (two at a time) used up the budget: the other two wait; the feed's
+    # validators are dropped so the next poll is not answered "not modified".
+    assert fetched.deferred == 2 and len(fetched.articles) == 4
+    assert fetched.etag is None and fetched.last_modified is None
