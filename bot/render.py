@@ -370,8 +370,9 @@ def feeds_embed(sources: Sequence[Mapping[str, Any]]) -> discord.Embed:
     return embed
 
 
-def status_embed(status: Mapping[str, Any]) -> discord.Embed:
-    """``/status``: store size, models, sources' health, the last ingest and reindex."""
+def status_embed(status: Mapping[str, Any], *, detailed: bool = True) -> discord.Embed:
+    """``/status``: store size, models, sources' health, the last ingest and reindex; with
+    ``detailed``, the failing sources by name with their last error."""
     embed = discord.Embed(title="Status", colour=ANSWER_COLOUR)
     model = status.get("model") or "none (extractive answers)"
     last = _parse_iso(status.get("last_ingest"))
@@ -401,7 +402,7 @@ def status_embed(status: Mapping[str, Any]) -> discord.Embed:
                                 f"{'running ' + job['name'] if job else 'idle'}"))
     for name, value in rows:
         embed.add_field(name=name, value=truncate(str(value), FIELD_VALUE_LIMIT), inline=True)
-    for s in failing[:5]:
+    for s in failing[:5] if detailed else []:
         embed.add_field(name=truncate(f"⚠ {s['name'] or s['spec']}", 256),
                         value=truncate(str(s["last_error"] or s["status"]), FIELD_VALUE_LIMIT),
                         inline=False)

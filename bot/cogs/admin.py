@@ -20,9 +20,9 @@ from discord.ext import commands
 
 from bot import checks, render
 from bot.client import NO_MENTIONS, one_line
-from bot.core.admin import Progress, ReindexReport
+from bot.cogs import call_core
+from bot.core.admin import ReindexReport
 from bot.core.models import NewsbotError
-from bot.core.operations import Context, run_operation
 
 if TYPE_CHECKING:
     from bot.client import NewsBot
@@ -77,14 +77,7 @@ class Admin(commands.Cog):
 
     async def _call(self, interaction: discord.Interaction[Any], op: str,
                     args: dict[str, Any], emit: Any = None) -> dict[str, Any]:
-        """Through the running service (writes one at a time), or in a worker thread when
-        the bot runs without one (tests)."""
-        actor = checks.actor(interaction)
-        if self.bot.service is not None:
-            return await self.bot.service.call(op, args, emit, actor=actor)
-        progress = Progress.emitting(emit) if emit else Progress()
-        return await asyncio.to_thread(
-            run_operation, op, Context(self.services, progress, actor=actor), args)
+        return await call_core(self.bot, interaction, op, args, emit)
 
     # -- /feeds ------------------------------------------------------------------------------
     @feeds.command(name="add", description="Follow a feed or news page; it is checked first.")

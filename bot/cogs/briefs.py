@@ -22,9 +22,9 @@ from discord.ext import commands, tasks
 
 from bot import checks, render
 from bot.client import NO_MENTIONS
+from bot.cogs import call_core
 from bot.core.delivery import OutMessage, PostError, RecentMessage
 from bot.core.models import NewsbotError, Source
-from bot.core.operations import Context, run_operation
 
 if TYPE_CHECKING:
     from bot.client import NewsBot
@@ -341,13 +341,7 @@ class Briefs(commands.Cog):
 
     async def call(self, interaction: discord.Interaction[Any], op: str,
                    args: dict[str, Any]) -> dict[str, Any]:
-        """Through the running service (which checks the member's rights again), or in a
-        worker thread when the bot runs without one."""
-        actor = checks.actor(interaction)
-        if self.bot.service is not None:
-            return await self.bot.service.call(op, args, actor=actor)
-        return await asyncio.to_thread(run_operation, op,
-                                       Context(self.services, actor=actor), args)
+        return await call_core(self.bot, interaction, op, args)
 
     # -- /brief post -----------------------------------------------------------------------
     @brief.command(name="post", description="Preview a brief of an article, then post it.")

@@ -13,6 +13,7 @@ from discord.ext import commands
 
 from bot import checks, render
 from bot.client import NO_MENTIONS
+from bot.cogs import call_core
 
 if TYPE_CHECKING:
     from bot.client import NewsBot
@@ -42,10 +43,11 @@ class Meta(commands.Cog):
     @app_commands.command(name="status", description="Articles, chunks, model and last ingest.")
     async def status(self, interaction: discord.Interaction[Any]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        status = await asyncio.to_thread(self.services.admin.status)
-        await interaction.followup.send(
-            embed=render.status_embed(status), ephemeral=True, allowed_mentions=NO_MENTIONS
-        )
+        status = await call_core(self.bot, interaction, "status", {})
+        # Sources' addresses and errors are for moderators; members see only how many.
+        embed = render.status_embed(status, detailed=checks.allowed("mod", interaction))
+        await interaction.followup.send(embed=embed, ephemeral=True,
+                                        allowed_mentions=NO_MENTIONS)
 
     @feedback.command(name="stats", description="Votes, unanswered questions, worst answers.")
     @checks.is_mod()

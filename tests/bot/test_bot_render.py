@@ -264,3 +264,18 @@ def test_limit_problems_reports_each_broken_limit() -> None:
         "embed 0 fields",
         "embed 0 field 0 value",
     } <= wheres
+
+
+def test_status_embed_shows_failing_sources_to_moderators_only() -> None:
+    status = {"articles": 3, "chunks": 9, "sources": [
+        {"name": None, "spec": "/srv/private/feeds/city.xml", "status": "disabled",
+         "last_error": "HTTP 404 from https://intranet.example/feed"},
+        {"name": "harbour", "spec": "https://harbour.example/rss", "status": "ok",
+         "last_error": None}]}
+    for_members = render.status_embed(status, detailed=False)
+    text = " ".join(f"{f.name} {f.value}" for f in for_members.fields)
+    assert "1 failing or disabled" in text
+    assert "/srv/private" not in text and "intranet" not in text
+    for_mods = render.status_embed(status, detailed=True)
+    text = " ".join(f"{f.name} {f.value}" for f in for_mods.fields)
+    assert "/srv/private/feeds/city.xml" in text and "HTTP 404" in text
