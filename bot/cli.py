@@ -253,7 +253,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if len(report.skipped) > args.show_skipped:
             print(f"  ... and {len(report.skipped) - args.show_skipped} more")
     for f in result["failed"]:
-        print(f"error: {f['name']}: {f['reason']}", file=sys.stderr)
+        where = f"{f['name']}: " if f["name"].strip() else ""
+        print(f"error: {where}{f['reason']}", file=sys.stderr)
     return 1 if result["failed"] else 0
 
 

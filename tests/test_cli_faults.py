@@ -114,3 +114,10 @@ def test_an_overlong_question_is_refused_before_anything_is_opened(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the limit is" in err
     assert not (cli_env / "data").exists()  # no store opened, no sample loaded
+
+
+def test_an_empty_name_to_ingest_is_one_plain_line(
+    cli_env: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["ingest", " "]) == 1
+    assert capsys.readouterr().err == "error: an empty name is not a file, folder or URL\n"

@@ -162,9 +162,10 @@ class SourceService:
         """
         url = url.strip()
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise NewsbotError(f"not a feed or page URL: {url!r} (it must start with "
-                               "http:// or https://)")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            why = ("it names no host" if parts.scheme in ("http", "https")
+                   else "it must start with http:// or https://")
+            raise NewsbotError(f"not a feed or page URL: {url!r} ({why})")
         if every_min is not None and not 1 <= every_min <= 10080:
             raise NewsbotError("the interval must be between 1 and 10080 minutes")
         if backfill < 0:

@@ -136,7 +136,8 @@ def test_adding_refuses_what_is_not_a_feed_or_page(svc: Services, http: StaticSe
     for url, why in [(http.url("/missing.xml"), "HTTP 404"),
                      (http.url("/empty.html"), "cannot follow"),
                      ("ftp://example.org/feed", "must start with http"),
-                     ("not a url", "must start with http")]:
+                     ("not a url", "must start with http"),
+                     ("http://", "names no host"), ("https://:80/feed", "names no host")]:
         with pytest.raises(NewsbotError, match=why):
             svc.sources.add(url)
     assert svc.state.list_sources() == []
