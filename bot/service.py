@@ -101,6 +101,9 @@ class NewsService:
         self.waiting = 0  # write operations queued behind the running one
         self._reindex_queued = False  # a reindex runs or waits: a second one is refused
         self._writes = asyncio.Lock()
+        # Reads run beside the writes, each on a thread of its own: a bound keeps a flood of
+        # local calls from starting threads without end (the rest wait their turn).
+        self._reads = asyncio.Semaphore(max(2, services.settings.max_concurrent_answers))
         self._control = (ControlServer(socket_path(services.settings.data_dir), self.call,
                                        self.info) if control else None)
         self._tick_s = tick_s
@@ -198,7 +201,8 @@ class NewsService:
         progress = self._progress(job, emit)
         ctx = Context(self.services, progress, actor=actor, service_info=self.info)
         if not op.write:
-            return await in_thread(lambda: execute(op, ctx, args))
+            async with self._reads:
+                return await in_thread(lambda: execute(op, ctx, args))
         self.waiting += 1
         queued_reindex = name == "reindex" and not startup
         if queued_reindex:

@@ -255,3 +255,39 @@ async def test_moderators_hear_once_of_a_failed_reindex_and_a_disabled_source(
     assert len(told) == 2, told
     assert "reindex failed" in told[0] and "embedding backend went away" in told[0]
     assert "(f) was disabled after 2 failed polls" in told[1]
+
+
+async def test_reads_beside_writes_run_a_bounded_number_at_once(tmp_path: Path) -> None:
+    services = make_services(tmp_path / "d", max_concurrent_answers=3)
+    release = threading.Event()
+    running = peak = 0
+    lock = threading.Lock()
+    status = services.admin.status
+
+    def slow_status() -> dict[str, Any]:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        release.wait(10)
+        with lock:
+            running -= 1
+        return status()
+
+    services.admin.status = slow_status  # type: ignore[method-assign]
+    svc = NewsService(services, tick_s=3600, control=False)
+    await svc.start()
+    try:
+        calls = [asyncio.ensure_future(svc.call("status", {})) for _ in range(10)]
+        for _ in range(200):  # until three have started (a loaded machine is slow)
+            if peak >= 3:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # room for a fourth to start, were there no bound
+        assert peak == 3  # the other seven wait for a turn, without a thread of their own
+        release.set()
+        results = await asyncio.gather(*calls)
+        assert len(results) == 10 and all(r["articles"] for r in results)
+    finally:
+        release.set()
+        await svc.stop()
