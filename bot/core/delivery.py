@@ -16,7 +16,10 @@ tests) sends, edits and lists recent messages. The posted log in SQLite is the q
 
 A 403 from a channel disables its subscriptions and tells the moderators once; a 404 (the
 channel is gone) removes them. Sends are paced below Discord's limits, and a 429 slows the
-pace and retries the same row: nothing is dropped.
+pace and retries the same row: nothing is dropped. Any other failure (a 5xx, a network
+fault) leaves the row pending, tried again by a later pass after a wait that doubles with
+each attempt. A pass ends only when all its sends have, and passes never overlap: a row is
+never sent by two passes at once, whatever Discord's nonce window.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ MAX_KEYWORDS = 10
 MAX_TOPIC_CHARS = 200
 DIGEST_STORIES = 10
 RECENT_LOOKBACK = 50  # messages read back to find a post a crash left unconfirmed
+RETRY_BASE_S = 10.0  # the first wait after a failed send; doubled with each attempt
+RETRY_MAX_S = 3600.0
 TITLE_CHARS = 256
 
 
@@ -279,7 +284,8 @@ class Desk:
     def __init__(self, state: State, embedder: Embedder, *, model: ChatModel | None = None,
                  rule: StoryRule | None = None, topic_threshold: float = TOPIC_THRESHOLD,
                  mod_channel_id: int | None = None, send_rate: float = 10.0,
-                 concurrency: int = 8) -> None:
+                 concurrency: int = 8, retry_base: float = RETRY_BASE_S,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.state = state
         self.embedder = embedder
         self.model = model
@@ -288,6 +294,8 @@ class Desk:
         self.mod_channel_id = mod_channel_id
         self.send_rate = send_rate
         self.concurrency = concurrency
+        self.retry_base = retry_base
+        self.clock = clock
         self._topic_vectors: dict[str, np.ndarray] = {}
         self._lock = asyncio.Lock()  # one delivery pass at a time
 
@@ -601,7 +609,7 @@ class Desk:
         pacer = Pacer(self.send_rate)
         dead: set[int] = set()  # channels that answered 403 or 404 in this pass
         by_channel: dict[int, list[sqlite3.Row]] = {}
-        for row in self.state.pending_posts():
+        for row in self.state.pending_posts(due=self.clock()):
             by_channel.setdefault(int(row["channel_id"]), []).append(row)
         todo = list(by_channel)
 
@@ -611,7 +619,14 @@ class Desk:
                 for row in by_channel[channel]:
                     await self._deliver_row(poster, pacer, row, report, dead)
 
-        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(todo)))))
+        # Every worker runs to its end before the pass (and its lock) does: a worker left
+        # running would send rows the next pass reads as pending and sends again.
+        results = await asyncio.gather(
+            *(worker() for _ in range(min(self.concurrency, len(todo)))),
+            return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         return report
 
     async def _deliver_row(self, poster: Poster, pacer: Pacer, row: sqlite3.Row,
@@ -636,6 +651,12 @@ class Desk:
             message_id = await self._send(poster, pacer, channel, key, row, msg, report)
         except PostError as exc:
             await self._refused(poster, exc, channel, key, row, report, dead)
+            return
+        except Exception as exc:  # a network fault, or the adapter's own: worth another try
+            log.warning("sending %s to channel %s failed; tried again later: %r", key,
+                        channel, exc)
+            await self._refused(poster, PostError("transient", repr(exc)), channel, key, row,
+                                report, dead)
             return
         self.state.update_post(channel, key, status="sent", message_id=message_id,
                                sent_at=utcnow(), error=None)
@@ -689,14 +710,17 @@ class Desk:
         try:
             await poster.edit(channel, int(brief_row["message_id"]), msg)
             report.edited += 1
-        except PostError as exc:
+        except Exception as exc:
             log.warning("could not add a source to brief %s in %s: %s",
                         brief_row["message_id"], channel, exc)
 
     async def _refused(self, poster: Poster, exc: PostError, channel: int, key: str,
                        row: sqlite3.Row, report: DeliveryReport, dead: set[int]) -> None:
         if exc.kind == "transient":
-            self.state.update_post(channel, key, error=str(exc)[:500])
+            attempts = max(1, int(row["attempts"]) + 1)  # this attempt is on record
+            wait = min(RETRY_MAX_S, self.retry_base * 2 ** (attempts - 1))
+            self.state.update_post(channel, key, error=str(exc)[:500],
+                                   retry_at=self.clock() + timedelta(seconds=wait))
             report.waiting += 1
             return
         self.state.update_post(channel, key, status="failed", error=str(exc)[:500])
@@ -738,9 +762,13 @@ class Desk:
         try:
             mid = await poster.send(self.mod_channel_id, msg,
                                     nonce=make_nonce(self.mod_channel_id, key))
-        except PostError as exc:
-            self.state.update_post(self.mod_channel_id, key, status="failed",
-                                   error=str(exc)[:500])
+        except Exception as exc:
+            # Refused: given up; anything else: left pending for a later pass to send.
+            gone = isinstance(exc, PostError) and exc.kind in ("forbidden", "not_found")
+            self.state.update_post(
+                self.mod_channel_id, key, error=repr(exc)[:500],
+                **({"status": "failed"} if gone else
+                   {"retry_at": self.clock() + timedelta(seconds=self.retry_base)}))
             return
         self.state.update_post(self.mod_channel_id, key, status="sent", message_id=mid,
                                sent_at=utcnow())

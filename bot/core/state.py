@@ -145,6 +145,7 @@ CREATE TABLE IF NOT EXISTS posts (
     message_id      INTEGER,
     payload         TEXT NOT NULL,
     error           TEXT,
+    retry_at        TEXT,            -- after a failed attempt: not tried again before this
     created_at      TEXT NOT NULL,
     sent_at         TEXT,
     PRIMARY KEY (channel_id, item_key)
@@ -304,6 +305,8 @@ class State:
             self._db.executescript(_BRIEFS_SCHEMA)
             if "item_hash" not in self._columns("article_sources"):
                 self._db.execute("ALTER TABLE article_sources ADD COLUMN item_hash TEXT")
+            if "retry_at" not in self._columns("posts"):
+                self._db.execute("ALTER TABLE posts ADD COLUMN retry_at TEXT")
         with self.transaction() as db:
             if self._columns("sources_v1"):
                 _migrate_sources_v1(db)
@@ -742,12 +745,19 @@ class State:
                            (channel_id, item_key))
         return rows[0] if rows else None
 
-    def pending_posts(self, limit: int = 1000) -> list[sqlite3.Row]:
-        return self._query("SELECT * FROM posts WHERE status = 'pending' "
-                           "ORDER BY created_at, rowid LIMIT ?", (limit,))
+    def pending_posts(self, limit: int = 1000, *,
+                      due: datetime | None = None) -> list[sqlite3.Row]:
+        """Posts not sent yet; with ``due``, only those whose retry time has come by then."""
+        if due is None:
+            return self._query("SELECT * FROM posts WHERE status = 'pending' "
+                               "ORDER BY created_at, rowid LIMIT ?", (limit,))
+        return self._query("SELECT * FROM posts WHERE status = 'pending' AND (retry_at IS NULL "
+                           "OR retry_at <= ?) ORDER BY created_at, rowid LIMIT ?",
+                           (_iso(due), limit))
 
     def update_post(self, channel_id: int, item_key: str, **fields: Any) -> None:
-        allowed = {"status", "attempts", "message_id", "payload", "error", "sent_at"}
+        allowed = {"status", "attempts", "message_id", "payload", "error", "sent_at",
+                   "retry_at"}
         if not fields or set(fields) - allowed:
             raise ValueError(f"cannot update posts.{set(fields) - allowed}")
         values = [json.dumps(v) if k == "payload" else _iso(v) if isinstance(v, datetime)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,11 @@ MUSEUM = {"title": "Museum opens a wing for meteorites", "outlet": "Gazette",
           "url": "https://gazette.example.org/meteorites", "published_at": "2025-05-01T12:00:00Z",
           "body": "The Linden natural history museum opened a new wing on Friday to show its "
                   "meteorite collection. Visitors can touch a 30 kg iron meteorite."}
+LIBRARY = {"title": "Town library extends its opening hours", "outlet": "Gazette",
+           "url": "https://gazette.example.org/library-hours",
+           "published_at": "2025-05-02T07:00:00Z",
+           "body": "The Linden town library will open until 9 pm on weekdays from June. The "
+                   "council approved 2 new librarian posts to cover the longer hours."}
 
 
 @pytest.fixture
@@ -283,3 +288,46 @@ def test_the_guilds_time_zone_is_the_default_and_moves_its_subscriptions(
     other = desk.subscribe(channel_id=MODS, guild_id=8, topic="ferries")
     assert {s.id: s.tz for s in desk.subscriptions()} == {
         before.id: "Asia/Tokyo", after.id: "Asia/Tokyo", other.id: "UTC"}
+
+
+async def test_a_network_fault_leaves_the_row_for_later_and_nothing_is_sent_twice(
+        svc: Services, tmp_path: Path) -> None:
+    """A send that dies of a network fault (no HTTP answer at all) ends neither the pass nor
+    the other channels' sends: the pass returns only when every send is done, so the next
+    pass never sends again what one still in flight is sending."""
+    desk = _desk(svc)
+    feed = _feed(tmp_path, "gazette", MUSEUM)
+    _ingest(svc, feed)
+    desk.subscribe(channel_id=NEWS, source=feed, now=T0)
+    desk.subscribe(channel_id=SPORT, source=feed, now=T0)
+    assert desk.plan(_ingest(svc, _feed(tmp_path, "gazette", MUSEUM, FERRY, LIBRARY))).briefs == 4
+    poster = MemoryPoster(refuse={NEWS: ConnectionResetError("connection reset by peer")},
+                          delay=0.05)
+    reports = [await desk.deliver(poster) for _ in range(3)]
+    assert poster.calls.count(f"send {SPORT}") == 2 and len(poster.in_channel(SPORT)) == 2
+    assert reports[0].sent == 2 and reports[0].waiting == 2
+    assert not poster.in_channel(NEWS)
+    for row in svc.state.pending_posts():
+        assert row["channel_id"] == NEWS and "connection reset" in row["error"]
+
+
+async def test_a_failed_send_waits_longer_each_time_then_goes_once(
+        svc: Services, tmp_path: Path) -> None:
+    now = [T0 + timedelta(days=2)]
+    desk = _desk(svc, clock=lambda: now[0], retry_base=30.0)
+    desk.subscribe(channel_id=NEWS, topic="ferry strikes", now=T0)
+    desk.plan(_ingest(svc, _feed(tmp_path, "a", FERRY)))
+    poster = MemoryPoster(refuse={NEWS: OSError("network is unreachable")})
+    await desk.deliver(poster)
+    assert (await desk.deliver(poster)).waiting == 0  # not due yet: not even looked at
+    now[0] += timedelta(seconds=31)
+    assert (await desk.deliver(poster)).waiting == 1  # tried again, failed again
+    now[0] += timedelta(seconds=31)
+    await desk.deliver(poster)  # the wait doubled: not tried
+    assert poster.calls.count(f"send {NEWS}") == 2
+    poster.refuse.clear()
+    now[0] += timedelta(seconds=31)
+    report = await desk.deliver(poster)
+    # It looks before it sends again: the failed attempt might have reached the channel.
+    assert report.sent == 1 and poster.calls[-2:] == [f"recent {NEWS}", f"send {NEWS}"]
+    assert len(poster.in_channel(NEWS)) == 1 and not svc.state.pending_posts()

@@ -3,6 +3,7 @@ message ids, nonce deduplication, replies, edits, and scripted 403/404/429 or cr
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass, field
 
@@ -25,10 +26,12 @@ class Posted:
 @dataclass
 class MemoryPoster:
     messages: dict[int, list[Posted]] = field(default_factory=dict)
-    refuse: dict[int, PostError] = field(default_factory=dict)  # channel -> error on send
+    # channel -> error on send: a PostError, or what a network fault raises (OSError...)
+    refuse: dict[int, Exception] = field(default_factory=dict)
     rate_limits: int = 0  # the next N sends answer 429
     crash_after_send: int | None = None  # the Nth send is delivered, then the process "dies"
     crash_before_send: int | None = None  # the Nth send dies before it reaches the channel
+    delay: float = 0.0  # seconds a send takes, so that sends overlap
     sends: int = 0
     calls: list[str] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
@@ -40,6 +43,8 @@ class MemoryPoster:
             raise Crash("died before the send")
         if channel_id in self.refuse:
             raise self.refuse[channel_id]
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.rate_limits:
             self.rate_limits -= 1
             raise PostError("rate_limited", "429", retry_after=0.01)
