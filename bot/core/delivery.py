@@ -17,9 +17,19 @@ tests) sends, edits and lists recent messages. The posted log in SQLite is the q
 A 403 from a channel disables its subscriptions and tells the moderators once; a 404 (the
 channel is gone) removes them. Sends are paced below Discord's limits, and a 429 slows the
 pace and retries the same row: nothing is dropped. Any other failure (a 5xx, a network
-fault) leaves the row pending, tried again by a later pass after a wait that doubles with
-each attempt. A pass ends only when all its sends have, and passes never overlap: a row is
-never sent by two passes at once, whatever Discord's nonce window.
+fault, a send with no answer within ``send_timeout``) leaves the row pending, tried again by
+a later pass after a wait that doubles with each attempt. A pass ends only when all its sends
+have, and passes never overlap: a row is never sent by two passes at once, whatever Discord's
+nonce window.
+
+The hard case is a send Discord accepted whose answer never arrived (a timeout, a connection
+cut after the request went out). The row was marked attempted before the send, so the next
+try first reads the channel's last ``RECENT_LOOKBACK`` messages and confirms the row when the
+message is there (same nonce, or the bot's own with the same title and link); only when it
+is not is it sent again, with the same nonce, which Discord answers with the earlier message
+while it remembers the nonce (a few minutes). A duplicate therefore needs all of: Discord
+accepted the send, the message was pushed out of the last ``RECENT_LOOKBACK`` by newer ones
+before the retry, and the retry came after Discord forgot the nonce.
 """
 
 from __future__ import annotations
@@ -65,6 +75,7 @@ DIGEST_STORIES = 10
 RECENT_LOOKBACK = 50  # messages read back to find a post a crash left unconfirmed
 RETRY_BASE_S = 10.0  # the first wait after a failed send; doubled with each attempt
 RETRY_MAX_S = 3600.0
+SEND_TIMEOUT_S = 60.0  # a send (or a history read) with no answer by then is a failed try
 TITLE_CHARS = 256
 
 
@@ -285,6 +296,7 @@ class Desk:
                  rule: StoryRule | None = None, topic_threshold: float = TOPIC_THRESHOLD,
                  mod_channel_id: int | None = None, send_rate: float = 10.0,
                  concurrency: int = 8, retry_base: float = RETRY_BASE_S,
+                 send_timeout: float = SEND_TIMEOUT_S,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.state = state
         self.embedder = embedder
@@ -295,6 +307,7 @@ class Desk:
         self.send_rate = send_rate
         self.concurrency = concurrency
         self.retry_base = retry_base
+        self.send_timeout = send_timeout
         self.clock = clock
         self._topic_vectors: dict[str, np.ndarray] = {}
         self._lock = asyncio.Lock()  # one delivery pass at a time
@@ -673,7 +686,9 @@ class Desk:
         while True:
             await pacer.wait()
             try:
-                return await poster.send(channel, msg, nonce=row["nonce"])
+                # Bounded: a send that hangs would hold the pass, and every channel, with it.
+                return await asyncio.wait_for(poster.send(channel, msg, nonce=row["nonce"]),
+                                              self.send_timeout)
             except PostError as exc:
                 if exc.kind != "rate_limited":
                     raise
@@ -684,7 +699,9 @@ class Desk:
                          report: DeliveryReport) -> bool:
         """Find a post a crash left unconfirmed; True when it was there (now confirmed)."""
         nonce = make_nonce(channel, key)
-        for m in await poster.recent(channel, limit=RECENT_LOOKBACK):
+        recent = await asyncio.wait_for(poster.recent(channel, limit=RECENT_LOOKBACK),
+                                        self.send_timeout)
+        for m in recent:
             if m.nonce == nonce or (m.from_me and m.title == msg.title and m.url == msg.url):
                 self.state.update_post(channel, key, status="sent", message_id=m.id,
                                        sent_at=utcnow(), error=None)
@@ -708,7 +725,8 @@ class Desk:
         self.state.update_post(channel, brief_row["item_key"], payload=payload)
         msg = OutMessage.from_json({k: v for k, v in payload.items() if k != "article_title"})
         try:
-            await poster.edit(channel, int(brief_row["message_id"]), msg)
+            await asyncio.wait_for(poster.edit(channel, int(brief_row["message_id"]), msg),
+                                   self.send_timeout)
             report.edited += 1
         except Exception as exc:
             log.warning("could not add a source to brief %s in %s: %s",
@@ -760,8 +778,9 @@ class Desk:
             return
         self.state.update_post(self.mod_channel_id, key, attempts=1)
         try:
-            mid = await poster.send(self.mod_channel_id, msg,
-                                    nonce=make_nonce(self.mod_channel_id, key))
+            mid = await asyncio.wait_for(
+                poster.send(self.mod_channel_id, msg, nonce=make_nonce(self.mod_channel_id, key)),
+                self.send_timeout)
         except Exception as exc:
             # Refused: given up; anything else: left pending for a later pass to send.
             gone = isinstance(exc, PostError) and exc.kind in ("forbidden", "not_found")

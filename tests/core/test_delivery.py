@@ -331,3 +331,29 @@ async def test_a_failed_send_waits_longer_each_time_then_goes_once(
     # It looks before it sends again: the failed attempt might have reached the channel.
     assert report.sent == 1 and poster.calls[-2:] == [f"recent {NEWS}", f"send {NEWS}"]
     assert len(poster.in_channel(NEWS)) == 1 and not svc.state.pending_posts()
+
+
+async def test_a_send_accepted_but_never_answered_is_found_not_sent_again(
+        svc: Services, tmp_path: Path) -> None:
+    """The hard case: Discord created the message but its answer never came back. The pass
+    gives the send up after its timeout (the other channels are not held), and the retry
+    reads the channel and confirms the message instead of sending it again."""
+    now = [T0 + timedelta(days=2)]
+    desk = _desk(svc, clock=lambda: now[0], send_timeout=0.2)
+    desk.subscribe(channel_id=NEWS, topic="ferry strikes", now=T0)
+    desk.subscribe(channel_id=SPORT, topic="ferry strikes", now=T0)
+    desk.plan(_ingest(svc, _feed(tmp_path, "a", FERRY)))
+    poster = MemoryPoster(hang_after_send=1)
+    report = await desk.deliver(poster)
+    assert (report.sent, report.waiting) == (1, 1)
+    (row,) = svc.state.pending_posts()
+    hung, key = int(row["channel_id"]), row["item_key"]
+    assert row["attempts"] == 1 and "TimeoutError" in row["error"]
+    assert len(poster.in_channel(hung)) == 1  # Discord has it; the bot does not know
+    now[0] += timedelta(seconds=11)
+    report = await desk.deliver(poster)
+    assert (report.reconciled, report.sent) == (1, 0)
+    assert poster.calls.count(f"send {hung}") == 1 and poster.calls[-1] == f"recent {hung}"
+    row = svc.state.get_post(hung, key)
+    assert row is not None and row["status"] == "sent"
+    assert row["message_id"] == poster.messages[hung][0].id

@@ -31,6 +31,7 @@ class MemoryPoster:
     rate_limits: int = 0  # the next N sends answer 429
     crash_after_send: int | None = None  # the Nth send is delivered, then the process "dies"
     crash_before_send: int | None = None  # the Nth send dies before it reaches the channel
+    hang_after_send: int | None = None  # the Nth send is delivered, then its answer never comes
     delay: float = 0.0  # seconds a send takes, so that sends overlap
     sends: int = 0
     calls: list[str] = field(default_factory=list)
@@ -55,6 +56,8 @@ class MemoryPoster:
         self.messages.setdefault(channel_id, []).append(posted)
         if self.crash_after_send == self.sends:
             raise Crash("died after the send, before the confirmation")
+        if self.hang_after_send == self.sends:
+            await asyncio.Event().wait()  # accepted, but the answer is lost on the way back
         return posted.id
 
     async def edit(self, channel_id: int, message_id: int, message: OutMessage) -> None:
