@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    fetcher = Fetcher(timeout_s=30)
+    fetcher = Fetcher(timeout_s=30, allow_private=True)  # the feeds are served on 127.0.0.1
     with StaticServer() as server:
         base = server.base_url
         for n in (100, 10_000):

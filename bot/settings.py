@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # Ingestion.
     fetch_timeout_s: float = Field(default=15.0, gt=0)  # the whole of one fetch, not per read
     max_feed_bytes: int = Field(default=10_000_000, ge=1000)
+    # Fetch hosts on loopback, private, link-local or other non-public addresses (feeds on a
+    # LAN); off, such URLs are refused so a source cannot reach the bot's own network.
+    allow_private_urls: bool = False
 
     # The running service: feed watcher, admins, alerts.
     poll_minutes: int = Field(default=10, ge=1, le=10080)  # default interval per source

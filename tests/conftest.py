@@ -27,6 +27,16 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaSe
         yield server
 
 
+@pytest.fixture
+def allow_private_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let Settings built in this test fetch from the local servers on 127.0.0.1.
+
+    Fetches of loopback and private addresses are refused by default; a test that serves
+    feeds or pages locally opts in here (a subprocess gets NEWSBOT_ALLOW_PRIVATE_URLS itself).
+    """
+    monkeypatch.setenv("NEWSBOT_ALLOW_PRIVATE_URLS", "true")
+
+
 # ---------------------------------------------------------------------------------------------
 # End of local-counterpart fixtures.
 # ---------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ def _page() -> str:
             f"<body><article><h1>Tram depot to house workshops</h1>{body}</article></body></html>")
 
 
+@pytest.mark.usefixtures("allow_private_urls")
 def test_preview_by_url_ingests_then_by_id(cli_env: Path,  # noqa: F811
                                            capsys: pytest.CaptureFixture[str]) -> None:
     with StaticServer() as server:

@@ -58,6 +58,7 @@ def test_closed_services_release_the_store_files_and_threads(tmp_path: Path) -> 
     assert after[1] <= thr + 2, f"threads {thr} -> {after[1]} over four closed stores"
 
 
+@pytest.mark.usefixtures("allow_private_urls")
 async def test_a_service_answering_and_polling_keeps_its_files_and_threads(
         tmp_path: Path) -> None:
     with StaticServer() as http:

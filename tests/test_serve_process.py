@@ -139,6 +139,7 @@ def _store_matches_registry(env: Env) -> dict[str, Any]:
 
 
 def test_the_cli_works_beside_a_running_service(env: Env, tmp_path: Path) -> None:
+    env.vars["NEWSBOT_ALLOW_PRIVATE_URLS"] = "true"  # the feed below is served on 127.0.0.1
     proc = env.serve()
     try:
         answer = env.json("ask", QUESTION)  # the first ask loads the sample, in the service

@@ -216,6 +216,7 @@ def test_operations_check_who_asks(services: Services) -> None:
     assert json.dumps(run_operation("ask", ctx, {"question": QUESTION}))
 
 
+@pytest.mark.usefixtures("allow_private_urls")
 async def test_moderators_hear_once_of_a_failed_reindex_and_a_disabled_source(
         tmp_path: Path) -> None:
     from tests.support.http import StaticServer

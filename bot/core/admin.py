@@ -227,7 +227,8 @@ class AdminService:
                 articles: list[Article] = []
                 skipped: list[Skipped] = []
                 for item in load_source(spec, timeout_s=self.settings.fetch_timeout_s,
-                                        max_bytes=self.settings.max_feed_bytes):
+                                        max_bytes=self.settings.max_feed_bytes,
+                                        allow_private=self.settings.allow_private_urls):
                     if isinstance(item, Skipped):
                         skipped.append(item)
                     else:

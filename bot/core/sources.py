@@ -99,9 +99,10 @@ def fetch_source(fetcher: Fetcher, source: SourceRecord, is_known: Known, *,
     return out
 
 
-def probe(url: str, *, timeout_s: float, max_bytes: int) -> Probe:
+def probe(url: str, *, timeout_s: float, max_bytes: int, allow_private: bool = False) -> Probe:
     """Whether ``url`` is a feed or an article page (see retrieval.sources.feeds.probe)."""
-    return feeds.probe(Fetcher(timeout_s=timeout_s, max_bytes=max_bytes), url)
+    return feeds.probe(Fetcher(timeout_s=timeout_s, max_bytes=max_bytes,
+                               allow_private=allow_private), url)
 
 
 @dataclass(slots=True)
@@ -178,7 +179,8 @@ class SourceService:
             if other is not None and other.spec != url:
                 raise NewsbotError(f"the name {name!r} is taken by source {other.id}")
         found = probe(url, timeout_s=self.settings.fetch_timeout_s,
-                      max_bytes=self.settings.max_feed_bytes)
+                      max_bytes=self.settings.max_feed_bytes,
+                      allow_private=self.settings.allow_private_urls)
         if found.kind == "none":
             raise NewsbotError(f"cannot follow {url}: {found.reason}")
         with self.admin.write_lock:
@@ -231,7 +233,8 @@ class SourceService:
         result = SourcePoll(id=source.id, label=source.label, outcome="unchanged",
                             first_fetch=source.polls == 0, backfill=source.backfill)
         fetcher = Fetcher(timeout_s=self.settings.fetch_timeout_s,
-                          max_bytes=self.settings.max_feed_bytes)
+                          max_bytes=self.settings.max_feed_bytes,
+                          allow_private=self.settings.allow_private_urls)
         # A poll reads its feed and the new items' pages within a few fetch timeouts.
         fetched = fetch_source(fetcher, source, self._known(source),
                                budget_s=POLL_BUDGET_TIMEOUTS * self.settings.fetch_timeout_s)

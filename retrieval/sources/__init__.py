@@ -74,13 +74,14 @@ def source_kind(spec: str) -> SourceKind:
 
 
 def load_source(spec: str, *, fetcher: Fetcher | None = None, timeout_s: float | None = None,
-                max_bytes: int | None = None,
-                fetch_full_text: bool = True) -> Iterator[Article | Skipped]:
+                max_bytes: int | None = None, fetch_full_text: bool = True,
+                allow_private: bool = False) -> Iterator[Article | Skipped]:
     """Yield the articles of ``spec`` (path or http(s) URL) and a Skipped for each unusable item.
 
     Remote requests go through ``fetcher`` when given, else through a Fetcher with
     ``timeout_s`` (the deadline of each fetch) and ``max_bytes`` (the cap on each response),
-    defaulting to 15 s and 10 MB. ``fetch_full_text`` lets feed entries with only a short
+    defaulting to 15 s and 10 MB, refusing hosts at non-public addresses unless
+    ``allow_private``. ``fetch_full_text`` lets feed entries with only a short
     summary be completed from their linked page.
     """
     kind = source_kind(spec)  # raises now, not on the first next()
@@ -88,7 +89,7 @@ def load_source(spec: str, *, fetcher: Fetcher | None = None, timeout_s: float |
         from retrieval.sources.web import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, Fetcher
 
         fetcher = Fetcher(timeout_s=timeout_s or DEFAULT_TIMEOUT_S,
-                          max_bytes=max_bytes or DEFAULT_MAX_BYTES)
+                          max_bytes=max_bytes or DEFAULT_MAX_BYTES, allow_private=allow_private)
     return _unique(_load(spec, kind, fetcher, fetch_full_text))
 
 

@@ -7,7 +7,13 @@
   own timeouts apply per network operation, so the deadline is enforced with
   ``asyncio.timeout`` around an async request (the sync API runs it in a private event loop);
 - a size cap: a declared Content-Length over ``max_bytes`` is refused before the body is
-  read, and the streamed (decoded) body is cut off as soon as it passes the cap.
+  read, and the streamed (decoded) body is cut off as soon as it passes the cap;
+- an address guard: only http(s), and only hosts whose every address is public. Loopback,
+  private, link-local (cloud metadata), multicast and reserved addresses are refused before
+  any request is sent, on the first URL and on every redirect hop, unless the Fetcher is
+  built with ``allow_private=True`` (NEWSBOT_ALLOW_PRIVATE_URLS, for feeds on a LAN). The
+  connection resolves the name again, so a name that changes its answer between the check
+  and the connect (DNS rebinding) is not caught: see docs/hardening.md.
 
 Results are values, never exceptions::
 
@@ -28,10 +34,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import socket
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
@@ -146,6 +154,43 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+"""Gives the addresses a host name resolves to (host, port) -> ["93.184.215.14", ...]."""
+
+ALLOW_PRIVATE_HINT = "(set NEWSBOT_ALLOW_PRIVATE_URLS=true to allow)"
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """The host's addresses from the system resolver (what the connection itself will use)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def non_public(address: str) -> str | None:
+    """What keeps ``address`` off the public internet ("loopback", "private", ...), or None."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "unparsable"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 reaches 127.0.0.1
+    for kind, flag in (("loopback", ip.is_loopback), ("link-local", ip.is_link_local),
+                       ("multicast", ip.is_multicast), ("unspecified", ip.is_unspecified),
+                       ("private", ip.is_private), ("reserved", ip.is_reserved)):
+        if flag:
+            return kind
+    # is_global also excludes shared (carrier-grade NAT) space, which is not "private".
+    return None if ip.is_global else "non-public"
+
+
+class _Blocked(Exception):
+    """Raised from the request hook to stop a fetch; carries the Failure to report."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.reason)
+        self.failure = failure
+
+
 def _connect_failure(exc: httpx.ConnectError) -> Failure:
     cause: BaseException | None = exc
     while cause is not None:
@@ -161,18 +206,23 @@ class Fetcher:
     """GETs URLs within a deadline and a size cap; failures come back as :class:`Failure`.
 
     ``timeout_s`` bounds each fetch as a whole; ``max_bytes`` caps each body;
-    ``concurrency`` is how many pages :meth:`get_many` fetches at once.
+    ``concurrency`` is how many pages :meth:`get_many` fetches at once. Hosts that resolve
+    to a non-public address are refused unless ``allow_private``; ``resolver`` is how host
+    names are resolved for that check (the system's by default).
     """
 
     def __init__(self, *, timeout_s: float = DEFAULT_TIMEOUT_S,
                  max_bytes: int = DEFAULT_MAX_BYTES, user_agent: str = USER_AGENT,
-                 concurrency: int = DEFAULT_CONCURRENCY) -> None:
+                 concurrency: int = DEFAULT_CONCURRENCY, allow_private: bool = False,
+                 resolver: Resolver = system_resolver) -> None:
         if timeout_s <= 0 or max_bytes <= 0 or concurrency < 1:
             raise ValueError("timeout_s and max_bytes must be positive, concurrency at least 1")
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
         self.user_agent = user_agent
         self.concurrency = concurrency
+        self.allow_private = allow_private
+        self.resolver = resolver
         self._ssl: ssl.SSLContext | None = None
         self._ssl_lock = threading.Lock()
 
@@ -226,7 +276,33 @@ class Fetcher:
             max_redirects=MAX_REDIRECTS,
             headers={"User-Agent": self.user_agent, "Accept": _ACCEPT},
             verify=self._ssl_context(),
+            # httpx runs request hooks before every hop, redirects included.
+            event_hooks={"request": [] if self.allow_private else [self._check_address]},
         )
+
+    async def _check_address(self, request: httpx.Request) -> None:
+        """Stop the request unless its host is reached over http(s) at public addresses only."""
+        url = request.url
+        if url.scheme not in ("http", "https"):
+            raise _Blocked(Failure("not an http(s) URL", permanent=True))
+        host = url.host
+        try:
+            addresses = [str(ipaddress.ip_address(host))]
+            literal = True
+        except ValueError:
+            literal = False
+            try:
+                addresses = await self.resolver(host, url.port or (443 if url.scheme == "https"
+                                                                   else 80))
+            except OSError:
+                raise _Blocked(Failure(f"cannot resolve {host}")) from None
+        for address in addresses:
+            kind = non_public(address)
+            if kind is not None:
+                article = "an" if kind[0] in "aeiou" else "a"
+                where = f"{host} is" if literal else f"{host} resolves to"
+                raise _Blocked(Failure(f"refused: {where} {article} {kind} address "
+                                       f"{ALLOW_PRIVATE_HINT}", permanent=True))
 
     def _too_large(self) -> Failure:
         return Failure(f"too large (>{_size(self.max_bytes)})")
@@ -241,6 +317,8 @@ class Fetcher:
         try:
             async with asyncio.timeout(self.timeout_s):
                 return await self._exchange(client, url, headers, etag, last_modified)
+        except _Blocked as blocked:
+            return blocked.failure
         except (TimeoutError, httpx.TimeoutException):
             return Failure(f"timed out after {self.timeout_s:g} s")
         except httpx.ConnectError as exc:

@@ -50,6 +50,7 @@ async def test_a_member_is_refused_by_the_check_and_again_by_the_service(
         await cog.feeds_add.checks[0](rec.interaction)
 
 
+@pytest.mark.usefixtures("allow_private_urls")
 async def test_an_admin_follows_lists_and_removes_a_feed(harness: Harness) -> None:
     h = harness
     cog = _cog(h)

@@ -162,6 +162,7 @@ def test_store_built_with_another_model_asks_for_reindex(tmp_path: Path) -> None
     svc.close()
 
 
+@pytest.mark.usefixtures("allow_private_urls")
 def test_ingest_fetches_within_the_configured_deadline_and_size(tmp_path: Path) -> None:
     from tests.support.http import StaticServer
 
@@ -175,5 +176,30 @@ def test_ingest_fetches_within_the_configured_deadline_and_size(tmp_path: Path) 
         assert [(s.name, s.reason) for s in report.failed] == [
             (slow, "timed out after 0.5 s"), (big, "too large (>2 KB)")]
         assert report.added == 0 and svc.state.list_sources() == []
+    finally:
+        svc.close()
+
+
+def test_urls_on_private_addresses_are_refused_everywhere_and_change_nothing(
+        tmp_path: Path) -> None:
+    from bot.core.models import NewsbotError
+    from tests.support.feeds import article_page, numbered_items, rss, story_paragraphs
+    from tests.support.http import StaticServer
+
+    svc = make_services(tmp_path / "data", sample=False, allow_private_urls=False)
+    try:
+        with StaticServer() as server:
+            page = server.add("/story", article_page("Pier reopens", story_paragraphs(3)))
+            feed = server.add("/feed.xml", rss(numbered_items(0, 1, long_text=True)),
+                              content_type="application/rss+xml")
+            refused = "refused: 127.0.0.1 is a loopback address (set "
+            report = svc.admin.ingest([page])
+            assert [s.reason[:len(refused)] for s in report.failed] == [refused]
+            with pytest.raises(NewsbotError, match=r"^cannot follow .*: refused: 127\.0\.0\.1"):
+                svc.sources.add(feed, name="lan")
+            with pytest.raises(NewsbotError, match=r"refused: 127\.0\.0\.1 is a loopback"):
+                svc.briefs.preview(page)
+            assert server.requests == []
+        assert svc.state.list_sources() == [] and svc.state.counts()[0] == 0
     finally:
         svc.close()

@@ -17,7 +17,7 @@ from tests.support.http import StaticServer
 
 
 @pytest.fixture
-def svc(tmp_path: Path) -> Iterator[Services]:
+def svc(tmp_path: Path, allow_private_urls: None) -> Iterator[Services]:
     services = make_services(tmp_path / "data", sample=False, fetch_timeout_s=3,
                              feed_max_failures=3)
     yield services
@@ -176,9 +176,21 @@ def test_pages_that_do_not_fit_a_poll_are_left_for_the_next(svc: Services,
                  trickle_s=0.2)
     url = _serve(http, items, etag='"v1"')
     source = svc.state.add_source(url, "feed", watch=True)
-    fetched = fetch_source(Fetcher(timeout_s=5, concurrency=2), source, lambda _: False,
+    fetched = fetch_source(Fetcher(timeout_s=5, concurrency=2, allow_private=True), source, lambda _: False,
                            budget_s=0.5)
     # The first four pages (two at a time) used up the budget: the other two wait; the feed's
     # validators are dropped so the next poll is not answered "not modified".
     assert fetched.deferred == 2 and len(fetched.articles) == 4
     assert fetched.etag is None and fetched.last_modified is None
+
+
+def test_the_watcher_refuses_private_addresses_unless_allowed(svc: Services,
+                                                              http: StaticServer) -> None:
+    url = _serve(http, numbered_items(0, 1, long_text=True))
+    svc.sources.add(url, name="lan")
+    fetched = len(http.requests)
+    svc.settings.allow_private_urls = False  # the setting turned off since the feed was added
+    poll = svc.sources.poll(due_only=False).sources[0]
+    assert poll.outcome == "failed" and poll.error is not None
+    assert poll.error.startswith("refused: 127.0.0.1 is a loopback address")
+    assert len(http.requests) == fetched

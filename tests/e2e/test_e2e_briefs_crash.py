@@ -70,6 +70,10 @@ def feed() -> Iterator[StaticServer]:
         yield srv
 
 
+# The feed is served on 127.0.0.1, which newsbot refuses to fetch unless allowed.
+LOCAL_FEEDS = {"NEWSBOT_ALLOW_PRIVATE_URLS": "true"}
+
+
 def test_a_feed_item_is_posted_once_per_channel_across_a_sigkill(
         sample_data: Path, tmp_path: Path, feed: StaticServer) -> None:
     transcript: list[str] = []
@@ -80,7 +84,7 @@ def test_a_feed_item_is_posted_once_per_channel_across_a_sigkill(
         one, two = server.add_channel(guild, "news"), server.add_channel(guild, "headlines")
         reader = server.add_member(guild, "rue")
         data = copy_data(sample_data, tmp_path / "data")
-        bot = RunningBot(server, data, guild_id=guild.id).start()
+        bot = RunningBot(server, data, guild_id=guild.id, env=LOCAL_FEEDS).start()
         try:
             # Following the feed: its first fetch stores the item it holds and posts nothing.
             _cli(bot, "sources", "add", url, "--name", "coast", transcript=transcript)
@@ -104,7 +108,7 @@ def test_a_feed_item_is_posted_once_per_channel_across_a_sigkill(
             assert [m.embeds[0]["title"] for m in _briefs(server, one)] == [ITEM_2[0]]
             server.clear_faults()
 
-            bot = RunningBot(server, data, guild_id=guild.id).start()
+            bot = RunningBot(server, data, guild_id=guild.id, env=LOCAL_FEEDS).start()
             transcript.append("(newsbot run restarted)")
             # Its delivery loop reconciles the unconfirmed post: it reads the channel back.
             server.wait(lambda: any(r.method == "GET" and r.params.get("channel_id")

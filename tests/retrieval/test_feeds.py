@@ -36,7 +36,7 @@ def server() -> Iterator[StaticServer]:
 
 @pytest.fixture
 def fetcher() -> Fetcher:
-    return Fetcher(timeout_s=5)
+    return Fetcher(allow_private=True, timeout_s=5)
 
 
 def polled(fetcher: Fetcher, url: str, **kwargs: str) -> Feed:
@@ -153,7 +153,8 @@ def test_poll_failures(server: StaticServer, fetcher: Fetcher) -> None:
     empty = server.add("/empty.xml", b"", content_type=RSS)
     assert poll_feed(fetcher, empty) == Failure("not a feed: an empty response")
     slow = server.add("/slow.xml", rss(numbered_items(0, 1)), content_type=RSS, trickle_s=0.1)
-    assert poll_feed(Fetcher(timeout_s=0.5), slow) == Failure("timed out after 0.5 s")
+    assert poll_feed(Fetcher(allow_private=True, timeout_s=0.5), slow) == Failure(
+        "timed out after 0.5 s")
 
 
 def test_oversize_feed_is_refused(server: StaticServer, fetcher: Fetcher) -> None:
@@ -165,7 +166,8 @@ def test_oversize_feed_is_refused(server: StaticServer, fetcher: Fetcher) -> Non
             yield block
 
     url = server.add("/big.xml", content_type=RSS, chunks=fifty_megabytes, chunked=True)
-    assert poll_feed(Fetcher(max_bytes=2_000_000), url) == Failure("too large (>2 MB)")
+    assert poll_feed(Fetcher(allow_private=True, max_bytes=2_000_000), url) == Failure(
+        "too large (>2 MB)")
     assert server.sent["/big.xml"] < 25 << 20
 
 
@@ -400,7 +402,7 @@ def test_complete_entries_within_a_budget(server: StaticServer) -> None:
     server.add("/news/0", article_page("Item 0", story_paragraphs(0)))
     server.add("/news/1", article_page("Item 1", story_paragraphs(1)), trickle_s=0.05)
     url = server.add("/feed.xml", rss(numbered_items(0, 2, base=base)), content_type=RSS)
-    fetcher = Fetcher(timeout_s=10)
+    fetcher = Fetcher(allow_private=True, timeout_s=10)
     quick, slow = complete_entries(fetcher, polled(fetcher, url).entries, budget_s=1.0)
     assert quick.text == "\n\n".join(story_paragraphs(0))  # type: ignore[union-attr]
     assert slow.text == numbered_items(1, 2)[0].description  # type: ignore[union-attr]
@@ -408,7 +410,8 @@ def test_complete_entries_within_a_budget(server: StaticServer) -> None:
 
 def test_html_page_without_article(server: StaticServer, fetcher: Fetcher) -> None:
     url = server.add("/sections", (DATA / "nopage.html").read_bytes())
-    assert list(load_source(url)) == [Skipped(url, "an HTML page with no article text")]
+    assert list(load_source(url, allow_private=True)) == [
+        Skipped(url, "an HTML page with no article text")]
     assert probe(fetcher, url).reason == "an HTML page with no article text"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,11 @@ from retrieval.sources.web import Failure, Fetcher, NotModified, Page
 from tests.support.http import StaticServer
 
 FIFTY_MB = 50 << 20
+
+
+def local(**options: Any) -> Fetcher:
+    """A Fetcher allowed to reach the local server (127.0.0.1 is refused by default)."""
+    return Fetcher(allow_private=True, **options)
 
 
 @pytest.fixture
@@ -33,14 +39,14 @@ def fifty_megabytes() -> Iterator[bytes]:
 def test_page_carries_body_type_and_validators(server: StaticServer) -> None:
     url = server.add("/feed", b"<rss/>", content_type="application/rss+xml; charset=utf-8",
                      etag='"v1"', last_modified="Mon, 03 Jun 2024 08:00:00 GMT")
-    got = Fetcher().get(url)
+    got = local().get(url)
     assert got == Page(url, "application/rss+xml", "utf-8", b"<rss/>", etag='"v1"',
                        last_modified="Mon, 03 Jun 2024 08:00:00 GMT")
 
 
 def test_etag_gives_not_modified(server: StaticServer) -> None:
     url = server.add("/feed", b"<rss/>", etag='"v1"')
-    fetcher = Fetcher()
+    fetcher = local()
     first = fetcher.get(url)
     assert isinstance(first, Page)
     again = fetcher.get(url, etag=first.etag)
@@ -56,7 +62,7 @@ def test_etag_gives_not_modified(server: StaticServer) -> None:
 def test_last_modified_gives_not_modified(server: StaticServer) -> None:
     stamp = "Tue, 04 Jun 2024 09:30:00 GMT"
     url = server.add("/feed", b"<rss/>", last_modified=stamp)
-    got = Fetcher().get(url, etag='"old"', last_modified=stamp)
+    got = local().get(url, etag='"old"', last_modified=stamp)
     # The 304 carried no ETag: the one the caller holds stays the one to store.
     assert got == NotModified(url, '"old"', stamp)
     assert server.requests[0].headers["if-modified-since"] == stamp
@@ -64,7 +70,7 @@ def test_last_modified_gives_not_modified(server: StaticServer) -> None:
 
 def test_no_validators_no_conditional_headers(server: StaticServer) -> None:
     url = server.add("/feed", b"<rss/>", etag='"v1"')
-    assert isinstance(Fetcher().get(url), Page)
+    assert isinstance(local().get(url), Page)
     headers = server.requests[0].headers
     assert "if-none-match" not in headers and "if-modified-since" not in headers
 
@@ -72,7 +78,7 @@ def test_no_validators_no_conditional_headers(server: StaticServer) -> None:
 def test_trickling_body_is_cut_off_at_the_deadline(server: StaticServer) -> None:
     # A byte every 0.1 s never lets a per-read timeout of 0.6 s fire; only a deadline can.
     url = server.add("/slow", b"x" * 200, trickle_s=0.1)
-    got = Fetcher(timeout_s=0.6).get(url)
+    got = local(timeout_s=0.6).get(url)
     assert got == Failure("timed out after 0.6 s")
     assert not got.permanent
     assert 0 < server.sent["/slow"] < 200 + 200  # head sent whole, body cut off early
@@ -80,13 +86,13 @@ def test_trickling_body_is_cut_off_at_the_deadline(server: StaticServer) -> None
 
 def test_trickling_headers_are_cut_off_at_the_deadline(server: StaticServer) -> None:
     url = server.add("/slow-head", b"<rss/>", trickle_s=0.1, trickle_head=True)
-    assert Fetcher(timeout_s=0.6).get(url) == Failure("timed out after 0.6 s")
+    assert local(timeout_s=0.6).get(url) == Failure("timed out after 0.6 s")
 
 
 def test_declared_length_over_the_cap_is_refused_unread(server: StaticServer) -> None:
     url = server.add("/huge", content_type="application/rss+xml", chunks=fifty_megabytes,
                      length=FIFTY_MB)
-    assert Fetcher(max_bytes=1_000_000).get(url) == Failure("too large (>1 MB)")
+    assert local(max_bytes=1_000_000).get(url) == Failure("too large (>1 MB)")
     # The client hung up at the headers; only what the socket buffers took was sent.
     assert server.sent.get("/huge", 0) < FIFTY_MB // 2
 
@@ -94,13 +100,13 @@ def test_declared_length_over_the_cap_is_refused_unread(server: StaticServer) ->
 def test_chunked_body_over_the_cap_is_cut_off(server: StaticServer) -> None:
     url = server.add("/huge", content_type="application/rss+xml", chunks=fifty_megabytes,
                      chunked=True)
-    assert Fetcher(max_bytes=1_000_000).get(url) == Failure("too large (>1 MB)")
+    assert local(max_bytes=1_000_000).get(url) == Failure("too large (>1 MB)")
     assert server.sent.get("/huge", 0) < FIFTY_MB // 2
 
 
 def test_a_body_at_the_cap_is_read(server: StaticServer) -> None:
     url = server.add("/exact", b"y" * 2048, chunked=True)
-    got = Fetcher(max_bytes=2048).get(url)
+    got = local(max_bytes=2048).get(url)
     assert isinstance(got, Page) and len(got.body) == 2048
 
 
@@ -108,12 +114,12 @@ def test_a_body_at_the_cap_is_read(server: StaticServer) -> None:
                                                    (403, False), (429, False)])
 def test_http_errors(server: StaticServer, status: int, permanent: bool) -> None:
     url = server.add("/x", b"no", status=status)
-    assert Fetcher().get(url) == Failure(f"HTTP {status}", permanent=permanent, status=status)
+    assert local().get(url) == Failure(f"HTTP {status}", permanent=permanent, status=status)
 
 
 def test_retry_after_is_reported(server: StaticServer) -> None:
     url = server.add("/busy", b"busy", status=503, headers={"Retry-After": "120"})
-    got = Fetcher().get(url)
+    got = local().get(url)
     assert isinstance(got, Failure) and got.retry_after_s == 120.0 and not got.permanent
 
 
@@ -121,7 +127,7 @@ def test_connection_refused_is_transient() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    got = Fetcher().get(f"http://127.0.0.1:{port}/feed")  # nothing listens there any more
+    got = local().get(f"http://127.0.0.1:{port}/feed")  # nothing listens there any more
     assert got == Failure("cannot connect to host")
 
 
@@ -133,20 +139,20 @@ def test_malformed_urls_are_permanent() -> None:
 def test_redirect_gives_the_final_url(server: StaticServer) -> None:
     target = server.add("/new-home", b"<rss/>")
     url = server.redirect("/old-home", "/new-home", status=308)
-    got = Fetcher().get(url)
+    got = local().get(url)
     assert isinstance(got, Page) and got.url == target
 
 
 def test_redirect_loop(server: StaticServer) -> None:
     server.redirect("/a", "/b")
     url = server.redirect("/b", "/a")
-    assert Fetcher().get(url) == Failure("too many redirects")
+    assert local().get(url) == Failure("too many redirects")
 
 
 def test_get_many_keeps_order_and_its_budget(server: StaticServer) -> None:
     fast = [server.add(f"/p{i}", f"page {i}") for i in range(5)]
     slow = server.add("/slow", b"x" * 100, trickle_s=0.1)
-    got = Fetcher(timeout_s=5, concurrency=2).get_many([*fast[:3], slow, *fast[3:]],
+    got = local(timeout_s=5, concurrency=2).get_many([*fast[:3], slow, *fast[3:]],
                                                       budget_s=1.0)
     assert [g.body for g in got if isinstance(g, Page)] == [f"page {i}".encode()
                                                              for i in range(5)]

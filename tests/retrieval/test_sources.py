@@ -71,6 +71,8 @@ def split(items: Iterable[Article | Skipped]) -> tuple[list[Article], list[Skipp
 
 
 def load(spec: str | Path, **kwargs: object) -> tuple[list[Article], list[Skipped]]:
+    """Load ``spec``; URLs here are on the local server, so private addresses are allowed."""
+    kwargs.setdefault("allow_private", True)
     return split(load_source(str(spec), **kwargs))  # type: ignore[arg-type]
 
 
@@ -397,7 +399,7 @@ def test_unsupported_content_type(server: StaticServer) -> None:
 
 def test_caller_fetcher_is_used(server: StaticServer) -> None:
     url = server.add("/page", (DATA / "page.html").read_bytes())
-    articles, _ = load(url, fetcher=Fetcher(user_agent="custom-agent"))
+    articles, _ = load(url, fetcher=Fetcher(user_agent="custom-agent", allow_private=True))
     assert len(articles) == 1
     assert server.requests[0].headers["user-agent"] == "custom-agent"
 

@@ -1,0 +1,114 @@
+"""The Fetcher refuses hosts on non-public addresses, on the first URL and on every redirect.
+
+The local server listens on 127.0.0.1, itself a refused address. To reach it through a name
+that passes the check, the guard is given a resolver that answers with a public address for
+"localhost" while the connection still goes to 127.0.0.1 (the system's answer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from retrieval.sources import Skipped, load_source
+from retrieval.sources.web import Failure, Fetcher, Page, system_resolver
+from tests.support.feeds import Item, article_page, rss, story_paragraphs
+from tests.support.http import StaticServer
+
+HINT = "(set NEWSBOT_ALLOW_PRIVATE_URLS=true to allow)"
+PUBLIC = "93.184.215.14"  # a public address; never connected to, only checked
+
+
+def table_resolver(names: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+    """Resolves the names in ``names`` as given, others as the system does."""
+    async def resolve(host: str, port: int) -> list[str]:
+        if host in names:
+            return names[host]
+        return await system_resolver(host, port)
+
+    return resolve
+
+
+@pytest.fixture
+def server() -> Iterator[StaticServer]:
+    with StaticServer() as srv:
+        yield srv
+
+
+@pytest.mark.parametrize(("url", "what"), [
+    ("http://127.0.0.1:9/feed", "127.0.0.1 is a loopback address"),
+    ("http://10.0.0.7/feed", "10.0.0.7 is a private address"),
+    ("http://192.168.1.20/feed", "192.168.1.20 is a private address"),
+    ("http://172.16.4.1/feed", "172.16.4.1 is a private address"),
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+    ("http://[::1]:8080/feed", "::1 is a loopback address"),
+    ("http://[fe80::1]/feed", "fe80::1 is a link-local address"),
+    ("http://[::ffff:127.0.0.1]/feed", "::ffff:127.0.0.1 is a loopback address"),
+    ("http://224.0.0.251/feed", "224.0.0.251 is a multicast address"),
+    ("http://0.0.0.0:80/feed", "0.0.0.0 is an unspecified address"),
+    ("http://100.64.0.1/feed", "100.64.0.1 is a non-public address"),
+])
+def test_non_public_addresses_are_refused(url: str, what: str) -> None:
+    assert Fetcher().get(url) == Failure(f"refused: {what} {HINT}", permanent=True)
+
+
+def test_the_local_server_is_refused_unasked_and_reached_when_allowed(
+        server: StaticServer) -> None:
+    url = server.add("/feed.xml", b"<rss/>", content_type="application/rss+xml")
+    got = Fetcher().get(url)
+    assert isinstance(got, Failure) and got.reason.startswith("refused: 127.0.0.1 is a loopback")
+    assert server.requests == []  # refused before any connection
+    assert isinstance(Fetcher(allow_private=True).get(url), Page)
+
+
+def test_names_are_checked_by_what_they_resolve_to(server: StaticServer) -> None:
+    resolver = table_resolver({"example.internal": ["10.1.2.3"],
+                               "mixed.example": [PUBLIC, "192.168.0.9"]})
+    fetcher = Fetcher(resolver=resolver)
+    assert fetcher.get("https://example.internal/feed") == Failure(
+        f"refused: example.internal resolves to a private address {HINT}", permanent=True)
+    # One non-public address among public ones is enough: the connection may pick any.
+    assert fetcher.get("http://mixed.example/").reason.startswith(  # type: ignore[union-attr]
+        "refused: mixed.example resolves to a private address")
+    # The system resolver: localhost is loopback.
+    url = server.add("/x", "x").replace("127.0.0.1", "localhost")
+    assert Fetcher().get(url) == Failure(
+        f"refused: localhost resolves to a loopback address {HINT}", permanent=True)
+    assert server.requests == []
+
+
+def test_every_redirect_hop_is_checked(server: StaticServer) -> None:
+    fetcher = Fetcher(resolver=table_resolver({"localhost": [PUBLIC],
+                                               "metadata.internal": ["169.254.169.254"]}))
+    base = server.base_url.replace("127.0.0.1", "localhost")
+    server.add("/story", "the story")
+    server.redirect("/moved", "/story")
+    server.redirect("/to-loopback", server.url("/secret"))
+    server.redirect("/to-metadata", "http://metadata.internal/latest/meta-data/")
+    server.redirect("/to-file", "file:///etc/passwd")
+    server.add("/secret", "internal only")
+
+    # A redirect between allowed hosts is followed.
+    got = fetcher.get(base + "/moved")
+    assert isinstance(got, Page) and got.body == b"the story"
+    assert fetcher.get(base + "/to-loopback") == Failure(
+        f"refused: 127.0.0.1 is a loopback address {HINT}", permanent=True)
+    assert fetcher.get(base + "/to-metadata") == Failure(
+        f"refused: metadata.internal resolves to a link-local address {HINT}", permanent=True)
+    assert fetcher.get(base + "/to-file") == Failure("not an http(s) URL", permanent=True)
+    assert "/secret" not in server.paths()
+
+
+def test_a_feed_cannot_send_the_bot_to_private_pages(server: StaticServer) -> None:
+    base = server.base_url.replace("127.0.0.1", "localhost")
+    teaser = Item(title="Pier reopens after repairs", link=server.url("/internal/admin"),
+                  guid="p-1", description="The pier reopened.",
+                  pub_date="Mon, 03 Jun 2024 08:00:00 GMT")
+    server.add("/feed.xml", rss([teaser]), content_type="application/rss+xml")
+    server.add("/internal/admin", article_page("Admin", story_paragraphs(1)))
+    fetcher = Fetcher(resolver=table_resolver({"localhost": [PUBLIC]}))
+    items = list(load_source(base + "/feed.xml", fetcher=fetcher))
+    # The teaser stays the feed's own text: its page on a loopback address was not fetched.
+    assert [i.text for i in items if not isinstance(i, Skipped)] == ["The pier reopened."]
+    assert "/internal/admin" not in server.paths()
