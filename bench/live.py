@@ -80,7 +80,8 @@ def main() -> int:
     data = work / "data"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("NEWSBOT_", "OPENAI_", "DISCORD_"))}
-    env.update(NEWSBOT_DATA_DIR=str(data), HF_HUB_OFFLINE="1")
+    # The bench feed is served on 127.0.0.1, which newsbot refuses to fetch unless allowed.
+    env.update(NEWSBOT_DATA_DIR=str(data), HF_HUB_OFFLINE="1", NEWSBOT_ALLOW_PRIVATE_URLS="true")
 
     def cli(*argv: str) -> tuple[float, subprocess.CompletedProcess[str]]:
         t0 = time.perf_counter()

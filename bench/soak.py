@@ -322,7 +322,9 @@ def main() -> int:
     template = prepare_sample_data(work / "template")
     print(f"sample data ready in {time.monotonic() - t:.1f} s ({work})", flush=True)
     data = copy_data(template, work / "data")
-    env = {"NEWSBOT_POLL_MINUTES": "1", "NEWSBOT_USER_COOLDOWN_S": "0"}
+    # The feed is served on 127.0.0.1, which newsbot refuses to fetch unless allowed.
+    env = {"NEWSBOT_POLL_MINUTES": "1", "NEWSBOT_USER_COOLDOWN_S": "0",
+           "NEWSBOT_ALLOW_PRIVATE_URLS": "true"}
     asked = Asked()
     stop = threading.Event()
     samples: list[Sample] = []
