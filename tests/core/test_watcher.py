@@ -176,8 +176,8 @@ def test_pages_that_do_not_fit_a_poll_are_left_for_the_next(svc: Services,
                  trickle_s=0.2)
     url = _serve(http, items, etag='"v1"')
     source = svc.state.add_source(url, "feed", watch=True)
-    fetched = fetch_source(Fetcher(timeout_s=5, concurrency=2, allow_private=True), source, lambda _: False,
-                           budget_s=0.5)
+    fetcher = Fetcher(timeout_s=5, concurrency=2, allow_private=True)
+    fetched = fetch_source(fetcher, source, lambda _: False, budget_s=0.5)
     # The first four pages (two at a time) used up the budget: the other two wait; the feed's
     # validators are dropped so the next poll is not answered "not modified".
     assert fetched.deferred == 2 and len(fetched.articles) == 4
