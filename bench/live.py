@@ -107,6 +107,9 @@ def main() -> int:
 
         asker = Asker(client, questions)
         asker.start()
+        while not asker.done:  # the first answer after an ingest also loads the keyword index
+            time.sleep(0.1)
+        first_answer_s = asker.done[0][1] - asker.done[0][0]
         time.sleep(5)  # answers before the reindex, for comparison
         t_start = time.monotonic()
         seconds, proc = cli("reindex", "--full", "--json")
@@ -119,7 +122,8 @@ def main() -> int:
         before = [e - s for s, e, _ in asker.done if e < t_start]
         ends = sorted(e for _, e, _ in during)
         marks = [t_start, *ends, t_end]
-        gap = max(b - a for a, b in pairwise(marks))
+        gap, gap_at = max((b - a, a - t_start) for a, b in pairwise(marks))
+        slowest = max(during, key=lambda d: d[1] - d[0]) if during else None
         lat = [e - s for s, e, _ in during]
         out["reindex"] = {
             "articles": report["articles"], "chunks": report["chunks"],
@@ -133,6 +137,12 @@ def main() -> int:
             "latency_ms_p95": round(1000 * percentile(lat, 95), 0) if lat else None,
             "latency_ms_max": round(1000 * max(lat), 0) if lat else None,
             "longest_gap_s": round(gap, 2),
+            # Where in the reindex (seconds from its start) the gap and the slowest answer
+            # began, to tell the switch from the machine's other load.
+            "longest_gap_at_s": round(gap_at, 1),
+            "slowest_answer_at_s": round(slowest[0] - t_start, 1) if slowest else None,
+            "first_answer_after_ingest_s": round(first_answer_s, 2),
+            "load_average": os.getloadavg()[0],
         }
         r = out["reindex"]
         print(f"(b) full reindex through the service: {r['articles']} articles, {r['chunks']} "
@@ -141,7 +151,10 @@ def main() -> int:
               f"    {r['answers_during']} answers during it, {r['failed_or_empty']} failed or "
               f"empty; latency p50/p95/max {r['latency_ms_p50']}/{r['latency_ms_p95']}/"
               f"{r['latency_ms_max']} ms (p50 before: {r['latency_ms_before_p50']} ms); "
-              f"longest gap between answers {r['longest_gap_s']} s", flush=True)
+              f"longest gap between answers {r['longest_gap_s']} s, "
+              f"{r['longest_gap_at_s']} s into the reindex (slowest answer began at "
+              f"{r['slowest_answer_at_s']} s; the reindex took {r['seconds']} s); "
+              f"load average {r['load_average']:.1f}", flush=True)
 
         with StaticServer() as http:
             url = http.add("/feed.xml", rss(numbered_items(0, 100, long_text=True)),
