@@ -143,6 +143,17 @@ def make_article_id(url: str | None, title: str, text: str) -> str:
     return "a" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
 
+def own_article_id(url: str | None, title: str, source: str) -> str:
+    """Id of one source's version of an article whose usual id another source holds.
+
+    Ids come from the URL, so a feed can list an item under another outlet's link; its
+    version is kept apart under this id (the link and the source together) rather than
+    written over the article the other source delivered.
+    """
+    key = f"{canonical_url(url) or title}\n{source}"
+    return "a" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
 def parse_datetime(value: Any) -> datetime | None:
     """Parse the date formats found in feeds and exports; naive values are taken as UTC."""
     if value is None or value == "":

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from bot.core.models import NewsbotError
 from bot.core.state import SourceRecord, State, utcnow
 from bot.settings import Settings
-from retrieval.articles import Article, canonical_url
+from retrieval.articles import Article, canonical_url, own_article_id, text_hash
 from retrieval.indexer import Indexer
 from retrieval.search import Retriever
 from retrieval.sources import Skipped, SourceError, load_source, source_kind
@@ -264,11 +264,16 @@ class AdminService:
 
     def sync_articles(self, batch: list[Article], source_id: int, report: IngestReport,
                       progress: Progress | None = None,
-                      guids: dict[str, str | None] | None = None) -> None:
+                      guids: dict[str, str | None] | None = None) -> list[Article]:
         """Index new and changed articles of ``batch``, and record that the source holds
-        all of them (with their feed GUIDs, when given). Call under ``write_lock``."""
+        all of them (with their feed GUIDs, when given). Call under ``write_lock``.
+
+        Returns the articles as recorded: one that would rewrite an article another source
+        delivered is recorded as that article, or under an id of its own (see
+        :meth:`_leave_others_articles`)."""
         if not batch:
-            return
+            return []
+        batch = self._leave_others_articles(batch, source_id)
         known = self.state.article_hashes(a.id for a in batch)
         todo = [a for a in batch if known.get(a.id) != a.content_hash]
         changed = [a.id for a in todo if a.id in known]
@@ -288,6 +293,40 @@ class AdminService:
             [(a.id, (guids or {}).get(a.id, a.ext_id)) for a in batch])
         if progress:
             progress.done_articles(len(batch))
+        return batch
+
+    def _leave_others_articles(self, batch: list[Article], source_id: int) -> list[Article]:
+        """``batch``, with no article that would change one another source delivered.
+
+        Ids come from the URL alone, so any feed can list an item under another outlet's
+        link with text of its own. A version that differs from a registered article held
+        by other sources is therefore never written over it: with the same words (only
+        another outlet's name or date) it is that article, now held by this source too;
+        with other words it is kept under an id of its own, cited with this source's outlet,
+        so neither version is lost or passed off as the other. The source that first
+        delivered the article still updates it (an outlet editing a story that an aggregator
+        also lists).
+        """
+        known = self.state.article_hashes(a.id for a in batch)
+        contested = [a for a in batch if a.id in known and known[a.id] != a.content_hash]
+        source = self.state.get_source(source_id) if contested else None
+        if source is None:
+            return batch
+        kept: dict[str, Article] = {}
+        for article in contested:
+            if not self.state.source_ids_of(article.id) - {source_id}:
+                continue  # its own article, or one no source holds
+            current = self.state.get_article(article.id)
+            if current is None or current.source == source.spec:
+                continue
+            if text_hash(current.title, current.text) == text_hash(article.title, article.text):
+                kept[article.id] = current
+            else:
+                own = own_article_id(article.url, article.title, source.spec)
+                log.info("source %s lists %s with other text than the article another source "
+                         "delivered there; kept apart as %s", source.id, article.url, own)
+                kept[article.id] = article.model_copy(update={"id": own})
+        return [kept.get(a.id, a) for a in batch]
 
     def remove_source(self, spec: str) -> tuple[SourceRecord, int]:
         """Forget a source (by id, name, URL or path); the articles no other source holds

@@ -249,8 +249,8 @@ class SourceService:
         elif fetched.articles:
             report = IngestReport()
             articles = [self._same_id(source, a) for a in fetched.articles]
-            self.admin.sync_articles(articles, source.id, report, progress,
-                                     guids={a.id: a.ext_id for a in articles})
+            articles = self.admin.sync_articles(articles, source.id, report, progress,
+                                                guids={a.id: a.ext_id for a in articles})
             self.state.set_item_hashes(source.id, {
                 a.id: fetched.item_hashes.get(orig.id)
                 for a, orig in zip(articles, fetched.articles, strict=True)})

@@ -12,7 +12,14 @@ from bot.core.models import NewsbotError
 from bot.core.services import Services
 from bot.core.state import utcnow
 from tests.fakes import make_services
-from tests.support.feeds import Item, article_page, numbered_items, rss, story_paragraphs
+from tests.support.feeds import (
+    Item,
+    article_page,
+    numbered_items,
+    rss,
+    sentence,
+    story_paragraphs,
+)
 from tests.support.http import StaticServer
 
 
@@ -194,3 +201,46 @@ def test_the_watcher_refuses_private_addresses_unless_allowed(svc: Services,
     assert poll.outcome == "failed" and poll.error is not None
     assert poll.error.startswith("refused: 127.0.0.1 is a loopback address")
     assert len(http.requests) == fetched
+
+
+def test_a_feed_cannot_rewrite_an_article_another_feed_delivered(svc: Services,
+                                                                 http: StaticServer) -> None:
+    from retrieval.articles import make_article_id
+
+    link = "https://harbourweekly.example/news/ferry"
+    words = " ".join(sentence(n, 14) for n in range(6))
+    original = Item(title="Ferry timetable changes for the summer", link=link, guid="hw-ferry",
+                    description=words, pub_date="Mon, 03 Jun 2024 08:00:00 GMT")
+    forged = Item(title="Ferry service ends for good", link=link, guid="cd-ferry",
+                  description="The ferry will never sail again, the council said. " * 8,
+                  pub_date="Tue, 04 Jun 2024 08:00:00 GMT")
+    http.add("/a.xml", rss([original]), content_type="application/rss+xml")
+    http.add("/b.xml", rss([forged], title="Coast Daily"), content_type="application/rss+xml")
+    svc.sources.add(http.url("/a.xml"), name="harbour")
+    aid = make_article_id(link, "", "")
+    before = svc.state.get_article(aid)
+    assert before is not None and before.outlet == "Harbour Weekly"
+
+    b = svc.sources.add(http.url("/b.xml"), name="coast")
+    assert b["poll"]["added"] == 1 and b["poll"]["updated"] == 0
+    assert svc.state.get_article(aid) == before  # text, title, outlet and date untouched
+    [theirs] = [a for a in svc.state.iter_articles() if a.id != aid]
+    # Kept under an id of its own, cited as what it is: the other feed's text.
+    assert (theirs.outlet, theirs.title, theirs.url) == ("Coast Daily", forged.title, link)
+    # The store, what answers quote, holds each text under its own outlet.
+    stored = {(c.article_id, c.metadata.get("outlet"), "never sail" in c.text)
+              for c in svc.store.iter_chunks()}
+    assert stored == {(aid, "Harbour Weekly", False), (theirs.id, "Coast Daily", True)}
+    # Polling again changes nothing; the first feed still updates its own article.
+    again = svc.sources.poll(due_only=False).sources
+    assert [(p.added, p.updated) for p in again] == [(0, 0), (0, 0)]
+    http.add("/a.xml", rss([Item(**{**original.__dict__, "description": words +
+                                    " A correction: the first sailing is at nine."})]),
+             content_type="application/rss+xml")
+    svc.sources.poll(due_only=False)
+    after = svc.state.get_article(aid)
+    assert after is not None and after.text.endswith("the first sailing is at nine.")
+    assert after.outlet == "Harbour Weekly"
+    # Each feed's removal takes only its own version.
+    assert svc.admin.remove_source("coast")[1] == 1
+    assert svc.state.get_article(aid) == after
