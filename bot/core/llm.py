@@ -34,6 +34,8 @@ BACKOFF_S = (0.5, 1.5, 3.0)
 # How long a caller that gave up waits for the stream to be closed, so the connection is
 # gone (and a local server told to stop) when the caller moves on.
 CLOSE_WAIT_S = 0.5
+# How long close() waits for the client's loop to finish its work and stop.
+CLOSE_TIMEOUT_S = 5.0
 
 
 class LLMError(RuntimeError):
@@ -187,8 +189,10 @@ class OpenAIChatModel(ChatModelBase):
         self.fields: TokenFields = settings.llm_token_fields
         timeout = httpx.Timeout(settings.llm_timeout_s, connect=min(5.0, settings.llm_timeout_s))
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="chat-model",
-                                        daemon=True)
+        self._stop: asyncio.Future[None] = self._loop.create_future()
+        self._closing = False
+        self._close_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run_loop, name="chat-model", daemon=True)
         self._thread.start()
         # A client of our own, used only on our loop (a shared one would be bound to another).
         self._http = httpx.AsyncClient(timeout=timeout)
@@ -221,11 +225,15 @@ class OpenAIChatModel(ChatModelBase):
         deadline = deadline if deadline is not None else start + self.budget_s
         events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         closed = threading.Event()
-        future = asyncio.run_coroutine_threadsafe(
-            self._attempts(list(messages), max_tokens or self.max_tokens, deadline, events,
-                           closed),
-            self._loop,
-        )
+        coro = self._attempts(list(messages), max_tokens or self.max_tokens, deadline, events,
+                              closed)
+        try:
+            if self._closing:
+                raise RuntimeError("closing")
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        except RuntimeError:  # closed (or closing): the caller falls back
+            coro.close()
+            raise LLMError("closed", detail="the chat client was closed") from None
         parts: list[str] = []
         first: float | None = None
         try:
@@ -313,26 +321,51 @@ class OpenAIChatModel(ChatModelBase):
             finish = chunk.response_metadata.get("finish_reason") or finish
         return finish
 
-    async def _shutdown(self) -> None:
-        """Let streams given up on finish closing, then close the client."""
-        me = asyncio.current_task()
-        pending = [t for t in asyncio.all_tasks() if t is not me]
+    # -- the loop and its shutdown -----------------------------------------------------------
+    def _run_loop(self) -> None:
+        """Serve requests until ``close()``; then leave nothing pending on the loop."""
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        except Exception:  # closing is best effort; the process may be ending anyway
+            log.debug("closing the chat client failed", exc_info=True)
+        finally:
+            self._loop.close()
+
+    async def _serve(self) -> None:
+        await self._stop
+        loop = asyncio.get_running_loop()
+        await _drain()
+        await self._http.aclose()
+        # The openai client leaves its SSE generators unfinished after [DONE]; when they are
+        # collected, asyncio schedules their aclose() as tasks. Closing the loop before those
+        # ran is what printed "Task was destroyed but it is pending!" at exit.
+        await loop.shutdown_asyncgens()
+        await _drain()
+        await loop.shutdown_default_executor()
+
+    def close(self) -> None:
+        """Cancel what is in flight, close the HTTP client on its own loop, stop the thread."""
+        with self._close_lock:
+            if self._closing:
+                return
+            self._closing = True
+        try:
+            self._loop.call_soon_threadsafe(self._stop.set_result, None)
+        except RuntimeError:  # the loop is already closed
+            return
+        self._thread.join(timeout=CLOSE_TIMEOUT_S)
+        if self._thread.is_alive():
+            log.warning("the chat client did not close within %.0f s", CLOSE_TIMEOUT_S)
+
+
+async def _drain() -> None:
+    """Cancel and await every other task on this loop, including tasks started meanwhile."""
+    me = asyncio.current_task()
+    while pending := [t for t in asyncio.all_tasks() if t is not me]:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        await self._http.aclose()
-
-    def close(self) -> None:
-        if self._loop.is_closed():
-            return
-        fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
-        try:
-            fut.result(timeout=2)
-        except Exception:  # closing is best effort; the process may be ending anyway
-            log.debug("closing the chat client failed", exc_info=True)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=2)
-        self._loop.close()
 
 
 def build_chat_model(settings: Settings) -> ChatModel | None:

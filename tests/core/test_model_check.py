@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +108,20 @@ def test_the_check_is_logged_as_a_warning_when_something_is_off(
     assert check is not None and not check.ok
     [record] = [r for r in caplog.records if r.name == "bot.core.model_check"]
     assert record.levelno == logging.WARNING and "did NOT cite" in record.getMessage()
+
+
+def test_the_cli_exits_without_pending_tasks(tmp_path: Path,
+                                             llama_like: FakeOpenAIServer) -> None:
+    """The real exit path: the process ends after closing the client, and asyncio reports a
+    task left pending on the client's loop on stderr."""
+    llama_like.queue_reply(CITED)
+    llama_like.queue_reply("one two three ", forever=True)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("NEWSBOT_", "OPENAI_", "DISCORD_"))}
+    env.update(NEWSBOT_DATA_DIR=str(tmp_path / "data"), OPENAI_BASE_URL=llama_like.base_url,
+               NEWSBOT_ANSWER_BUDGET_S="10")
+    proc = subprocess.run([str(Path(sys.executable).with_name("newsbot")), "doctor"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "reachable" in proc.stdout
+    assert "Task was destroyed" not in proc.stderr and "Exception ignored" not in proc.stderr

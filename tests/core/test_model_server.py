@@ -7,13 +7,16 @@ server saw the stream end.
 
 from __future__ import annotations
 
+import gc
+import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.core.answer_model import Kept, SentenceChecker, sources_of
-from bot.core.llm import OpenAIChatModel
+from bot.core.llm import LLMError, OpenAIChatModel, StopStreaming
 from bot.core.models import Answer
 from bot.core.services import Services
 from tests.fakes import make_services, make_settings
@@ -249,3 +252,37 @@ def test_the_model_saying_not_found_is_an_abstention(svc: Services,
     answer = _ask(svc, server, shown=shown)
     assert answer.abstained and shown == [] and answer.mode == "extractive"
     assert "found no answer" in (answer.note or "")
+
+
+# -- closing the client ------------------------------------------------------------------------
+@pytest.mark.parametrize("ending", ["finished", "stopped by the caller", "timed out"])
+def test_closing_the_client_leaves_nothing_pending(tmp_path: Path, server: FakeOpenAIServer,
+                                                   caplog: pytest.LogCaptureFixture,
+                                                   ending: str) -> None:
+    # A long budget when stopping: the stream must be closed when asked, not at the deadline.
+    budget = 30 if ending == "stopped by the caller" else BUDGET_S
+    model = OpenAIChatModel(make_settings(tmp_path, openai_base_url=server.base_url,
+                                          answer_budget_s=budget, llm_max_retries=0))
+
+    def stop(_: str) -> None:
+        raise StopStreaming
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        if ending == "finished":
+            server.queue_reply(GOOD)
+            assert model.generate([("human", QUESTION)]).text == GOOD
+        elif ending == "stopped by the caller":
+            server.queue_reply(f"{GOOD} ", forever=True)
+            assert model.generate([("human", QUESTION)], on_token=stop).finish_reason == "stopped"
+            [stream] = server.wait_for_streams(1, timeout=10)
+            assert stream.client_left
+        else:
+            server.queue_reply(GOOD, hang_after=10)
+            with pytest.raises(LLMError, match="timed out"):
+                model.generate([("human", QUESTION)])
+        model.close()
+        gc.collect()  # a task left pending on the closed loop complains when collected
+    assert not model._thread.is_alive() and model._loop.is_closed() and model._http.is_closed
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+    with pytest.raises(LLMError, match="closed"):
+        model.generate([("human", QUESTION)])  # refused at once, not left to time out
