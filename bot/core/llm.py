@@ -205,6 +205,10 @@ class OpenAIChatModel(ChatModelBase):
             max_retries=0,  # retried here, within the answer's deadline
             temperature=settings.llm_temperature,
             http_async_client=self._http,
+            # Off: its per-chunk asyncio.wait_for swallows a cancellation that arrives as a
+            # chunk does (Python 3.11), so a fast runaway stream could never be closed. The
+            # answer's deadline and the read timeout bound the stream instead.
+            stream_chunk_timeout=None,
         )
 
     # -- the cap -----------------------------------------------------------------------------
