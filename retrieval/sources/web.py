@@ -75,8 +75,12 @@ _INVISIBLE_TAGS = ("script", "style", "noscript", "template", "head")
 _BLOCK_TAGS = ("p", "div", "section", "article", "aside", "header", "footer", "blockquote", "pre",
                "ul", "ol", "li", "dl", "dt", "dd", "table", "tr", "figure", "figcaption",
                "h1", "h2", "h3", "h4", "h5", "h6", "hr")
-# htmldate gives only the day by default; the time helps order same-day stories.
-_DATE_PARAMS = {"outputformat": "%Y-%m-%dT%H:%M:%S%z", "original_date": True}
+# htmldate gives only the day by default; the time helps order same-day stories. Its
+# extensive search takes any date in the text for the page's (a copyright year, the day's
+# date in a site's header, so often the day it was fetched): only the page's markup and
+# bylines are read, and a page that states no date stays undated.
+_DATE_PARAMS = {"outputformat": "%Y-%m-%dT%H:%M:%S%z", "original_date": True,
+                "extensive_search": False}
 
 
 @dataclass(frozen=True)

@@ -203,3 +203,48 @@ def test_urls_on_private_addresses_are_refused_everywhere_and_change_nothing(
         assert svc.state.list_sources() == [] and svc.state.counts()[0] == 0
     finally:
         svc.close()
+
+
+@pytest.mark.usefixtures("allow_private_urls")
+def test_an_undated_page_is_stored_cited_and_briefed_without_a_date(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from bot.render import brief_embed, embed_text, source_line
+    from tests.support.feeds import Item, rss
+    from tests.support.http import StaticServer
+
+    words = "The harbour board approved the plans for a new pier with a longer landing stage."
+    page = ("<!doctype html><html><head><title>Pier plans approved</title></head><body>"
+            "<header>Tuesday, 4 June 2024</header>"
+            f"<article><h1>Pier plans approved</h1><p>{' '.join([words] * 4)}</p></article>"
+            "<footer>© 2023 Harbour Weekly</footer></body></html>")
+    item = Item(title="Ferry timetable extended", link="https://harbourweekly.example/ferry",
+                guid="ferry", description="The ferry timetable now runs until midnight. " * 14)
+    svc = make_services(tmp_path / "data", sample=False)
+    try:
+        with StaticServer() as server:
+            report = svc.admin.ingest([server.add("/pier", page),
+                                       server.add("/feed.xml", rss([item]),
+                                                  content_type="application/rss+xml")])
+        assert report.added == 2 and not report.failed
+        assert [a.published_at for a in svc.state.iter_articles()] == [None, None]
+        assert all("published_ts" not in c.metadata for c in svc.store.iter_chunks())
+
+        # Searched without dates it is found; a date filter does not match it.
+        assert svc.retriever.search("new pier landing stage").articles
+        june = (datetime(2024, 6, 1, tzinfo=UTC), datetime(2024, 7, 1, tzinfo=UTC))
+        assert not svc.retriever.search("new pier landing stage", since=june[0],
+                                        until=june[1]).articles
+
+        answer = svc.ask.ask("what did the harbour board approve?")
+        assert answer.sources and answer.sources[0].published_at is None
+        assert answer.as_of is None
+        assert source_line(answer.sources[0]).endswith("undated")
+        assert "2024" not in json.dumps(answer.to_json())
+
+        brief = svc.briefs.preview(answer.sources[0].article_id)
+        assert brief.published_at is None
+        assert brief_embed(brief).footer.text.endswith("undated")
+        assert "2024" not in embed_text(brief_embed(brief))
+    finally:
+        svc.close()

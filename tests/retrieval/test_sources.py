@@ -440,3 +440,19 @@ def test_missing_path_raises(tmp_path: Path) -> None:
 def test_unsupported_url_scheme_raises() -> None:
     with pytest.raises(SourceError, match="unsupported URL scheme"):
         source_kind("ftp://example.org/feed.xml")
+
+
+def test_a_page_gets_its_date_from_its_metadata_never_from_a_clock_or_copyright(
+        server: StaticServer) -> None:
+    body = "".join(f"<p>{' '.join(['The harbour board met to plan the new pier.'] * 6)}</p>"
+                   for _ in range(3))
+    undated = ("<!doctype html><html><head><title>Pier plans approved</title></head><body>"
+               "<header>Tuesday, 4 June 2024</header>"  # the day's date, as sites print it
+               f"<article><h1>Pier plans approved</h1>{body}</article>"
+               "<footer>© 2023 Harbour Weekly</footer></body></html>")
+    dated = undated.replace("</head>", "<meta property='article:published_time' "
+                                       "content='2024-05-28T07:30:00Z'></head>")
+    (article,), _ = load(server.add("/undated", undated))
+    assert article.published_at is None and article.date_str == ""
+    (article,), _ = load(server.add("/dated", dated))
+    assert article.published_at == datetime(2024, 5, 28, 7, 30, tzinfo=UTC)
