@@ -128,6 +128,7 @@ class NewsService:
         self._spawn(in_thread(self._warm_up))
         self._spawn(in_thread(self._check_model))
         self._spawn(self._repair())
+        self._spawn(self._plan_briefs())  # what a crash left queued
         self._start_watcher()
 
     def _start_watcher(self) -> None:
@@ -291,15 +292,14 @@ class NewsService:
             except Exception:
                 log.exception("a poll listener failed")
 
-    async def _plan_briefs(self, report: PollReport) -> None:
-        """New and changed articles of a poll become briefs for the subscribed channels
-        (recorded in the posted log; the Discord side sends them)."""
-        desk = self.services.desk
-        for s in report.sources:
-            if s.added_ids or s.updated_ids:
-                await in_thread(lambda s=s: desk.plan(
-                    s.added_ids, changed=s.updated_ids, first_fetch=s.first_fetch,
-                    backfill=s.backfill))
+    async def _plan_briefs(self, report: PollReport | None = None) -> None:
+        """New and changed articles of polls become briefs for the subscribed channels
+        (recorded in the posted log; the Discord side sends them). Polls queue them in the
+        transaction that records them, so this also plans what a crash left unplanned."""
+        try:
+            await in_thread(self.services.desk.plan_queued)
+        except Exception:
+            log.exception("planning briefs failed; the articles stay queued for the next pass")
 
     async def tell_moderators(self, line: str) -> None:
         log.warning("%s", line)

@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import ValidationError
 
 from bot.core.models import NewsbotError
-from bot.core.state import SourceRecord, State, utcnow
+from bot.core.state import BriefIntake, SourceRecord, State, utcnow
 from bot.settings import Settings
 from retrieval.articles import Article, canonical_url, own_article_id, text_hash
 from retrieval.indexer import Indexer
@@ -264,9 +264,12 @@ class AdminService:
 
     def sync_articles(self, batch: list[Article], source_id: int, report: IngestReport,
                       progress: Progress | None = None,
-                      guids: dict[str, str | None] | None = None) -> list[Article]:
+                      guids: dict[str, str | None] | None = None,
+                      briefs: BriefIntake | None = None) -> list[Article]:
         """Index new and changed articles of ``batch``, and record that the source holds
-        all of them (with their feed GUIDs, when given). Call under ``write_lock``.
+        all of them (with their feed GUIDs, when given); with ``briefs``, the new and
+        changed ones are queued for planning as they are recorded. Call under
+        ``write_lock``.
 
         Returns the articles as recorded: one that would rewrite an article another source
         delivered is recorded as that article, or under an id of its own (see
@@ -290,7 +293,8 @@ class AdminService:
         # The articles and their membership land together: no article without its source.
         self.state.record_articles(
             ((a, counts[a.id]) for a in todo), source_id,
-            [(a.id, (guids or {}).get(a.id, a.ext_id)) for a in batch])
+            [(a.id, (guids or {}).get(a.id, a.ext_id)) for a in batch],
+            briefs=replace(briefs, changed=frozenset(changed)) if briefs else None)
         if progress:
             progress.done_articles(len(batch))
         return batch

@@ -39,6 +39,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -311,6 +312,7 @@ class Desk:
         self.clock = clock
         self._topic_vectors: dict[str, np.ndarray] = {}
         self._lock = asyncio.Lock()  # one delivery pass at a time
+        self._planning = threading.Lock()  # one pass over the queued articles at a time
 
     # -- subscriptions ---------------------------------------------------------------------
     def subscribe(self, *, channel_id: int, guild_id: int | None = None,
@@ -457,6 +459,35 @@ class Desk:
                     continue
                 self._enqueue(sub, article, story_id, briefs, report, now,
                               changed=article.id in changed)
+        return report
+
+    def plan_queued(self, now: datetime | None = None) -> PlanReport:
+        """Plan the articles polls queued (see ``State.queued_briefs``), a source's batch at a
+        time, then take them off the queue. Run after every poll and at start: a crash
+        before an article leaves the queue only means it is planned again, which records
+        nothing twice (every post is keyed by channel and story)."""
+        report = PlanReport()
+        with self._planning:
+            batches: dict[tuple[int, bool, int], list[sqlite3.Row]] = {}
+            for row in self.state.queued_briefs():
+                key = (int(row["source_id"]), bool(row["first_fetch"]), int(row["backfill"]))
+                batches.setdefault(key, []).append(row)
+            for (source_id, first_fetch, backfill), rows in batches.items():
+                try:
+                    part = self.plan([r["article_id"] for r in rows if not r["changed"]],
+                                     changed=[r["article_id"] for r in rows if r["changed"]],
+                                     first_fetch=first_fetch, backfill=backfill, now=now)
+                except Exception:
+                    # Kept queued for the next pass; one source's failing batch does not
+                    # hold up the others' briefs.
+                    log.exception("planning briefs of source %s failed", source_id)
+                    continue
+                self.state.unqueue_briefs((r["article_id"], int(r["version"])) for r in rows)
+                report.briefs += part.briefs
+                report.updates += part.updates
+                report.folded += part.folded
+                for why, n in part.skipped.items():
+                    report.skipped[why] = report.skipped.get(why, 0) + n
         return report
 
     def _brief(self, article: Article, cache: dict[str, Brief]) -> Brief:

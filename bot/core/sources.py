@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from bot.core.admin import AdminService, IngestReport, Progress
 from bot.core.models import NewsbotError
-from bot.core.state import SourceRecord, State, utcnow
+from bot.core.state import BriefIntake, SourceRecord, State, utcnow
 from bot.settings import Settings
 from retrieval.articles import Article, make_article_id
 from retrieval.sources import Skipped, feeds
@@ -249,8 +249,12 @@ class SourceService:
         elif fetched.articles:
             report = IngestReport()
             articles = [self._same_id(source, a) for a in fetched.articles]
-            articles = self.admin.sync_articles(articles, source.id, report, progress,
-                                                guids={a.id: a.ext_id for a in articles})
+            # Queued for briefs in the transaction that records them: planning them later
+            # may be cut short by a crash, but the queue is picked up again.
+            articles = self.admin.sync_articles(
+                articles, source.id, report, progress, guids={a.id: a.ext_id for a in articles},
+                briefs=BriefIntake(source.id, first_fetch=source.polls == 0,
+                                   backfill=source.backfill))
             self.state.set_item_hashes(source.id, {
                 a.id: fetched.item_hashes.get(orig.id)
                 for a, orig in zip(articles, fetched.articles, strict=True)})

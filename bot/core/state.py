@@ -157,11 +157,34 @@ CREATE TABLE IF NOT EXISTS guild_settings (
     updated_at  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS posts_story ON posts(channel_id, story_id);
+-- New and changed articles of a poll, waiting for the brief desk to plan them. Written in the
+-- transaction that records the articles, removed once planned: a crash in between leaves
+-- them here for the next start (or poll) to plan, never lost.
+CREATE TABLE IF NOT EXISTS brief_queue (
+    article_id   TEXT PRIMARY KEY,
+    source_id    INTEGER NOT NULL,
+    changed      INTEGER NOT NULL DEFAULT 0,
+    first_fetch  INTEGER NOT NULL DEFAULT 0,
+    backfill     INTEGER NOT NULL DEFAULT 0,
+    version      INTEGER NOT NULL DEFAULT 0,  -- bumped when queued again before planned
+    queued_at    TEXT NOT NULL
+);
 """
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class BriefIntake:
+    """A poll's articles to be planned as briefs: which source, whether this is its first
+    fetch (and its backfill), and which of the articles changed rather than arrived."""
+
+    source_id: int
+    first_fetch: bool = False
+    backfill: int = 0
+    changed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,12 +390,25 @@ class State:
             _upsert_articles(db, items)
 
     def record_articles(self, items: Iterable[tuple[Article, int]], source_id: int,
-                        links: Iterable[tuple[str, str | None]]) -> None:
+                        links: Iterable[tuple[str, str | None]], *,
+                        briefs: BriefIntake | None = None) -> None:
         """Articles (after their chunks are in the store) and the (article id, GUID) pairs a
-        source delivered, in one transaction: an article never lands without its source."""
+        source delivered, in one transaction: an article never lands without its source.
+        With ``briefs``, the articles are queued for planning in that transaction too."""
+        items = list(items)
         with self.transaction() as db:
             _upsert_articles(db, items)
             _link_articles(db, source_id, links)
+            if briefs is not None:
+                # An article still queued keeps how it came (it is new until planned); the
+                # version tells a planning pass under way that it changed meanwhile.
+                db.executemany(
+                    """INSERT INTO brief_queue (article_id, source_id, changed, first_fetch,
+                           backfill, queued_at) VALUES (?, ?, ?, ?, ?, ?)
+                       ON CONFLICT(article_id) DO UPDATE SET version = version + 1""",
+                    [(a.id, briefs.source_id, int(a.id in briefs.changed),
+                      int(briefs.first_fetch), briefs.backfill, _iso(utcnow()))
+                     for a, _ in items])
 
     def set_chunk_counts(self, counts: dict[str, int]) -> None:
         with self.transaction() as db:
@@ -726,6 +762,20 @@ class State:
     def article_first_seen(self, article_id: str) -> datetime | None:
         rows = self._query("SELECT ingested_at FROM articles WHERE id = ?", (article_id,))
         return _dt(rows[0]["ingested_at"]) if rows else None
+
+    def queued_briefs(self) -> list[sqlite3.Row]:
+        """Articles waiting to be planned as briefs, oldest first."""
+        return self._query("SELECT * FROM brief_queue ORDER BY queued_at, rowid")
+
+    def unqueue_briefs(self, planned: Iterable[tuple[str, int]]) -> None:
+        """Take planned (article id, version) off the queue. One queued again since was
+        changed after it was planned: it stays, to be planned as a change."""
+        planned = list(planned)
+        with self.transaction() as db:
+            db.executemany("DELETE FROM brief_queue WHERE article_id = ? AND version = ?",
+                           planned)
+            db.executemany("UPDATE brief_queue SET changed = 1, first_fetch = 0, backfill = 0 "
+                           "WHERE article_id = ?", [(a,) for a, _ in planned])
 
     def add_post(self, *, channel_id: int, item_key: str, kind: str, story_id: str | None,
                  article_id: str | None, subscription_id: int | None, nonce: str,
