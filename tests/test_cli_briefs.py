@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from tests.support.feeds import numbered_items, rss
 from tests.support.http import StaticServer
 from tests.test_cli import cli_env  # noqa: F401  (the fixture)
 
@@ -98,3 +99,24 @@ def test_post_and_subscriptions_from_the_command_line(cli_env: Path,  # noqa: F8
     assert main(["subscriptions", "remove", str(sub["id"])]) == 0
     assert main(["subscriptions", "remove", str(sub["id"])]) == 1
     assert "no subscription" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("allow_private_urls")
+def test_a_feed_url_is_refused_and_nothing_is_taken_in(cli_env: Path,  # noqa: F811
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Taking in a whole feed is following a source, an admin's action: a brief's URL must be
+    an article page."""
+    assert main(["status", "--json"]) == 0
+    before = json.loads(capsys.readouterr().out)
+    with StaticServer() as server:
+        url = server.add("/rss", rss(numbered_items(0, 3, long_text=True)),
+                         content_type="application/rss+xml")
+        assert main(["brief", "preview", url]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {url} is a feed, not an article page") and \
+            err.count("\n") == 1
+        assert "`/feeds add`" in err and "`newsbot sources add`" in err
+        assert len(server.requests) == 1  # read once; none of its items fetched
+    assert main(["status", "--json"]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert (after["articles"], after["sources"]) == (before["articles"], before["sources"])

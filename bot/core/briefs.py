@@ -400,18 +400,61 @@ class BriefService:
         return article
 
     def resolve(self, ref: str) -> Article:
-        """The article ``ref`` names; a new URL is fetched and ingested. NewsbotError if none."""
+        """The article ``ref`` names; a new URL of an article page is fetched and ingested.
+        NewsbotError if there is none, or if the URL is a feed."""
         article = self.find(ref)
         if article is not None:
             return article
         if not ref.strip().startswith(("http://", "https://")):
             raise NewsbotError(f"no article with id {ref.strip()!r}; give an article id from "
                                "the registry or the article's URL")
-        report = self.admin.ingest([ref.strip()])
-        article = self.find(ref)
-        if article is None:
-            why = report.skipped[0].reason if report.skipped else "no article found there"
-            raise NewsbotError(f"could not read an article at {ref.strip()}: {why}")
+        return self._ingest_page(ref.strip())
+
+    def _ingest_page(self, url: str) -> Article:
+        """Fetch ``url`` once and record it when it is an article page. A feed is refused:
+        taking in a whole feed is following a source, an admin's action, and moderators
+        reach this through ``/brief post``."""
+        from bot.core.admin import IngestReport, normalise_spec
+        from bot.core.state import utcnow
+        from retrieval.sources import Skipped
+        from retrieval.sources.feeds import FeedError, sniff
+        from retrieval.sources.web import Failure, Fetcher, NotModified, page_article
+
+        settings = self.admin.settings
+        page = Fetcher(timeout_s=settings.fetch_timeout_s, max_bytes=settings.max_feed_bytes,
+                       allow_private=settings.allow_private_urls).get(url)
+        if isinstance(page, Failure):
+            raise NewsbotError(f"could not read an article at {url}: {page.reason}")
+        if isinstance(page, NotModified) or not page.body.strip():
+            raise NewsbotError(f"could not read an article at {url}: empty body")
+        try:
+            is_feed = sniff(page) is not None
+        except FeedError:
+            is_feed = True  # a feed, if a broken one: refused as one
+        if is_feed:
+            raise NewsbotError(f"{url} is a feed, not an article page: a brief is written "
+                               "from one article. To follow the feed, an admin uses "
+                               "`/feeds add` or `newsbot sources add`.")
+        spec = normalise_spec(url)
+        item = page_article(page, name=url, source=spec)
+        if isinstance(item, Skipped):
+            raise NewsbotError(f"could not read an article at {url}: {item.reason}")
+        with self.admin.write_lock:
+            # What `ingest` records for a page, from the response already read: a second
+            # fetch could be answered with a feed.
+            source = self.state.add_source(spec, "page")
+            report = IngestReport()
+            # Recorded perhaps under an id of its own (another source's text at that URL).
+            (recorded,) = self.admin.sync_articles([item], source.id, report)
+            now = utcnow()
+            self.state.update_source(source.id, last_fetch=now, last_ok=now,
+                                     polls=source.polls + 1, last_error=None)
+            if report.added or report.updated:
+                self.state.set_meta("last_ingest", now.isoformat())
+        self.admin.retriever.invalidate()
+        article = self.state.get_article(recorded.id)
+        if article is None:  # removed by another writer in between
+            raise NewsbotError(f"could not read an article at {url}: it was removed meanwhile")
         return article
 
     def write(self, article: Article) -> Brief:

@@ -220,3 +220,26 @@ async def test_a_question_in_a_briefs_thread_is_answered_from_that_article(
     assert "3.2 million" in embed["description"]
     sources = embed["fields"][0]["value"]
     assert sources.startswith(f"**[1]** [{STORY['title']}]")
+
+
+@pytest.mark.usefixtures("allow_private_urls")
+async def test_brief_post_of_a_feed_url_is_refused_in_one_line(
+        server: LocalDiscord, svc: Services, bot: NewsBot) -> None:
+    """A moderator cannot take in a whole feed through /brief post: that is following a
+    source, an admin's action."""
+    from tests.support.feeds import numbered_items, rss
+    from tests.support.http import StaticServer
+
+    general = _general(server)
+    mod = _mod(server)
+    before = svc.state.counts(), len(svc.state.list_sources())
+    with StaticServer() as http:
+        url = http.add("/rss", rss(numbered_items(0, 3, long_text=True)),
+                       content_type="application/rss+xml")
+        inter = server.slash(mod, general, "brief post", article=url)
+        (line,) = await server.wait_async(lambda: [m for m in server.responses(inter)
+                                                   if m.content], what="the refusal")
+    assert line.ephemeral and line.content.count("\n") == 0
+    assert line.content.startswith(f"{url} is a feed, not an article page")
+    assert "`/feeds add`" in line.content
+    assert (svc.state.counts(), len(svc.state.list_sources())) == before
