@@ -230,21 +230,47 @@ def _post_error(exc: discord.HTTPException) -> PostError:
 
 
 # -- the preview ---------------------------------------------------------------------------------
+HEADLINE_CHARS = 256  # an embed title's limit
+SYNOPSIS_CHARS = 1000
+
+
 class EditBrief(discord.ui.Modal, title="Edit the brief"):
-    headline: discord.ui.TextInput[Any] = discord.ui.TextInput(label="Headline", max_length=256)
+    """The preview's headline and synopsis, edited before posting."""
+
+    headline: discord.ui.TextInput[Any] = discord.ui.TextInput(label="Headline",
+                                                               max_length=HEADLINE_CHARS)
     synopsis: discord.ui.TextInput[Any] = discord.ui.TextInput(
-        label="Synopsis", style=discord.TextStyle.paragraph, max_length=1000)
+        label="Synopsis", style=discord.TextStyle.paragraph, max_length=SYNOPSIS_CHARS)
 
     def __init__(self, preview: Preview) -> None:
         super().__init__()
         self.preview = preview
-        self.headline.default = preview.brief["headline"][:256]
-        self.synopsis.default = preview.brief["synopsis"][:1000]
+        self.headline.default = preview.brief["headline"][:HEADLINE_CHARS]
+        self.synopsis.default = preview.brief["synopsis"][:SYNOPSIS_CHARS]
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        self.preview.brief["headline"] = " ".join(self.headline.value.split())
-        self.preview.brief["synopsis"] = " ".join(self.synopsis.value.split())
+        headline = " ".join(self.headline.value.split())
+        synopsis = " ".join(self.synopsis.value.split())
+        # Discord's client enforces the lengths and requires both, but spaces pass it and
+        # a forged submit passes anything: checked here, and the preview left as it was.
+        problem = _edit_problem("headline", headline, HEADLINE_CHARS) or \
+            _edit_problem("synopsis", synopsis, SYNOPSIS_CHARS)
+        if problem:
+            await interaction.response.send_message(
+                f"{problem}; the preview was not changed.", ephemeral=True,
+                allowed_mentions=NO_MENTIONS)
+            return
+        self.preview.brief["headline"] = headline
+        self.preview.brief["synopsis"] = synopsis
         await interaction.response.edit_message(embed=self.preview.embed(), view=self.preview)
+
+
+def _edit_problem(name: str, value: str, limit: int) -> str | None:
+    if not value:
+        return f"The {name} cannot be empty"
+    if len(value) > limit:
+        return f"The {name} is at most {limit:,} characters (this one has {len(value):,})"
+    return None
 
 
 class Preview(discord.ui.View):

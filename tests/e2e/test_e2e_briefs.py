@@ -243,3 +243,61 @@ async def test_brief_post_of_a_feed_url_is_refused_in_one_line(
     assert line.content.startswith(f"{url} is a feed, not an article page")
     assert "`/feeds add`" in line.content
     assert (svc.state.counts(), len(svc.state.list_sources())) == before
+
+
+def _button(message: Any, label: str) -> str:
+    return next(c["custom_id"] for row in message.components for c in row["components"]
+                if c.get("label") == label)
+
+
+async def test_edit_opens_a_modal_whose_headline_and_synopsis_are_posted(
+        server: LocalDiscord, svc: Services, bot: NewsBot, tmp_path: Path) -> None:
+    general = _general(server)
+    mod = _mod(server)
+    article_id = _add_story(svc, tmp_path)
+    inter = server.slash(mod, general, "brief post", article=article_id)
+    (preview,) = await server.wait_async(lambda: [m for m in server.responses(inter)
+                                                  if m.embeds], what="the preview")
+
+    async def edit(values: dict[str, str], **kw: Any) -> Any:
+        """Press Edit, then submit the modal with ``values``; the submit interaction."""
+        opened = server.click(mod, preview, _button(preview, "Edit"))
+        modal = await server.wait_async(lambda: opened.modal, what="the modal")
+        assert modal["title"] == "Edit the brief"
+        return server.submit_modal(mod, opened, values, **kw)
+
+    async def refusal(submit: Any) -> str:
+        (line,) = await server.wait_async(lambda: server.responses(submit),
+                                          what="the refusal")
+        assert line.ephemeral and line.content.count("\n") == 0
+        assert preview.embeds[0]["title"] == STORY["title"]  # the preview is as it was
+        return str(line.content)
+
+    # Discord's client does not send an empty or over-long field ...
+    opened = server.click(mod, preview, _button(preview, "Edit"))
+    modal = await server.wait_async(lambda: opened.modal, what="the modal")
+    shown = {c["custom_id"]: c for row in modal["components"] for c in row["components"]}
+    headline_id, synopsis_id = shown
+    assert shown[headline_id]["value"] == STORY["title"]
+    with pytest.raises(ValueError, match="required"):
+        server.submit_modal(mod, opened, {headline_id: ""})
+    with pytest.raises(ValueError, match="max_length"):
+        server.submit_modal(mod, opened, {synopsis_id: "x" * 1001})
+    # ... but spaces pass it, and a forged submit passes anything: the bot refuses both.
+    line = await refusal(await edit({headline_id: "   "}))
+    assert line == "The headline cannot be empty; the preview was not changed."
+    line = await refusal(await edit({synopsis_id: "word " * 300}, bypass_client_checks=True))
+    assert line.startswith("The synopsis is at most 1,000 characters (this one has 1,499)")
+
+    headline = "Marlow's tram depot becomes a 40-stall market"
+    synopsis = "The depot, empty since 1998, reopened on Tuesday as a covered market."
+    submit = await edit({headline_id: f"  {headline} ", synopsis_id: synopsis})
+    await server.wait_async(lambda: submit.response_type == 7, what="the preview updated")
+    assert preview.embeds[0]["title"] == headline
+    server.click(mod, preview, _button(preview, "Post"))
+    (brief,) = await server.wait_async(lambda: [m for m in server.bot_messages(general)
+                                                if not m.ephemeral and m.embeds],
+                                       what="the posted brief")
+    assert brief.embeds[0]["title"] == headline
+    assert brief.embeds[0]["description"].startswith(synopsis)
+    assert brief.embeds[0]["url"] == STORY["url"]

@@ -27,6 +27,11 @@ Rules it applies, as Discord documents them:
   Discord's own client would not send: an unregistered command, a missing option, a string
   over its ``max_length``, a guild-only command in a DM, a command hidden from the member by
   ``default_member_permissions``.
+- Modals: a MODAL response (callback type 9) is checked against Discord's limits (title 45,
+  custom ids 100, 1 to 5 components, text inputs' lengths up to 4,000) and refused in
+  answer to a modal submit; ``submit_modal()`` sends the MODAL_SUBMIT interaction
+  (type 5) Discord's client would, refusing what it would not send: a required field left
+  empty, a value outside its ``min_length``/``max_length``.
 - Gateway: HELLO, IDENTIFY (bad token closes 4004, a privileged intent not enabled closes
   4014), READY with ``resume_gateway_url``, GUILD_CREATE, heartbeats and their ACKs, RESUME
   replaying what was missed, RECONNECT (op 7) and INVALID_SESSION (op 9) on demand.
@@ -316,6 +321,7 @@ class Interaction:
     original_id: int | None = None  # the response message
     followups: list[int] = field(default_factory=list)
     choices: list[dict[str, Any]] | None = None  # an autocomplete's answer
+    modal: dict[str, Any] | None = None  # the modal shown in answer (callback type 9)
 
     @property
     def response_latency(self) -> float | None:
@@ -409,6 +415,41 @@ def _form_error(where: str, message: str, code: str = "BASE_TYPE_MAX_LENGTH") ->
         node = node.setdefault(p, {})
     node[parts[-1]] = {"_errors": [{"code": code, "message": message}]}
     return ApiError(400, 50035, "Invalid Form Body", errors)
+
+
+def _text_inputs(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The text inputs of a modal, in action rows or in labels."""
+    out = []
+    for comp in components:
+        inner = comp.get("components") or ([comp["component"]] if "component" in comp else [])
+        out += [c for c in inner if c.get("type") == 4]
+    return out
+
+
+def _check_modal(data: dict[str, Any]) -> None:
+    """Discord's limits on a modal (400 50035 when broken)."""
+    if not 1 <= len(str(data.get("custom_id") or "")) <= 100:
+        raise _form_error("data.custom_id", "Must be between 1 and 100 in length.")
+    if not 1 <= len(str(data.get("title") or "")) <= 45:
+        raise _form_error("data.title", "Must be between 1 and 45 in length.")
+    components = data.get("components") or []
+    if not 1 <= len(components) <= 5:
+        raise _form_error("data.components", "Must be between 1 and 5 in length.")
+    for n, c in enumerate(_text_inputs(components)):
+        where = f"data.components.{n}"
+        if not 1 <= len(str(c.get("custom_id") or "")) <= 100:
+            raise _form_error(f"{where}.custom_id", "Must be between 1 and 100 in length.")
+        if c.get("style") not in (1, 2):
+            raise _form_error(f"{where}.style", "Value must be one of (1, 2).")
+        if len(str(c.get("label") or "")) > 45:
+            raise _form_error(f"{where}.label", "Must be 45 or fewer in length.")
+        low, high = c.get("min_length", 0), c.get("max_length", 4000)
+        if not 0 <= low <= 4000 or not 1 <= high <= 4000 or low > high:
+            raise _form_error(f"{where}.max_length", "Must be between 1 and 4000.")
+        if len(str(c.get("value") or "")) > high:
+            raise _form_error(f"{where}.value", f"Must be {high} or fewer in length.")
+        if len(str(c.get("placeholder") or "")) > 100:
+            raise _form_error(f"{where}.placeholder", "Must be 100 or fewer in length.")
 
 
 MISSING_ACCESS = (403, 50001, "Missing Access")
@@ -1090,6 +1131,51 @@ class LocalDiscord:
                 raise ValueError(f"no button {custom_id!r} on that message")
             data = {"custom_id": custom_id, "component_type": 2}
             return self._interact(3, user, channel, data, message=message)
+
+    def submit_modal(self, user: User, opened: Interaction, values: Mapping[str, str], *,
+                     bypass_client_checks: bool = False) -> Interaction:
+        """``user`` submits the modal the bot showed in answer to ``opened``, with ``values``
+        by text input custom id (the others keep the value they were shown with).
+
+        Refuses, as Discord's client does, what could not be submitted: a required input
+        left empty, a value shorter than ``min_length`` or longer than ``max_length``.
+        ``bypass_client_checks`` sends it anyway (a forged request)."""
+        with self._lock:
+            if opened.modal is None:
+                raise ValueError("the bot showed no modal for that interaction")
+            inputs = {c["custom_id"]: c for c in _text_inputs(opened.modal["components"])}
+            unknown = set(values) - set(inputs)
+            if unknown:
+                raise ValueError(f"the modal has no text input {sorted(unknown)}")
+            given = {cid: str(values.get(cid, spec.get("value") or ""))
+                     for cid, spec in inputs.items()}
+            if not bypass_client_checks:
+                for cid, value in given.items():
+                    spec = inputs[cid]
+                    if spec.get("required", True) and not value:
+                        raise ValueError(f"{cid!r} is required: Discord's client refuses it")
+                    if value and len(value) < spec.get("min_length", 0):
+                        raise ValueError(f"{cid!r} is shorter than its min_length")
+                    if len(value) > spec.get("max_length", 4000):
+                        raise ValueError(f"{cid!r} is longer than its max_length "
+                                         f"{spec.get('max_length', 4000)}: Discord's client "
+                                         "refuses it")
+            # The submitted components keep the modal's layout: action rows, or labels.
+            rows: list[dict[str, Any]] = []
+            for comp in opened.modal["components"]:
+                if comp.get("type") == 1:
+                    rows.append({"type": 1, "components": [
+                        {"type": 4, "custom_id": c["custom_id"], "value": given[c["custom_id"]]}
+                        for c in comp.get("components") or [] if c.get("type") == 4]})
+                elif comp.get("type") == 18 and comp["component"].get("type") == 4:
+                    cid = comp["component"]["custom_id"]
+                    rows.append({"type": 18, "component": {"type": 4, "custom_id": cid,
+                                                           "value": given[cid]}})
+            channel = self._channel(opened.channel_id)
+            assert channel is not None
+            message = self.messages.get(opened.message_id) if opened.message_id else None
+            data = {"custom_id": opened.modal["custom_id"], "components": rows}
+            return self._interact(5, user, channel, data, message=message)
 
     def dm_channel(self, user: User) -> Channel:
         """The DM channel between ``user`` and the bot."""
@@ -1830,7 +1916,13 @@ class LocalDiscord:
             self._edit(message, data)
         elif rtype == 8:
             inter.choices = list(data.get("choices") or [])
-        elif rtype not in (6, 9):
+        elif rtype == 9:
+            if inter.type == 5:
+                raise _form_error("type", "A modal cannot answer a modal submit.",
+                                  "INTERACTION_RESPONSE_TYPE_INVALID")
+            _check_modal(data)
+            inter.modal = data
+        elif rtype != 6:
             raise _form_error("type", "Value must be one of {1, 4, 5, 6, 7, 8, 9, 10, 12}.")
         if query.get("with_response") not in ("1", "true", "True"):
             return 204, None
