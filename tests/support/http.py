@@ -17,12 +17,14 @@ slow or hostile server would.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,15 @@ class RecordedRequest:
     headers: dict[str, str]
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that reset its connection (after giving up, or while the server waited
+        for its next request) is no error worth a trace on the tests' stderr."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class StaticServer:
     """Serves registered routes from a background thread on a free local port."""
 
@@ -68,7 +79,7 @@ class StaticServer:
         """Bytes written per path (head and body), over all requests."""
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd = _Server(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         # A short poll interval keeps shutdown (once per test) from adding half a second.
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
