@@ -373,6 +373,54 @@ async def test_slash_refuses_what_discords_client_would_not_send(
     assert server.slash(ana, general, "secret", bypass_client_checks=True).id
 
 
+async def test_a_modal_is_checked_shown_and_submitted_as_discord_does(
+    probe: Probe, point_discord_py: LocalDiscord,
+) -> None:
+    server = point_discord_py
+    general = _general(server)
+    ana = server.add_member(_guild(server), "ana")
+    await _register(probe, server)
+    errors: list[discord.HTTPException] = []
+    submitted: list[str] = []
+
+    class Ask(discord.ui.Modal, title="Tell us"):
+        answer: discord.ui.TextInput[Any] = discord.ui.TextInput(label="Answer", max_length=10,
+                                                                 default="hi")
+
+        async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+            submitted.append(self.answer.value)
+            try:  # a modal cannot answer a modal submit
+                await interaction.response.send_modal(Ask())
+            except discord.HTTPException as exc:
+                errors.append(exc)
+            await interaction.response.send_message("thanks")
+
+    async def respond(interaction: discord.Interaction[Any]) -> None:
+        if interaction.type is not discord.InteractionType.application_command:
+            return
+        try:
+            await interaction.response.send_modal(Ask(title="x" * 46))  # over Discord's 45
+        except discord.HTTPException as exc:
+            errors.append(exc)
+        await interaction.response.send_modal(Ask())
+
+    probe.on_interaction_hook = respond
+    opened = server.slash(ana, general, "ping")
+    modal = await server.wait_async(lambda: opened.modal, what="the modal")
+    assert [(e.status, e.code) for e in errors] == [(400, 50035)]
+    (row,) = modal["components"]
+    (text,) = row["components"]
+    assert (text["value"], text["max_length"]) == ("hi", 10)
+    with pytest.raises(ValueError, match="max_length"):
+        server.submit_modal(ana, opened, {text["custom_id"]: "x" * 11})
+    with pytest.raises(ValueError, match="required"):
+        server.submit_modal(ana, opened, {text["custom_id"]: ""})
+    submit = server.submit_modal(ana, opened, {text["custom_id"]: "hello"})
+    (thanks,) = await server.wait_async(lambda: server.responses(submit), what="the answer")
+    assert submitted == ["hello"] and thanks.content == "thanks"
+    assert submit.type == 5 and [(e.status, e.code) for e in errors[1:]] == [(400, 50035)]
+
+
 # -- threads -------------------------------------------------------------------------------------
 
 

@@ -1894,6 +1894,11 @@ class LocalDiscord:
             raise ApiError(400, 40060, "Interaction has already been acknowledged.")
         rtype = int(body["type"])
         data = body.get("data") or {}
+        if rtype == 9:  # refused before it counts as the answer, as Discord does
+            if inter.type == 5:
+                raise _form_error("type", "A modal cannot answer a modal submit.",
+                                  "INTERACTION_RESPONSE_TYPE_INVALID")
+            _check_modal(data)
         inter.responded_at = time.monotonic()
         inter.response_type = rtype
         channel = self._channel(inter.channel_id)
@@ -1917,10 +1922,6 @@ class LocalDiscord:
         elif rtype == 8:
             inter.choices = list(data.get("choices") or [])
         elif rtype == 9:
-            if inter.type == 5:
-                raise _form_error("type", "A modal cannot answer a modal submit.",
-                                  "INTERACTION_RESPONSE_TYPE_INVALID")
-            _check_modal(data)
             inter.modal = data
         elif rtype != 6:
             raise _form_error("type", "Value must be one of {1, 4, 5, 6, 7, 8, 9, 10, 12}.")
