@@ -270,7 +270,10 @@ class SourceService:
             # Items left over are read soon, unconditionally (a 304 would hide them).
             next_poll=now + (min(interval, timedelta(minutes=1)) if fetched.deferred
                              else interval),
-            polls=source.polls + 1, failures=0, status="ok", last_error=None,
+            # A first fetch lasts until it has read all its items: those it left over are
+            # the feed's back catalogue too, not news to brief.
+            polls=0 if result.first_fetch and fetched.deferred else source.polls + 1,
+            failures=0, status="ok", last_error=None,
             etag=None if fetched.deferred else fetched.etag or source.etag,
             last_modified=None if fetched.deferred
             else fetched.last_modified or source.last_modified)

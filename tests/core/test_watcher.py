@@ -244,3 +244,26 @@ def test_a_feed_cannot_rewrite_an_article_another_feed_delivered(svc: Services,
     # Each feed's removal takes only its own version.
     assert svc.admin.remove_source("coast")[1] == 1
     assert svc.state.get_article(aid) == after
+
+
+def test_a_first_fetch_cut_short_by_its_budget_stays_the_first_fetch(
+        tmp_path: Path, http: StaticServer) -> None:
+    items = [Item(title=f"Backlog teaser {n}", link=http.url(f"/backlog/{n}"), guid=f"b-{n}",
+                  description="Short teaser.", pub_date="Mon, 03 Jun 2024 10:00:00 GMT")
+             for n in range(60)]
+    for n in range(60):
+        http.add(f"/backlog/{n}", article_page(f"Backlog {n}", story_paragraphs(n)),
+                 trickle_s=0.2)
+    url = _serve(http, items)
+    # Four fetch timeouts of 0.25 s: about four groups of pages, not the fifteen needed.
+    svc = make_services(tmp_path / "data", sample=False, fetch_timeout_s=0.25,
+                        allow_private_urls=True)
+    try:
+        source = svc.state.add_source(url, "feed", watch=True)
+        first = svc.sources.poll_source(source)
+        assert first.first_fetch and first.deferred > 0
+        source = svc.state.get_source(source.id)
+        assert source is not None and source.polls == 0  # its items left over are backlog
+        assert svc.sources.poll_source(source).first_fetch
+    finally:
+        svc.close()
