@@ -372,6 +372,55 @@ async def _drain() -> None:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
+class LazyChatModel(ChatModelBase):
+    """The configured model, built on first use and only once: a command that never asks a
+    model (status, ingest, a poll) starts no client and no thread for it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.name = settings.llm_model
+        self._settings = settings
+        self._model: ChatModel | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> bool:
+        return self._model is not None
+
+    @property
+    def fields(self) -> str:
+        """The cap fields sent: what the client learnt, else the setting."""
+        return str(getattr(self._model, "fields", self._settings.llm_token_fields))
+
+    def _get(self) -> ChatModel:
+        with self._lock:  # two first questions at once still build one client
+            if self._closed:
+                raise LLMError("closed", detail="the chat client was closed")
+            if self._model is None:
+                self._model = OpenAIChatModel(self._settings)
+            return self._model
+
+    def generate(self, messages: Sequence[tuple[str, str]], *,
+                 on_token: Callable[[str], None] | None = None,
+                 deadline: float | None = None,
+                 max_tokens: int | None = None) -> Completion:
+        start = time.monotonic()
+        model = self._get()
+        if deadline is not None:
+            # Building the client (importing langchain takes seconds on a busy machine) is
+            # not the server's time: the budget starts when the request can be sent.
+            deadline += time.monotonic() - start
+        return model.generate(messages, on_token=on_token, deadline=deadline,
+                              max_tokens=max_tokens)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            model, self._model = self._model, None
+        if model is not None:
+            model.close()
+
+
 def build_chat_model(settings: Settings) -> ChatModel | None:
-    """The configured chat model, or None for extractive answers."""
-    return OpenAIChatModel(settings) if settings.llm_enabled else None
+    """The configured chat model (built when first asked), or None for extractive answers."""
+    return LazyChatModel(settings) if settings.llm_enabled else None

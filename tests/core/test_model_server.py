@@ -8,18 +8,25 @@ server saw the stream end.
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import bot.core.llm as llm
+import bot.core.services as services_module
+from bot.cli import main
 from bot.core.answer_model import Kept, SentenceChecker, sources_of
 from bot.core.llm import LLMError, OpenAIChatModel, StopStreaming
 from bot.core.models import Answer
-from bot.core.services import Services
-from tests.fakes import make_services, make_settings
+from bot.core.services import Services, sample_dir
+from bot.settings import Settings
+from tests.fakes import FakeEmbedder, make_services, make_settings
 from tests.support.openai_server import FakeOpenAIServer
 
 pytestmark = pytest.mark.integration
@@ -286,3 +293,44 @@ def test_closing_the_client_leaves_nothing_pending(tmp_path: Path, server: FakeO
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
     with pytest.raises(LLMError, match="closed"):
         model.generate([("human", QUESTION)])  # refused at once, not left to time out
+
+
+def test_the_model_client_is_built_on_first_use_only(tmp_path: Path, server: FakeOpenAIServer,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    built: list[OpenAIChatModel] = []
+
+    class Counted(OpenAIChatModel):
+        def __init__(self, settings: Settings) -> None:
+            super().__init__(settings)
+            built.append(self)
+
+    monkeypatch.setattr(llm, "OpenAIChatModel", Counted)
+    monkeypatch.setattr(services_module, "make_embedder", lambda settings: FakeEmbedder())
+    monkeypatch.chdir(tmp_path)
+    for var in list(os.environ):
+        if var.startswith(("NEWSBOT_", "OPENAI_", "DISCORD_")):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("NEWSBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    for command in (["ingest", str(sample_dir())], ["status"], ["sources", "list"],
+                    ["poll", "--once"]):
+        assert main(command) == 0
+    assert built == []  # none of these asks a model
+    assert re.search(r"^ +mode: model$", capsys.readouterr().out, re.M)  # status still says so
+    server.queue_reply(GOOD)
+    assert main(["ask", QUESTION, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mode"] == "model"
+    assert len(built) == 1 and not built[0]._thread.is_alive()  # closed at exit
+
+    services = make_services(tmp_path / "data", sample=False, openai_base_url=server.base_url,
+                             answer_budget_s=BUDGET_S)
+    try:
+        assert services.ask.model is services.briefs.model is services.desk.model
+        for _ in range(2):
+            server.queue_reply(GOOD)
+            assert services.ask.ask(QUESTION).mode == "model"
+    finally:
+        services.close()
+    assert len(built) == 2  # one more client, for both questions
+    assert not built[1]._thread.is_alive()
