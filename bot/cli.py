@@ -266,6 +266,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     sources = status.pop("sources")
     service = status.pop("service")
     reindex = status.pop("last_reindex")
+    if status.get("model") is None:
+        status["model"] = "none (extractive answers)"
     for key, value in status.items():
         print(f"{key:>26}: {value}")
     if reindex:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +62,17 @@ def test_ingest_twice_then_status(cli_env: Path, capsys: pytest.CaptureFixture[s
     assert [s["articles"] for s in again["sources"]] == [3]
     assert {"articles", "chunks", "embedding_model", "store"} <= set(status)
     assert status["articles"] == 3
+
+
+def test_status_without_a_model_says_answers_are_extractive(
+        cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^ +model: none \(extractive answers\)$", out, re.M)
+    assert "model: None" not in out
+    assert main(["status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["model"] is None and status["mode"] == "extractive"
 
 
 def test_sources_list_and_remove(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
