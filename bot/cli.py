@@ -507,6 +507,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from bot.core.model_check import check_model
 
     settings = _settings()
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        # The check's one line says what failed; the client's warning would say it twice.
+        logging.getLogger("bot.core.llm").setLevel(logging.ERROR)
     model = build_chat_model(settings)
     if model is None:
         print("no language model configured (OPENAI_API_KEY / OPENAI_BASE_URL): answers are "

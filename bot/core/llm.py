@@ -42,13 +42,17 @@ class LLMError(RuntimeError):
     """The model did not answer in time or at all; the caller falls back.
 
     ``reason`` is a short phrase for notes and logs ("timed out", "HTTP 500", ...);
-    ``partial`` is the text that had arrived before the failure.
+    ``partial`` is the text that had arrived before the failure; ``status`` the HTTP status
+    the server answered with, if any; ``message`` what the server said about it.
     """
 
-    def __init__(self, reason: str, *, partial: str = "", detail: str = "") -> None:
+    def __init__(self, reason: str, *, partial: str = "", detail: str = "",
+                 status: int | None = None, message: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.partial = partial
+        self.status = status
+        self.message = message
 
 
 class StopStreaming(Exception):
@@ -125,6 +129,8 @@ def _status_reason(exc: Any) -> tuple[str, bool, float | None]:
         wait = _retry_after(exc.response.headers)
         if status == 429:
             return "rate limited (HTTP 429)", True, wait
+        if status in (501, 505):  # the server lacks the endpoint: asking again won't help
+            return f"not implemented (HTTP {status})", False, None
         if status in (408, 409) or status >= 500:
             return f"server error (HTTP {status})", True, wait
         return f"refused (HTTP {status})", False, None
@@ -133,6 +139,15 @@ def _status_reason(exc: Any) -> tuple[str, bool, float | None]:
     if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
         return "unreachable or dropped the connection", True, None
     return f"failed ({type(exc).__name__})", False, None
+
+
+def _server_message(exc: Any) -> str:
+    """What the server said in an error reply (its ``error.message``, else the body), short."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        body = body.get("message") or body.get("error") or ""
+    text = " ".join(str(body or "").split())
+    return text[:160] + ("…" if len(text) > 160 else "")
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -306,7 +321,9 @@ class OpenAIChatModel(ChatModelBase):
                     room = deadline - loop.time() - wait
                     if sent or not retryable or attempt > self.max_retries or room < MIN_ATTEMPT_S:
                         log.warning("chat model %s: %s (%s)", self.name, reason, detail)
-                        events.put(("error", LLMError(reason, detail=detail)))
+                        events.put(("error", LLMError(
+                            reason, detail=detail, status=getattr(exc, "status_code", None),
+                            message=_server_message(exc))))
                         return
                     log.info("chat model %s: %s; retrying in %.1f s", self.name, reason, wait)
                     await asyncio.sleep(wait)

@@ -34,6 +34,9 @@ class ModelCheck:
     model: str
     reachable: bool
     error: str | None = None
+    status: int | None = None  # the HTTP status of a refusal
+    server_said: str = ""  # the server's own words about it
+    base_url: str | None = None
     seconds: float | None = None
     first_token_s: float | None = None
     tokens_per_s: float | None = None
@@ -53,7 +56,7 @@ class ModelCheck:
     def summary(self) -> str:
         """One line for a log or a terminal."""
         if not self.reachable:
-            return f"model {self.model}: not reachable ({self.error})"
+            return f"model {self.model}{self._where()}: {self._failure()}"
         parts = [f"model {self.model}: reachable"]
         if self.tokens_per_s:
             parts.append(f"{self.tokens_per_s:.1f} tokens/s")
@@ -70,15 +73,40 @@ class ModelCheck:
         return ", ".join(parts)
 
 
+    def _where(self) -> str:
+        return f" at {self.base_url}" if self.base_url else ""
+
+    def _failure(self) -> str:
+        """What went wrong and what to check, in one line."""
+        said = f" ({self.server_said})" if self.server_said else ""
+        if self.status in (401, 403):
+            return (f"the server refused the key with HTTP {self.status}{said}; "
+                    "check OPENAI_API_KEY")
+        if self.status in (404, 405, 501):
+            return (f"the server answered HTTP {self.status}{said} to a chat completion; "
+                    "check OPENAI_BASE_URL (the API root, often ending in /v1) and the model "
+                    f"name NEWSBOT_LLM_MODEL={self.model}")
+        if self.status is not None and self.status < 500:
+            return (f"the server refused the request with HTTP {self.status}{said}; "
+                    f"check the model name NEWSBOT_LLM_MODEL={self.model}")
+        if self.status is not None:
+            return f"the server failed with HTTP {self.status}{said}; see the server's log"
+        if self.error == "timed out":
+            return ("no complete reply within NEWSBOT_ANSWER_BUDGET_S; check that the server at "
+                    "OPENAI_BASE_URL is running and not busy")
+        return f"not reachable ({self.error}); check OPENAI_BASE_URL and that the server runs"
+
+
 def check_model(model: ChatModel, settings: Settings) -> ModelCheck:
     """Ask the test question, then ask for a long reply under a small cap."""
-    check = ModelCheck(model=model.name, reachable=False)
+    check = ModelCheck(model=model.name, reachable=False,
+                       base_url=settings.openai_base_url or "https://api.openai.com/v1")
     gate = AnswerGate(SentenceChecker([_ARTICLE]))
     try:
         done = model.generate(answer_messages(_QUESTION, [_ARTICLE]), on_token=gate.feed,
                               deadline=time.monotonic() + settings.answer_budget_s)
     except LLMError as exc:
-        check.error = exc.reason
+        check.error, check.status, check.server_said = exc.reason, exc.status, exc.message
         return check
     gate.finish(complete=done.finish_reason != "length")
     check.reachable = True

@@ -86,6 +86,19 @@ def test_doctor_on_a_frozen_server(env: FakeOpenAIServer, monkeypatch: pytest.Mo
     assert code == 1 and not out["reachable"] and out["error"] == "timed out"
 
 
+@pytest.mark.parametrize("status", [501, 404])
+def test_doctor_on_a_server_without_chat_completions(env: FakeOpenAIServer, status: int,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    env.queue_reply("Not Implemented" if status == 501 else "Not Found", status=status)
+    env.queue_reply(CITED)  # a retry would get this: a 501 or 404 must not be retried
+    assert main(["doctor"]) == 1
+    out, err = capsys.readouterr()
+    [line] = out.splitlines()
+    assert f"HTTP {status}" in line and env.base_url in line
+    assert "OPENAI_BASE_URL" in line and "NEWSBOT_LLM_MODEL=" in line
+    assert err == "" and len(env.requests_to("/chat/completions")) == 1
+
+
 def test_doctor_without_a_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
