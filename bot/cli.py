@@ -166,11 +166,15 @@ def _print_answer(answer: dict[str, Any]) -> None:
             date = s["published_at"][:10] if s["published_at"] else "undated"
             console.print(f"  - {escape(s['title'])} ({escape(s['outlet'] or '?')}, {date})",
                           highlight=False)
-    mode = ("language model" if answer["mode"] == "model"
-            else "extractive (no language model)")
-    note = answer.get("note")
-    console.print(f"\n[dim]{mode}{'; ' + note if note else ''}"
-                  f"{'; earlier turns were cut' if answer.get('history_cut') else ''}[/dim]")
+    from bot.core.models import origin_label
+
+    # One line: where the text came from and, from the note, why or what was left out.
+    line = [origin_label(answer["mode"], answer["abstained"])]
+    if answer.get("note"):
+        line.append(" ".join(answer["note"].split()))
+    if answer.get("history_cut"):
+        line.append("earlier turns were cut")
+    console.print(f"\n[dim]{escape('; '.join(line))}[/dim]", highlight=False)
 
 
 def _dump(data: object) -> None:
@@ -365,7 +369,7 @@ def _print_brief(brief: dict[str, Any]) -> None:
         print(f"\n{brief['url']}")  # never wrapped: a URL must stay one line to click
     if "mode" in brief:
         mode = ("language model" if brief["mode"] == "model"
-                else "extractive (no language model)")
+                else "extractive (the article's own sentences)")
         console.print(f"\n[dim]{mode}; article {brief['article_id']}[/dim]", highlight=False)
 
 

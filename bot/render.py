@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import discord
 
-from bot.core.models import Answer, Source
+from bot.core.models import Answer, Source, origin_label
 
 # Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
 CONTENT_LIMIT = 2000
@@ -246,15 +246,15 @@ def _source_fields(answer: Answer) -> list[tuple[str, str]]:
 
 
 def answer_footer(answer: Answer, *, history_turns: int | None = None) -> str:
-    """Mode, "as of" date, the fallback note and, when history was cut, the notice."""
-    mode = "Model answer" if answer.mode == "model" else "Extractive answer (quoted from articles)"
-    parts = [mode]
+    """One line: where the text came from, the "as of" date and the note (why the model's
+    text was not shown, or what was left out of it); then, when history was cut, the notice."""
+    parts = [origin_label(answer.mode, answer.abstained)]
     as_of = answer.as_of
     if as_of is not None:
         parts.append(f"as of {format_date(as_of)}")
-    lines = [" · ".join(parts)]
     if answer.note:
-        lines.append(truncate(" ".join(answer.note.split()), 200))
+        parts.append(truncate(" ".join(answer.note.split()), 200))
+    lines = [" · ".join(parts)]
     if answer.history_cut:
         if history_turns:
             lines.append(f"Only the last {history_turns} messages of this conversation were read.")

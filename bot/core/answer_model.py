@@ -472,11 +472,9 @@ def answer_with_model(model: ChatModel, question: str, result: SearchResult, *,
                        first_shown_s=(gate.first_shown - start) if gate.first_shown else None)
     if not gate.kept:
         if gate.echo:
-            reply.note = ("the language model repeated its instructions instead of answering, "
-                          "so this answer is extractive")
+            reply.note = "the language model repeated its instructions instead of answering"
         elif error is not None:
-            reply.note = (f"the language model did not answer ({error.reason}), so this "
-                          "answer is extractive")
+            reply.note = f"the language model did not answer ({error.reason})"
         elif gate.marker:
             reply.abstained = True
             reply.note = "the language model found no answer in the articles"
@@ -503,10 +501,9 @@ def answer_with_model(model: ChatModel, question: str, result: SearchResult, *,
 
 def _nothing_kept(dropped: Sequence[Dropped]) -> str:
     if not dropped:
-        return "the language model's reply was empty, so this answer is extractive"
+        return "the language model's reply was empty"
     reasons = Counter(d.reason for d in dropped)
     if reasons.keys() <= {"uncited", "prompt", "marker", "incomplete"}:
-        return "the model's answer cited no article, so this one is extractive"
+        return "the model's answer cited no article"
     top = REASONS.get(reasons.most_common(1)[0][0], "failed checks")
-    return (f"no sentence of the model's answer passed the checks ({top}), "
-            "so this one is extractive")
+    return f"no sentence of the model's answer passed the checks ({top})"

@@ -93,11 +93,12 @@ class AskService:
         start = time.monotonic()
         budget = self.settings.answer_budget_s
         deadline = start + budget - min(FALLBACK_RESERVE_S, 0.1 * budget)
-        model_ok = True
+        model_error: str | None = None
         standalone = q
         context: list[str] = []
         if turns:
-            rewrite, model_ok = self._condense(q, turns, min(deadline, start + 0.4 * budget))
+            rewrite, model_error = self._condense(q, turns,
+                                                  min(deadline, start + 0.4 * budget))
             standalone = rewrite or q
             if standalone == q:
                 # Without a model, earlier questions steer the search instead.
@@ -117,7 +118,7 @@ class AskService:
                                  "no article matched", **base)
 
         note = None
-        if self.model is not None and model_ok:
+        if self.model is not None and model_error is None:
             reply = answer_with_model(self.model, standalone, result, deadline=deadline,
                                       now=now, on_token=on_token)
             if reply.abstained:
@@ -127,26 +128,27 @@ class AskService:
                                    note=reply.note, **base)
             note = reply.note
         elif self.model is not None:
-            note = "the language model did not answer, so this one is extractive"
+            note = f"the language model did not answer ({model_error})"
         return self._extractive(standalone, result, note=note, **base)
 
     def _condense(self, question: str, turns: Sequence[Turn],
-                  deadline: float) -> tuple[str | None, bool]:
-        """A standalone rewrite of a follow-up, when it can be trusted; and whether the model
-        answered at all (a model that cannot rewrite in time will not answer in time)."""
+                  deadline: float) -> tuple[str | None, str | None]:
+        """A standalone rewrite of a follow-up, when it can be trusted; and why the model did
+        not answer at all, if it did not (a model that cannot rewrite in time will not answer
+        in time)."""
         if self.model is None:
-            return None, True
+            return None, None
         history = "\n".join(f"{t.role}: {t.text[:600]}" for t in turns)
         prompt = load_prompt("condense").format(history=history, question=question)
         try:
             text = self.model.complete([("human", prompt)], deadline=deadline)
-        except LLMError:
-            return None, False
+        except LLMError as exc:
+            return None, exc.reason
         rewrite = clean_rewrite(text, self.settings.max_question_chars)
         if rewrite is None or not keeps_follow_up(question, rewrite, turns):
             log.info("follow-up rewrite %r of %r not kept", rewrite, question)
-            return None, True
-        return rewrite, True
+            return None, None
+        return rewrite, None
 
     # -- extractive mode -------------------------------------------------------------------
     def _extractive(self, query: str, result: SearchResult, *, note: str | None,

@@ -49,6 +49,14 @@ class Source:
         }
 
 
+def origin_label(mode: str, abstained: bool) -> str:
+    """Where the shown text came from, for footers: the model, the articles' own sentences,
+    or no answer at all (the note then says why)."""
+    if abstained:
+        return "No answer"
+    return "Model answer" if mode == "model" else "Extractive answer (quoted from articles)"
+
+
 @dataclass(slots=True)
 class Answer:
     """A grounded answer: text citing ``[n]`` markers, each n one of ``sources``."""

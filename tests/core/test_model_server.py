@@ -20,11 +20,12 @@ import pytest
 
 import bot.core.llm as llm
 import bot.core.services as services_module
-from bot.cli import main
+from bot.cli import _print_answer, main
 from bot.core.answer_model import Kept, SentenceChecker, sources_of
 from bot.core.llm import LLMError, OpenAIChatModel, StopStreaming
 from bot.core.models import Answer
 from bot.core.services import Services, sample_dir
+from bot.render import answer_footer
 from bot.settings import Settings
 from tests.fakes import FakeEmbedder, make_services, make_settings
 from tests.support.openai_server import FakeOpenAIServer
@@ -259,6 +260,36 @@ def test_the_model_saying_not_found_is_an_abstention(svc: Services,
     answer = _ask(svc, server, shown=shown)
     assert answer.abstained and shown == [] and answer.mode == "extractive"
     assert "found no answer" in (answer.note or "")
+
+
+# -- what the footer says ----------------------------------------------------------------------
+SOURDOUGH = "what is the best recipe for sourdough bread with rye flour?"
+
+
+@pytest.mark.parametrize(("script", "question", "origin", "why"), [
+    ({"text": GOOD}, QUESTION, "Model answer", None),
+    ({"text": GOOD, "hang_after": 0}, QUESTION, "Extractive answer (quoted from articles)",
+     "the language model did not answer (timed out)"),
+    ({"text": "Netflix also makes robots on Mars. They are very tall."}, QUESTION,
+     "Extractive answer (quoted from articles)", "the model's answer cited no article"),
+    ({"text": "NOT_IN_ARTICLES"}, QUESTION, "No answer",
+     "the language model found no answer in the articles"),
+    (None, SOURDOUGH, "No answer", "match the question too weakly"),
+], ids=["model", "timed out", "uncited", "model found nothing", "declined at retrieval"])
+def test_the_footer_says_where_the_answer_came_from(
+        svc: Services, server: FakeOpenAIServer, capsys: pytest.CaptureFixture[str],
+        script: dict[str, Any] | None, question: str, origin: str, why: str | None) -> None:
+    if script is not None:
+        server.queue_reply(**script)
+    answer = _ask(svc, server, question)
+    footer = answer_footer(answer)
+    _print_answer(answer.to_json())
+    cli = capsys.readouterr().out.rstrip("\n").rsplit("\n", 1)[-1]
+    assert (answer.mode == "model") == (origin == "Model answer")
+    assert (why in (answer.note or "")) if why else answer.note is None
+    for line in (footer, cli):  # one line, in Discord and in the terminal
+        assert line.startswith(origin) and "\n" not in line and (why or "") in line
+        assert "so this" not in line and "no language model" not in line
 
 
 # -- closing the client ------------------------------------------------------------------------
