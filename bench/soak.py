@@ -317,6 +317,7 @@ def main() -> int:
         print_summary(saved)
         return 0 if saved["steady"] else 1
 
+    commit = git_commit()  # the code the service starts with, whatever is checked out later
     work = Path(tempfile.mkdtemp(prefix="newsbot-soak-"))
     t = time.monotonic()
     template = prepare_sample_data(work / "template")
@@ -408,7 +409,7 @@ def main() -> int:
 
     feed_source = next((s for s in sources if s.get("name") == "soak"), {})
     result: dict[str, Any] = {
-        "commit": git_commit(), "mode": args.mode, "minutes": args.minutes,
+        "commit": commit, "mode": args.mode, "minutes": args.minutes,
         "question_every_s": args.every, "item_every_s": args.item_every,
         "sample_every_s": args.sample, "model": not args.no_model, "cores": os.cpu_count(),
         "load1_mean": round(float(np.mean([s.load1 for s in samples])), 2),
