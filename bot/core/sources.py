@@ -24,7 +24,7 @@ from bot.core.admin import AdminService, IngestReport, Progress
 from bot.core.models import NewsbotError
 from bot.core.state import BriefIntake, SourceRecord, State, utcnow
 from bot.settings import Settings
-from retrieval.articles import Article, make_article_id
+from retrieval.articles import Article, make_article_id, own_article_id
 from retrieval.sources import Skipped, feeds
 from retrieval.sources.feeds import FeedEntry, Probe, complete_entries, poll_feed
 from retrieval.sources.web import Failure, Fetcher, NotModified, page_article
@@ -315,8 +315,11 @@ class SourceService:
                    if entry.link is not None else None)
             if entry.guid is not None and entry.guid in by_guid:
                 known_id, known_hash = by_guid[entry.guid]
-                # Same GUID: known unless its text was edited or its link moved.
-                return known_hash == entry.content_hash and aid in (None, known_id)
+                # Same GUID: known unless its text was edited or its link moved (an item
+                # kept apart from another source's article has an id of its own).
+                return known_hash == entry.content_hash and (
+                    aid in (None, known_id)
+                    or known_id == own_article_id(entry.link, entry.title, source.spec))
             if aid is not None and aid in items:
                 return items[aid][1] == entry.content_hash
             return entry.content_hash is not None and entry.content_hash in hashes

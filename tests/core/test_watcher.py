@@ -267,3 +267,22 @@ def test_a_first_fetch_cut_short_by_its_budget_stays_the_first_fetch(
         assert svc.sources.poll_source(source).first_fetch
     finally:
         svc.close()
+
+
+def test_an_item_kept_apart_is_known_on_the_next_poll(svc: Services, http: StaticServer) -> None:
+    link = http.url("/news/ferry")
+    http.add("/news/ferry", article_page("Ferry timetable changes", story_paragraphs(5)))
+    words = " ".join(sentence(n, 14) for n in range(6))
+    ours = Item(title="Ferry timetable changes", link=link, guid="hw-ferry", description=words,
+                pub_date="Mon, 03 Jun 2024 08:00:00 GMT")
+    teaser = Item(title="Ferry news", link=link, guid="cd-ferry", description="Read more.",
+                  pub_date="Mon, 03 Jun 2024 09:00:00 GMT")
+    http.add("/a.xml", rss([ours]), content_type="application/rss+xml")
+    http.add("/b.xml", rss([teaser], title="Coast Daily"), content_type="application/rss+xml")
+    svc.sources.add(http.url("/a.xml"), name="harbour")
+    assert svc.sources.add(http.url("/b.xml"), name="coast")["poll"]["added"] == 1
+    assert http.paths().count("/news/ferry") == 1  # the teaser was completed from the page
+    svc.sources.poll(due_only=False)
+    # Its article has an id of its own, yet the item is known: its page is not read again.
+    assert http.paths().count("/news/ferry") == 1
+    assert svc.state.counts()[0] == 2
