@@ -174,6 +174,23 @@ def test_a_retry_after_past_the_budget_falls_back_at_once(svc: Services,
     assert len(_chat_bodies(server)) == 1
 
 
+@pytest.mark.parametrize(("retry_after", "retried"), [(5, True), (300, False)])
+def test_retry_after_against_the_default_budget(svc: Services, server: FakeOpenAIServer,
+                                                retry_after: int, retried: bool) -> None:
+    """A 429 saying "5 s" is waited out within the default answer budget; "300 s" is not
+    waited for: the extractive answer comes at once."""
+    server.queue_reply("slow down", status=429, retry_after=retry_after,
+                       retry_after_header="retry-after")
+    server.queue_reply(GOOD)
+    answer = _ask(svc, server, answer_budget_s=Settings.model_fields["answer_budget_s"].default)
+    if retried:
+        assert answer.mode == "model" and answer.text == GOOD
+        assert len(_chat_bodies(server)) == 2
+    else:
+        assert answer.mode == "extractive" and "rate limited" in (answer.note or "")
+        assert "Buenos Aires" in answer.text and len(_chat_bodies(server)) == 1
+
+
 def test_a_500_is_retried(svc: Services, server: FakeOpenAIServer) -> None:
     server.queue_reply("upstream failed", status=500)
     server.queue_reply(GOOD)

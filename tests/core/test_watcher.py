@@ -107,6 +107,35 @@ def test_an_edited_item_is_updated_and_a_moved_link_keeps_its_article(
     assert "leaves at nine" in texts
 
 
+def test_duplicates_across_polls_add_nothing(svc: Services, http: StaticServer) -> None:
+    items = numbered_items(0, 2, long_text=True)
+    url = _serve(http, items)
+    source_id = svc.sources.add(url)["id"]
+    # The next poll lists the same stories anew (so the feed's own dedup sees no pair): one
+    # under a new GUID at its old link, the other's body at a new URL.
+    a, b = items
+    relisted = Item(**{**a.__dict__, "guid": "hw-0-republished"})
+    mirrored = Item(**{**b.__dict__, "guid": "mirror-1",
+                       "link": "https://mirror.example/harbour/1"})
+    _serve(http, [relisted, mirrored])
+    poll = svc.sources.poll(due_only=False).sources[0]
+    assert (poll.added, poll.updated) == (0, 0)
+    assert len(svc.state.article_ids_for_source(source_id)) == 2
+
+
+def test_one_guid_on_every_item_keeps_every_story(svc: Services, http: StaticServer) -> None:
+    def same_guid(n: int) -> list[Item]:
+        return [Item(**{**i.__dict__, "guid": "https://harbourweekly.example/"})
+                for i in numbered_items(0, n, long_text=True)]
+
+    source_id = svc.sources.add(_serve(http, same_guid(3)))["id"]
+    assert len(svc.state.article_ids_for_source(source_id)) == 3
+    _serve(http, same_guid(4))
+    poll = svc.sources.poll(due_only=False).sources[0]
+    assert (poll.added, poll.updated) == (1, 0)  # the new story, found by its link
+    assert len(svc.state.article_ids_for_source(source_id)) == 4
+
+
 def test_failures_back_off_then_disable_once(svc: Services, http: StaticServer) -> None:
     url = _serve(http, numbered_items(0, 1, long_text=True))
     source_id = svc.sources.add(url)["id"]
