@@ -31,17 +31,45 @@ log = logging.getLogger(__name__)
 
 ABSTAIN_TEXT = "The articles I have read don't answer that."
 _ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff\u00ad]")
+_WORD = re.compile(r"[^\W\d_]+")
 _CITATION = re.compile(r"\[(\d{1,2})\](?:\[(\d{1,2})\])*")
 _CITE_ANY = re.compile(r"\[(\d{1,2})\]")
 # Time kept back from the model for building the extractive answer when it fails.
 FALLBACK_RESERVE_S = 1.0
 
 
+def latin_lookalikes(text: str) -> str:
+    """Letters of another script standing in for Latin ones inside a Latin word ("Nеtflix"
+    with a Cyrillic е), written as the Latin letters they imitate; a word wholly in one
+    script is left as it is."""
+    if text.isascii():
+        return text
+    from confusable_homoglyphs import categories, confusables
+
+    def latin(word: str) -> str:
+        scripts = {categories.alias(ch) for ch in word}
+        if "LATIN" not in scripts or scripts <= {"LATIN", "COMMON"}:
+            return word
+        out: list[str] = []
+        for ch in word:
+            if categories.alias(ch) not in ("LATIN", "COMMON"):
+                found = confusables.is_confusable(ch, preferred_aliases=["latin"])
+                glyphs = [g["c"] for g in found[0]["homoglyphs"]] if found else []
+                glyph = next((g for g in glyphs if len(g) == 1 and g.isascii()), None)
+                if glyph is not None:
+                    # Unicode's prototype of the upright stroke is "l"; a capital stands for I.
+                    ch = "I" if glyph == "l" and ch.isupper() else glyph
+            out.append(ch)
+        return "".join(out)
+
+    return _WORD.sub(lambda m: latin(m.group(0)), text)
+
+
 def validate_question(question: str, limit: int) -> str:
     """The normalised question, or QuestionError saying what is wrong; needs no store, so
     a command line can refuse bad input before it opens anything."""
     q = unicodedata.normalize("NFKC", question or "")
-    q = _ZERO_WIDTH.sub("", q)
+    q = latin_lookalikes(_ZERO_WIDTH.sub("", q))
     q = re.sub(r"\s+", " ", q).strip()
     if not q or not any(ch.isalnum() for ch in q):
         raise QuestionError("Please ask a question: the message had no words in it.")

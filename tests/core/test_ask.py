@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.ask import ABSTAIN_TEXT
+from bot.core.ask import ABSTAIN_TEXT, latin_lookalikes
 from bot.core.llm import LLMError, OpenAIChatModel
 from bot.core.models import QuestionError, Turn
 from bot.core.services import Services
@@ -121,6 +121,23 @@ def test_empty_questions_are_refused_without_touching_the_store(services: Servic
         services.ask.ask(question)
     assert services.embedder.calls == calls  # type: ignore[attr-defined]
     assert services.store.version() == version
+
+
+@pytest.mark.parametrize("dirty", [
+    "what did Ｎｅｔｆｌｉｘ use generative AI for in The Eternaut?",  # fullwidth
+    "what did 𝐍𝐞𝐭𝐟𝐥𝐢𝐱 use generative AI for in The Eternaut?",  # mathematical bold
+    "wh\u0430t did N\u0435tfl\u0456x use g\u0435nerative \u0410I for in Th\u0435 Eternaut?",
+    "what did Netfli\u0445 use generative A\u0399 for in The Eterna\u03c5t?",  # Greek
+], ids=["fullwidth", "math-bold", "cyrillic", "greek"])
+def test_lookalike_letters_ask_the_same_question(services: Services, dirty: str) -> None:
+    clean = "what did Netflix use generative AI for in The Eternaut?"
+    assert services.ask.validate(dirty) == clean
+    assert services.ask.ask(dirty).text == services.ask.ask(clean).text
+
+
+def test_words_wholly_in_another_script_are_kept() -> None:
+    text = "Что сказал Netflix? Ο Σαράντος είπε"
+    assert latin_lookalikes(text) == text
 
 
 def test_too_long_question_is_refused(services: Services) -> None:
