@@ -15,7 +15,7 @@ stating the answer from meaning and words together (the weights are fitted, see
   residents, nor "what time" by a year;
 - its article's and chunk's ranks, and its length.
 
-The answer leads with the most likely sentence and adds up to two more. When the question
+The answer leads with the most likely sentence and adds up to three more. When the question
 asks for a kind of answer that none of the likeliest sentences states, the answer is partial:
 the articles cover the story, not the fact asked for.
 """
