@@ -272,12 +272,14 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
         # The story is there, the kind of answer asked for is not.
         return Extract([Picked(lead.text, lead.article, lead.score)], "partial", expected,
                        _missing(expected), (time.perf_counter() - t0) * 1000, scored)
+    # Another story's sentence, however likely by its words, is not part of this answer.
+    follow = _about(question, result, weights, p.follow_subject_share) | {lead.article}
     picked = [Picked(lead.text, lead.article, lead.score)]
     per_article = {lead.article: 1}
     for c in scored[1:]:
         if len(picked) >= p.answer_sentences or c.score < p.follow_min:
             break
-        if per_article.get(c.article, 0) >= p.per_article:
+        if per_article.get(c.article, 0) >= p.per_article or c.article not in follow:
             continue
         picked.append(Picked(c.text, c.article, c.score))
         per_article[c.article] = per_article.get(c.article, 0) + 1

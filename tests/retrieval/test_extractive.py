@@ -115,3 +115,22 @@ def test_sentences_past_the_embedded_ones_can_still_follow_the_lead() -> None:
     assert len(counting.texts) == 1  # one sentence embedded, three scored
     assert found.verdict == "answer" and len(found.candidates) == 3
     assert {p.article for p in found.picked} == {0, 1}
+
+
+def test_a_story_that_shares_one_word_adds_nothing_to_the_answer() -> None:
+    question = "what did the Harbour Authority use drones for at Kelso?"
+    result, embedder = _result(
+        question,
+        "The Harbour Authority used drones to survey the Kelso breakwater after the storm. "
+        "The drones mapped cracks along two kilometres of the wall in one afternoon.",
+        "Under a new law, the harbour authority of Dunmore will use drones to carry parcels "
+        "to the islands from March, and the authority said its drones would fly twice a day. "
+        "The harbour authority will use drones for mail as well.")
+    found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+    assert found.verdict == "answer" and found.picked[0].article == 0
+    assert {p.article for p in found.picked} == {0}
+    # The other story's sentences (another authority, another place) were likelier by their
+    # words than the lead's own second sentence: only the subject rule kept them out.
+    p = SearchParams()
+    assert sum(c.article == 1 and c.score >= p.follow_min for c in found.candidates) >= 2
+    assert len(found.picked) < p.answer_sentences
