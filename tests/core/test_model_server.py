@@ -298,7 +298,8 @@ def test_the_footer_says_where_the_answer_came_from(
         script: dict[str, Any] | None, question: str, origin: str, why: str | None) -> None:
     if script is not None:
         server.queue_reply(**script)
-    answer = _ask(svc, server, question)
+    hangs = script is not None and script.get("hang_after") == 0
+    answer = _ask(svc, server, question, answer_budget_s=0.6 if hangs else BUDGET_S)
     footer = answer_footer(answer)
     _print_answer(answer.to_json())
     cli = capsys.readouterr().out.rstrip("\n").rsplit("\n", 1)[-1]
@@ -315,7 +316,7 @@ def test_closing_the_client_leaves_nothing_pending(tmp_path: Path, server: FakeO
                                                    caplog: pytest.LogCaptureFixture,
                                                    ending: str) -> None:
     # A long budget when stopping: the stream must be closed when asked, not at the deadline.
-    budget = 30 if ending == "stopped by the caller" else BUDGET_S
+    budget = {"stopped by the caller": 30.0, "timed out": 0.5}.get(ending, BUDGET_S)
     model = OpenAIChatModel(make_settings(tmp_path, openai_base_url=server.base_url,
                                           answer_budget_s=budget, llm_max_retries=0))
 
