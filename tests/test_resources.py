@@ -46,6 +46,19 @@ def settled(fds: int, thr: int, slack: int = 2, wait_s: float = 5.0) -> tuple[in
         time.sleep(0.05)
 
 
+async def settled_beside_the_loop(fds: int, thr: int, slack: int = 2,
+                                  wait_s: float = 5.0) -> tuple[int, int]:
+    """:func:`settled` for a test whose service runs on its own event loop: the wait yields
+    to that loop, which closes the connections it served (a blocking wait would keep them
+    open for as long as it lasts)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        now = open_fds(), threads()
+        if (now[0] <= fds + slack and now[1] <= thr + slack) or time.monotonic() > deadline:
+            return now
+        await asyncio.sleep(0.05)
+
+
 def test_closed_services_release_the_store_files_and_threads(tmp_path: Path) -> None:
     # Each store holds about seven descriptors (Chroma's SQLite file, segment files, its
     # runtime's event loop) and a few threads while open.
@@ -88,11 +101,12 @@ async def test_a_service_answering_and_polling_keeps_its_files_and_threads(
 
             await round_(3)  # warm-up: the model, the keyword index, the first fetch
             await asyncio.sleep(0.2)  # the poll's listeners (briefs) run after it returns
-            fds, thr = settled(open_fds(), threads(), slack=0, wait_s=1.0)
+            fds, thr = await settled_beside_the_loop(open_fds(), threads(), slack=0,
+                                                     wait_s=1.0)
             for n in range(4, 12):
                 await round_(n)
             await asyncio.sleep(0.2)
-            after = settled(fds, thr)
+            after = await settled_beside_the_loop(fds, thr)
         finally:
             await service.stop()
     # Eight rounds: 24 questions, 8 polls, 8 page fetches, 32 control connections.
