@@ -58,12 +58,6 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 
 @pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as s:
-        yield s
-
-
-@pytest.fixture
 def canary(monkeypatch: pytest.MonkeyPatch) -> str:
     """A reference code placed in the answer prompt, as a deployment might keep a secret."""
     def with_canary(name: str) -> str:

@@ -47,12 +47,6 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     services.close()
 
 
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as s:
-        yield s
-
-
 def _ask(svc: Services, server: FakeOpenAIServer, question: str = QUESTION, *,
          shown: list[str] | None = None, **settings: Any) -> Answer:
     """One question through a real OpenAI client pointed at ``server``."""
