@@ -15,7 +15,8 @@ stating the answer from meaning and words together (the weights are fitted, see
   residents, nor "what time" by a year;
 - its article's and chunk's ranks, and its length.
 
-The answer leads with the most likely sentence and adds up to three more. When the question
+The answer leads with the most likely sentence (of an article from the period the question
+names, or of the newest report for "the latest") and adds up to three more. When the question
 asks for a kind of answer that none of the likeliest sentences states, the answer is partial:
 the articles cover the story, not the fact asked for.
 """
@@ -265,7 +266,7 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
     if not scored:
         return Extract([], "none", expected, _missing(expected),
                        (time.perf_counter() - t0) * 1000, scored)
-    lead = scored[0]
+    lead = _lead(scored, result)
     about = _about(question, result, weights, p.subject_share)
     on_subject = [c for c in scored if c.article in about]
     if expected is not None and not any(c.kind > 0 for c in on_subject[: p.kind_sentences]):
@@ -276,15 +277,38 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
     follow = _about(question, result, weights, p.follow_subject_share) | {lead.article}
     picked = [Picked(lead.text, lead.article, lead.score)]
     per_article = {lead.article: 1}
-    for c in scored[1:]:
+    for c in scored:
         if len(picked) >= p.answer_sentences or c.score < p.follow_min:
             break
-        if per_article.get(c.article, 0) >= p.per_article or c.article not in follow:
+        if (c is lead or per_article.get(c.article, 0) >= p.per_article
+                or c.article not in follow):
             continue
         picked.append(Picked(c.text, c.article, c.score))
         per_article[c.article] = per_article.get(c.article, 0) + 1
     return Extract(picked, "answer", expected, _missing(expected),
                    (time.perf_counter() - t0) * 1000, scored)
+
+
+def _lead(scored: list[Candidate], result: SearchResult) -> Candidate:
+    """The sentence the answer leads with: the likeliest of an article from the period the
+    question names, or, for "the latest", of the article the search put first for being the
+    newest; the likeliest of all when no such article has one.
+
+    The sentence scores know nothing of dates: an older report can state the figure asked
+    about in more of the question's words ("the unemployment rate now" answered with last
+    quarter's), or a story from another year name the person more often."""
+    tf = result.time
+    if tf.bounded:
+        def allowed(rank: int) -> bool:
+            when = result.articles[rank].published_at
+            return (when is not None and (tf.since is None or when >= tf.since)
+                    and (tf.until is None or when <= tf.until))
+    elif tf.recency:
+        def allowed(rank: int) -> bool:
+            return rank == 0
+    else:
+        return scored[0]
+    return next((c for c in scored if allowed(c.article)), scored[0])
 
 
 _CAPITALISED = re.compile(r"(?<=[\w,;:'\"()-] )[A-Z][\w'-]*")

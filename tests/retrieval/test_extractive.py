@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -134,3 +135,46 @@ def test_a_story_that_shares_one_word_adds_nothing_to_the_answer() -> None:
     p = SearchParams()
     assert sum(c.article == 1 and c.score >= p.follow_min for c in found.candidates) >= 2
     assert len(found.picked) < p.answer_sentences
+
+
+def _dated(question: str, time: TimeFilter, *dated: tuple[str, str]) -> tuple[SearchResult,
+                                                                           FakeEmbedder]:
+    articles = [ArticleHit(f"a{i}", 1.0 - 0.1 * i,
+                           [ChunkHit(f"a{i}:0", body, {"article_id": f"a{i}", "title": "",
+                                                       "published_at": day})])
+                for i, (day, body) in enumerate(dated)]
+    embedder = FakeEmbedder()
+    terms = {a.article_id: set(tokenize([a.chunks[0].text])[0]) for a in articles}
+    return SearchResult(articles, time, 0.9, False, [], article_terms=terms,
+                        vector=embedder.embed_query(question)), embedder
+
+
+def test_the_latest_is_answered_from_the_newest_report_the_search_put_first() -> None:
+    question = "what is the harbour ferry fare now?"
+    # The newer report says less in the question's words than the older one does.
+    result, embedder = _dated(
+        question, TimeFilter(recency=True),
+        ("2026-11-20T00:00:00+00:00", "Tickets will cost 3.10 euros from Monday, the "
+                                      "operator said after the council vote."),
+        ("2026-03-02T00:00:00+00:00", "The harbour ferry fare is now 2.80 euros, the harbour "
+                                      "ferry operator said of the fare."))
+    found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+    assert found.verdict == "answer" and found.picked[0].article == 0
+    assert "3.10" in found.picked[0].sentence
+    # Without "the latest" the likeliest sentence leads, whichever report it is from.
+    plain = replace(result, time=TimeFilter())
+    assert answer_with(question, plain, _EvenIdf(), embedder,
+                       SearchParams()).picked[0].article == 1
+
+
+def test_a_question_naming_a_period_is_answered_from_an_article_of_that_period() -> None:
+    question = "what did the harbour ferry operator do in march 2026?"
+    result, embedder = _dated(
+        question, TimeFilter(since=datetime(2026, 3, 1, tzinfo=UTC),
+                             until=datetime(2026, 4, 3, tzinfo=UTC), phrase="march 2026"),
+        ("2026-11-20T00:00:00+00:00", "The harbour ferry operator did raise the harbour "
+                                      "ferry fares again, the operator said."),
+        ("2026-03-12T00:00:00+00:00", "In March the company cut the number of night "
+                                      "crossings to two an hour."))
+    found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+    assert found.picked[0].article == 1 and "night crossings" in found.picked[0].sentence
