@@ -19,13 +19,9 @@ _MONTH = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug
          r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
 _YEAR = r"((?:19|20)\d\d)"
 
-# "Now" counts at the question's end ("what's the fare now?"); inside it ("is it now open?")
-# it is often only emphasis. Set by reading a missed question of the checking half; no
-# question of the tuning half moved, so its gain there is not independent evidence.
 _RECENCY = re.compile(
     r"\b(latest|newest|most recent|recent(?:ly)?|lately|right now|currently|current|"
-    r"these days|so far|any (?:news|update|updates|word)|what'?s new|update on|still|"
-    r"now(?=\W*$))\b",
+    r"these days|so far|any (?:news|update|updates|word)|what'?s new|update on|still)\b",
     re.I,
 )
 _ORDER = re.compile(
