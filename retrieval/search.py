@@ -164,7 +164,7 @@ class Retriever:
         with self._lex_lock:
             if self._lex is not None and self._lex_key == key:
                 return self._lex
-            folder = self.cache_dir / f"{key[0]}-v{key[1]}" if self.cache_dir else None
+            folder = self._folder(key)
             index = None
             if self._primed is not None and self._primed[0] == key:
                 index, self._primed = self._primed[1], None
@@ -172,27 +172,42 @@ class Retriever:
                 index = LexicalIndex.load(folder)
             if index is None:
                 t0 = time.perf_counter()
-                index = LexicalIndex.build(self.store.iter_chunks())
-                vectors = self._stored_vectors(index.ids)
-                if vectors is not None:
-                    index.set_vectors(vectors)
+                index = self._build(self.store.iter_chunks(), folder)
                 log.info("lexical index: %d chunks in %.1fs", len(index),
                          time.perf_counter() - t0)
-                if folder and len(index):  # an empty store has nothing worth keeping
-                    for old in folder.parent.glob(f"{key[0]}-v*"):
-                        if old != folder:
-                            shutil.rmtree(old, ignore_errors=True)
-                    index.save(folder)
+            if folder:
+                # Every other version's folder, and a dropped collection's, is out of date
+                # (but for the one a reindex under way has built).
+                keep = {folder, self._folder(self._primed[0]) if self._primed else None}
+                for old in folder.parent.glob("*-v*"):
+                    if old not in keep:
+                        shutil.rmtree(old, ignore_errors=True)
             self._lex, self._lex_key = index, key
             return index
 
-    def _stored_vectors(self, ids: Sequence[str], page: int = 2000) -> np.ndarray | None:
+    def _folder(self, key: tuple[str, int]) -> Path | None:
+        return self.cache_dir / f"{key[0]}-v{key[1]}" if self.cache_dir else None
+
+    def _build(self, chunks: Iterable[StoredChunk], folder: Path | None,
+               collection: Any = None) -> LexicalIndex:
+        """The BM25 index of ``chunks`` with their stored vectors beside it, saved in
+        ``folder`` (an empty store has nothing worth keeping)."""
+        index = LexicalIndex.build(chunks)
+        vectors = self._stored_vectors(index.ids, collection=collection)
+        if vectors is not None:
+            index.set_vectors(vectors)
+        if folder and len(index):
+            index.save(folder)
+        return index
+
+    def _stored_vectors(self, ids: Sequence[str], page: int = 2000,
+                        collection: Any = None) -> np.ndarray | None:
         """The store's vectors of ``ids``, in order; None when one is missing (the store
         changed meanwhile: the next version's index reads them again)."""
         rows: np.ndarray | None = None
         for start in range(0, len(ids), page):
             part = ids[start:start + page]
-            got = self.store.embeddings(part)
+            got = self.store.embeddings(part, collection=collection)
             for j, cid in enumerate(part):
                 v = got.get(cid)
                 if v is None:
@@ -202,10 +217,12 @@ class Retriever:
                 rows[start + j] = v
         return rows
 
-    def prime(self, key: tuple[str, int], chunks: Iterable[StoredChunk]) -> None:
-        """Build the BM25 index of a collection about to go live under ``key`` (a reindex's
-        new collection), so the first question after the switch does not wait for it."""
-        index = LexicalIndex.build(chunks)
+    def prime(self, key: tuple[str, int], collection: Any) -> None:
+        """Build the BM25 index (vectors beside it, saved) of ``collection``, about to go live
+        under ``key`` (a reindex's new collection), so that the first question after the
+        switch does not wait for it, nor a restart."""
+        index = self._build(self.store.iter_chunks(collection=collection), self._folder(key),
+                            collection)
         with self._lex_lock:
             self._primed = (key, index)
 

@@ -420,11 +420,11 @@ class VectorStore:
         own = self._texts.get(col.name, ids) if self._texts and ids else {}
         return [own.get(i) or d or "" for i, d in zip(ids, docs, strict=True)]
 
-    def embeddings(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+    def embeddings(self, ids: Sequence[str], *, collection: Any = None) -> dict[str, np.ndarray]:
         """Stored vectors of these chunk ids (those that exist)."""
         if not ids:
             return {}
-        with self._reading() as col, _answering(self.location):
+        with self._reading(collection) as col, _answering(self.location):
             res = col.get(ids=list(ids), include=["embeddings"])
         return {i: np.asarray(e, dtype=np.float32)
                 for i, e in zip(res["ids"], res["embeddings"], strict=True)}

@@ -427,7 +427,7 @@ class AdminService:
             self._verify(staging, counts, embedder)
             progress.start("keyword index", None)
             self.retriever.prime((staging.name, self.store.version_after_switch(staging)),
-                                 self.store.iter_chunks(collection=staging))
+                                 staging)
         except BaseException as exc:
             self.store.abort_rebuild(staging)
             self.state.set_meta("last_reindex", json.dumps(

@@ -305,5 +305,18 @@ def test_a_full_reindex_has_the_keyword_index_ready_at_the_switch(
         assert built == [svc.store.count()]  # built once, from the new collection
         answer = svc.ask.ask("what did Netflix use AI for in The Eternaut?")
         assert not answer.abstained and built == [svc.store.count()]  # not built again
+        # The vectors that serve dated questions are beside it, and it is on disk for the
+        # next start: the old collection's folder, and only it, is gone.
+        live = svc.retriever.lexical()
+        assert live.vectors is not None and len(live.vectors) == len(live)
+        folders = sorted(p.name for p in (tmp_path / "data" / "lexical").iterdir())
+        assert folders == [f"{svc.store.collection_name}-v{svc.store.version()}"]
+    finally:
+        svc.close()
+    svc = make_services(tmp_path / "data", sample=False)
+    try:
+        monkeypatch.setattr(LexicalIndex, "build", classmethod(counting))
+        assert not svc.ask.ask("what did Netflix use AI for in The Eternaut?").abstained
+        assert built == [svc.store.count()]  # loaded, not built
     finally:
         svc.close()
