@@ -374,7 +374,8 @@ class AdminService:
         # The service's own sync at start is recorded only when it repaired something.
         changed = report.full or report.added or report.updated or report.deleted
         if not dry_run and (record or changed):
-            self.retriever.invalidate()
+            if not report.full:  # a full one made the new collection's index at the switch
+                self.retriever.invalidate()
             self.state.set_meta("last_reindex", json.dumps(
                 {"at": utcnow().isoformat(), "ok": True, "summary": report.summary()}))
         return report

@@ -301,10 +301,26 @@ def test_a_full_reindex_has_the_keyword_index_ready_at_the_switch(
             return index
 
         monkeypatch.setattr(LexicalIndex, "build", classmethod(counting))
+        loaded: list[Path] = []
+        real_load = LexicalIndex.load.__func__  # type: ignore[attr-defined]
+
+        def loading(cls: type[LexicalIndex], folder: Path):  # type: ignore[no-untyped-def]
+            loaded.append(folder)
+            return real_load(cls, folder)
+
+        monkeypatch.setattr(LexicalIndex, "load", classmethod(loading))
+        finish = svc.store.finish_rebuild
+
+        def asked_at_the_switch(staging: object) -> None:
+            finish(staging)
+            svc.ask.ask("who won the UK general election?")  # a question right after it
+
+        monkeypatch.setattr(svc.store, "finish_rebuild", asked_at_the_switch)
         svc.admin.reindex(full=True)
         assert built == [svc.store.count()]  # built once, from the new collection
         answer = svc.ask.ask("what did Netflix use AI for in The Eternaut?")
         assert not answer.abstained and built == [svc.store.count()]  # not built again
+        assert not loaded  # nor read back from disk: the one built serves
         # The vectors that serve dated questions are beside it, and it is on disk for the
         # next start: the old collection's folder, and only it, is gone.
         live = svc.retriever.lexical()
@@ -317,6 +333,6 @@ def test_a_full_reindex_has_the_keyword_index_ready_at_the_switch(
     try:
         monkeypatch.setattr(LexicalIndex, "build", classmethod(counting))
         assert not svc.ask.ask("what did Netflix use AI for in The Eternaut?").abstained
-        assert built == [svc.store.count()]  # loaded, not built
+        assert built == [svc.store.count()] and len(loaded) == 1  # loaded, not built
     finally:
         svc.close()
