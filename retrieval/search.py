@@ -149,21 +149,63 @@ class Retriever:
         self.params = params or SearchParams()
         # Sentence vectors of extractive answers, kept across questions.
         self.sentence_vectors = SentenceVectors(self.params.sentence_cache)
-        self._lex: LexicalIndex | None = None
-        self._lex_key: tuple[str, int] | None = None
+        # The index in use and the store version it was built for, published together.
+        self._current: tuple[tuple[str, int], LexicalIndex] | None = None
         self._lex_lock = threading.Lock()
         # A reindex builds the next collection's index before switching (see prime).
         self._primed: tuple[tuple[str, int], LexicalIndex] | None = None
+        self._refresher: threading.Thread | None = None
+        self._refresher_lock = threading.Lock()
 
     # -- lexical index ---------------------------------------------------------------------
     def lexical(self) -> LexicalIndex:
-        """The BM25 index for the live collection's current version (built or loaded once)."""
-        key = (self.store.collection_name, self.store.version())
-        if self._lex is not None and self._lex_key == key:
-            return self._lex
+        """The BM25 index for the live collection's current version.
+
+        After a write to the collection, questions are answered with the index as it was
+        while a thread builds the next one, rather than each waiting for the build (seconds
+        at the corpus size, tens of seconds at 100,000 chunks, after every feed poll that
+        adds an article): meanwhile the new chunks are found by their vectors, and by their
+        words once the build is done. A new collection (a reindex's) or a first question
+        waits for its index.
+        """
+        key = self._key()
+        current = self._current
+        if current is not None and current[0] == key:
+            return current[1]
+        if current is not None and current[0][0] == key[0]:
+            self.refresh_soon()
+            return current[1]
+        return self._index_for(key)
+
+    def refresh(self) -> LexicalIndex:
+        """Bring the index up to the store now (a writer whose caller may ask next waits)."""
+        return self._index_for(self._key())
+
+    def refresh_soon(self) -> None:
+        """Bring the index up to the store in a background thread (at most one at a time)."""
+        with self._refresher_lock:
+            if self._refresher is not None and self._refresher.is_alive():
+                return
+            self._refresher = threading.Thread(target=self._refresh_until_current,
+                                               name="lexical-refresh", daemon=True)
+            self._refresher.start()
+
+    def _refresh_until_current(self) -> None:
+        try:
+            while (current := self._current) is None or current[0] != self._key():
+                self._index_for(self._key())
+        except Exception as exc:  # the store closing under it, or unavailable: next time
+            log.info("keyword index not refreshed: %s", exc)
+
+    def _key(self) -> tuple[str, int]:
+        return (self.store.collection_name, self.store.version())
+
+    def _index_for(self, key: tuple[str, int]) -> LexicalIndex:
+        """The index of ``key``: the one in use, a reindex's, the saved one, or a new one."""
         with self._lex_lock:
-            if self._lex is not None and self._lex_key == key:
-                return self._lex
+            current = self._current
+            if current is not None and current[0] == key:
+                return current[1]
             folder = self._folder(key)
             index = None
             if self._primed is not None and self._primed[0] == key:
@@ -182,7 +224,7 @@ class Retriever:
                 for old in folder.parent.glob("*-v*"):
                     if old not in keep:
                         shutil.rmtree(old, ignore_errors=True)
-            self._lex, self._lex_key = index, key
+            self._current = (key, index)
             return index
 
     def _folder(self, key: tuple[str, int]) -> Path | None:
@@ -226,11 +268,6 @@ class Retriever:
         with self._lex_lock:
             self._primed = (key, index)
 
-    def invalidate(self) -> None:
-        """Forget the cached lexical index (the store changed in this process)."""
-        with self._lex_lock:
-            self._lex = None
-            self._lex_key = None
 
     # -- stage 1: plan ---------------------------------------------------------------------
     def plan(self, query: str, *, context: Sequence[str] = (), since: datetime | None = None,

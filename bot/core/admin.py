@@ -258,7 +258,7 @@ class AdminService:
             if report.added or report.updated:
                 # When content last changed: an ingest that finds nothing new changes nothing.
                 self.state.set_meta("last_ingest", utcnow().isoformat())
-        self.retriever.invalidate()
+        self.retriever.refresh()  # whoever ingested may ask next
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -345,7 +345,7 @@ class AdminService:
             # chunks the next incremental sync deletes, never an article without a source.
             orphans = self.state.delete_source(source.id)
             self.indexer.remove(orphans)
-        self.retriever.invalidate()
+        self.retriever.refresh()  # a removed source's words are gone when this returns
         return source, len(orphans)
 
     # -- reindex ---------------------------------------------------------------------------
@@ -375,7 +375,7 @@ class AdminService:
         changed = report.full or report.added or report.updated or report.deleted
         if not dry_run and (record or changed):
             if not report.full:  # a full one made the new collection's index at the switch
-                self.retriever.invalidate()
+                self.retriever.refresh()
             self.state.set_meta("last_reindex", json.dumps(
                 {"at": utcnow().isoformat(), "ok": True, "summary": report.summary()}))
         return report

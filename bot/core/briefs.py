@@ -451,7 +451,7 @@ class BriefService:
                                      polls=source.polls + 1, last_error=None)
             if report.added or report.updated:
                 self.state.set_meta("last_ingest", now.isoformat())
-        self.admin.retriever.invalidate()
+        self.admin.retriever.refresh()
         article = self.state.get_article(recorded.id)
         if article is None:  # removed by another writer in between
             raise NewsbotError(f"could not read an article at {url}: it was removed meanwhile")

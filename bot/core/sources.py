@@ -264,7 +264,8 @@ class SourceService:
             if report.added or report.updated:
                 result.outcome = "changed"
                 self.state.set_meta("last_ingest", now.isoformat())
-                self.admin.retriever.invalidate()
+                # Nobody waits on a poll: questions use the index as it was until then.
+                self.admin.retriever.refresh_soon()
         self.state.update_source(
             source.id, last_fetch=now, last_ok=now,
             # Items left over are read soon, unconditionally (a 304 would hide them).

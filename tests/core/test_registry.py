@@ -336,3 +336,40 @@ def test_a_full_reindex_has_the_keyword_index_ready_at_the_switch(
         assert built == [svc.store.count()] and len(loaded) == 1  # loaded, not built
     finally:
         svc.close()
+
+
+def test_questions_after_a_write_use_the_index_as_it_was_until_the_next_is_built(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from retrieval.articles import article_from_record
+    from retrieval.lexical import LexicalIndex
+
+    svc = make_services(tmp_path / "data")
+    try:
+        before = svc.retriever.lexical()
+        release = threading.Event()
+        real = LexicalIndex.build.__func__  # type: ignore[attr-defined]
+
+        def slow(cls: type[LexicalIndex], chunks):  # type: ignore[no-untyped-def]
+            assert release.wait(30)
+            return real(cls, chunks)
+
+        monkeypatch.setattr(LexicalIndex, "build", classmethod(slow))
+        # A write the service did not make through a command (a feed poll's, say).
+        story = article_from_record({
+            "title": "Lighthouse keeper retires", "source": "Example Gazette",
+            "body": "The last lighthouse keeper on Skerry Point retired after forty years, "
+                    "the harbour board said on Friday.", "published_at": "2026-11-27"})
+        svc.admin.indexer.index([story])
+        # Answered at once with the index as it was, while the next one is being built.
+        assert svc.retriever.lexical() is before
+        assert not any(i.startswith(story.id) for i in before.ids)
+        release.set()
+        refresher = svc.retriever._refresher
+        assert refresher is not None
+        refresher.join(30)
+        after = svc.retriever.lexical()
+        assert after is not before and any(i.startswith(story.id) for i in after.ids)
+    finally:
+        svc.close()
