@@ -190,6 +190,13 @@ class Retriever:
                                                name="lexical-refresh", daemon=True)
             self._refresher.start()
 
+    def wait_refresh(self, timeout: float = 15.0) -> None:
+        """Let a background rebuild finish before the store closes under it (bounded: a
+        build at 100,000 chunks takes longer, and the thread is a daemon)."""
+        refresher = self._refresher
+        if refresher is not None:
+            refresher.join(timeout)
+
     def _refresh_until_current(self) -> None:
         try:
             while (current := self._current) is None or current[0] != self._key():
