@@ -374,8 +374,9 @@ class AdminService:
         # The service's own sync at start is recorded only when it repaired something.
         changed = report.full or report.added or report.updated or report.deleted
         if not dry_run and (record or changed):
-            if not report.full:  # a full one made the new collection's index at the switch
-                self.retriever.refresh()
+            # After a full one: the index built at the switch goes live (if no question has
+            # put it there yet) and the old collection's folder goes.
+            self.retriever.refresh()
             self.state.set_meta("last_reindex", json.dumps(
                 {"at": utcnow().isoformat(), "ok": True, "summary": report.summary()}))
         return report
