@@ -152,66 +152,101 @@ class Retriever:
         # The index in use and the store version it was built for, published together.
         self._current: tuple[tuple[str, int], LexicalIndex] | None = None
         self._lex_lock = threading.Lock()
-        # A reindex builds the next collection's index before switching (see prime).
+        # A reindex builds the next collection's index before switching (see prime); the
+        # key it is building for keeps that folder from the clean-up meanwhile.
         self._primed: tuple[tuple[str, int], LexicalIndex] | None = None
+        self._priming: tuple[str, int] | None = None
+        # One background rebuild at a time; a request while it runs makes it go round again.
         self._refresher: threading.Thread | None = None
+        self._refresh_wanted = False
+        self._closing = False
         self._refresher_lock = threading.Lock()
 
     # -- lexical index ---------------------------------------------------------------------
     def lexical(self) -> LexicalIndex:
-        """The BM25 index for the live collection's current version.
+        """The BM25 index for the live collection's current version."""
+        return self._lexical()[0]
+
+    def _lexical(self) -> tuple[LexicalIndex, bool]:
+        """The index, and whether it is the store's current version.
 
         After a write to the collection, questions are answered with the index as it was
         while a thread builds the next one, rather than each waiting for the build (seconds
         at the corpus size, tens of seconds at 100,000 chunks, after every feed poll that
-        adds an article): meanwhile the new chunks are found by their vectors, and by their
-        words once the build is done. A new collection (a reindex's) or a first question
-        waits for its index.
+        adds an article). A new collection (a reindex's) or a first question waits for its
+        index.
         """
         key = self._key()
         current = self._current
         if current is not None and current[0] == key:
-            return current[1]
+            return current[1], True
         if current is not None and current[0][0] == key[0]:
             self.refresh_soon()
-            return current[1]
-        return self._index_for(key)
+            return current[1], False
+        return self._index_for(), True
 
-    def refresh(self) -> LexicalIndex:
-        """Bring the index up to the store now (a writer whose caller may ask next waits)."""
-        return self._index_for(self._key())
+    def refresh(self) -> None:
+        """Bring the index up to the store now: a writer whose caller may ask next waits.
+
+        The write is done whatever happens here: a failure (the store unavailable, a full
+        disk) is logged, and the index is dropped so that the next question builds it
+        rather than quote what the write took out."""
+        try:
+            self._index_for()
+        except Exception as exc:
+            log.warning("keyword index not rebuilt after a write (the next question "
+                        "rebuilds it): %s", exc)
+            with self._lex_lock:
+                self._current = None
 
     def refresh_soon(self) -> None:
         """Bring the index up to the store in a background thread (at most one at a time)."""
         with self._refresher_lock:
-            if self._refresher is not None and self._refresher.is_alive():
+            if self._closing:
                 return
-            self._refresher = threading.Thread(target=self._refresh_until_current,
-                                               name="lexical-refresh", daemon=True)
-            self._refresher.start()
+            self._refresh_wanted = True
+            if self._refresher is None:
+                self._refresher = threading.Thread(target=self._refresh_until_current,
+                                                   name="lexical-refresh", daemon=True)
+                self._refresher.start()
 
-    def wait_refresh(self, timeout: float = 15.0) -> None:
-        """Let a background rebuild finish before the store closes under it (bounded: a
-        build at 100,000 chunks takes longer, and the thread is a daemon)."""
-        refresher = self._refresher
+    def close(self, timeout: float = 15.0) -> None:
+        """Start no more rebuilds, and let one under way finish before the store closes
+        under it (bounded: a build at 100,000 chunks takes longer; the thread is a daemon)."""
+        with self._refresher_lock:
+            self._closing = True
+            refresher = self._refresher
         if refresher is not None:
             refresher.join(timeout)
 
     def _refresh_until_current(self) -> None:
         try:
-            while (current := self._current) is None or current[0] != self._key():
-                self._index_for(self._key())
-        except Exception as exc:  # the store closing under it, or unavailable: next time
+            while True:
+                with self._refresher_lock:
+                    current = self._current
+                    if self._closing or (not self._refresh_wanted and current is not None
+                                         and current[0] == self._key()):
+                        self._refresher = None
+                        return
+                    self._refresh_wanted = False
+                self._index_for()
+        except Exception as exc:  # the store unavailable: the next question tries again
             log.info("keyword index not refreshed: %s", exc)
+            with self._refresher_lock:
+                self._refresher = None
 
     def _key(self) -> tuple[str, int]:
         return (self.store.collection_name, self.store.version())
 
-    def _index_for(self, key: tuple[str, int]) -> LexicalIndex:
-        """The index of ``key``: the one in use, a reindex's, the saved one, or a new one."""
+    def _index_for(self) -> LexicalIndex:
+        """The index of the store as it is now: the one in use, a reindex's, the saved one,
+        or a new one."""
         with self._lex_lock:
+            # Read under the lock: a writer may have published a newer one meanwhile.
+            key = self._key()
             current = self._current
-            if current is not None and current[0] == key:
+            if (current is not None and current[0][0] == key[0]
+                    and current[0][1] >= key[1]):
                 return current[1]
             folder = self._folder(key)
             index = None
@@ -225,11 +260,12 @@ class Retriever:
                 log.info("lexical index: %d chunks in %.1fs", len(index),
                          time.perf_counter() - t0)
             if folder:
-                # Every other version's folder, and a dropped collection's, is out of date
-                # (but for the one a reindex under way has built).
-                keep = {folder, self._folder(self._primed[0]) if self._primed else None}
+                # Every other version's folder, and a dropped collection's, is out of date;
+                # not the one a reindex under way builds or has built, nor one being saved.
+                building = {self._priming, self._primed[0] if self._primed else None}
+                keep = {folder} | {self._folder(k) for k in building if k is not None}
                 for old in folder.parent.glob("*-v*"):
-                    if old not in keep:
+                    if old not in keep and old.suffix != ".tmp":
                         shutil.rmtree(old, ignore_errors=True)
             self._current = (key, index)
             return index
@@ -270,11 +306,17 @@ class Retriever:
         """Build the BM25 index (vectors beside it, saved) of ``collection``, about to go live
         under ``key`` (a reindex's new collection), so that the first question after the
         switch does not wait for it, nor a restart."""
-        index = self._build(self.store.iter_chunks(collection=collection), self._folder(key),
-                            collection)
         with self._lex_lock:
-            self._primed = (key, index)
-
+            self._priming = key
+        try:
+            index = self._build(self.store.iter_chunks(collection=collection),
+                                self._folder(key), collection)
+        except BaseException:
+            with self._lex_lock:
+                self._priming = None
+            raise
+        with self._lex_lock:
+            self._primed, self._priming = (key, index), None
 
     # -- stage 1: plan ---------------------------------------------------------------------
     def plan(self, query: str, *, context: Sequence[str] = (), since: datetime | None = None,
@@ -311,7 +353,7 @@ class Retriever:
     # -- stages 2 and 3: candidates, fusion ------------------------------------------------
     def candidates(self, vec: np.ndarray, lex: LexicalIndex, lex_scores: np.ndarray,
                    limits: Iterable[tuple[datetime | None, datetime | None]],
-                   outlet: str | None) -> dict[str, ChunkHit]:
+                   outlet: str | None, exact: bool = True) -> dict[str, ChunkHit]:
         """The best dense and lexical chunks within each set of date limits.
 
         Limits that leave out no chunk are no filter. Within a period of at most
@@ -330,7 +372,9 @@ class Retriever:
                 mask, lo, hi, outlet = None, None, None, None
             lo_ts = int(lo.timestamp()) if lo else None
             hi_ts = int(hi.timestamp()) if hi else None
-            if (mask is not None and lex.vectors is not None
+            # Only an index of the store as it is holds every chunk of the period (one being
+            # rebuilt after a poll lacks its newest reports).
+            if (exact and mask is not None and lex.vectors is not None
                     and lex.period_size(lo_ts, hi_ts) <= p.exact_chunks):
                 for i in lex.period_nearest(vec, n, lo_ts, hi_ts, outlet):
                     cid = lex.ids[i]
@@ -368,11 +412,13 @@ class Retriever:
                         for cid, emb in self.store.embeddings(missing).items()})
         fuse_scores(hits.values(), cosines, lex, lex_scores, self.params.dense_weight)
 
-    def _articles(self, text: str, lex: LexicalIndex, plan: QueryPlan) -> list[ArticleHit]:
+    def _articles(self, text: str, lex: LexicalIndex, plan: QueryPlan,
+                  exact: bool = True) -> list[ArticleHit]:
         """A plain search for ``text`` within the plan's hard limits (for a second hop)."""
         vec = self.embedder.embed_query(text)
         lex_scores = lex.scores(tokenize([text])[0])
-        hits = self.candidates(vec, lex, lex_scores, [(plan.hard_lo, plan.hard_hi)], plan.outlet)
+        hits = self.candidates(vec, lex, lex_scores, [(plan.hard_lo, plan.hard_hi)],
+                               plan.outlet, exact)
         self.fuse(hits, vec, lex, lex_scores)
         return group(hits.values(), self.params.second_chunk_weight)
 
@@ -394,12 +440,12 @@ class Retriever:
         p = self.params
         plan = self.plan(query, context=context, since=since, until=until, outlet=outlet,
                          now=now, prefer_article_id=prefer_article_id)
-        lex = self.lexical()
+        lex, current = self._lexical()
         lex_scores = lex.scores(plan.lexical_tokens)
         limits = [(plan.hard_lo, plan.hard_hi)]
         if plan.boosted:
             limits.append((plan.win_lo, plan.win_hi))
-        hits = self.candidates(plan.vector, lex, lex_scores, limits, plan.outlet)
+        hits = self.candidates(plan.vector, lex, lex_scores, limits, plan.outlet, current)
         self.fuse(hits, plan.vector, lex, lex_scores)
         if plan.boosted:
             boost_window(hits.values(), plan.win_lo, plan.win_hi, p.window_boost)
@@ -411,7 +457,7 @@ class Retriever:
         terms = plan.terms
         texts = token_sets(articles[: max(p.coverage_pool, 3)])
         hop = second_hop(plan, articles, texts, lex, p,
-                         lambda text: self._articles(text, lex, plan))
+                         lambda text: self._articles(text, lex, plan, current))
         if hop is not None:
             texts.update(token_sets([hop]))
             articles = place_second(articles, hop)

@@ -48,7 +48,7 @@ class Services:
     def close(self) -> None:
         if self.ask.model is not None:
             self.ask.model.close()
-        self.retriever.wait_refresh()
+        self.retriever.close()
         self.store.close()
         self.state.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -374,10 +375,41 @@ def test_questions_after_a_write_use_the_index_as_it_was_until_the_next_is_built
         assert svc.retriever.lexical() is before
         assert not any(i.startswith(story.id) for i in before.ids)
         release.set()
-        refresher = svc.retriever._refresher
-        assert refresher is not None
-        refresher.join(30)
+        for _ in range(600):  # the thread puts the new one in place once built
+            if svc.retriever.lexical() is not before:
+                break
+            time.sleep(0.05)
         after = svc.retriever.lexical()
         assert after is not before and any(i.startswith(story.id) for i in after.ids)
+    finally:
+        svc.close()
+
+
+def test_a_removal_is_out_of_the_keyword_index_when_the_command_returns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from retrieval.lexical import LexicalIndex
+
+    story = tmp_path / "kiosk.md"
+    story.write_text("---\ntitle: Harbour kiosk closes\nsource: Example Gazette\n"
+                     "published_at: 2026-11-20\n---\nThe harbour kiosk closed for the winter "
+                     "on Friday, its owner said.\n")
+    svc = make_services(tmp_path / "data")
+    try:
+        svc.admin.ingest([str(story)])
+        ids = set(svc.retriever.lexical().ids)
+        kiosk = {c.id for c in svc.store.iter_chunks() if c.text.startswith("The harbour kiosk")}
+        assert kiosk and kiosk <= ids
+        svc.admin.remove_source(str(story))
+        assert not kiosk & set(svc.retriever.lexical().ids)  # no rebuild to wait for
+        # A rebuild that fails after the write: the removal stands, and the old index is not
+        # used to answer (the next question builds a new one).
+        svc.admin.ingest([str(story)])
+        monkeypatch.setattr(LexicalIndex, "build",
+                            classmethod(lambda cls, chunks: (_ for _ in ()).throw(OSError("disk"))))
+        svc.admin.remove_source(str(story))
+        assert svc.state.find_source(normalise_spec(str(story))) is None
+        monkeypatch.undo()
+        assert not any(c.id in kiosk for c in svc.store.iter_chunks())
+        assert not kiosk & set(svc.retriever.lexical().ids)
     finally:
         svc.close()

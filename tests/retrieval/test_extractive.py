@@ -154,8 +154,8 @@ def test_the_latest_is_answered_from_the_newest_report_the_search_put_first() ->
     # The newer report says less in the question's words than the older one does.
     result, embedder = _dated(
         question, TimeFilter(recency=True),
-        ("2026-11-20T00:00:00+00:00", "Tickets will cost 3.10 euros from Monday, the "
-                                      "operator said after the council vote."),
+        ("2026-11-20T00:00:00+00:00", "The harbour ferry fare rises to 3.10 euros on "
+                                      "Monday, after a council vote."),
         ("2026-03-02T00:00:00+00:00", "The harbour ferry fare is now 2.80 euros, the harbour "
                                       "ferry operator said of the fare."))
     found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
@@ -174,7 +174,14 @@ def test_a_question_naming_a_period_is_answered_from_an_article_of_that_period()
                              until=datetime(2026, 4, 3, tzinfo=UTC), phrase="march 2026"),
         ("2026-11-20T00:00:00+00:00", "The harbour ferry operator did raise the harbour "
                                       "ferry fares again, the operator said."),
-        ("2026-03-12T00:00:00+00:00", "In March the company cut the number of night "
+        ("2026-03-12T00:00:00+00:00", "In March the harbour ferry operator cut its night "
                                       "crossings to two an hour."))
     found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
     assert found.picked[0].article == 1 and "night crossings" in found.picked[0].sentence
+    # An article of that period about something else does not lead.
+    other, _ = _dated(
+        question, result.time, ("2026-11-20T00:00:00+00:00", result.articles[0].chunks[0].text),
+        ("2026-03-12T00:00:00+00:00", "A new bakery opened on Mill Street in March, selling "
+                                      "rye bread and pastries."))
+    assert answer_with(question, other, _EvenIdf(), embedder,
+                       SearchParams()).picked[0].article == 0
