@@ -266,8 +266,8 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
     if not scored:
         return Extract([], "none", expected, _missing(expected),
                        (time.perf_counter() - t0) * 1000, scored)
+    lead = _lead(scored, result, p.lead_share)
     about = _about(question, result, weights, p.subject_share)
-    lead = _lead(scored, result, about, p.follow_min)
     on_subject = [c for c in scored if c.article in about]
     if expected is not None and not any(c.kind > 0 for c in on_subject[: p.kind_sentences]):
         # The story is there, the kind of answer asked for is not.
@@ -289,12 +289,11 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
                    (time.perf_counter() - t0) * 1000, scored)
 
 
-def _lead(scored: list[Candidate], result: SearchResult, about: set[int],
-          least: float) -> Candidate:
-    """The sentence the answer leads with: the likeliest of an article about the question's
-    subject (``about``) from the period the question names, or, for "the latest", of the
-    article the search put first for being the newest, if it is at least ``least`` likely;
-    else the likeliest of all.
+def _lead(scored: list[Candidate], result: SearchResult, share: float) -> Candidate:
+    """The sentence the answer leads with: the likeliest of an article from the period the
+    question names, or, for "the latest", of the article the search put first for being the
+    newest, if it is at least ``share`` as likely as the likeliest of all (an article of the
+    period about something else does not lead); else the likeliest of all.
 
     The sentence scores know nothing of dates: an older report can state the figure asked
     about in more of the question's words ("the unemployment rate now" answered with last
@@ -311,8 +310,8 @@ def _lead(scored: list[Candidate], result: SearchResult, about: set[int],
             return rank == 0
     else:
         return scored[0]
-    return next((c for c in scored if c.score >= least and c.article in about
-                 and allowed(c.article)), scored[0])
+    least = share * scored[0].score
+    return next((c for c in scored if c.score >= least and allowed(c.article)), scored[0])
 
 
 _CAPITALISED = re.compile(r"(?<=[\w,;:'\"()-] )[A-Z][\w'-]*")

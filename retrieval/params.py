@@ -122,6 +122,12 @@ class SearchParams:
     # Sentence vectors kept across questions (about 1.6 KB each). Set: the sentences of the
     # few hundred stories asked about in a day.
     sentence_cache: int = 8192
+    # A question naming a period (or asking for the latest) is answered from a sentence of
+    # an article of that period (the newest report) at least this share as likely as the
+    # likeliest sentence. Set: from 0.05 to 0.3 no figure of either half moved (0.5 lost the
+    # tuning half's multi-article gain); requiring the article to be about the question's
+    # subject as well lost a gold article's evidence in a checking-half temporal answer.
+    lead_share: float = 0.3
     # Earlier turns' terms count at this share of the question's own. Set.
     context_term_weight: float = 0.3
     # A further sentence needs at least this chance. Tuned: 0.05 kept ans@ev at its maximum
