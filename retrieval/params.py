@@ -119,6 +119,12 @@ class SearchParams:
     # (ans@ev1 0.41 with 5, 0.44 with 6, 0.43 with 10, where the rest used to be dropped).
     # Each sentence costs 4 to 5 ms of CPU on two cores, most of an answer's time.
     dense_sentences: int = 6
+    # After a feed poll, the keyword index is rebuilt in the background at most once in this
+    # many seconds: each rebuild reads the whole store (about 2 s of CPU at 10,000 chunks,
+    # tens of seconds at 100,000), and feeds polled one after another would otherwise keep a
+    # core busy. Set: new articles are found by their vectors at once and by their words
+    # within this time plus a build; commands that write rebuild it before returning.
+    refresh_interval_s: float = 30.0
     # Sentence vectors kept across questions (about 1.6 KB each). Set: the sentences of the
     # few hundred stories asked about in a day.
     sentence_cache: int = 8192

@@ -159,8 +159,9 @@ class Retriever:
         # One background rebuild at a time; a request while it runs makes it go round again.
         self._refresher: threading.Thread | None = None
         self._refresh_wanted = False
-        self._closing = False
+        self._closing = threading.Event()
         self._refresher_lock = threading.Lock()
+        self._last_refresh = 0.0  # time.monotonic() of the last background rebuild
 
     # -- lexical index ---------------------------------------------------------------------
     def lexical(self) -> LexicalIndex:
@@ -202,7 +203,7 @@ class Retriever:
     def refresh_soon(self) -> None:
         """Bring the index up to the store in a background thread (at most one at a time)."""
         with self._refresher_lock:
-            if self._closing:
+            if self._closing.is_set():
                 return
             self._refresh_wanted = True
             if self._refresher is None:
@@ -214,7 +215,7 @@ class Retriever:
         """Start no more rebuilds, and let one under way finish before the store closes
         under it (bounded: a build at 100,000 chunks takes longer; the thread is a daemon)."""
         with self._refresher_lock:
-            self._closing = True
+            self._closing.set()
             refresher = self._refresher
         if refresher is not None:
             refresher.join(timeout)
@@ -222,13 +223,19 @@ class Retriever:
     def _refresh_until_current(self) -> None:
         try:
             while True:
+                # Requests that arrive meanwhile are served by the one rebuild after it.
+                wait = self._last_refresh + self.params.refresh_interval_s - time.monotonic()
+                if wait > 0 and self._closing.wait(wait):
+                    return
                 with self._refresher_lock:
                     current = self._current
-                    if self._closing or (not self._refresh_wanted and current is not None
-                                         and current[0] == self._key()):
+                    if self._closing.is_set() or (
+                            not self._refresh_wanted and current is not None
+                            and current[0] == self._key()):
                         self._refresher = None
                         return
                     self._refresh_wanted = False
+                self._last_refresh = time.monotonic()
                 self._index_for()
         except Exception as exc:  # the store unavailable: the next question tries again
             log.info("keyword index not refreshed: %s", exc)

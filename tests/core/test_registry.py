@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -381,8 +382,22 @@ def test_questions_after_a_write_use_the_index_as_it_was_until_the_next_is_built
             time.sleep(0.05)
         after = svc.retriever.lexical()
         assert after is not before and any(i.startswith(story.id) for i in after.ids)
+        # Another write soon after: its rebuild waits out the interval (one rebuild in that
+        # time however many polls store articles), and closing does not wait for it.
+        svc.retriever.params = replace(svc.retriever.params, refresh_interval_s=3600)
+        second = article_from_record({
+            "title": "Ferry timetable changes", "source": "Example Gazette",
+            "body": "The winter ferry timetable starts on Monday with two fewer sailings.",
+            "published_at": "2026-11-28"})
+        svc.admin.indexer.index([second])
+        assert svc.retriever.lexical() is after
+        refresher = svc.retriever._refresher
+        assert refresher is not None
+        time.sleep(0.2)  # time enough to build so small an index, were it not waiting
+        assert svc.retriever.lexical() is after and refresher.is_alive()
     finally:
         svc.close()
+    assert not refresher.is_alive()
 
 
 def test_a_removal_is_out_of_the_keyword_index_when_the_command_returns(
