@@ -243,24 +243,38 @@ class AdminService:
                     continue
                 if kind == "page" and (len(articles) > 1 or articles[0].url != spec):
                     kind = "feed"  # a URL that gave several items, or items elsewhere
-                new_source = self.state.find_source(spec) is None
-                source = self.state.add_source(spec, kind)
-                try:
-                    for batch in _batches(articles, BATCH_ARTICLES):
-                        progress.check()
-                        self.sync_articles(batch, source.id, report, progress)
-                except BaseException:
-                    if new_source and not self.state.article_ids_for_source(source.id):
-                        self.state.delete_source(source.id)  # stopped before anything landed
-                    raise
-                self.state.update_source(source.id, last_fetch=utcnow(), last_ok=utcnow(),
-                                         polls=source.polls + 1, last_error=None)
-            if report.added or report.updated:
-                # When content last changed: an ingest that finds nothing new changes nothing.
-                self.state.set_meta("last_ingest", utcnow().isoformat())
+                self.record(spec, kind, articles, report, progress)
+            self.note_ingest(report)
         self.retriever.refresh()  # whoever ingested may ask next
         report.seconds = time.perf_counter() - t0
         return report
+
+    def record(self, spec: str, kind: str, articles: list[Article], report: IngestReport,
+               progress: Progress | None = None) -> list[Article]:
+        """Record ``articles``, read from ``spec`` in one go, under its source (added as
+        ``kind`` if new; dropped again if stopped before anything landed). Call under
+        ``write_lock``; returns the articles as recorded (see :meth:`sync_articles`)."""
+        new_source = self.state.find_source(spec) is None
+        source = self.state.add_source(spec, kind)
+        recorded: list[Article] = []
+        try:
+            for batch in _batches(articles, BATCH_ARTICLES):
+                if progress is not None:
+                    progress.check()
+                recorded += self.sync_articles(batch, source.id, report, progress)
+        except BaseException:
+            if new_source and not self.state.article_ids_for_source(source.id):
+                self.state.delete_source(source.id)  # stopped before anything landed
+            raise
+        now = utcnow()
+        self.state.update_source(source.id, last_fetch=now, last_ok=now,
+                                 polls=source.polls + 1, last_error=None)
+        return recorded
+
+    def note_ingest(self, report: IngestReport) -> None:
+        """When content last changed: an ingest that finds nothing new changes nothing."""
+        if report.added or report.updated:
+            self.state.set_meta("last_ingest", utcnow().isoformat())
 
     def sync_articles(self, batch: list[Article], source_id: int, report: IngestReport,
                       progress: Progress | None = None,

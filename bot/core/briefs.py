@@ -415,7 +415,6 @@ class BriefService:
         taking in a whole feed is following a source, an admin's action, and moderators
         reach this through ``/brief post``."""
         from bot.core.admin import IngestReport, normalise_spec
-        from bot.core.state import utcnow
         from retrieval.sources import Skipped
         from retrieval.sources.feeds import FeedError, sniff
         from retrieval.sources.web import Failure, Fetcher, NotModified, page_article
@@ -442,15 +441,10 @@ class BriefService:
         with self.admin.write_lock:
             # What `ingest` records for a page, from the response already read: a second
             # fetch could be answered with a feed.
-            source = self.state.add_source(spec, "page")
             report = IngestReport()
             # Recorded perhaps under an id of its own (another source's text at that URL).
-            (recorded,) = self.admin.sync_articles([item], source.id, report)
-            now = utcnow()
-            self.state.update_source(source.id, last_fetch=now, last_ok=now,
-                                     polls=source.polls + 1, last_error=None)
-            if report.added or report.updated:
-                self.state.set_meta("last_ingest", now.isoformat())
+            (recorded,) = self.admin.record(spec, "page", [item], report)
+            self.admin.note_ingest(report)
         self.admin.retriever.refresh()
         article = self.state.get_article(recorded.id)
         if article is None:  # removed by another writer in between
