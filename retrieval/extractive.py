@@ -301,10 +301,7 @@ def _lead(scored: list[Candidate], result: SearchResult, share: float) -> Candid
     tf = result.time
     if tf.bounded:
         def allowed(rank: int) -> bool:
-            when = result.articles[rank].published_at
-            # The period ends before ``until``, as the search's date filters have it.
-            return (when is not None and (tf.since is None or when >= tf.since)
-                    and (tf.until is None or when < tf.until))
+            return tf.covers(result.articles[rank].published_at)
     elif tf.recency:
         def allowed(rank: int) -> bool:
             return rank == 0

@@ -48,6 +48,12 @@ class TimeFilter:
     def bounded(self) -> bool:
         return self.since is not None or self.until is not None
 
+    def covers(self, when: datetime | None) -> bool:
+        """``when`` falls in the period (which ends before ``until``, as the search's date
+        filters have it); an undated moment falls in none."""
+        return (when is not None and (self.since is None or when >= self.since)
+                and (self.until is None or when < self.until))
+
 
 def _utc(year: int, month: int = 1, day: int = 1) -> datetime:
     return datetime(year, month, day, tzinfo=UTC)

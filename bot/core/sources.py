@@ -263,7 +263,7 @@ class SourceService:
             result.added_ids, result.updated_ids = report.added_ids, report.updated_ids
             if report.added or report.updated:
                 result.outcome = "changed"
-                self.state.set_meta("last_ingest", now.isoformat())
+                self.admin.note_ingest(report)
                 # Nobody waits on a poll: questions use the index as it was until then.
                 self.admin.retriever.refresh_soon()
         self.state.update_source(

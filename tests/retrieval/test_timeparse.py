@@ -57,3 +57,10 @@ def test_since_option() -> None:
     assert parse_since("2024-05-01") == d(2024, 5, 1)
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         parse_since("next tuesday-ish")
+
+
+def test_a_period_covers_its_days_and_ends_before_until() -> None:
+    tf = parse_time("what happened in march 2026?", NOW)
+    assert tf.covers(d(2026, 3, 1)) and tf.covers(d(2026, 3, 31, 12))
+    assert tf.until is not None and not tf.covers(tf.until)
+    assert not tf.covers(d(2026, 2, 28)) and not tf.covers(None)
