@@ -12,8 +12,11 @@
   private, link-local (cloud metadata), multicast and reserved addresses are refused before
   any request is sent, on the first URL and on every redirect hop, unless the Fetcher is
   built with ``allow_private=True`` (NEWSBOT_ALLOW_PRIVATE_URLS, for feeds on a LAN). The
-  connection resolves the name again, so a name that changes its answer between the check
-  and the connect (DNS rebinding) is not caught: see docs/hardening.md.
+  connection itself resolves the name once more, checks those addresses too and connects
+  only to them (TLS still verifies the name), so a name that answers differently between
+  the check and the connect (DNS rebinding) reaches nothing it must not. Through a proxy
+  named in the environment the proxy connects: the host is checked before each request
+  instead, and a rebinding name is not caught there.
 
 Results are values, never exceptions::
 
@@ -39,11 +42,13 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 import lxml.html
 import trafilatura
@@ -160,6 +165,8 @@ def _retry_after(value: str | None) -> float | None:
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 """Gives the addresses a host name resolves to (host, port) -> ["93.184.215.14", ...]."""
+AddressPolicy = Callable[[str], str | None]
+"""What keeps an address out of reach ("loopback", "private", ...), or None to allow it."""
 
 ALLOW_PRIVATE_HINT = "(set NEWSBOT_ALLOW_PRIVATE_URLS=true to allow)"
 
@@ -188,11 +195,90 @@ def non_public(address: str) -> str | None:
 
 
 class _Blocked(Exception):
-    """Raised from the request hook to stop a fetch; carries the Failure to report."""
+    """Raised from the request hook or the connection to stop a fetch; carries the Failure."""
 
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.reason)
         self.failure = failure
+
+
+async def _checked_addresses(host: str, port: int, resolver: Resolver,
+                             policy: AddressPolicy) -> list[str]:
+    """``host``'s addresses if ``policy`` allows every one of them; else raises _Blocked."""
+    try:
+        addresses = [str(ipaddress.ip_address(host))]
+        literal = True
+    except ValueError:
+        literal = False
+        try:
+            addresses = await resolver(host, port)
+        except OSError:
+            raise _Blocked(Failure(f"cannot resolve {host}")) from None
+    if not addresses:
+        raise _Blocked(Failure(f"cannot resolve {host}"))
+    for address in addresses:
+        kind = policy(address)
+        if kind is not None:
+            article = "an" if kind[0] in "aeiou" else "a"
+            where = f"{host} is" if literal else f"{host} resolves to"
+            raise _Blocked(Failure(f"refused: {where} {article} {kind} address "
+                                   f"{ALLOW_PRIVATE_HINT}", permanent=True))
+    return addresses
+
+
+class _PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Opens connections only to addresses the policy allows, resolved at connect time.
+
+    httpcore would resolve the name itself; resolving it here and connecting to those very
+    addresses leaves no second answer for a rebinding name to change. TLS is unaffected:
+    httpcore verifies the certificate against the request's host, not the address.
+    """
+
+    def __init__(self, resolver: Resolver, policy: AddressPolicy) -> None:
+        self._resolver = resolver
+        self._policy = policy
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+                          ) -> httpcore.AsyncNetworkStream:
+        refused: httpcore.ConnectError | None = None
+        for address in await _checked_addresses(host, port, self._resolver, self._policy):
+            try:
+                return await self._inner.connect_tcp(address, port, timeout=timeout,
+                                                     local_address=local_address,
+                                                     socket_options=socket_options)
+            except httpcore.ConnectError as exc:
+                refused = exc  # the next address may answer, as a resolver-led connect would
+        assert refused is not None  # _checked_addresses never returns an empty list
+        raise refused
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+                                  ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not fetched")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _PinnedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over :class:`_PinnedBackend` (httpx does not take a backend)."""
+
+    def __init__(self, backend: _PinnedBackend, ssl_context: ssl.SSLContext) -> None:
+        super().__init__(verify=ssl_context)
+        limits = httpx.Limits()
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context, max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry, network_backend=backend)
+
+
+def _proxied() -> bool:
+    """Whether httpx will send requests through a proxy named in the environment."""
+    proxies = urllib.request.getproxies()
+    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
 
 
 def _connect_failure(exc: httpx.ConnectError) -> Failure:
@@ -211,14 +297,16 @@ class Fetcher:
 
     ``timeout_s`` bounds each fetch as a whole; ``max_bytes`` caps each body;
     ``concurrency`` is how many pages :meth:`get_many` fetches at once. Hosts that resolve
-    to a non-public address are refused unless ``allow_private``; ``resolver`` is how host
-    names are resolved for that check (the system's by default).
+    to an address ``policy`` refuses (by default any non-public one) are refused unless
+    ``allow_private``; ``resolver`` is how host names are resolved for the check and the
+    connection (the system's by default).
     """
 
     def __init__(self, *, timeout_s: float = DEFAULT_TIMEOUT_S,
                  max_bytes: int = DEFAULT_MAX_BYTES, user_agent: str = USER_AGENT,
                  concurrency: int = DEFAULT_CONCURRENCY, allow_private: bool = False,
-                 resolver: Resolver = system_resolver) -> None:
+                 resolver: Resolver = system_resolver,
+                 policy: AddressPolicy = non_public) -> None:
         if timeout_s <= 0 or max_bytes <= 0 or concurrency < 1:
             raise ValueError("timeout_s and max_bytes must be positive, concurrency at least 1")
         self.timeout_s = timeout_s
@@ -227,6 +315,7 @@ class Fetcher:
         self.concurrency = concurrency
         self.allow_private = allow_private
         self.resolver = resolver
+        self.policy = policy
         self._ssl: ssl.SSLContext | None = None
         self._ssl_lock = threading.Lock()
 
@@ -274,39 +363,36 @@ class Fetcher:
 
     def _client(self) -> httpx.AsyncClient:
         # A client per call: an async client belongs to the event loop it was used on.
+        # Through a proxy the proxy connects, so the request hook checks the host instead
+        # (a transport of our own would also stop httpx from honouring the proxy).
+        pinned = not self.allow_private and not _proxied()
+        transport = (_PinnedTransport(_PinnedBackend(self.resolver, self.policy),
+                                      self._ssl_context()) if pinned else None)
+        hooks = ([] if self.allow_private else
+                 [self._check_scheme] if pinned else [self._check_address])
         return httpx.AsyncClient(
+            transport=transport,
             timeout=httpx.Timeout(self.timeout_s),
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
             headers={"User-Agent": self.user_agent, "Accept": _ACCEPT},
             verify=self._ssl_context(),
             # httpx runs request hooks before every hop, redirects included.
-            event_hooks={"request": [] if self.allow_private else [self._check_address]},
+            event_hooks={"request": hooks},
         )
 
-    async def _check_address(self, request: httpx.Request) -> None:
-        """Stop the request unless its host is reached over http(s) at public addresses only."""
-        url = request.url
-        if url.scheme not in ("http", "https"):
+    @staticmethod
+    async def _check_scheme(request: httpx.Request) -> None:
+        """Stop the request unless it is http(s) (its addresses are checked at the connect)."""
+        if request.url.scheme not in ("http", "https"):
             raise _Blocked(Failure("not an http(s) URL", permanent=True))
-        host = url.host
-        try:
-            addresses = [str(ipaddress.ip_address(host))]
-            literal = True
-        except ValueError:
-            literal = False
-            try:
-                addresses = await self.resolver(host, url.port or (443 if url.scheme == "https"
-                                                                   else 80))
-            except OSError:
-                raise _Blocked(Failure(f"cannot resolve {host}")) from None
-        for address in addresses:
-            kind = non_public(address)
-            if kind is not None:
-                article = "an" if kind[0] in "aeiou" else "a"
-                where = f"{host} is" if literal else f"{host} resolves to"
-                raise _Blocked(Failure(f"refused: {where} {article} {kind} address "
-                                       f"{ALLOW_PRIVATE_HINT}", permanent=True))
+
+    async def _check_address(self, request: httpx.Request) -> None:
+        """Stop a proxied request unless its host is http(s) at allowed addresses only."""
+        await self._check_scheme(request)
+        url = request.url
+        await _checked_addresses(url.host, url.port or (443 if url.scheme == "https" else 80),
+                                 self.resolver, self.policy)
 
     def _too_large(self) -> Failure:
         return Failure(f"too large (>{_size(self.max_bytes)})")

@@ -1,23 +1,35 @@
-"""The Fetcher refuses hosts on non-public addresses, on the first URL and on every redirect.
+"""The Fetcher refuses hosts on non-public addresses, on the first URL, on every redirect and
+at the connection itself.
 
-The local server listens on 127.0.0.1, itself a refused address. To reach it through a name
-that passes the check, the guard is given a resolver that answers with a public address for
-"localhost" while the connection still goes to 127.0.0.1 (the system's answer).
+The local server listens on 127.0.0.1, itself a refused address. To stand it in for a public
+host, the guard is given a policy that allows 127.0.0.1 alone (every other address is judged
+as in production) and a resolver that answers 127.0.0.1 for "news.example", a name the
+system cannot resolve: reaching the server through it shows the connection goes to the
+address that was checked.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import trustme
 
 from retrieval.sources import Skipped, load_source
-from retrieval.sources.web import Failure, Fetcher, Page, system_resolver
+from retrieval.sources.web import Failure, Fetcher, Page, non_public, system_resolver
 from tests.support.feeds import Item, article_page, rss, story_paragraphs
 from tests.support.http import StaticServer
 
 HINT = "(set NEWSBOT_ALLOW_PRIVATE_URLS=true to allow)"
 PUBLIC = "93.184.215.14"  # a public address; never connected to, only checked
+LOCAL = "127.0.0.1"  # the local server's address, allowed by ``standing_in``
+
+
+def standing_in(address: str) -> str | None:
+    """The production policy, except that the local server's address counts as public."""
+    return None if address == LOCAL else non_public(address)
 
 
 def table_resolver(names: dict[str, list[str]]):  # type: ignore[no-untyped-def]
@@ -79,12 +91,13 @@ def test_names_are_checked_by_what_they_resolve_to(server: StaticServer) -> None
 
 
 def test_every_redirect_hop_is_checked(server: StaticServer) -> None:
-    fetcher = Fetcher(resolver=table_resolver({"localhost": [PUBLIC],
-                                               "metadata.internal": ["169.254.169.254"]}))
-    base = server.base_url.replace("127.0.0.1", "localhost")
+    fetcher = Fetcher(resolver=table_resolver({"news.example": [LOCAL],
+                                               "metadata.internal": ["169.254.169.254"]}),
+                      policy=standing_in)
+    base = server.base_url.replace(LOCAL, "news.example")
     server.add("/story", "the story")
     server.redirect("/moved", "/story")
-    server.redirect("/to-loopback", server.url("/secret"))
+    server.redirect("/to-loopback", server.url("/secret").replace(LOCAL, "127.0.0.2"))
     server.redirect("/to-metadata", "http://metadata.internal/latest/meta-data/")
     server.redirect("/to-file", "file:///etc/passwd")
     server.add("/secret", "internal only")
@@ -93,7 +106,7 @@ def test_every_redirect_hop_is_checked(server: StaticServer) -> None:
     got = fetcher.get(base + "/moved")
     assert isinstance(got, Page) and got.body == b"the story"
     assert fetcher.get(base + "/to-loopback") == Failure(
-        f"refused: 127.0.0.1 is a loopback address {HINT}", permanent=True)
+        f"refused: 127.0.0.2 is a loopback address {HINT}", permanent=True)
     assert fetcher.get(base + "/to-metadata") == Failure(
         f"refused: metadata.internal resolves to a link-local address {HINT}", permanent=True)
     assert fetcher.get(base + "/to-file") == Failure("not an http(s) URL", permanent=True)
@@ -101,14 +114,75 @@ def test_every_redirect_hop_is_checked(server: StaticServer) -> None:
 
 
 def test_a_feed_cannot_send_the_bot_to_private_pages(server: StaticServer) -> None:
-    base = server.base_url.replace("127.0.0.1", "localhost")
-    teaser = Item(title="Pier reopens after repairs", link=server.url("/internal/admin"),
+    base = server.base_url.replace(LOCAL, "news.example")
+    teaser = Item(title="Pier reopens after repairs",
+                  link=server.url("/internal/admin").replace(LOCAL, "127.0.0.2"),
                   guid="p-1", description="The pier reopened.",
                   pub_date="Mon, 03 Jun 2024 08:00:00 GMT")
     server.add("/feed.xml", rss([teaser]), content_type="application/rss+xml")
     server.add("/internal/admin", article_page("Admin", story_paragraphs(1)))
-    fetcher = Fetcher(resolver=table_resolver({"localhost": [PUBLIC]}))
+    fetcher = Fetcher(resolver=table_resolver({"news.example": [LOCAL]}), policy=standing_in)
     items = list(load_source(base + "/feed.xml", fetcher=fetcher))
     # The teaser stays the feed's own text: its page on a loopback address was not fetched.
     assert [i.text for i in items if not isinstance(i, Skipped)] == ["The pier reopened."]
     assert "/internal/admin" not in server.paths()
+
+
+def test_the_connection_goes_only_to_the_checked_addresses(server: StaticServer) -> None:
+    """A name that answers differently from one lookup to the next (DNS rebinding, a TTL of
+    zero) is resolved once per connection, and that answer is both checked and used."""
+    server.add("/story", "the story")
+    answers = [[LOCAL], ["10.9.8.7"]] * 3
+    asked: list[str] = []
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return answers[len(asked) - 1]
+
+    fetcher = Fetcher(resolver=rebinding, policy=standing_in, timeout_s=5)
+    url = server.base_url.replace(LOCAL, "news.example") + "/story"
+    got = [fetcher.get(url) for _ in range(4)]
+    refused = Failure(f"refused: news.example resolves to a private address {HINT}",
+                      permanent=True)
+    # Never "cannot connect" or a timeout: 10.9.8.7 was refused, not tried.
+    assert got[1] == got[3] == refused
+    assert isinstance(got[0], Page) and isinstance(got[2], Page)
+    assert got[0].body == b"the story"
+    assert asked == ["news.example"] * 4
+    assert [r.headers.get("host") for r in server.requests] == [
+        server.base_url.replace("http://" + LOCAL, "news.example")] * 2
+
+
+def test_through_a_proxy_the_host_is_checked_before_the_request(
+        server: StaticServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The proxy (here the local server, which would answer 404) connects, so the guard
+    # checks the name before anything is sent to the proxy.
+    monkeypatch.setenv("HTTP_PROXY", server.base_url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    fetcher = Fetcher(resolver=table_resolver({"example.internal": ["10.1.2.3"]}))
+    assert fetcher.get("http://example.internal/feed") == Failure(
+        f"refused: example.internal resolves to a private address {HINT}", permanent=True)
+    assert server.requests == []
+
+
+def test_tls_is_verified_against_the_name_not_the_address(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A certificate for news.example alone; the connection goes to 127.0.0.1.
+    ca = trustme.CA()
+    served = ca.issue_cert("news.example")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.configure_cert(context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))  # httpx's context trusts it
+    resolver = table_resolver({"news.example": [LOCAL], "other.example": [LOCAL]})
+    with StaticServer(tls=context) as server:
+        server.add("/story", "the story")
+        port = server.base_url.rsplit(":", 1)[1]
+        fetcher = Fetcher(resolver=resolver, policy=standing_in, timeout_s=5)
+        got = fetcher.get(f"https://news.example:{port}/story")
+        assert isinstance(got, Page) and got.body == b"the story"
+        wrong = fetcher.get(f"https://other.example:{port}/story")
+        assert isinstance(wrong, Failure)
+        assert wrong.reason.startswith("TLS certificate not trusted: Hostname mismatch")

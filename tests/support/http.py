@@ -17,6 +17,7 @@ slow or hostile server would.
 from __future__ import annotations
 
 import contextlib
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -70,9 +71,10 @@ class _Server(ThreadingHTTPServer):
 
 
 class StaticServer:
-    """Serves registered routes from a background thread on a free local port."""
+    """Serves registered routes from a background thread on a free local port; over TLS
+    with ``tls``, a server-side context holding the certificate to present."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[RecordedRequest] = []
         self.sent: dict[str, int] = {}
@@ -81,6 +83,9 @@ class StaticServer:
         self._stopping = threading.Event()
         self._httpd = _Server(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
+        self._scheme = "https" if tls is not None else "http"
         # A short poll interval keeps shutdown (once per test) from adding half a second.
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
                                         daemon=True, name="static-http-server")
@@ -88,7 +93,7 @@ class StaticServer:
     @property
     def base_url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self._scheme}://{host}:{port}"
 
     def url(self, path: str) -> str:
         """Absolute URL of a path on this server."""
