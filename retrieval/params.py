@@ -134,7 +134,8 @@ class SearchParams:
     # tuning half's multi-article gain); requiring the article to be about the question's
     # subject as well lost a gold article's evidence in a checking-half temporal answer.
     lead_share: float = 0.3
-    # Earlier turns' terms count at this share of the question's own. Set.
+    # Earlier turns' terms count at this share of the question's own, in the sentence scores
+    # and in the judge. Set.
     context_term_weight: float = 0.3
     # A further sentence needs at least this chance. Tuned: 0.05 kept ans@ev at its maximum
     # on the tuning half (0.65) where 0.1 lost multi-article evidence.

@@ -470,7 +470,8 @@ class Retriever:
             articles = place_second(articles, hop)
         if len(terms) > 1 and len(articles) > 1:
             articles = diversify(articles, texts, terms, lex, p)
-        confidence = judge(articles, plan, texts, lex, hop=hop)
+        confidence = judge(articles, plan, texts, lex, hop=hop,
+                           context_share=p.context_term_weight)
         return SearchResult(
             articles=articles[:k], time=plan.time, confidence=confidence,
             weak=confidence < p.abstain_threshold, query_terms=terms,
@@ -622,12 +623,14 @@ def diversify(articles: list[ArticleHit], texts: dict[str, set[str]], terms: Seq
 
 # -- stage 6: the judge ------------------------------------------------------------------------
 def judge(articles: Sequence[ArticleHit], plan: QueryPlan, texts: dict[str, set[str]],
-          idf: Idf, *, hop: ArticleHit | None = None) -> float:
+          idf: Idf, *, hop: ArticleHit | None = None, context_share: float = 0.0) -> float:
     """How well the best articles cover the question (0 when none is in a period it names).
 
     A question about a period with no article in it cannot be answered from them (the
     period's other hops, "what did he say in 2008 about ...", are judged as usual). With a
-    second hop, the description and the question asked are judged together.
+    second hop, the description and the question asked are judged together. A follow-up
+    means its conversation's subject too ("when was that?"): the earlier turns' terms count
+    at ``context_share`` of its own.
     """
     if not articles:
         return 0.0
@@ -635,27 +638,34 @@ def judge(articles: Sequence[ArticleHit], plan: QueryPlan, texts: dict[str, set[
                                      for a in articles):
         return 0.0
     terms = plan.terms
-    confidence = coverage_confidence(articles[:3], terms, idf, texts)
+    context = [t for t in content_terms(plan.context_tokens) if t not in terms]
+    confidence = coverage_confidence(articles[:3], terms, idf, texts, context=context,
+                                     context_share=context_share)
     if hop is not None and len(articles) > 1 and articles[1] is hop:
-        confidence = max(confidence, coverage_confidence([articles[0], hop], terms, idf, texts,
-                                                         jointly=True))
+        confidence = max(confidence, coverage_confidence(
+            [articles[0], hop], terms, idf, texts, jointly=True, context=context,
+            context_share=context_share))
     return confidence
 
 
 def coverage_confidence(articles: Sequence[ArticleHit], terms: Sequence[str], idf: Idf,
-                        texts: dict[str, set[str]], *, jointly: bool = False) -> float:
+                        texts: dict[str, set[str]], *, jointly: bool = False,
+                        context: Sequence[str] = (), context_share: float = 0.0) -> float:
     """0.5 * best cosine + 0.5 * the IDF share of the question's terms an article covers.
 
-    Each article is judged alone, or with ``jointly`` the articles together, as one.
+    Each article is judged alone, or with ``jointly`` the articles together, as one. The
+    ``context`` terms (a follow-up's earlier turns) weigh ``context_share`` of their IDF.
     """
-    if not terms:
+    weights = {t: idf.idf(t) for t in terms}
+    weights.update({t: context_share * idf.idf(t) for t in context if t not in weights})
+    total = sum(weights.values())
+    if total <= 0:
         return articles[0].dense_sim
-    total = sum(idf.idf(t) for t in terms) or 1.0
     groups = [list(articles)] if jointly else [[a] for a in articles]
     best = 0.0
     for g in groups:
         tokens = set().union(*(texts.get(a.article_id, set()) for a in g))
-        covered = sum(idf.idf(t) for t in terms if t in tokens) / total
+        covered = sum(w for t, w in weights.items() if t in tokens) / total
         best = max(best, 0.5 * max(a.dense_sim for a in g) + 0.5 * covered)
     return best
 

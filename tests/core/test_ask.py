@@ -256,6 +256,21 @@ def test_follow_up_uses_the_conversation(services: Services) -> None:
     assert "fire" in follow.text
 
 
+def test_a_follow_up_without_words_of_its_own_is_judged_with_the_conversation(
+        services: Services) -> None:
+    # "when was that?" names nothing: the question meant is the earlier one's subject plus
+    # "when", and it is answered (with the date) rather than refused as matching weakly.
+    first = "who landed near the Moon's south pole?"
+    history = [Turn("user", first), Turn("assistant", services.ask.ask(first).text)]
+    follow = services.ask.ask("when was that?", history=history)
+    assert not follow.abstained
+    assert follow.sources[0].title.startswith("India lands Chandrayaan-3")
+    assert "23 August 2023" in follow.text.split("[1]")[0]
+    # The conversation does not make a fact the story never states answerable.
+    cost = services.ask.ask("how much did the rover cost?", history=history)
+    assert cost.abstained and "don't say the amount asked for" in cost.text
+
+
 def test_long_history_is_cut_and_flagged(services: Services) -> None:
     turns = [Turn("user" if i % 2 == 0 else "assistant", f"turn {i} about Notre-Dame")
              for i in range(30)]

@@ -103,6 +103,23 @@ def test_judge_reads_coverage_similarity_and_the_period() -> None:
     assert judge([first, second], period, texts, idf) == 0.0
 
 
+def test_a_follow_up_is_judged_with_its_conversations_terms_at_a_share() -> None:
+    landing = _article("landing", 0.5, sim=0.3)
+    texts = {"landing": {"india", "land", "moon", "pole", "date"}}
+    idf = _EvenIdf()
+    # "when was that?" has no terms of its own: the conversation's subject is all it asks.
+    vague = QueryPlan("when was that?", ("who landed near the moon's pole?",), [],
+                      ["land", "moon", "pole"], np.zeros(3, dtype=np.float32), TimeFilter())
+    assert judge([landing], vague, texts, idf) == pytest.approx(0.3)  # the cosine alone
+    assert judge([landing], vague, texts, idf, context_share=0.3) == pytest.approx(
+        0.5 * 0.3 + 0.5 * 1.0)
+    # Its own terms weigh more than the conversation's: "cost" is missing.
+    cost = QueryPlan("and the cost?", ("who landed near the moon's pole?",), ["cost"],
+                     ["land", "moon", "pole"], np.zeros(3, dtype=np.float32), TimeFilter())
+    assert judge([landing], cost, texts, idf, context_share=0.3) == pytest.approx(
+        0.5 * 0.3 + 0.5 * 0.9 / 1.9)
+
+
 def test_second_hop_needs_a_strong_first_article_that_misses_terms_and_names_people() -> None:
     story = ("Harbour master Ilse Varga resigned after the ferry grounding. Ilse Varga had run "
              "the port for nine years.")
