@@ -332,17 +332,18 @@ def _about(question: str, result: SearchResult, weights: dict[str, float],
     """The articles (ranks) about the question's subject: those holding every name it uses
     (capitalised words inside it) that cover its terms, IDF-weighted, at least ``share`` as
     well as the article covering them best. Another story's amount or date does not answer.
+    A follow-up's subject is its conversation's too: ``weights`` holds the earlier turns'
+    terms at their share ("when was that?" has no terms of its own).
     """
     words = _CAPITALISED.findall(question)
     names = set(tokenize([" ".join(words)])[0]) if words else set()
-    own = {t: w for t, w in weights.items() if t in set(tokenize([question])[0])}
     covers: dict[int, float] = {}
     for i, a in enumerate(result.articles):
         terms = result.article_terms.get(a.article_id)
         if terms is None:
             covers[i] = 0.0
         elif names <= terms:
-            covers[i] = sum(w for t, w in own.items() if t in terms)
+            covers[i] = sum(w for t, w in weights.items() if t in terms)
     best = max(covers.values(), default=0.0)
     return {i for i, c in covers.items() if c >= share * best}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -266,6 +267,8 @@ def test_a_follow_up_without_words_of_its_own_is_judged_with_the_conversation(
     assert not follow.abstained
     assert follow.sources[0].title.startswith("India lands Chandrayaan-3")
     assert "23 August 2023" in follow.text.split("[1]")[0]
+    # Its subject is the conversation's: no sentence of another story follows.
+    assert set(re.findall(r"\[(\d+)\]", follow.text)) == {"1"}
     # The conversation does not make a fact the story never states answerable.
     cost = services.ask.ask("how much did the rover cost?", history=history)
     assert cost.abstained and "don't say the amount asked for" in cost.text
