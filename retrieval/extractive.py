@@ -332,11 +332,13 @@ def _about(question: str, result: SearchResult, weights: dict[str, float],
     """The articles (ranks) about the question's subject: those holding every name it uses
     (capitalised words inside it) that cover its terms, IDF-weighted, at least ``share`` as
     well as the article covering them best. Another story's amount or date does not answer.
-    A follow-up's subject is its conversation's too: ``weights`` holds the earlier turns'
-    terms at their share ("when was that?" has no terms of its own).
+    A follow-up with no terms of its own ("when was that?") is about its conversation's
+    subject: the earlier turns' terms in ``weights`` then stand for it.
     """
     words = _CAPITALISED.findall(question)
     names = set(tokenize([" ".join(words)])[0]) if words else set()
+    own = set(tokenize([question])[0])
+    weights = {t: w for t, w in weights.items() if t in own} or weights
     covers: dict[int, float] = {}
     for i, a in enumerate(result.articles):
         terms = result.article_terms.get(a.article_id)

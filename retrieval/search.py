@@ -629,8 +629,10 @@ def judge(articles: Sequence[ArticleHit], plan: QueryPlan, texts: dict[str, set[
     A question about a period with no article in it cannot be answered from them (the
     period's other hops, "what did he say in 2008 about ...", are judged as usual). With a
     second hop, the description and the question asked are judged together. A follow-up
-    means its conversation's subject too ("when was that?"): the earlier turns' terms count
-    at ``context_share`` of its own.
+    with no terms of its own ("when was that?") asks about its conversation's subject: the
+    earlier turns' terms count, at ``context_share`` of their weight. One that names
+    something ("and the Mars helicopter?") is judged by what it names: the earlier story
+    covering the conversation says nothing of whether it covers that.
     """
     if not articles:
         return 0.0
@@ -638,7 +640,7 @@ def judge(articles: Sequence[ArticleHit], plan: QueryPlan, texts: dict[str, set[
                                      for a in articles):
         return 0.0
     terms = plan.terms
-    context = [t for t in content_terms(plan.context_tokens) if t not in terms]
+    context = [] if terms else content_terms(plan.context_tokens)
     confidence = coverage_confidence(articles[:3], terms, idf, texts, context=context,
                                      context_share=context_share)
     if hop is not None and len(articles) > 1 and articles[1] is hop:

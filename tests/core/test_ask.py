@@ -269,9 +269,16 @@ def test_a_follow_up_without_words_of_its_own_is_judged_with_the_conversation(
     assert "23 August 2023" in follow.text.split("[1]")[0]
     # Its subject is the conversation's: no sentence of another story follows.
     assert set(re.findall(r"\[(\d+)\]", follow.text)) == {"1"}
-    # The conversation does not make a fact the story never states answerable.
+    # The conversation does not make a fact the story never states answerable...
     cost = services.ask.ask("how much did the rover cost?", history=history)
     assert cost.abstained and "don't say the amount asked for" in cost.text
+    # ... nor something no article names: the earlier story covers the conversation, not it.
+    for other in ("and what about the Mars helicopter?", "why did the rover's batteries fail?"):
+        assert services.ask.ask(other, history=history).abstained, other
+    # A new subject is answered from its own story, without the earlier one's sentences.
+    switch = services.ask.ask("when was the total eclipse?", history=history)
+    assert switch.sources[0].title.startswith("Total solar eclipse")
+    assert set(re.findall(r"\[(\d+)\]", switch.text)) == {"1"}
 
 
 def test_long_history_is_cut_and_flagged(services: Services) -> None:
