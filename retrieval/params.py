@@ -125,6 +125,11 @@ class SearchParams:
     # core busy. Set: new articles are found by their vectors at once and by their words
     # within this time plus a build; commands that write rebuild it before returning.
     refresh_interval_s: float = 30.0
+    # ... and, when a rebuild takes long (a large store), at most this share of one core goes
+    # to them: the next background rebuild starts no sooner than its last build's time over
+    # this share after the last one started. Set: 20 s builds at 100,000 chunks space out to
+    # 80 s, so a busy feed list costs a quarter of a core rather than two thirds.
+    refresh_cpu_share: float = 0.25
     # Sentence vectors kept across questions (about 1.6 KB each). Set: the sentences of the
     # few hundred stories asked about in a day.
     sentence_cache: int = 8192

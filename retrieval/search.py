@@ -162,6 +162,7 @@ class Retriever:
         self._closing = threading.Event()
         self._refresher_lock = threading.Lock()
         self._last_refresh = 0.0  # time.monotonic() of the last background rebuild
+        self._last_build_s = 0.0  # how long the last build from the store took
 
     # -- lexical index ---------------------------------------------------------------------
     def lexical(self) -> LexicalIndex:
@@ -224,7 +225,8 @@ class Retriever:
         try:
             while True:
                 # Requests that arrive meanwhile are served by the one rebuild after it.
-                wait = self._last_refresh + self.params.refresh_interval_s - time.monotonic()
+                wait = (self._last_refresh + refresh_gap(self.params, self._last_build_s)
+                        - time.monotonic())
                 if wait > 0 and self._closing.wait(wait):
                     return
                 with self._refresher_lock:
@@ -264,8 +266,8 @@ class Retriever:
             if index is None:
                 t0 = time.perf_counter()
                 index = self._build(self.store.iter_chunks(), folder)
-                log.info("lexical index: %d chunks in %.1fs", len(index),
-                         time.perf_counter() - t0)
+                self._last_build_s = time.perf_counter() - t0
+                log.info("lexical index: %d chunks in %.1fs", len(index), self._last_build_s)
             if folder:
                 # Every other version's folder, and a dropped collection's, is out of date;
                 # not the one a reindex under way builds or has built, nor one being saved.
@@ -481,6 +483,12 @@ class Retriever:
                            if a.article_id in texts},
             vector=plan.vector, context_terms=content_terms(plan.context_tokens),
         )
+
+
+def refresh_gap(p: SearchParams, last_build_s: float) -> float:
+    """Seconds from one background rebuild of the keyword index to the next: the interval,
+    or longer when builds take long enough to cost more than ``refresh_cpu_share`` of a core."""
+    return max(p.refresh_interval_s, last_build_s / p.refresh_cpu_share)
 
 
 # -- stage 3: fusion -----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from retrieval.search import (
     judge,
     prefer_article,
     prefer_recent,
+    refresh_gap,
     second_hop,
 )
 from retrieval.timeparse import TimeFilter
@@ -209,3 +210,10 @@ def test_an_article_date_is_read_from_new_and_older_stores() -> None:
     undated = ArticleHit("c", 1.0, [ChunkHit("c:0", "", {})])
     assert new.published_at == old.published_at == datetime(2024, 7, 15, tzinfo=UTC)
     assert undated.published_at is None
+
+
+def test_background_rebuilds_of_a_slow_index_space_out_to_a_share_of_a_core() -> None:
+    p = SearchParams(refresh_interval_s=30, refresh_cpu_share=0.25)
+    assert refresh_gap(p, 0.0) == 30  # nothing built yet
+    assert refresh_gap(p, 2.0) == 30  # a corpus-sized build: the interval
+    assert refresh_gap(p, 20.0) == 80  # 100,000 chunks: a quarter of a core at most
