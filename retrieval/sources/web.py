@@ -14,9 +14,10 @@
   built with ``allow_private=True`` (NEWSBOT_ALLOW_PRIVATE_URLS, for feeds on a LAN). The
   connection itself resolves the name once more, checks those addresses too and connects
   only to them (TLS still verifies the name), so a name that answers differently between
-  the check and the connect (DNS rebinding) reaches nothing it must not. Through a proxy
-  named in the environment the proxy connects: the host is checked before each request
-  instead, and a rebinding name is not caught there.
+  the check and the connect (DNS rebinding) reaches nothing it must not. With a proxy named
+  in the environment (HTTP(S)_PROXY, ALL_PROXY) httpx's own transport is used, for the
+  proxied requests and any it sends directly (NO_PROXY): the host is checked before each
+  request instead, and a rebinding name is not caught there.
 
 Results are values, never exceptions::
 
@@ -48,6 +49,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
+import anyio
 import httpcore
 import httpx
 import lxml.html
@@ -63,6 +65,9 @@ DEFAULT_TIMEOUT_S = 15.0
 DEFAULT_MAX_BYTES = 10_000_000  # as NEWSBOT_MAX_FEED_BYTES
 DEFAULT_CONCURRENCY = 4  # pages fetched at once by get_many: polite to one host, still quick
 MAX_REDIRECTS = 10
+# As anyio's connect_tcp: the next of a host's addresses is tried after this many seconds.
+HAPPY_EYEBALLS_DELAY = 0.25
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's defaults
 
 # Shorter than a couple of sentences is a menu or a cookie notice, not a story.
 MIN_PAGE_TEXT = 80
@@ -212,7 +217,7 @@ async def _checked_addresses(host: str, port: int, resolver: Resolver,
         literal = False
         try:
             addresses = await resolver(host, port)
-        except OSError:
+        except (OSError, UnicodeError):  # UnicodeError: a name IDNA cannot encode ("a..b")
             raise _Blocked(Failure(f"cannot resolve {host}")) from None
     if not addresses:
         raise _Blocked(Failure(f"cannot resolve {host}"))
@@ -243,16 +248,42 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
                           local_address: str | None = None,
                           socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
                           ) -> httpcore.AsyncNetworkStream:
-        refused: httpcore.ConnectError | None = None
-        for address in await _checked_addresses(host, port, self._resolver, self._policy):
+        """A connection to the first of the host's addresses to answer.
+
+        As anyio does for a name (happy eyeballs, RFC 6555): each address gets an attempt,
+        the next one starting when the last fails or after :data:`HAPPY_EYEBALLS_DELAY`, so
+        an address that never answers (IPv6 that silently drops) costs a quarter of a
+        second, not the whole timeout."""
+        addresses = await _checked_addresses(host, port, self._resolver, self._policy)
+        connected: httpcore.AsyncNetworkStream | None = None
+        failures: list[httpcore.ConnectError | httpcore.ConnectTimeout] = []
+
+        async def attempt(address: str, done: anyio.Event) -> None:
+            nonlocal connected
             try:
-                return await self._inner.connect_tcp(address, port, timeout=timeout,
-                                                     local_address=local_address,
-                                                     socket_options=socket_options)
-            except httpcore.ConnectError as exc:
-                refused = exc  # the next address may answer, as a resolver-led connect would
-        assert refused is not None  # _checked_addresses never returns an empty list
-        raise refused
+                stream = await self._inner.connect_tcp(address, port, timeout=timeout,
+                                                       local_address=local_address,
+                                                       socket_options=socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failures.append(exc)
+            else:
+                if connected is None:
+                    connected = stream
+                    attempts.cancel_scope.cancel()
+                else:
+                    await stream.aclose()
+            finally:
+                done.set()
+
+        async with anyio.create_task_group() as attempts:
+            for address in addresses:
+                done = anyio.Event()
+                attempts.start_soon(attempt, address, done)
+                with anyio.move_on_after(HAPPY_EYEBALLS_DELAY):
+                    await done.wait()
+        if connected is None:
+            raise failures[0]
+        return connected
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
                                   socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
@@ -268,7 +299,7 @@ class _PinnedTransport(httpx.AsyncHTTPTransport):
 
     def __init__(self, backend: _PinnedBackend, ssl_context: ssl.SSLContext) -> None:
         super().__init__(verify=ssl_context)
-        limits = httpx.Limits()
+        limits = _LIMITS
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context, max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
@@ -276,7 +307,8 @@ class _PinnedTransport(httpx.AsyncHTTPTransport):
 
 
 def _proxied() -> bool:
-    """Whether httpx will send requests through a proxy named in the environment."""
+    """Whether a proxy is named in the environment (httpx then sends some or all requests
+    through it, and a client of ours with its own transport would not)."""
     proxies = urllib.request.getproxies()
     return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
 
@@ -365,11 +397,12 @@ class Fetcher:
         # A client per call: an async client belongs to the event loop it was used on.
         # Through a proxy the proxy connects, so the request hook checks the host instead
         # (a transport of our own would also stop httpx from honouring the proxy).
+        # Pinned, the connection checks the addresses; a scheme other than http(s) is
+        # httpx's UnsupportedProtocol, on the first URL or a redirect.
         pinned = not self.allow_private and not _proxied()
         transport = (_PinnedTransport(_PinnedBackend(self.resolver, self.policy),
                                       self._ssl_context()) if pinned else None)
-        hooks = ([] if self.allow_private else
-                 [self._check_scheme] if pinned else [self._check_address])
+        hooks = [] if self.allow_private or pinned else [self._check_address]
         return httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(self.timeout_s),
@@ -381,16 +414,12 @@ class Fetcher:
             event_hooks={"request": hooks},
         )
 
-    @staticmethod
-    async def _check_scheme(request: httpx.Request) -> None:
-        """Stop the request unless it is http(s) (its addresses are checked at the connect)."""
-        if request.url.scheme not in ("http", "https"):
-            raise _Blocked(Failure("not an http(s) URL", permanent=True))
-
     async def _check_address(self, request: httpx.Request) -> None:
-        """Stop a proxied request unless its host is http(s) at allowed addresses only."""
-        await self._check_scheme(request)
+        """With a proxy in the environment (httpx's own transport): stop the request unless
+        its host is http(s) at allowed addresses only."""
         url = request.url
+        if url.scheme not in ("http", "https"):
+            raise _Blocked(Failure("not an http(s) URL", permanent=True))
         await _checked_addresses(url.host, url.port or (443 if url.scheme == "https" else 80),
                                  self.resolver, self.policy)
 

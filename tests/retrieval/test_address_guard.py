@@ -10,6 +10,8 @@ address that was checked.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +42,14 @@ def table_resolver(names: dict[str, list[str]]):  # type: ignore[no-untyped-def]
         return await system_resolver(host, port)
 
     return resolve
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy set where the tests run would take the fetches past the pinned connection."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
 
 
 @pytest.fixture
@@ -155,15 +165,45 @@ def test_the_connection_goes_only_to_the_checked_addresses(server: StaticServer)
 
 def test_through_a_proxy_the_host_is_checked_before_the_request(
         server: StaticServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The proxy (here the local server, which would answer 404) connects, so the guard
-    # checks the name before anything is sent to the proxy.
+    # The proxy (here the local server) connects, so the guard checks the name before
+    # anything is sent to it; an allowed host's request goes to the proxy.
     monkeypatch.setenv("HTTP_PROXY", server.base_url)
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-    fetcher = Fetcher(resolver=table_resolver({"example.internal": ["10.1.2.3"]}))
+    server.add("http://news.example/feed", "via the proxy")
+    fetcher = Fetcher(resolver=table_resolver({"example.internal": ["10.1.2.3"],
+                                               "news.example": [PUBLIC]}))
     assert fetcher.get("http://example.internal/feed") == Failure(
         f"refused: example.internal resolves to a private address {HINT}", permanent=True)
     assert server.requests == []
+    got = fetcher.get("http://news.example/feed")
+    assert isinstance(got, Page) and got.body == b"via the proxy"
+    assert server.paths() == ["http://news.example/feed"]  # the absolute form a proxy gets
+
+
+def test_an_address_that_never_answers_costs_a_moment_not_the_timeout(
+        server: StaticServer) -> None:
+    # A host's first address swallows connections (a full backlog: its SYNs go unanswered,
+    # as with IPv6 that silently drops); the next one answers, as happy eyeballs has it.
+    silent_address = "127.0.0.9"
+    port = int(server.base_url.rsplit(":", 1)[1])
+    with contextlib.ExitStack() as stack:
+        silent = stack.enter_context(socket.socket())
+        silent.bind((silent_address, port))
+        silent.listen(0)
+        for _ in range(3):  # fill the backlog; later connections hang
+            waiting = stack.enter_context(socket.socket())
+            waiting.setblocking(False)
+            waiting.connect_ex((silent_address, port))
+        server.add("/story", "the story")
+        fetcher = Fetcher(resolver=table_resolver({"news.example": [silent_address, LOCAL]}),
+                          policy=lambda a: None if a in (silent_address, LOCAL) else "private",
+                          timeout_s=10)
+        got = fetcher.get(server.url("/story").replace(LOCAL, "news.example"))
+    assert isinstance(got, Page) and got.body == b"the story"
+    assert len(server.requests) == 1
+
+
+def test_a_name_that_cannot_be_encoded_is_a_failure_not_an_exception() -> None:
+    assert Fetcher().get("http://a..b/feed") == Failure("cannot resolve a..b")
 
 
 def test_tls_is_verified_against_the_name_not_the_address(
