@@ -37,6 +37,11 @@ class Chunk:
         return indexed_text(self.metadata.get("title", ""), self.text)
 
 
+def chunk_id(article_id: str, n: int) -> str:
+    """The id of an article's ``n``-th chunk (0: the one its text starts with)."""
+    return f"{article_id}:{n}"
+
+
 def indexed_text(title: str, text: str) -> str:
     return f"{title}\n{text}" if title else text
 
@@ -84,7 +89,7 @@ class Chunker:
     def split(self, article: Article) -> list[Chunk]:
         pieces = [p for p in self._splitter.split_text(article.text) if p.strip()]
         return [
-            Chunk(id=f"{article.id}:{n}", article_id=article.id, n=n, text=piece,
+            Chunk(id=chunk_id(article.id, n), article_id=article.id, n=n, text=piece,
                   metadata=chunk_metadata(article, n))
             for n, piece in enumerate(pieces)
         ]

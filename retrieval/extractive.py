@@ -258,6 +258,14 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
                 p: SearchParams, cache: SentenceVectors | None = None) -> Extract:
     """:func:`answer` with its parts given (``embedder`` None: words only)."""
     t0 = time.perf_counter()
+    if result.digest:
+        # "What's new?": each of the newest articles by the sentence it starts with.
+        leads: dict[int, Picked] = {}
+        for c in candidates(result, p):
+            leads.setdefault(c.article, Picked(c.text, c.article, 1.0))
+        picked = list(leads.values())[: p.answer_sentences]
+        return Extract(picked, "answer" if picked else "none", None, _missing(None),
+                       (time.perf_counter() - t0) * 1000, [])
     expected = expect(question)
     weights = term_weights(question, result.context_terms, idf, p)
     predicate = _predicate(question, weights, expected)

@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -139,6 +139,12 @@ class LexicalIndex:
         start = int(np.searchsorted(ts, max(lo or 0, 0), side="left"))
         end = int(np.searchsorted(ts, hi, side="left")) if hi is not None else len(ts)
         return start, max(start, end)
+
+    def newest(self, lo: int | None, hi: int | None) -> Iterator[int]:
+        """Positions of the chunks published in [lo, hi), newest first (undated last)."""
+        start, end = self._period(lo, hi)
+        for row in range(end - 1, start - 1, -1):
+            yield int(self.by_time[row])
 
     def period_nearest(self, vec: np.ndarray, n: int, lo: int | None, hi: int | None,
                        outlet: str | None = None) -> list[int]:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from retrieval.chunking import chunk_id
 from retrieval.extractive import SentenceVectors
 from retrieval.lexical import LexicalIndex, tokenize
 from retrieval.params import SearchParams
@@ -109,6 +110,9 @@ class QueryPlan:
     boosted: bool = False
     outlet: str | None = None
     prefer_article_id: str | None = None
+    # "What's new?", "any news today?": a period (or "the latest") and no subject. Answered
+    # with the newest articles of the period rather than the ones closest to "news".
+    digest: bool = False
 
     @property
     def terms(self) -> list[str]:
@@ -136,6 +140,8 @@ class SearchResult:
     # The query vector searched with, and the earlier questions' terms (for answering).
     vector: np.ndarray | None = None
     context_terms: list[str] = field(default_factory=list)
+    # The newest articles of a period, newest first, for a question with no subject.
+    digest: bool = False
 
 
 class Retriever:
@@ -351,13 +357,16 @@ class Retriever:
 
         tokens = tokenize([query])[0]
         ctx_tokens = tokenize([" ".join(context)])[0] if context else []
+        # A follow-up's "what's new?" asks about its conversation's story, not the news.
+        subject = set(content_terms(tokens)) - _news_words() - set(tokenize([tf.phrase])[0])
+        digest = not context and (tf.recency or tf.bounded) and not subject
         vec = self.embedder.embed_query(query)
         if context:
             ctx_vec = self.embedder.embed_query(" ".join(context[-2:]))
             vec = vec + p.context_weight * ctx_vec
             vec = vec / (np.linalg.norm(vec) or 1.0)
         return QueryPlan(query, tuple(context), tokens, ctx_tokens, vec, tf, hard_lo, hard_hi,
-                         win_lo, win_hi, boosted, outlet, prefer_article_id)
+                         win_lo, win_hi, boosted, outlet, prefer_article_id, digest)
 
     # -- stages 2 and 3: candidates, fusion ------------------------------------------------
     def candidates(self, vec: np.ndarray, lex: LexicalIndex, lex_scores: np.ndarray,
@@ -431,6 +440,44 @@ class Retriever:
         self.fuse(hits, vec, lex, lex_scores)
         return group(hits.values(), self.params.second_chunk_weight)
 
+    def newest(self, plan: QueryPlan, lex: LexicalIndex, current: bool,
+               k: int) -> list[ArticleHit]:
+        """The ``k`` newest articles of the plan's period, newest first, each with the chunk
+        its text starts with; for "the latest" with nothing in its last weeks, the newest of
+        all (a quiet month still has news to show, dated)."""
+        found = self._newest_in(plan.win_lo, plan.win_hi, plan, lex, current, k)
+        if not found and plan.time.recency and not plan.time.bounded:
+            found = self._newest_in(plan.hard_lo, plan.hard_hi, plan, lex, current, k)
+        return [ArticleHit(c.metadata["article_id"], 1.0 / (1 + rank), [c])
+                for rank, c in enumerate(found)]
+
+    def _newest_in(self, lo: datetime | None, hi: datetime | None, plan: QueryPlan,
+                   lex: LexicalIndex, current: bool, k: int) -> list[ChunkHit]:
+        outlet = plan.outlet
+        lo_ts = int(lo.timestamp()) if lo else None
+        hi_ts = int(hi.timestamp()) if hi else None
+        leads: dict[str, ChunkHit] = {}
+        for i in lex.newest(lo_ts, hi_ts):
+            aid = str(lex.article_ids[i])
+            if aid in leads or (outlet and lex.outlets[i] != outlet.casefold()):
+                continue
+            if lo_ts is None and hi_ts is None and lex.published_ts[i] < 0 and leads:
+                break  # undated articles come after every dated one
+            meta = lex.meta[lex.position.get(chunk_id(aid, 0), i)]
+            leads[aid] = ChunkHit(chunk_id(aid, int(meta.get("chunk", 0))), meta["text"],
+                                  {key: v for key, v in meta.items() if key != "text"})
+            if len(leads) >= k:
+                break
+        if not current:
+            # An index being rebuilt after a poll lacks its newest reports: the store's
+            # chunks of the period closest to the question stand in for them.
+            for c in self.store.query(plan.vector, self.params.candidates,
+                                      _where(lo, hi, outlet)) if len(lex) else []:
+                aid = str(c.metadata.get("article_id"))
+                if aid not in leads or int(c.metadata.get("chunk", 0)) == 0:
+                    leads[aid] = ChunkHit(c.id, c.text, c.metadata)
+        return sorted(leads.values(), key=lambda c: -int(c.metadata.get("published_ts", -1)))[:k]
+
     # -- the whole search ------------------------------------------------------------------
     def search(
         self,
@@ -450,6 +497,13 @@ class Retriever:
         plan = self.plan(query, context=context, since=since, until=until, outlet=outlet,
                          now=now, prefer_article_id=prefer_article_id)
         lex, current = self._lexical()
+        if plan.digest:
+            articles = self.newest(plan, lex, current, k)
+            return SearchResult(
+                articles=articles, time=plan.time, confidence=1.0 if articles else 0.0,
+                weak=not articles, query_terms=plan.terms,
+                took_ms=(time.perf_counter() - t0) * 1000,
+                article_terms=token_sets(articles), vector=plan.vector, digest=True)
         lex_scores = lex.scores(plan.lexical_tokens)
         limits = [(plan.hard_lo, plan.hard_hi)]
         if plan.boosted:
@@ -741,6 +795,13 @@ def _mask(lex: LexicalIndex, lo: datetime | None, hi: datetime | None,
     if outlet:
         mask &= lex.outlets == outlet.casefold()
     return mask
+
+
+@lru_cache(maxsize=1)
+def _news_words() -> frozenset[str]:
+    """Index terms that ask for news without naming a subject ("any updates?")."""
+    return frozenset(tokenize(["news newest latest new headlines stories story happened "
+                               "happening updates recent going on anything lately"])[0])
 
 
 def content_terms(tokens: Sequence[str]) -> list[str]:

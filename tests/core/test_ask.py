@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -332,3 +333,26 @@ def test_a_rewrite_that_invents_a_subject_is_not_kept(tmp_path: Path) -> None:
     answer = svc.ask.ask("who paid for the repairs?", history=history)
     svc.close()
     assert answer.standalone_question == "who paid for the repairs?"
+
+
+def test_whats_new_lists_the_newest_articles_each_by_its_lead(services: Services) -> None:
+    answer = services.ask.ask("what's the latest news?")
+    assert not answer.abstained
+    # The bundled sample's three newest stories, newest first, each cited for its own lead.
+    assert [s.title.split()[0] for s in answer.sources] == ["Netflix", "Cardinals", "Parker"]
+    assert answer.text.startswith("Netflix has used generative AI")
+    assert re.findall(r"\[(\d+)\]", answer.text) == ["1", "2", "3"]
+    # A named day: that day's news, and only it.
+    day = services.ask.ask("any news today?", now=datetime(2025, 5, 8, 18, tzinfo=UTC))
+    assert [s.title.split()[0] for s in day.sources] == ["Cardinals"]
+    assert services.ask.ask("any news today?", now=datetime(2026, 11, 30, tzinfo=UTC)).abstained
+
+
+def test_whats_new_about_a_subject_or_in_a_conversation_is_a_search(
+        services: Services) -> None:
+    retriever = services.retriever
+    assert retriever.search("what's new?").digest
+    assert not retriever.search("what's the latest on the eclipse?").digest
+    # In a thread, "what's new?" asks about the story talked about.
+    followed = retriever.search("what's new?", context=["when did Notre-Dame reopen?"])
+    assert not followed.digest and followed.articles[0].title.startswith("Notre-Dame")

@@ -375,6 +375,9 @@ def test_questions_after_a_write_use_the_index_as_it_was_until_the_next_is_built
         # Answered at once with the index as it was, while the next one is being built.
         assert svc.retriever.lexical() is before
         assert not any(i.startswith(story.id) for i in before.ids)
+        # "What's new?" meanwhile reads the period's newest from the store.
+        newest = svc.retriever.search("what's new?").articles
+        assert newest and newest[0].article_id == story.id
         release.set()
         for _ in range(600):  # the thread puts the new one in place once built
             if svc.retriever.lexical() is not before:
