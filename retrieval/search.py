@@ -356,6 +356,10 @@ class Retriever:
             win_lo, win_hi, boosted = ref - timedelta(days=p.recent_days), ref, True
 
         tokens = tokenize([query])[0]
+        if tf.recency:
+            # "The latest" says when, which the time filter reads; as a term it would match
+            # "the latest version" and count against coverage when no article says it.
+            tokens = [t for t in tokens if t not in _recency_words()]
         ctx_tokens = tokenize([" ".join(context)])[0] if context else []
         # A follow-up's "what's new?" asks about its conversation's story, not the news.
         subject = set(content_terms(tokens)) - _news_words() - set(tokenize([tf.phrase])[0])
@@ -795,6 +799,12 @@ def _mask(lex: LexicalIndex, lo: datetime | None, hi: datetime | None,
     if outlet:
         mask &= lex.outlets == outlet.casefold()
     return mask
+
+
+@lru_cache(maxsize=1)
+def _recency_words() -> frozenset[str]:
+    """Index terms that only ask for the newest ("what's the latest on ...?")."""
+    return frozenset(tokenize(["latest newest recent recently lately"])[0])
 
 
 @lru_cache(maxsize=1)

@@ -352,7 +352,11 @@ def test_whats_new_about_a_subject_or_in_a_conversation_is_a_search(
         services: Services) -> None:
     retriever = services.retriever
     assert retriever.search("what's new?").digest
-    assert not retriever.search("what's the latest on the eclipse?").digest
+    latest = retriever.search("what's the latest on the eclipse?")
+    assert not latest.digest and "latest" not in latest.query_terms
+    # "The latest" is when, not what: no article needs to say "latest" to answer.
+    answer = services.ask.ask("what's the latest on the eclipse?")
+    assert not answer.abstained and answer.sources[0].title.startswith("Total solar eclipse")
     # In a thread, "what's new?" asks about the story talked about.
     followed = retriever.search("what's new?", context=["when did Notre-Dame reopen?"])
     assert not followed.digest and followed.articles[0].title.startswith("Notre-Dame")
