@@ -22,7 +22,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -343,8 +343,8 @@ class Retriever:
         if not tf.bounded and context:
             # A follow-up ("and what did the union say?") keeps the period it continues.
             earlier = parse_time(" ".join(context), now)
-            tf = TimeFilter(earlier.since, earlier.until, tf.recency or earlier.recency,
-                            tf.ordering, earlier.phrase)
+            tf = replace(earlier, recency=tf.recency or earlier.recency, ordering=tf.ordering,
+                         recency_phrase=tf.recency_phrase)
         hard_lo, hard_hi = since, min(filter(None, [until, now]), default=None)
         win_lo = max(filter(None, [hard_lo, tf.since]), default=None)
         win_hi = min(filter(None, [hard_hi, tf.until]), default=None)
@@ -353,13 +353,16 @@ class Retriever:
             # "What's the latest ...": the last weeks before now are searched on their own
             # too, so the newest report is a candidate even when older ones match better.
             ref = hard_hi or datetime.now(UTC)
-            win_lo, win_hi, boosted = ref - timedelta(days=p.recent_days), ref, True
+            win_lo = max(filter(None, [hard_lo, ref - timedelta(days=p.recent_days)]))
+            win_hi, boosted = ref, True
 
         tokens = tokenize([query])[0]
-        if tf.recency:
-            # "The latest" says when, which the time filter reads; as a term it would match
-            # "the latest version" and count against coverage when no article says it.
-            tokens = [t for t in tokens if t not in _recency_words()]
+        if tf.recency_phrase:
+            # "The latest", "what's new" say when, which the time filter reads; as terms they
+            # would match "the latest version" and count against coverage where no article
+            # says them.
+            when = set(tokenize([tf.recency_phrase])[0])
+            tokens = [t for t in tokens if t not in when]
         ctx_tokens = tokenize([" ".join(context)])[0] if context else []
         # A follow-up's "what's new?" asks about its conversation's story, not the news.
         subject = set(content_terms(tokens)) - _news_words() - set(tokenize([tf.phrase])[0])
@@ -446,27 +449,31 @@ class Retriever:
 
     def newest(self, plan: QueryPlan, lex: LexicalIndex, current: bool,
                k: int) -> list[ArticleHit]:
-        """The ``k`` newest articles of the plan's period, newest first, each with the chunk
-        its text starts with; for "the latest" with nothing in its last weeks, the newest of
-        all (a quiet month still has news to show, dated)."""
-        found = self._newest_in(plan.win_lo, plan.win_hi, plan, lex, current, k)
-        if not found and plan.time.recency and not plan.time.bounded:
-            found = self._newest_in(plan.hard_lo, plan.hard_hi, plan, lex, current, k)
+        """The ``k`` newest dated articles of the period the question names (as named: no
+        days for reporting it, a bare year alone) or of "the latest"'s last weeks, within the
+        caller's limits, newest first, each with the chunk its text starts with. For "the
+        latest" with nothing in its weeks, the newest there are (shown with their dates)."""
+        tf = plan.time
+        if tf.bounded:
+            lo = max(filter(None, [plan.hard_lo, tf.named_since]), default=None)
+            hi = min(filter(None, [plan.hard_hi, tf.named_until]), default=None)
+        else:
+            lo, hi = plan.win_lo, plan.win_hi
+        found = self._newest_in(lo, hi, plan.outlet, lex, current, k)
+        if not found and not tf.bounded:
+            found = self._newest_in(plan.hard_lo, plan.hard_hi, plan.outlet, lex, current, k)
         return [ArticleHit(c.metadata["article_id"], 1.0 / (1 + rank), [c])
                 for rank, c in enumerate(found)]
 
-    def _newest_in(self, lo: datetime | None, hi: datetime | None, plan: QueryPlan,
+    def _newest_in(self, lo: datetime | None, hi: datetime | None, outlet: str | None,
                    lex: LexicalIndex, current: bool, k: int) -> list[ChunkHit]:
-        outlet = plan.outlet
-        lo_ts = int(lo.timestamp()) if lo else None
+        lo_ts = max(int(lo.timestamp()), 0) if lo else 0  # undated articles are in no period
         hi_ts = int(hi.timestamp()) if hi else None
         leads: dict[str, ChunkHit] = {}
         for i in lex.newest(lo_ts, hi_ts):
             aid = str(lex.article_ids[i])
             if aid in leads or (outlet and lex.outlets[i] != outlet.casefold()):
                 continue
-            if lo_ts is None and hi_ts is None and lex.published_ts[i] < 0 and leads:
-                break  # undated articles come after every dated one
             meta = lex.meta[lex.position.get(chunk_id(aid, 0), i)]
             leads[aid] = ChunkHit(chunk_id(aid, int(meta.get("chunk", 0))), meta["text"],
                                   {key: v for key, v in meta.items() if key != "text"})
@@ -474,12 +481,11 @@ class Retriever:
                 break
         if not current:
             # An index being rebuilt after a poll lacks its newest reports: the store's
-            # chunks of the period closest to the question stand in for them.
-            for c in self.store.query(plan.vector, self.params.candidates,
-                                      _where(lo, hi, outlet)) if len(lex) else []:
-                aid = str(c.metadata.get("article_id"))
-                if aid not in leads or int(c.metadata.get("chunk", 0)) == 0:
-                    leads[aid] = ChunkHit(c.id, c.text, c.metadata)
+            # first chunks of the period's articles it does not hold stand in for them.
+            where = _where(datetime.fromtimestamp(lo_ts, UTC), hi, outlet)
+            for c in self.store.first_chunks(where, skip=lex.position):
+                leads.setdefault(str(c.metadata.get("article_id")),
+                                 ChunkHit(c.id, c.text, c.metadata))
         return sorted(leads.values(), key=lambda c: -int(c.metadata.get("published_ts", -1)))[:k]
 
     # -- the whole search ------------------------------------------------------------------
@@ -799,12 +805,6 @@ def _mask(lex: LexicalIndex, lo: datetime | None, hi: datetime | None,
     if outlet:
         mask &= lex.outlets == outlet.casefold()
     return mask
-
-
-@lru_cache(maxsize=1)
-def _recency_words() -> frozenset[str]:
-    """Index terms that only ask for the newest ("what's the latest on ...?")."""
-    return frozenset(tokenize(["latest newest recent recently lately"])[0])
 
 
 @lru_cache(maxsize=1)

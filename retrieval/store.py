@@ -27,7 +27,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -414,6 +414,24 @@ class VectorStore:
             for i, d, m, dist in zip(ids, docs, res["metadatas"][0], res["distances"][0],
                                      strict=True)
         ]
+
+    def first_chunks(self, where: dict[str, Any] | None, *,
+                     skip: Container[str] = ()) -> list[StoredChunk]:
+        """The first chunk of every article whose chunks match ``where`` (a metadata
+        filter), except the ids in ``skip``; texts are read for the rest only."""
+        first: dict[str, Any] = {"chunk": 0}
+        with self._reading() as col, _answering(self.location):
+            res = col.get(where={"$and": [first, where]} if where else first,
+                          include=["metadatas"])
+            keep = [(i, m) for i, m in zip(res["ids"], res["metadatas"], strict=True)
+                    if i not in skip]
+            if not keep:
+                return []
+            got = col.get(ids=[i for i, _ in keep], include=["documents"])
+            texts = dict(zip(got["ids"], self._documents(col, got["ids"], got["documents"]),
+                             strict=True))
+        return [StoredChunk(id=i, text=texts.get(i, ""), metadata=dict(m or {}))
+                for i, m in keep]
 
     def _documents(self, col: Any, ids: Sequence[str], docs: Sequence[str | None]) -> list[str]:
         """Chunk texts of ``ids``: this store's own text file, else Chroma's documents."""

@@ -21,7 +21,8 @@ _YEAR = r"((?:19|20)\d\d)"
 
 _RECENCY = re.compile(
     r"\b(latest|newest|most recent|recent(?:ly)?|lately|right now|currently|current|"
-    r"these days|so far|any (?:news|update|updates|word)|what'?s new|update on|still)\b",
+    r"these days|so far|any (?:news|update|updates|word)|what(?:'?s| is) new|anything new|"
+    r"update on|still)\b",
     re.I,
 )
 _ORDER = re.compile(
@@ -43,6 +44,12 @@ class TimeFilter:
     recency: bool = False  # prefer the newest relevant articles
     ordering: bool = False  # the question asks which came first / in what order
     phrase: str = ""  # the words that set since/until
+    # The words that asked for the newest ("what's new", "the latest"): when, not what.
+    recency_phrase: str = ""
+    # The period as named, without the days allowed for reporting it (``until`` has them)
+    # nor a bare year's neighbours: what a list of the period's news keeps to.
+    named_since: datetime | None = None
+    named_until: datetime | None = None
 
     @property
     def bounded(self) -> bool:
@@ -71,21 +78,24 @@ def parse_time(question: str, now: datetime | None = None) -> TimeFilter:
     """The time filter a question implies, relative to ``now`` (default: the current time)."""
     now = now or datetime.now(UTC)
     q = question.lower()
-    recency = bool(_RECENCY.search(q))
+    recency_phrase = " ".join(m.group(0) for m in _RECENCY.finditer(q))
+    recency = bool(recency_phrase)
     ordering = bool(_ORDER.search(q))
-    since = until = None
+    since = until = named_since = named_until = None
     phrase = ""
 
-    def found(s: datetime, u: datetime, text: str) -> None:
-        nonlocal since, until, phrase
-        since, until, phrase = s, u, text
+    def found(s: datetime, u: datetime, text: str, *, slack: bool = False,
+              named: tuple[datetime, datetime] | None = None) -> None:
+        nonlocal since, until, phrase, named_since, named_until
+        since, until, phrase = s, u + _SLACK if slack else u, text
+        named_since, named_until = named or (s, u)
 
     m = re.search(rf"between {_MONTH}(?: {_YEAR})? and {_MONTH},? {_YEAR}", q)
     if m:
         y2 = int(m.group(4))
         y1 = int(m.group(2) or y2)
-        found(_utc(y1, _month(m.group(1))), _month_end(y2, _month(m.group(3))) + _SLACK,
-              m.group(0))
+        found(_utc(y1, _month(m.group(1))), _month_end(y2, _month(m.group(3))), m.group(0),
+              slack=True)
     elif m := re.search(rf"\b(first|second) half of {_YEAR}", q):
         y = int(m.group(2))
         found(*((_utc(y), _utc(y, 7)) if m.group(1) == "first" else (_utc(y, 7), _utc(y + 1))),
@@ -96,16 +106,17 @@ def parse_time(question: str, now: datetime | None = None) -> TimeFilter:
         end = _month_end(y, mo)
         part = m.group(1)
         if part in ("early", "start of", "beginning of"):
-            found(_utc(y, mo), _utc(y, mo, 11) + _SLACK, m.group(0))
+            found(_utc(y, mo), _utc(y, mo, 11), m.group(0), slack=True)
         elif part in ("mid", "middle of"):
-            found(_utc(y, mo, 10), _utc(y, mo, 21) + _SLACK, m.group(0))
+            found(_utc(y, mo, 10), _utc(y, mo, 21), m.group(0), slack=True)
         else:
-            found(_utc(y, mo, 20), end + _SLACK, m.group(0))
+            found(_utc(y, mo, 20), end, m.group(0), slack=True)
     elif months := list(re.finditer(rf"\b{_MONTH},? {_YEAR}\b", q)):
         # "january 2009 or march 2009": the span covering every month named.
         spans = [(int(m.group(2)), _month(m.group(1))) for m in months]
         (y1, m1), (y2, m2) = min(spans), max(spans)
-        found(_utc(y1, m1), _month_end(y2, m2) + _SLACK, ", ".join(m.group(0) for m in months))
+        found(_utc(y1, m1), _month_end(y2, m2), ", ".join(m.group(0) for m in months),
+              slack=True)
     elif m := re.search(r"\b(today|yesterday|this week|past week|last week|this month|"
                         r"past month|last month|this year|last year)\b", q):
         word = m.group(1)
@@ -129,13 +140,14 @@ def parse_time(question: str, now: datetime | None = None) -> TimeFilter:
         if m.group(0).startswith("since"):
             found(_utc(y), now + timedelta(days=1), m.group(0))
         else:
-            found(_utc(y), _utc(y + 1) + _SLACK, m.group(0))
+            found(_utc(y), _utc(y + 1), m.group(0), slack=True)
     elif m := re.search(rf"\b{_YEAR}\b", q):
         # A bare year names an event ("the 2008 race"), reported around that year.
         y = int(m.group(1))
-        found(_utc(y - 1), _utc(y + 2), m.group(0))
+        found(_utc(y - 1), _utc(y + 2), m.group(0), named=(_utc(y), _utc(y + 1)))
     return TimeFilter(since=since, until=until, recency=recency, ordering=ordering,
-                      phrase=phrase)
+                      phrase=phrase, recency_phrase=recency_phrase, named_since=named_since,
+                      named_until=named_until)
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:

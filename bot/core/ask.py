@@ -146,7 +146,9 @@ class AskService:
                                  "no article matched", **base)
 
         note = None
-        if self.model is not None and model_error is None:
+        if result.digest:
+            pass  # "what's new?": the newest articles by their leads; a model adds nothing
+        elif self.model is not None and model_error is None:
             reply = answer_with_model(self.model, standalone, result, deadline=deadline,
                                       now=now, on_token=on_token)
             if reply.abstained:
@@ -197,8 +199,11 @@ class AskService:
         if result.time.ordering:
             epoch = datetime(1970, 1, 1, tzinfo=UTC)
             picked.sort(key=lambda p: result.articles[p.article].published_at or epoch)
-        parts = [f"{p.sentence} [{p.article + 1}]" for p in picked]
-        text, cited = _check_citations(" ".join(parts), len(result.articles))
+        if result.digest:  # a list of stories, one line each
+            text = "\n".join(f"- {p.sentence} [{p.article + 1}]" for p in picked)
+        else:
+            text = " ".join(f"{p.sentence} [{p.article + 1}]" for p in picked)
+        text, cited = _check_citations(text, len(result.articles))
         return self._build(text, cited, result, mode="extractive", note=note, **base)
 
     # -- shared ----------------------------------------------------------------------------

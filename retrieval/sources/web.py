@@ -275,12 +275,19 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
             finally:
                 done.set()
 
-        async with anyio.create_task_group() as attempts:
-            for address in addresses:
-                done = anyio.Event()
-                attempts.start_soon(attempt, address, done)
-                with anyio.move_on_after(HAPPY_EYEBALLS_DELAY):
-                    await done.wait()
+        try:
+            async with anyio.create_task_group() as attempts:
+                for address in _interleaved(addresses):
+                    done = anyio.Event()
+                    attempts.start_soon(attempt, address, done)
+                    with anyio.move_on_after(HAPPY_EYEBALLS_DELAY):
+                        await done.wait()
+        except BaseException:
+            # Cancelled from outside (the fetch's deadline) just as an attempt connected.
+            if connected is not None:
+                with anyio.CancelScope(shield=True):
+                    await connected.aclose()
+            raise
         if connected is None:
             raise failures[0]
         return connected
@@ -292,6 +299,15 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+def _interleaved(addresses: list[str]) -> list[str]:
+    """The first IPv6 address, then the first IPv4, then the rest in order (as anyio does),
+    so that an IPv4 address does not wait behind several IPv6 ones that never answer."""
+    first6 = next((a for a in addresses if ":" in a), None)
+    first4 = next((a for a in addresses if ":" not in a), None)
+    head = [a for a in (first6, first4) if a is not None]
+    return head + [a for a in addresses if a not in head]
 
 
 class _PinnedTransport(httpx.AsyncHTTPTransport):

@@ -340,8 +340,10 @@ def test_whats_new_lists_the_newest_articles_each_by_its_lead(services: Services
     assert not answer.abstained
     # The bundled sample's three newest stories, newest first, each cited for its own lead.
     assert [s.title.split()[0] for s in answer.sources] == ["Netflix", "Cardinals", "Parker"]
-    assert answer.text.startswith("Netflix has used generative AI")
-    assert re.findall(r"\[(\d+)\]", answer.text) == ["1", "2", "3"]
+    # One line each, as a list.
+    lines = answer.text.splitlines()
+    assert lines[0].startswith("- Netflix has used generative AI")
+    assert [re.findall(r"\[(\d+)\]", line) for line in lines] == [["1"], ["2"], ["3"]]
     # A named day: that day's news, and only it.
     day = services.ask.ask("any news today?", now=datetime(2025, 5, 8, 18, tzinfo=UTC))
     assert [s.title.split()[0] for s in day.sources] == ["Cardinals"]
@@ -357,6 +359,50 @@ def test_whats_new_about_a_subject_or_in_a_conversation_is_a_search(
     # "The latest" is when, not what: no article needs to say "latest" to answer.
     answer = services.ask.ask("what's the latest on the eclipse?")
     assert not answer.abstained and answer.sources[0].title.startswith("Total solar eclipse")
-    # In a thread, "what's new?" asks about the story talked about.
+    # In a thread, "what's new?" asks about the story talked about, and is answered.
     followed = retriever.search("what's new?", context=["when did Notre-Dame reopen?"])
     assert not followed.digest and followed.articles[0].title.startswith("Notre-Dame")
+    first = "when did Notre-Dame reopen?"
+    history = [Turn("user", first), Turn("assistant", services.ask.ask(first).text)]
+    for follow in ("what's new?", "what is new?", "anything new?"):
+        answer = services.ask.ask(follow, history=history)
+        assert not answer.abstained, follow
+        assert answer.sources[0].title.startswith("Notre-Dame"), follow
+
+
+def test_whats_new_keeps_to_the_period_and_the_callers_limits(services: Services) -> None:
+    def firsts(answer: object) -> list[str]:
+        return [s.title.split()[0] for s in answer.sources]  # type: ignore[attr-defined]
+
+    # July as named: not the AI Act of 1 August, which a search for July's events allows.
+    assert firsts(services.ask.ask("what happened in july 2024?")) == ["Paris", "Labour"]
+    # A bare year is that year alone.
+    year = services.ask.ask("2024 news?")
+    assert year.sources and all(s.published_at and s.published_at.year == 2024
+                                for s in year.sources)
+    # Nothing in the last weeks: the newest there are, but none from before `since`.
+    since = datetime(2025, 6, 1, tzinfo=UTC)
+    assert firsts(services.ask.ask("what's new?", since=since)) == ["Netflix"]
+
+
+def test_whats_new_lists_no_undated_article_and_asks_no_model(tmp_path: Path) -> None:
+    model = ScriptedModel("NOT_IN_ARTICLES")
+    svc = make_services(tmp_path / "data", model=model)
+    try:
+        notes = tmp_path / "notes.md"
+        notes.write_text("# Harbour notes\n\nThe harbour board meets on Thursdays to plan "
+                         "the winter dredging of the inner basin.\n")
+        svc.admin.ingest([str(notes)])
+        answer = svc.ask.ask("what's new?")
+    finally:
+        svc.close()
+    assert not answer.abstained and answer.mode == "extractive"
+    assert "Harbour notes" not in [s.title for s in answer.sources]
+    assert model.prompts == []  # a list of the newest stories needs no model
+    # Undated notes alone are no news: nothing to list.
+    alone = make_services(tmp_path / "alone", sample=False)
+    try:
+        alone.admin.ingest([str(notes)])
+        assert alone.ask.ask("what's new?").abstained
+    finally:
+        alone.close()

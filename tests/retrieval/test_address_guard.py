@@ -20,7 +20,14 @@ import pytest
 import trustme
 
 from retrieval.sources import Skipped, load_source
-from retrieval.sources.web import Failure, Fetcher, Page, non_public, system_resolver
+from retrieval.sources.web import (
+    Failure,
+    Fetcher,
+    Page,
+    _interleaved,
+    non_public,
+    system_resolver,
+)
 from tests.support.feeds import Item, article_page, rss, story_paragraphs
 from tests.support.http import StaticServer
 
@@ -226,3 +233,10 @@ def test_tls_is_verified_against_the_name_not_the_address(
         wrong = fetcher.get(f"https://other.example:{port}/story")
         assert isinstance(wrong, Failure)
         assert wrong.reason.startswith("TLS certificate not trusted: Hostname mismatch")
+
+
+def test_addresses_are_tried_one_of_each_family_first() -> None:
+    # As anyio orders them: an IPv4 address does not wait behind every IPv6 one.
+    assert _interleaved(["2001:db8::1", "2001:db8::2", "192.0.2.1", "192.0.2.2"]) == [
+        "2001:db8::1", "192.0.2.1", "2001:db8::2", "192.0.2.2"]
+    assert _interleaved(["192.0.2.1", "2001:db8::1"]) == ["2001:db8::1", "192.0.2.1"]

@@ -64,3 +64,15 @@ def test_a_period_covers_its_days_and_ends_before_until() -> None:
     assert tf.covers(d(2026, 3, 1)) and tf.covers(d(2026, 3, 31, 12))
     assert tf.until is not None and not tf.covers(tf.until)
     assert not tf.covers(d(2026, 2, 28)) and not tf.covers(None)
+
+
+def test_the_period_as_named_and_the_words_asking_for_the_newest() -> None:
+    july = parse_time("what happened in july 2008?", NOW)
+    assert july.until is not None and july.until > d(2008, 8, 1)  # reports of the month's end
+    assert (july.named_since, july.named_until) == (d(2008, 7, 1), d(2008, 8, 1))
+    year = parse_time("the 2008 olympics", NOW)  # a bare year: reported around it
+    assert year.since == d(2007, 1, 1)
+    assert (year.named_since, year.named_until) == (d(2008, 1, 1), d(2009, 1, 1))
+    assert parse_time("what is new?", NOW).recency_phrase == "what is new"
+    assert parse_time("what's the latest on the strike?", NOW).recency_phrase == "latest"
+    assert parse_time("who won the strike vote?", NOW).recency_phrase == ""
