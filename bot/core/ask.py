@@ -13,7 +13,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot.core.answer_model import answer_with_model
 from bot.core.follow_up import clean_rewrite, keeps_follow_up
@@ -140,6 +140,10 @@ class AskService:
         except StoreUnavailable as exc:  # e.g. the Chroma server went away: no model call
             raise StoreError(str(exc)) from None
         base = {"question": q, "standalone_question": standalone, "history_cut": history_cut}
+        if result.digest and not result.articles:
+            when = result.time.phrase or "the time asked about"
+            return self._abstain(result, note=f"no dated article from {when}",
+                                 text=f"I have read no article from {when} yet.", **base)
         if not result.articles or result.weak:
             return self._abstain(result, note="the closest articles match the question too "
                                  "weakly to answer from" if result.articles else
@@ -159,7 +163,7 @@ class AskService:
             note = reply.note
         elif self.model is not None:
             note = f"the language model did not answer ({model_error})"
-        return self._extractive(standalone, result, note=note, **base)
+        return self._extractive(standalone, result, note=note, now=now, **base)
 
     def _condense(self, question: str, turns: Sequence[Turn],
                   deadline: float) -> tuple[str | None, str | None]:
@@ -182,7 +186,7 @@ class AskService:
 
     # -- extractive mode -------------------------------------------------------------------
     def _extractive(self, query: str, result: SearchResult, *, note: str | None,
-                    **base: object) -> Answer:
+                    now: datetime | None = None, **base: object) -> Answer:
         found = extractive.answer(query, result, self.retriever)
         if found.verdict == "none":
             return self._abstain(result, note=f"{note}; {found.note}" if note else found.note,
@@ -201,6 +205,11 @@ class AskService:
             picked.sort(key=lambda p: result.articles[p.article].published_at or epoch)
         if result.digest:  # a list of stories, one line each
             text = "\n".join(f"- {p.sentence} [{p.article + 1}]" for p in picked)
+            days = self.retriever.params.recent_days
+            newest = result.articles[0].published_at
+            if (not result.time.bounded and newest is not None
+                    and newest < (now or datetime.now(UTC)) - timedelta(days=days)):
+                text = f"Nothing in the last {days} days; the newest I have read:\n{text}"
         else:
             text = " ".join(f"{p.sentence} [{p.article + 1}]" for p in picked)
         text, cited = _check_citations(text, len(result.articles))

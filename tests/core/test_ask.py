@@ -340,14 +340,18 @@ def test_whats_new_lists_the_newest_articles_each_by_its_lead(services: Services
     assert not answer.abstained
     # The bundled sample's three newest stories, newest first, each cited for its own lead.
     assert [s.title.split()[0] for s in answer.sources] == ["Netflix", "Cardinals", "Parker"]
-    # One line each, as a list.
-    lines = answer.text.splitlines()
+    # One line each, as a list; the sample is old news, and the answer says so.
+    head, *lines = answer.text.splitlines()
+    assert head == "Nothing in the last 30 days; the newest I have read:"
     assert lines[0].startswith("- Netflix has used generative AI")
     assert [re.findall(r"\[(\d+)\]", line) for line in lines] == [["1"], ["2"], ["3"]]
+    fresh = services.ask.ask("what's new?", now=datetime(2025, 7, 25, tzinfo=UTC))
+    assert fresh.text.startswith("- Netflix") and fresh.sources[0].title.startswith("Netflix")
     # A named day: that day's news, and only it.
     day = services.ask.ask("any news today?", now=datetime(2025, 5, 8, 18, tzinfo=UTC))
     assert [s.title.split()[0] for s in day.sources] == ["Cardinals"]
-    assert services.ask.ask("any news today?", now=datetime(2026, 11, 30, tzinfo=UTC)).abstained
+    none = services.ask.ask("any news today?", now=datetime(2026, 11, 30, tzinfo=UTC))
+    assert none.abstained and none.text == "I have read no article from today yet."
 
 
 def test_whats_new_about_a_subject_or_in_a_conversation_is_a_search(
