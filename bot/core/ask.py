@@ -93,10 +93,9 @@ class AskService:
         """The normalised question, or QuestionError saying what is wrong. Touches nothing."""
         return validate_question(question, self.settings.max_question_chars)
 
-    @staticmethod
-    def parse_since(value: str, now: datetime | None = None) -> datetime:
+    def parse_since(self, value: str, now: datetime | None = None) -> datetime:
         try:
-            return parse_since(value, now)
+            return parse_since(value, now or datetime.now(self.settings.zone))
         except ValueError as exc:
             raise QuestionError(str(exc)) from None
 
