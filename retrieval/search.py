@@ -337,11 +337,10 @@ class Retriever:
     # -- stage 1: plan ---------------------------------------------------------------------
     def plan(self, query: str, *, context: Sequence[str] = (), since: datetime | None = None,
              until: datetime | None = None, outlet: str | None = None,
-             now: datetime | None = None, prefer_article_id: str | None = None,
-             zone: tzinfo | None = None) -> QueryPlan:
+             now: datetime | None = None, prefer_article_id: str | None = None) -> QueryPlan:
         """Dates, terms and the query vector of one search."""
         p = self.params
-        local = (now or datetime.now(UTC)).astimezone(zone or self.zone)
+        local = now.astimezone(self.zone) if now else datetime.now(self.zone)
         tf = parse_time(query, local)
         if not tf.bounded and context:
             # A follow-up ("and what did the union say?") keeps the period it continues.
@@ -503,14 +502,12 @@ class Retriever:
         outlet: str | None = None,
         now: datetime | None = None,
         prefer_article_id: str | None = None,
-        zone: tzinfo | None = None,
     ) -> SearchResult:
-        """The ``k`` best articles for ``query``; ``context`` holds earlier questions;
-        ``zone`` is where "today" begins (the retriever's own by default)."""
+        """The ``k`` best articles for ``query``; ``context`` holds earlier questions."""
         t0 = time.perf_counter()
         p = self.params
         plan = self.plan(query, context=context, since=since, until=until, outlet=outlet,
-                         now=now, prefer_article_id=prefer_article_id, zone=zone)
+                         now=now, prefer_article_id=prefer_article_id)
         lex, current = self._lexical()
         if plan.digest:
             articles = self.newest(plan, lex, current, k)

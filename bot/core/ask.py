@@ -13,8 +13,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import UTC, datetime, timedelta
 
 from bot.core.answer_model import answer_with_model
 from bot.core.follow_up import clean_rewrite, keeps_follow_up
@@ -84,32 +83,19 @@ class AskService:
     """Answers questions from the store; blocking (adapters run it in a worker thread)."""
 
     def __init__(self, settings: Settings, retriever: Retriever,
-                 model: ChatModel | None = None,
-                 guild_zones: Callable[[int], str | None] | None = None) -> None:
+                 model: ChatModel | None = None) -> None:
         self.settings = settings
         self.retriever = retriever
         self.model = model
-        self.guild_zones = guild_zones  # a server's time zone name, if it set one
 
     # -- input -----------------------------------------------------------------------------
     def validate(self, question: str) -> str:
         """The normalised question, or QuestionError saying what is wrong. Touches nothing."""
         return validate_question(question, self.settings.max_question_chars)
 
-    def zone(self, guild_id: int | None = None) -> tzinfo:
-        """Where "today" begins for a question: the server's time zone (``/brief
-        timezone``) when it has set one, else NEWSBOT_TIMEZONE."""
-        name = self.guild_zones(guild_id) if guild_id is not None and self.guild_zones else None
+    def parse_since(self, value: str, now: datetime | None = None) -> datetime:
         try:
-            return ZoneInfo(name) if name else self.settings.zone
-        except (ValueError, ZoneInfoNotFoundError):
-            return self.settings.zone  # a zone name this machine no longer knows
-
-    def parse_since(self, value: str, now: datetime | None = None,
-                    zone: tzinfo | None = None) -> datetime:
-        try:
-            return parse_since(value, (now or datetime.now(UTC)).astimezone(
-                zone or self.settings.zone))
+            return parse_since(value, now or datetime.now(self.settings.zone))
         except ValueError as exc:
             raise QuestionError(str(exc)) from None
 
@@ -124,9 +110,7 @@ class AskService:
         now: datetime | None = None,
         prefer_article_id: str | None = None,
         on_token: Callable[[str], None] | None = None,
-        guild_id: int | None = None,
     ) -> Answer:
-        """``guild_id``: the server asked in, whose time zone says where "today" begins."""
         q = self.validate(question)
         cap = self.settings.history_turns
         turns = list(history)[-cap:] if cap else []
@@ -151,7 +135,6 @@ class AskService:
             result = self.retriever.search(
                 standalone, k=self.settings.top_k, context=context, since=since, until=None,
                 outlet=outlet, now=now, prefer_article_id=prefer_article_id,
-                zone=self.zone(guild_id),
             )
         except StoreUnavailable as exc:  # e.g. the Chroma server went away: no model call
             raise StoreError(str(exc)) from None

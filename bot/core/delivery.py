@@ -298,9 +298,8 @@ class Desk:
                  mod_channel_id: int | None = None, send_rate: float = 10.0,
                  concurrency: int = 8, retry_base: float = RETRY_BASE_S,
                  send_timeout: float = SEND_TIMEOUT_S,
-                 clock: Callable[[], datetime] = utcnow, default_tz: str = "UTC") -> None:
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.state = state
-        self.default_tz = default_tz  # a server's time zone until it sets its own
         self.embedder = embedder
         self.model = model
         self.rule = rule or StoryRule()
@@ -322,11 +321,10 @@ class Desk:
                   mode: str = "immediate", digest_hour: int = 8, tz: str | None = None,
                   created_by: str | None = None, now: datetime | None = None) -> Subscription:
         """Follow a source (id, name or URL) or a topic in a channel. The digest hour is in
-        ``tz``, by default the guild's time zone (NEWSBOT_TIMEZONE unless set). NewsbotError
-        on bad input, with nothing written."""
+        ``tz``, by default the guild's time zone (UTC unless set). NewsbotError on bad input,
+        with nothing written."""
         if tz is None:
-            tz = ((self.state.guild_tz(guild_id) if guild_id is not None else None)
-                  or self.default_tz)
+            tz = (self.state.guild_tz(guild_id) if guild_id is not None else None) or "UTC"
         if (source is None) == (topic is None):
             raise NewsbotError("give either a source to follow or a topic, not both")
         source_id = None

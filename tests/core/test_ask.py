@@ -423,17 +423,6 @@ def test_today_is_the_communitys_day(tmp_path: Path) -> None:
         finally:
             svc.close()
         assert [s.title.split()[0] for s in answer.sources] == expected, zone
-    # A server that set its time zone (/brief timezone) has its own "today".
-    svc = make_services(tmp_path / "guilds")
-    try:
-        svc.state.set_guild_tz(42, "Asia/Tokyo")
-        in_tokyo = svc.ask.ask("any news today?", now=late, guild_id=42)
-        elsewhere = svc.ask.ask("any news today?", now=late, guild_id=7)
-        since = svc.ask.parse_since("2025-05-09", zone=svc.ask.zone(42))
-    finally:
-        svc.close()
-    assert in_tokyo.abstained and [s.title.split()[0] for s in elsewhere.sources] == ["Cardinals"]
-    assert since == datetime(2025, 5, 8, 15, tzinfo=UTC)  # midnight in Tokyo
 
 
 def test_an_unknown_time_zone_is_refused_in_one_line(tmp_path: Path) -> None:
