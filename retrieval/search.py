@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -148,12 +148,11 @@ class Retriever:
     """Searches one store with one embedder; safe to call from several threads."""
 
     def __init__(self, store: VectorStore, embedder: Embedder, cache_dir: Path | None = None,
-                 params: SearchParams | None = None, zone: tzinfo = UTC) -> None:
+                 params: SearchParams | None = None) -> None:
         self.store = store
         self.embedder = embedder
         self.cache_dir = cache_dir
         self.params = params or SearchParams()
-        self.zone = zone  # where "today" and "this year" begin
         # Sentence vectors of extractive answers, kept across questions.
         self.sentence_vectors = SentenceVectors(self.params.sentence_cache)
         # The index in use and the store version it was built for, published together.
@@ -340,11 +339,10 @@ class Retriever:
              now: datetime | None = None, prefer_article_id: str | None = None) -> QueryPlan:
         """Dates, terms and the query vector of one search."""
         p = self.params
-        local = now.astimezone(self.zone) if now else datetime.now(self.zone)
-        tf = parse_time(query, local)
+        tf = parse_time(query, now)
         if not tf.bounded and context:
             # A follow-up ("and what did the union say?") keeps the period it continues.
-            earlier = parse_time(" ".join(context), local)
+            earlier = parse_time(" ".join(context), now)
             tf = replace(earlier, recency=tf.recency or earlier.recency, ordering=tf.ordering,
                          recency_phrase=tf.recency_phrase)
         hard_lo, hard_hi = since, min(filter(None, [until, now]), default=None)

@@ -120,9 +120,7 @@ def parse_time(question: str, now: datetime | None = None) -> TimeFilter:
     elif m := re.search(r"\b(today|yesterday|this week|past week|last week|this month|"
                         r"past month|last month|this year|last year)\b", q):
         word = m.group(1)
-        # Days and years begin at midnight where ``now`` is (its time zone).
-        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        year = day.replace(month=1, day=1)
+        day = _utc(now.year, now.month, now.day)
         span = {
             "today": (day, None),
             "yesterday": (day - timedelta(days=1), day),
@@ -132,8 +130,8 @@ def parse_time(question: str, now: datetime | None = None) -> TimeFilter:
             "this month": (now - timedelta(days=31), None),
             "past month": (now - timedelta(days=31), None),
             "last month": (now - timedelta(days=62), now - timedelta(days=28)),
-            "this year": (year, None),
-            "last year": (year.replace(year=year.year - 1), year),
+            "this year": (_utc(now.year), None),
+            "last year": (_utc(now.year - 1), _utc(now.year)),
         }[word]
         found(span[0], span[1] or now + timedelta(days=1), word)
         recency = True
@@ -153,8 +151,7 @@ def parse_time(question: str, now: datetime | None = None) -> TimeFilter:
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
-    """A user's "since" option: "today", "week", "month", "year", or an ISO date (read in
-    ``now``'s time zone when it gives none)."""
+    """A user's "since" option: "today", "week", "month", "year", or an ISO date."""
     now = now or datetime.now(UTC)
     v = value.strip().lower()
     rel = {"today": timedelta(days=1), "day": timedelta(days=1), "week": timedelta(days=7),
@@ -167,4 +164,4 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
         raise ValueError(
             f"can't read {value!r} as a date: use YYYY-MM-DD, today, week, month or year"
         ) from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=now.tzinfo or UTC)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)

@@ -93,9 +93,10 @@ class AskService:
         """The normalised question, or QuestionError saying what is wrong. Touches nothing."""
         return validate_question(question, self.settings.max_question_chars)
 
-    def parse_since(self, value: str, now: datetime | None = None) -> datetime:
+    @staticmethod
+    def parse_since(value: str, now: datetime | None = None) -> datetime:
         try:
-            return parse_since(value, now or datetime.now(self.settings.zone))
+            return parse_since(value, now)
         except ValueError as exc:
             raise QuestionError(str(exc)) from None
 

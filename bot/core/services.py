@@ -145,8 +145,7 @@ def build_services(settings: Settings, *, embedder: Embedder | None = None,
     params = SearchParams()
     if settings.abstain_threshold is not None:
         params = SearchParams(abstain_threshold=settings.abstain_threshold)
-    retriever = Retriever(store, serving, cache_dir=settings.data_dir / "lexical", params=params,
-                          zone=settings.zone)
+    retriever = Retriever(store, serving, cache_dir=settings.data_dir / "lexical", params=params)
     indexer = Indexer(store, serving)
     model = model or build_chat_model(settings)
     admin = AdminService(settings, state, store, indexer, retriever, target_embedder=configured)

@@ -410,21 +410,3 @@ def test_whats_new_lists_no_undated_article_and_asks_no_model(tmp_path: Path) ->
         assert alone.ask.ask("what's new?").abstained
     finally:
         alone.close()
-
-
-def test_today_is_the_communitys_day(tmp_path: Path) -> None:
-    # 23:00 UTC on 8 May 2025 is already 9 May in Tokyo: the report of the 8 May conclave is
-    # today's news in London, yesterday's in Tokyo.
-    late = datetime(2025, 5, 8, 23, tzinfo=UTC)
-    for zone, expected in (("UTC", ["Cardinals"]), ("Asia/Tokyo", [])):
-        svc = make_services(tmp_path / zone.replace("/", "-"), timezone=zone)
-        try:
-            answer = svc.ask.ask("any news today?", now=late)
-        finally:
-            svc.close()
-        assert [s.title.split()[0] for s in answer.sources] == expected, zone
-
-
-def test_an_unknown_time_zone_is_refused_in_one_line(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
-        make_settings(tmp_path, timezone="Mars/Olympus")
