@@ -219,7 +219,7 @@ def _keyword_match(keywords: Sequence[str], article: Article) -> bool:
 def _check_zone(tz: str) -> None:
     try:
         ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ("America")
         raise NewsbotError(f"unknown time zone {tz!r}; use a name like Europe/Paris") from None
 
 

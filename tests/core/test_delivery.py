@@ -281,8 +281,9 @@ def test_the_guilds_time_zone_is_the_default_and_moves_its_subscriptions(
     desk = _desk(svc)
     before = desk.subscribe(channel_id=NEWS, guild_id=7, topic="ferries", mode="digest")
     assert before.tz == "UTC"
-    with pytest.raises(NewsbotError, match="time zone"):
-        desk.set_timezone(7, "Atlantis/Capital")
+    for bad in ("Atlantis/Capital", "America", ""):  # "America" is a folder of zones
+        with pytest.raises(NewsbotError, match="time zone"):
+            desk.set_timezone(7, bad)
     assert desk.set_timezone(7, "Asia/Tokyo") == 1
     after = desk.subscribe(channel_id=SPORT, guild_id=7, topic="ferries")
     other = desk.subscribe(channel_id=MODS, guild_id=8, topic="ferries")
