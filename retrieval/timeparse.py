@@ -20,7 +20,7 @@ _MONTH = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug
 _YEAR = r"((?:19|20)\d\d)"
 
 _RECENCY = re.compile(
-    r"\b(latest|newest|most recent|recent(?:ly)?|lately|right now|currently|current|"
+    r"\b(latest|newest|most recent|recent(?:ly)?|lately|(?:right )?now|currently|current|"
     r"these days|so far|any (?:news|update|updates|word)|what(?:'?s| is) new|anything new|"
     r"update on|still)\b",
     re.I,

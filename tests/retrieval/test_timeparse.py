@@ -43,6 +43,10 @@ def test_relative_periods_follow_now() -> None:
 def test_recency_and_ordering_words() -> None:
     assert parse_time("what's the latest out of north korea?", NOW).recency
     assert parse_time("who's leading the delegate count right now?", NOW).recency
+    # "Now" on its own asks for the current state as much as "right now" does.
+    now = parse_time("what's the unemployment rate now?", NOW)
+    assert now.recency and now.recency_phrase == "now"
+    assert not parse_time("what did the union announce?", NOW).recency
     assert parse_time("who quit the race first, a or b?", NOW).ordering
     assert not parse_time("did the House override the veto?", NOW).bounded
 
