@@ -97,6 +97,12 @@ class LexicalIndex:
         self.article_ids = np.array([m["article_id"] for m in meta], dtype=object)
         self.published_ts = np.array([m.get("published_ts", -1) for m in meta], dtype=np.int64)
         self.outlets = np.array([(m.get("outlet") or "").casefold() for m in meta], dtype=object)
+        # Outlets are matched regardless of case ("bbc" is "BBC"); the store's metadata filter
+        # is exact, so it is given every spelling the index holds.
+        self._spellings: dict[str, set[str]] = {}
+        for m in meta:
+            name = m.get("outlet") or ""
+            self._spellings.setdefault(name.casefold(), set()).add(name)
         self._vocab: dict[str, int] = dict(bm25.vocab_dict) if ids else {}
         n = max(len(ids), 1)
         # Document frequencies give IDF weights for query terms (coverage and sentence scores).
@@ -145,6 +151,11 @@ class LexicalIndex:
         start, end = self._period(lo, hi)
         for row in range(end - 1, start - 1, -1):
             yield int(self.by_time[row])
+
+    def spellings(self, outlet: str) -> list[str]:
+        """Every spelling of ``outlet`` the chunks use, and ``outlet`` as given (an index
+        being rebuilt may not hold a new source's yet)."""
+        return sorted(self._spellings.get(outlet.casefold(), set()) | {outlet})
 
     def period_nearest(self, vec: np.ndarray, n: int, lo: int | None, hi: int | None,
                        outlet: str | None = None) -> list[int]:

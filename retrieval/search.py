@@ -408,7 +408,8 @@ class Retriever:
                         hits[cid] = ChunkHit(cid, meta["text"],
                                              {k: v for k, v in meta.items() if k != "text"})
             else:
-                for c in self.store.query(vec, n, _where(lo, hi, outlet)) if len(lex) else []:
+                for c in (self.store.query(vec, n, _where(lo, hi, outlet, lex)) if len(lex)
+                          else []):
                     if c.id not in hits:
                         hits[c.id] = ChunkHit(c.id, c.text, c.metadata,
                                               dense_sim=1.0 - c.distance)
@@ -482,7 +483,7 @@ class Retriever:
         if not current:
             # An index being rebuilt after a poll lacks its newest reports: the store's
             # first chunks of the period's articles it does not hold stand in for them.
-            where = _where(datetime.fromtimestamp(lo_ts, UTC), hi, outlet)
+            where = _where(datetime.fromtimestamp(lo_ts, UTC), hi, outlet, lex)
             for c in self.store.first_chunks(where, skip=lex.position):
                 leads.setdefault(str(c.metadata.get("article_id")),
                                  ChunkHit(c.id, c.text, c.metadata))
@@ -780,14 +781,17 @@ def in_window(meta: dict[str, Any], lo: datetime | None, hi: datetime | None) ->
     return (lo is None or ts >= lo.timestamp()) and (hi is None or ts < hi.timestamp())
 
 
-def _where(lo: datetime | None, hi: datetime | None, outlet: str | None) -> dict[str, Any] | None:
+def _where(lo: datetime | None, hi: datetime | None, outlet: str | None,
+           lex: LexicalIndex) -> dict[str, Any] | None:
+    """The store's metadata filter for a period and an outlet (any case of its name)."""
     clauses: list[dict[str, Any]] = []
     if lo:
         clauses.append({"published_ts": {"$gte": int(lo.timestamp())}})
     if hi:
         clauses.append({"published_ts": {"$lt": int(hi.timestamp())}})
     if outlet:
-        clauses.append({"outlet": outlet})
+        names = lex.spellings(outlet)
+        clauses.append({"outlet": names[0] if len(names) == 1 else {"$in": names}})
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}

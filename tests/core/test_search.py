@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -201,6 +202,36 @@ def test_a_described_person_is_found_again_by_name(tmp_path: Path) -> None:
         assert result.joint
         before = svc.retriever.search(question.replace(" now?", "?"), k=3)
         assert [a.title for a in before.articles][:2] == titles[1::-1]
+    finally:
+        svc.close()
+
+
+@pytest.mark.parametrize("exact_chunks", [20_000, 0], ids=["index", "store filter"])
+def test_an_outlet_is_matched_in_any_case(tmp_path: Path, exact_chunks: int) -> None:
+    # exact_chunks 0 sends every filtered search to the store's metadata filter, which
+    # compares strings exactly; the index beside it compares them casefolded.
+    path = tmp_path / "two.jsonl"
+    path.write_text("\n".join(json.dumps({
+        "title": title, "body": body, "published_at": "2024-03-05", "source": outlet,
+        "url": f"https://news.example.org/{n}"}) for n, (title, body, outlet) in enumerate([
+            ("Ferry fares frozen", "The harbour authority froze ferry fares for summer.",
+             "Coast Courier"),
+            ("Ferry timetable changes", "The ferry timetable changes for the summer season.",
+             "Harbour Daily")])) + "\n")
+    svc = make_services(tmp_path / "data", sample=False)
+    try:
+        svc.admin.ingest([str(path)])
+        svc.retriever.params = replace(svc.retriever.params, exact_chunks=exact_chunks)
+        lex = svc.retriever.lexical()
+        vec = svc.retriever.embedder.embed_query("ferry summer")
+        for spelling in ("Coast Courier", "coast courier", "COAST COURIER"):
+            result = svc.retriever.search("ferry summer", k=3, outlet=spelling)
+            assert [a.title for a in result.articles] == ["Ferry fares frozen"], spelling
+            # The dense candidates alone (no keyword scores) honour it too.
+            dense = svc.retriever.candidates(vec, lex, np.zeros(len(lex)), [(None, None)],
+                                             spelling)
+            assert {h.metadata["title"] for h in dense.values()} == {"Ferry fares frozen"}
+        assert not svc.retriever.search("ferry summer", k=3, outlet="Coast").articles
     finally:
         svc.close()
 
