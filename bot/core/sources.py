@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ class Fetched:
 
     articles: list[Article] = field(default_factory=list)
     item_hashes: dict[str, str | None] = field(default_factory=dict)  # article id -> feed hash
+    item_links: dict[str, str | None] = field(default_factory=dict)  # article id -> item link
     skipped: list[Skipped] = field(default_factory=list)
     known: int = 0  # items dropped before any page fetch: delivered before, unchanged
     deferred: int = 0  # new items left for the next poll: their pages did not fit the budget
@@ -81,6 +83,7 @@ def fetch_source(fetcher: Fetcher, source: SourceRecord, is_known: Known, *,
     # watcher for longer than the budget however many new items its feed lists.
     deadline = time.monotonic() + budget_s
     step = fetcher.concurrency * 2
+    read: list[tuple[FeedEntry, Article]] = []
     for start in range(0, len(fresh), step):
         left = deadline - time.monotonic()
         if left <= 0:
@@ -94,9 +97,24 @@ def fetch_source(fetcher: Fetcher, source: SourceRecord, is_known: Known, *,
             if isinstance(item, Skipped):
                 out.skipped.append(item)
             else:
-                out.articles.append(item)
-                out.item_hashes[item.id] = entry.content_hash
+                read.append((entry, item))
+    # A page that several items lead to (a consent wall, a home page) is none of theirs.
+    reached = Counter(item.id for _, item in read)
+    for entry, item in read:
+        if reached[item.id] > 1:
+            item = _at_link(item, entry.link)
+        out.articles.append(item)
+        out.item_hashes[item.id] = entry.content_hash
+        out.item_links[item.id] = entry.link
     return out
+
+
+def _at_link(article: Article, link: str | None) -> Article:
+    """``article`` under the item's own link rather than the page it was read from."""
+    if link is None or article.url == link:
+        return article
+    return article.model_copy(update={"id": make_article_id(link, article.title, article.text),
+                                      "url": link})
 
 
 def probe(url: str, *, timeout_s: float, max_bytes: int, allow_private: bool = False) -> Probe:
@@ -248,16 +266,18 @@ class SourceService:
             result.outcome = "not modified"
         elif fetched.articles:
             report = IngestReport()
-            articles = [self._same_id(source, a) for a in fetched.articles]
+            articles = [self._same_id(source, a)
+                        for a in self._own_pages(source, fetched.articles, fetched.item_links)]
             # Queued for briefs in the transaction that records them: planning them later
             # may be cut short by a crash, but the queue is picked up again.
             articles = self.admin.sync_articles(
                 articles, source.id, report, progress, guids={a.id: a.ext_id for a in articles},
                 briefs=BriefIntake(source.id, first_fetch=source.polls == 0,
                                    backfill=source.backfill))
-            self.state.set_item_hashes(source.id, {
-                a.id: fetched.item_hashes.get(orig.id)
-                for a, orig in zip(articles, fetched.articles, strict=True)})
+            pairs = list(zip(articles, fetched.articles, strict=True))
+            self.state.set_item_hashes(
+                source.id, {a.id: fetched.item_hashes.get(orig.id) for a, orig in pairs},
+                {a.id: fetched.item_links.get(orig.id) for a, orig in pairs})
             result.added, result.updated = report.added, report.updated
             result.unchanged += report.unchanged
             result.added_ids, result.updated_ids = report.added_ids, report.updated_ids
@@ -307,12 +327,14 @@ class SourceService:
     def _known(self, source: SourceRecord) -> Known:
         """Whether a feed entry was delivered before, unchanged: by GUID, then link, then
         the feed's hash of its text. Such entries are dropped before any page fetch."""
-        items = self.state.source_items(source.id)  # article id -> (guid, item hash)
-        by_guid = {guid: (aid, h) for aid, (guid, h) in items.items() if guid}
-        hashes = {h for _, h in items.values() if h}
+        items = self.state.source_items(source.id)  # article id -> (guid, item hash, link)
+        by_guid = {guid: (aid, h) for aid, (guid, h, _) in items.items() if guid}
+        hashes = {h for _, h, _ in items.values() if h}
+        # An item read from the page its link redirects to has that page's id.
+        by_link = {link: aid for aid, (_, _, link) in items.items() if link}
 
         def is_known(entry: FeedEntry) -> bool:
-            aid = (make_article_id(entry.link, entry.title, entry.text)
+            aid = (by_link.get(entry.link) or make_article_id(entry.link, entry.title, entry.text)
                    if entry.link is not None else None)
             if entry.guid is not None and entry.guid in by_guid:
                 known_id, known_hash = by_guid[entry.guid]
@@ -326,6 +348,15 @@ class SourceService:
             return entry.content_hash is not None and entry.content_hash in hashes
 
         return is_known
+
+    def _own_pages(self, source: SourceRecord, articles: list[Article],
+                   links: dict[str, str | None]) -> list[Article]:
+        """``articles``, where one read from a page this source delivered under another
+        link keeps its own link's id: that page is not this item's (a consent wall or a
+        home page that a new item leads to at each poll)."""
+        held = {aid: link for aid, (_, _, link) in self.state.source_items(source.id).items()}
+        return [_at_link(a, links.get(a.id)) if a.id in held and held[a.id] != links.get(a.id)
+                else a for a in articles]
 
     def _same_id(self, source: SourceRecord, article: Article) -> Article:
         """An item whose GUID the source delivered before keeps that article's id, even

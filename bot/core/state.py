@@ -6,7 +6,9 @@ from worker threads, and SQLite serialises writers anyway.
 
 An article belongs to every source that delivered it (``article_sources``); it leaves the
 registry, and the store, only when its last source is removed. Feed items are remembered by
-their GUID per source, so a later poll knows an item it has seen even when its link changed.
+their GUID per source, so a later poll knows an item it has seen even when its link changed,
+and by the link they were listed under, when their article has the address that link
+redirects to.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ CREATE TABLE IF NOT EXISTS article_sources (
     source_id   INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
     guid        TEXT,
     item_hash   TEXT,            -- the feed's hash of the item's own text, to spot edits
+    link        TEXT,            -- the item's link as the feed lists it (the article's URL
+                                 -- may be the page it redirects to)
     first_seen  TEXT NOT NULL,
     PRIMARY KEY (article_id, source_id)
 );
@@ -328,6 +332,8 @@ class State:
             self._db.executescript(_BRIEFS_SCHEMA)
             if "item_hash" not in self._columns("article_sources"):
                 self._db.execute("ALTER TABLE article_sources ADD COLUMN item_hash TEXT")
+            if "link" not in self._columns("article_sources"):
+                self._db.execute("ALTER TABLE article_sources ADD COLUMN link TEXT")
             if "retry_at" not in self._columns("posts"):
                 self._db.execute("ALTER TABLE posts ADD COLUMN retry_at TEXT")
         with self.transaction() as db:
@@ -441,18 +447,22 @@ class State:
         rows = self._query("SELECT id, ext_id FROM articles WHERE ext_id IS NOT NULL")
         return {r["id"]: r["ext_id"] for r in rows}
 
-    def set_item_hashes(self, source_id: int, hashes: dict[str, str | None]) -> None:
-        """Record the feed's hash of each delivered item, to tell an edit from a repeat."""
+    def set_item_hashes(self, source_id: int, hashes: dict[str, str | None],
+                        links: dict[str, str | None] | None = None) -> None:
+        """Record the feed's hash of each delivered item, to tell an edit from a repeat, and
+        the link it listed (when given), to know the item again at that link."""
+        links = links or {}
         with self.transaction() as db:
-            db.executemany("UPDATE article_sources SET item_hash = ? "
+            db.executemany("UPDATE article_sources SET item_hash = ?, link = COALESCE(?, link) "
                            "WHERE article_id = ? AND source_id = ?",
-                           [(h, aid, source_id) for aid, h in hashes.items()])
+                           [(h, links.get(aid), aid, source_id) for aid, h in hashes.items()])
 
-    def source_items(self, source_id: int) -> dict[str, tuple[str | None, str | None]]:
-        """Article id -> (GUID, item hash) of everything this source delivered."""
-        rows = self._query("SELECT article_id, guid, item_hash FROM article_sources "
+    def source_items(self, source_id: int,
+                     ) -> dict[str, tuple[str | None, str | None, str | None]]:
+        """Article id -> (GUID, item hash, link) of everything this source delivered."""
+        rows = self._query("SELECT article_id, guid, item_hash, link FROM article_sources "
                            "WHERE source_id = ?", (source_id,))
-        return {r["article_id"]: (r["guid"], r["item_hash"]) for r in rows}
+        return {r["article_id"]: (r["guid"], r["item_hash"], r["link"]) for r in rows}
 
     def chunk_counts(self) -> dict[str, int]:
         """Article id -> how many chunks the store should hold for it."""

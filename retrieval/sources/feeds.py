@@ -46,6 +46,7 @@ from __future__ import annotations
 import io
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -119,10 +120,12 @@ class FeedEntry:
         """The feed gave a teaser at most, and there is a page to read the story from."""
         return len(self.text) < SHORT_TEXT and self.link is not None
 
-    def article(self, text: str | None = None) -> Article | Skipped:
-        """The entry as an Article, with ``text`` (from its page) in place of the feed's."""
+    def article(self, text: str | None = None, url: str | None = None) -> Article | Skipped:
+        """The entry as an Article, with ``text`` (from its page) in place of the feed's, and
+        ``url`` (where that page was read) in place of its link."""
         try:
-            return build_article(title=self.title, text=text or self.text, url=self.link,
+            return build_article(title=self.title, text=text or self.text,
+                                 url=url or self.link,
                                  published_at=self.published_at, outlet=self.outlet,
                                  author=self.author, ext_id=self.guid, source=self.source)
         except ArticleError as err:
@@ -370,15 +373,16 @@ def feed_entries(parsed: FeedParserDict, *, name: str,
 
 
 def _page_texts(fetcher: Fetcher, todo: Sequence[FeedEntry],
-                budget_s: float | None) -> dict[str, tuple[str, str]]:
-    """(page text, why there is none) per link, fetched a batch at a time.
+                budget_s: float | None) -> dict[str, tuple[str, str, str | None]]:
+    """(page text, why there is none, the page's final URL) per link, fetched a batch at a
+    time.
 
     Only the text of each batch is kept, so memory holds a few pages, never all of them.
     """
     titles = {e.link: e.title for e in todo if e.link is not None}
     links = list(titles)
     deadline = None if budget_s is None else time.monotonic() + budget_s
-    found: dict[str, tuple[str, str]] = {}
+    found: dict[str, tuple[str, str, str | None]] = {}
     step = fetcher.concurrency * 4
     for start in range(0, len(links), step):
         batch = links[start:start + step]
@@ -386,9 +390,9 @@ def _page_texts(fetcher: Fetcher, todo: Sequence[FeedEntry],
         for link, got in zip(batch, fetcher.get_many(batch, budget_s=left), strict=True):
             if isinstance(got, Page):
                 text = page_text(got, titles[link])
-                found[link] = (text, "" if text else NO_ARTICLE)
+                found[link] = (text, "" if text else NO_ARTICLE, canonical_url(got.url))
             elif isinstance(got, Failure):
-                found[link] = ("", f"page {got.reason}")
+                found[link] = ("", f"page {got.reason}", None)
     return found
 
 
@@ -399,13 +403,21 @@ def complete_entries(fetcher: Fetcher | None, entries: Sequence[FeedEntry], *,
     Entries with only a teaser are completed from their pages, ``fetcher.concurrency`` at a
     time, each fetch within the fetcher's deadline, all within ``budget_s`` when given. A
     page that fails leaves the feed's own text; with no fetcher, no page is fetched.
+
+    An article read from its page has the page's address (after redirects) for its URL, so
+    a link through a redirect is the same article as the page itself, ingested or listed
+    elsewhere; a page that several of the entries lead to (a consent wall, a home page) is
+    none of theirs, and they keep their links.
     """
     todo = [e for e in entries if e.needs_page]
     pages = _page_texts(fetcher, todo, budget_s) if fetcher is not None and todo else {}
+    reached = Counter(at for _, _, at in pages.values() if at is not None)
     out: list[Article | Skipped] = []
     for e in entries:
-        full, why = pages.get(e.link, ("", "")) if e.link is not None else ("", "")
-        item = e.article(full if len(full) > len(e.text) else e.text)
+        full, why, at = pages.get(e.link, ("", "", None)) if e.link is not None else ("", "", None)
+        from_page = len(full) > len(e.text)
+        own = at if from_page and at is not None and reached[at] == 1 else None
+        item = e.article(full if from_page else e.text, own)
         if isinstance(item, Skipped) and why and item.reason == "empty body":
             item = Skipped(item.name, f"empty body ({why})")
         out.append(item)

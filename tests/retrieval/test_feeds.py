@@ -397,6 +397,24 @@ def test_complete_entries(server: StaticServer, fetcher: Fetcher) -> None:
     assert "/news/4" not in server.paths()  # the feed gave the whole story
 
 
+def test_an_entry_read_from_its_page_has_the_pages_address(server: StaticServer,
+                                                          fetcher: Fetcher) -> None:
+    server.add("/news/ferry", article_page("Ferry", story_paragraphs(1)))
+    server.add("/consent", article_page("Before you continue", story_paragraphs(2)))
+    items = [Item(title="Ferry", link=server.redirect("/r/ferry", "/news/ferry"), guid="f"),
+             *(Item(title=f"Story {n}", link=server.redirect(f"/r/{n}", "/consent"),
+                    guid=f"s-{n}") for n in range(2))]
+    url = server.add("/feed.xml", rss(items), content_type=RSS)
+    ferry, *walled = complete_entries(fetcher, polled(fetcher, url).entries)
+    # Read through the feed's redirect: the story's own address, as when the page is loaded.
+    [page] = load_source(server.url("/news/ferry"), fetcher=fetcher)
+    assert isinstance(ferry, Article) and isinstance(page, Article)
+    assert (ferry.url, ferry.id) == (server.url("/news/ferry"), page.id)
+    # A page that several entries lead to is none of theirs: each keeps its link.
+    assert [a.url for a in walled if isinstance(a, Article)] == [
+        server.url("/r/0"), server.url("/r/1")]
+
+
 def test_complete_entries_within_a_budget(server: StaticServer) -> None:
     base = server.base_url
     server.add("/news/0", article_page("Item 0", story_paragraphs(0)))
