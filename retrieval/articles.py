@@ -116,6 +116,16 @@ def canonical_url(url: str | None) -> str | None:
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
+def other_scheme(url: str | None) -> str | None:
+    """``url`` (canonical) under the other of http and https, where sites serve the same
+    story; None when it is neither."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    scheme = {"http": "https", "https": "http"}.get(parts.scheme)
+    return urlunsplit(parts._replace(scheme=scheme)) if scheme else None
+
+
 def text_hash(title: str, text: str) -> str:
     """Hash of a story's words alone (not its URL or date), to spot one body at two addresses.
 

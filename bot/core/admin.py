@@ -27,7 +27,14 @@ from pydantic import ValidationError
 from bot.core.models import NewsbotError
 from bot.core.state import BriefIntake, SourceRecord, State, utcnow
 from bot.settings import Settings
-from retrieval.articles import Article, canonical_url, own_article_id, text_hash
+from retrieval.articles import (
+    Article,
+    canonical_url,
+    make_article_id,
+    other_scheme,
+    own_article_id,
+    text_hash,
+)
 from retrieval.indexer import Indexer
 from retrieval.search import Retriever
 from retrieval.sources import Skipped, SourceError, load_source, source_kind
@@ -285,12 +292,13 @@ class AdminService:
         changed ones are queued for planning as they are recorded. Call under
         ``write_lock``.
 
-        Returns the articles as recorded: one that would rewrite an article another source
-        delivered is recorded as that article, or under an id of its own (see
-        :meth:`_leave_others_articles`)."""
+        Returns the articles as recorded: one registered under the other of http and https
+        is that article (see :meth:`_same_address`); one that would rewrite an article
+        another source delivered is recorded as that article, or under an id of its own
+        (see :meth:`_leave_others_articles`)."""
         if not batch:
             return []
-        batch = self._leave_others_articles(batch, source_id)
+        batch = self._leave_others_articles(self._same_address(batch), source_id)
         known = self.state.article_hashes(a.id for a in batch)
         todo = [a for a in batch if known.get(a.id) != a.content_hash]
         changed = [a.id for a in todo if a.id in known]
@@ -312,6 +320,19 @@ class AdminService:
         if progress:
             progress.done_articles(len(batch))
         return batch
+
+    def _same_address(self, batch: list[Article]) -> list[Article]:
+        """``batch``, where an article not registered under its URL takes the id of the one
+        registered at the same address under the other of http and https (a feed listing
+        http links to a site ingested by its https pages): one story, one article."""
+        twins = {a.id: make_article_id(t, "", "") for a in batch if (t := other_scheme(a.url))}
+        if not twins:
+            return batch
+        known = self.state.article_hashes([*twins, *twins.values()])
+        ids = {a.id for a in batch}
+        return [a.model_copy(update={"id": twins[a.id]})
+                if a.id in twins and a.id not in known and twins[a.id] in known
+                and twins[a.id] not in ids else a for a in batch]
 
     def _leave_others_articles(self, batch: list[Article], source_id: int) -> list[Article]:
         """``batch``, with no article that would change one another source delivered.
@@ -337,7 +358,7 @@ class AdminService:
             current = self.state.get_article(article.id)
             if current is None or current.source == source.spec:
                 continue
-            if text_hash(current.title, current.text) == text_hash(article.title, article.text):
+            if _words(current) == _words(article):
                 kept[article.id] = current
             else:
                 own = own_article_id(article.url, article.title, source.spec)
@@ -590,6 +611,12 @@ def source_json(s: SourceRecord, articles: int, settings: Settings) -> dict[str,
         "next_poll": iso(s.next_poll) if s.watch and s.status != "disabled" else None,
         "articles": articles,
     }
+
+
+def _words(article: Article) -> str:
+    """The hash of an article's words, whatever the spacing and paragraph breaks between
+    them (a feed's one block and its page's paragraphs say the same)."""
+    return text_hash(" ".join(article.title.split()), " ".join(article.text.split()))
 
 
 def _batches(items: Iterable[Article], size: int) -> Iterator[list[Article]]:
