@@ -1,0 +1,125 @@
+"""A page ingested by URL and the same story listed by a followed feed are one article."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.core.services import Services
+from tests.fakes import make_services
+from tests.support.feeds import Item, article_page, rss, story_paragraphs
+from tests.support.http import StaticServer
+
+TITLE = "Ferry timetable changes for the summer"
+PARAGRAPHS = story_paragraphs(7)
+
+
+@pytest.fixture
+def svc(tmp_path: Path, allow_private_urls: None) -> Iterator[Services]:
+    services = make_services(tmp_path / "data", sample=False, fetch_timeout_s=3)
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def http() -> Iterator[StaticServer]:
+    with StaticServer() as server:
+        yield server
+
+
+def _listing(http: StaticServer, how: str) -> Item:
+    """The feed's item for the story at /news/ferry, listed as ``how`` says."""
+    page = http.url("/news/ferry")
+    teaser, one_block = "Short teaser.", " ".join(PARAGRAPHS)
+    link, text = {
+        # A teaser whose link goes through the feed's redirect: its page is read.
+        "redirect": (http.redirect("/r/ferry", "/news/ferry"), teaser),
+        "tracking": (page + "/?utm_source=rss&utm_medium=feed#comments", teaser),
+        # The whole story in the feed (its page is not read), under the other scheme...
+        "other scheme": (page.replace("http://", "https://"), one_block),
+        # ... or as one block where the page has paragraphs: the same words.
+        "one block": (page, one_block),
+    }[how]
+    return Item(title=TITLE, link=link, guid="hw-ferry", description=text,
+                pub_date="Mon, 03 Jun 2024 08:00:00 GMT")
+
+
+@pytest.mark.parametrize("how", ["redirect", "tracking", "other scheme", "one block"])
+@pytest.mark.parametrize("feed_first", [True, False], ids=["feed first", "ingest first"])
+def test_a_page_and_a_feed_item_for_it_are_one_article(svc: Services, http: StaticServer,
+                                                       how: str, feed_first: bool) -> None:
+    page = http.add("/news/ferry", article_page(TITLE, PARAGRAPHS))
+    feed = http.add("/feed.xml", rss([_listing(http, how)]),
+                    content_type="application/rss+xml")
+    if feed_first:
+        svc.sources.add(feed)
+        assert svc.admin.ingest([page]).failed == []
+    else:
+        assert svc.admin.ingest([page]).failed == []
+        svc.sources.add(feed)
+
+    [article] = svc.state.iter_articles()
+    assert {c.article_id for c in svc.store.iter_chunks()} == {article.id}
+    # The first source's version stands (the feed's https link, when it came first).
+    twin = how == "other scheme" and feed_first
+    assert article.url == (page.replace("http://", "https://") if twin else page)
+    sources = {s.kind: s.id for s in svc.state.list_sources()}
+    assert svc.state.source_ids_of(article.id) == {sources["feed"], sources["page"]}
+    # Nothing new on the next poll, and the item's page is not read again.
+    reads = http.paths().count("/news/ferry")
+    [poll] = svc.sources.poll(due_only=False).sources
+    assert (poll.added, poll.updated) == (0, 0)
+    assert http.paths().count("/news/ferry") == reads
+    # Nor on a later fetch of the page; only the one article was ever queued for a brief.
+    again = svc.admin.ingest([page])
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 1)
+    assert {r["article_id"] for r in svc.state.queued_briefs()} <= {article.id}
+    assert svc.state.counts()[0] == 1
+
+
+def test_an_edited_page_updates_its_article(svc: Services, http: StaticServer) -> None:
+    page = http.add("/news/ferry", article_page(TITLE, PARAGRAPHS))
+    svc.admin.ingest([page])
+    svc.sources.add(http.add("/feed.xml", rss([_listing(http, "redirect")]),
+                             content_type="application/rss+xml"))
+    http.add("/news/ferry", article_page(TITLE, [*PARAGRAPHS, "A correction: it sails at nine."]))
+    report = svc.admin.ingest([page])
+    assert (report.added, report.updated) == (0, 1)
+    [article] = svc.state.iter_articles()
+    assert article.text.endswith("it sails at nine.") and len(svc.state.source_ids_of(
+        article.id)) == 2
+
+
+def test_a_page_that_several_items_lead_to_is_none_of_theirs(svc: Services,
+                                                            http: StaticServer) -> None:
+    http.add("/consent", article_page("Before you continue", story_paragraphs(9)))
+
+    def item(n: int) -> Item:
+        return Item(title=f"Harbour story {n}", link=http.redirect(f"/r/{n}", "/consent"),
+                    guid=f"hw-{n}", description="Short teaser.",
+                    pub_date=f"Mon, 03 Jun 2024 0{n}:00:00 GMT")
+
+    def serve(*numbers: int) -> str:
+        return http.add("/feed.xml", rss([item(n) for n in numbers]),
+                        content_type="application/rss+xml")
+
+    # Two items of one poll lead there: each keeps its link.
+    assert svc.sources.add(serve(0, 1))["poll"]["added"] == 2
+    assert sorted(a.url or "" for a in svc.state.iter_articles()) == [
+        http.url("/r/0"), http.url("/r/1")]
+    # One more at each of the next polls: an article of its own each time (the first is
+    # taken to live there), and none is written over another.
+    for n in (2, 3):
+        before = {a.id: a for a in svc.state.iter_articles()}
+        serve(*range(n + 1))
+        [poll] = svc.sources.poll(due_only=False).sources
+        assert (poll.added, poll.updated) == (1, 0)
+        after = {a.id: a for a in svc.state.iter_articles()}
+        assert {k: after[k] for k in before} == before
+    assert http.url("/r/3") in {a.url for a in after.values()}
+    # Polled again, no item is new and no page is read.
+    reads = http.paths().count("/consent")
+    [poll] = svc.sources.poll(due_only=False).sources
+    assert (poll.added, poll.updated, http.paths().count("/consent")) == (0, 0, reads)
