@@ -6,12 +6,15 @@ tests build their own with explicit values.
 
 from __future__ import annotations
 
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from retrieval.timeparse import zone_named
 
 
 class Settings(BaseSettings):
@@ -58,6 +61,9 @@ class Settings(BaseSettings):
     top_k: int = Field(default=5, ge=1, le=10)  # sources per answer
     max_question_chars: int = Field(default=500, ge=20)
     history_turns: int = Field(default=8, ge=0, le=50)  # earlier turns kept for follow-ups
+    # "Today", "yesterday", "this year" and a `since` date are read in this IANA time zone
+    # ("Europe/Paris"): a community's "today" starts at its own midnight, not UTC's.
+    timezone: str = "UTC"
     abstain_threshold: float | None = None  # None: the tuned default in retrieval.search
 
     # Discord.
@@ -108,6 +114,14 @@ class Settings(BaseSettings):
             raise ValueError(f"must start with {' or '.join(schemes)}")
         return value
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if zone_named(value) is None:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as "
+                             "Europe/Paris or America/New_York)")
+        return value
+
     @field_validator("shards", mode="before")
     @classmethod
     def _shards(cls, value: object) -> object:
@@ -116,6 +130,11 @@ class Settings(BaseSettings):
             if value in ("", "0", "1", "none"):
                 return None
         return value
+
+    @property
+    def zone(self) -> tzinfo:
+        """The time zone questions are read in."""
+        return zone_named(self.timezone) or UTC
 
     @property
     def llm_enabled(self) -> bool:

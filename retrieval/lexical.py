@@ -20,6 +20,7 @@ import numpy as np
 
 from retrieval.chunking import indexed_text
 from retrieval.store import StoredChunk
+from retrieval.timeparse import Span
 
 log = logging.getLogger(__name__)
 
@@ -132,44 +133,48 @@ class LexicalIndex:
         rows = self.time_row[np.asarray(positions, dtype=np.int64)]
         return _dot(self.vectors[rows], vec)
 
-    def period_size(self, lo: int | None, hi: int | None) -> int:
-        start, end = self._period(lo, hi)
+    def period_size(self, span: Span) -> int:
+        start, end = self._period(span)
         return end - start
 
-    def _period(self, lo: int | None, hi: int | None) -> tuple[int, int]:
-        """The slice of the time order published in [lo, hi) (timestamps); undated chunks
-        fall in no period."""
+    def _period(self, span: Span) -> tuple[int, int]:
+        """The slice of the time order holding every chunk of ``span`` (and, at its ends,
+        some that are not: see :meth:`Span.mask`); undated chunks fall in no period."""
         ts = self.ts_by_time
-        if lo is None and hi is None:
+        lo, hi = span.outer
+        if not span.bounded:
             return 0, len(ts)
         start = int(np.searchsorted(ts, max(lo or 0, 0), side="left"))
         end = int(np.searchsorted(ts, hi, side="left")) if hi is not None else len(ts)
         return start, max(start, end)
 
-    def newest(self, lo: int | None, hi: int | None) -> Iterator[int]:
-        """Positions of the chunks published in [lo, hi), newest first (undated last)."""
-        start, end = self._period(lo, hi)
+    def newest(self, span: Span) -> Iterator[int]:
+        """Positions of the chunks of ``span``, newest first."""
+        start, end = self._period(span)
+        inside = span.mask(self.ts_by_time[start:end])
         for row in range(end - 1, start - 1, -1):
-            yield int(self.by_time[row])
+            if inside[row - start]:
+                yield int(self.by_time[row])
 
     def spellings(self, outlet: str) -> list[str]:
         """Every spelling of ``outlet`` the chunks use, and ``outlet`` as given (an index
         being rebuilt may not hold a new source's yet)."""
         return sorted(self._spellings.get(outlet.casefold(), set()) | {outlet})
 
-    def period_nearest(self, vec: np.ndarray, n: int, lo: int | None, hi: int | None,
+    def period_nearest(self, vec: np.ndarray, n: int, span: Span,
                        outlet: str | None = None) -> list[int]:
-        """Positions of the ``n`` chunks published in [lo, hi) (and by ``outlet``) whose
-        vectors are closest to ``vec``, by comparing it with each; [] without vectors."""
+        """Positions of the ``n`` chunks of ``span`` (and by ``outlet``) whose vectors are
+        closest to ``vec``, by comparing it with each; [] without vectors."""
         if self.vectors is None:
             return []
-        start, end = self._period(lo, hi)
+        start, end = self._period(span)
         if end <= start:
             return []
         sims = _dot(self.vectors[start:end], vec)
+        mine = span.mask(self.ts_by_time[start:end])
         if outlet:
-            mine = self.outlets[self.by_time[start:end]] == outlet.casefold()
-            sims = np.where(mine, sims, -np.inf)
+            mine &= self.outlets[self.by_time[start:end]] == outlet.casefold()
+        sims = np.where(mine, sims, -np.inf)
         k = min(n, len(sims))
         top = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
         top = top[np.argsort(-sims[top], kind="stable")]

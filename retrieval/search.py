@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -35,7 +35,7 @@ from retrieval.extractive import SentenceVectors
 from retrieval.lexical import LexicalIndex, tokenize
 from retrieval.params import SearchParams
 from retrieval.store import StoredChunk, VectorStore
-from retrieval.timeparse import TimeFilter, parse_time
+from retrieval.timeparse import Span, TimeFilter, parse_time
 
 if TYPE_CHECKING:
     from retrieval.embeddings import Embedder
@@ -118,6 +118,19 @@ class QueryPlan:
     def terms(self) -> list[str]:
         return content_terms(self.tokens)
 
+    def span(self, lo: datetime | None, hi: datetime | None) -> Span:
+        """[lo, hi) as the search filters by it, with days read where the question was
+        asked."""
+        return Span.of(lo, hi, self.time.zone)
+
+    @property
+    def hard(self) -> Span:
+        return self.span(self.hard_lo, self.hard_hi)
+
+    @property
+    def window(self) -> Span:
+        return self.span(self.win_lo, self.win_hi)
+
     @property
     def lexical_tokens(self) -> list[str]:
         """The question's terms count double against the context's."""
@@ -148,11 +161,12 @@ class Retriever:
     """Searches one store with one embedder; safe to call from several threads."""
 
     def __init__(self, store: VectorStore, embedder: Embedder, cache_dir: Path | None = None,
-                 params: SearchParams | None = None) -> None:
+                 params: SearchParams | None = None, zone: tzinfo = UTC) -> None:
         self.store = store
         self.embedder = embedder
         self.cache_dir = cache_dir
         self.params = params or SearchParams()
+        self.zone = zone  # where "today" and "this year" begin
         # Sentence vectors of extractive answers, kept across questions.
         self.sentence_vectors = SentenceVectors(self.params.sentence_cache)
         # The index in use and the store version it was built for, published together.
@@ -336,13 +350,15 @@ class Retriever:
     # -- stage 1: plan ---------------------------------------------------------------------
     def plan(self, query: str, *, context: Sequence[str] = (), since: datetime | None = None,
              until: datetime | None = None, outlet: str | None = None,
-             now: datetime | None = None, prefer_article_id: str | None = None) -> QueryPlan:
+             now: datetime | None = None, prefer_article_id: str | None = None,
+             zone: tzinfo | None = None) -> QueryPlan:
         """Dates, terms and the query vector of one search."""
         p = self.params
-        tf = parse_time(query, now)
+        local = (now or datetime.now(UTC)).astimezone(zone or self.zone)
+        tf = parse_time(query, local)
         if not tf.bounded and context:
             # A follow-up ("and what did the union say?") keeps the period it continues.
-            earlier = parse_time(" ".join(context), now)
+            earlier = parse_time(" ".join(context), local)
             tf = replace(earlier, recency=tf.recency or earlier.recency, ordering=tf.ordering,
                          recency_phrase=tf.recency_phrase)
         hard_lo, hard_hi = since, min(filter(None, [until, now]), default=None)
@@ -377,8 +393,8 @@ class Retriever:
 
     # -- stages 2 and 3: candidates, fusion ------------------------------------------------
     def candidates(self, vec: np.ndarray, lex: LexicalIndex, lex_scores: np.ndarray,
-                   limits: Iterable[tuple[datetime | None, datetime | None]],
-                   outlet: str | None, exact: bool = True) -> dict[str, ChunkHit]:
+                   limits: Iterable[Span], outlet: str | None,
+                   exact: bool = True) -> dict[str, ChunkHit]:
         """The best dense and lexical chunks within each set of date limits.
 
         Limits that leave out no chunk are no filter. Within a period of at most
@@ -391,24 +407,22 @@ class Retriever:
         p = self.params
         n = p.candidates
         hits: dict[str, ChunkHit] = {}
-        for lo, hi in limits:
-            mask = _mask(lex, lo, hi, outlet)
+        for span in limits:
+            mask = _mask(lex, span, outlet)
             if mask is not None and mask.all():
-                mask, lo, hi, outlet = None, None, None, None
-            lo_ts = int(lo.timestamp()) if lo else None
-            hi_ts = int(hi.timestamp()) if hi else None
+                mask, span, outlet = None, Span(), None
             # Only an index of the store as it is holds every chunk of the period (one being
             # rebuilt after a poll lacks its newest reports).
             if (exact and mask is not None and lex.vectors is not None
-                    and lex.period_size(lo_ts, hi_ts) <= p.exact_chunks):
-                for i in lex.period_nearest(vec, n, lo_ts, hi_ts, outlet):
+                    and lex.period_size(span) <= p.exact_chunks):
+                for i in lex.period_nearest(vec, n, span, outlet):
                     cid = lex.ids[i]
                     if cid not in hits:
                         meta = lex.meta[i]
                         hits[cid] = ChunkHit(cid, meta["text"],
                                              {k: v for k, v in meta.items() if k != "text"})
             else:
-                for c in (self.store.query(vec, n, _where(lo, hi, outlet, lex)) if len(lex)
+                for c in (self.store.query(vec, n, _where(span, outlet, lex)) if len(lex)
                           else []):
                     if c.id not in hits:
                         hits[c.id] = ChunkHit(c.id, c.text, c.metadata,
@@ -443,8 +457,7 @@ class Retriever:
         """A plain search for ``text`` within the plan's hard limits (for a second hop)."""
         vec = self.embedder.embed_query(text)
         lex_scores = lex.scores(tokenize([text])[0])
-        hits = self.candidates(vec, lex, lex_scores, [(plan.hard_lo, plan.hard_hi)],
-                               plan.outlet, exact)
+        hits = self.candidates(vec, lex, lex_scores, [plan.hard], plan.outlet, exact)
         self.fuse(hits, vec, lex, lex_scores)
         return group(hits.values(), self.params.second_chunk_weight)
 
@@ -460,18 +473,18 @@ class Retriever:
             hi = min(filter(None, [plan.hard_hi, tf.named_until]), default=None)
         else:
             lo, hi = plan.win_lo, plan.win_hi
-        found = self._newest_in(lo, hi, plan.outlet, lex, current, k)
+        found = self._newest_in(plan.span(lo, hi), plan.outlet, lex, current, k)
         if not found and not tf.bounded:
-            found = self._newest_in(plan.hard_lo, plan.hard_hi, plan.outlet, lex, current, k)
+            found = self._newest_in(plan.hard, plan.outlet, lex, current, k)
         return [ArticleHit(c.metadata["article_id"], 1.0 / (1 + rank), [c])
                 for rank, c in enumerate(found)]
 
-    def _newest_in(self, lo: datetime | None, hi: datetime | None, outlet: str | None,
-                   lex: LexicalIndex, current: bool, k: int) -> list[ChunkHit]:
-        lo_ts = max(int(lo.timestamp()), 0) if lo else 0  # undated articles are in no period
-        hi_ts = int(hi.timestamp()) if hi else None
+    def _newest_in(self, span: Span, outlet: str | None, lex: LexicalIndex, current: bool,
+                   k: int) -> list[ChunkHit]:
+        if not span.bounded:
+            span = Span(lo=0, day_lo=0)  # undated articles are in no period
         leads: dict[str, ChunkHit] = {}
-        for i in lex.newest(lo_ts, hi_ts):
+        for i in lex.newest(span):
             aid = str(lex.article_ids[i])
             if aid in leads or (outlet and lex.outlets[i] != outlet.casefold()):
                 continue
@@ -483,7 +496,7 @@ class Retriever:
         if not current:
             # An index being rebuilt after a poll lacks its newest reports: the store's
             # first chunks of the period's articles it does not hold stand in for them.
-            where = _where(datetime.fromtimestamp(lo_ts, UTC), hi, outlet, lex)
+            where = _where(span, outlet, lex)
             for c in self.store.first_chunks(where, skip=lex.position):
                 leads.setdefault(str(c.metadata.get("article_id")),
                                  ChunkHit(c.id, c.text, c.metadata))
@@ -501,12 +514,14 @@ class Retriever:
         outlet: str | None = None,
         now: datetime | None = None,
         prefer_article_id: str | None = None,
+        zone: tzinfo | None = None,
     ) -> SearchResult:
-        """The ``k`` best articles for ``query``; ``context`` holds earlier questions."""
+        """The ``k`` best articles for ``query``; ``context`` holds earlier questions;
+        ``zone`` is where "today" begins (the retriever's own by default)."""
         t0 = time.perf_counter()
         p = self.params
         plan = self.plan(query, context=context, since=since, until=until, outlet=outlet,
-                         now=now, prefer_article_id=prefer_article_id)
+                         now=now, prefer_article_id=prefer_article_id, zone=zone)
         lex, current = self._lexical()
         if plan.digest:
             articles = self.newest(plan, lex, current, k)
@@ -516,13 +531,13 @@ class Retriever:
                 took_ms=(time.perf_counter() - t0) * 1000,
                 article_terms=token_sets(articles), vector=plan.vector, digest=True)
         lex_scores = lex.scores(plan.lexical_tokens)
-        limits = [(plan.hard_lo, plan.hard_hi)]
+        limits = [plan.hard]
         if plan.boosted:
-            limits.append((plan.win_lo, plan.win_hi))
+            limits.append(plan.window)
         hits = self.candidates(plan.vector, lex, lex_scores, limits, plan.outlet, current)
         self.fuse(hits, plan.vector, lex, lex_scores)
         if plan.boosted:
-            boost_window(hits.values(), plan.win_lo, plan.win_hi, p.window_boost)
+            boost_window(hits.values(), plan.window, p.window_boost)
 
         articles = group(hits.values(), p.second_chunk_weight)
         articles = prefer_article(articles, plan.prefer_article_id, p.prefer_weight)
@@ -587,11 +602,10 @@ def group(hits: Iterable[ChunkHit], second_weight: float) -> list[ArticleHit]:
 
 
 # -- stage 5: rerankers --------------------------------------------------------------------------
-def boost_window(hits: Iterable[ChunkHit], lo: datetime | None, hi: datetime | None,
-                 boost: float) -> None:
+def boost_window(hits: Iterable[ChunkHit], span: Span, boost: float) -> None:
     """Chunks published inside the period the question names score ``1 + boost`` times more."""
     for h in hits:
-        if in_window(h.metadata, lo, hi):
+        if in_window(h.metadata, span):
             h.score *= 1 + boost
 
 
@@ -709,8 +723,7 @@ def judge(articles: Sequence[ArticleHit], plan: QueryPlan, texts: dict[str, set[
     """
     if not articles:
         return 0.0
-    if plan.time.bounded and not any(in_window(a.meta, plan.win_lo, plan.win_hi)
-                                     for a in articles):
+    if plan.time.bounded and not any(in_window(a.meta, plan.window) for a in articles):
         return 0.0
     terms = plan.terms
     context = [] if terms else content_terms(plan.context_tokens)
@@ -774,21 +787,17 @@ def repeated_names(article: ArticleHit, question_tokens: set[str], min_mentions:
     return [n for n in ranked if counts[n] >= min_mentions][:limit]
 
 
-def in_window(meta: dict[str, Any], lo: datetime | None, hi: datetime | None) -> bool:
+def in_window(meta: dict[str, Any], span: Span) -> bool:
     ts = meta.get("published_ts")
-    if ts is None:
-        return False
-    return (lo is None or ts >= lo.timestamp()) and (hi is None or ts < hi.timestamp())
+    return ts is not None and span.contains(int(ts))
 
 
-def _where(lo: datetime | None, hi: datetime | None, outlet: str | None,
-           lex: LexicalIndex) -> dict[str, Any] | None:
+def _where(span: Span, outlet: str | None, lex: LexicalIndex) -> dict[str, Any] | None:
     """The store's metadata filter for a period and an outlet (any case of its name)."""
     clauses: list[dict[str, Any]] = []
-    if lo:
-        clauses.append({"published_ts": {"$gte": int(lo.timestamp())}})
-    if hi:
-        clauses.append({"published_ts": {"$lt": int(hi.timestamp())}})
+    period = span.where()
+    if period:
+        clauses.append(period)
     if outlet:
         names = lex.spellings(outlet)
         clauses.append({"outlet": names[0] if len(names) == 1 else {"$in": names}})
@@ -797,15 +806,10 @@ def _where(lo: datetime | None, hi: datetime | None, outlet: str | None,
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-def _mask(lex: LexicalIndex, lo: datetime | None, hi: datetime | None,
-          outlet: str | None) -> np.ndarray | None:
-    if not (lo or hi or outlet):
+def _mask(lex: LexicalIndex, span: Span, outlet: str | None) -> np.ndarray | None:
+    if not (span.bounded or outlet):
         return None
-    mask = np.ones(len(lex), dtype=bool)
-    if lo:
-        mask &= lex.published_ts >= int(lo.timestamp())
-    if hi:
-        mask &= (lex.published_ts >= 0) & (lex.published_ts < int(hi.timestamp()))
+    mask = span.mask(lex.published_ts)
     if outlet:
         mask &= lex.outlets == outlet.casefold()
     return mask

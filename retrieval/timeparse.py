@@ -10,7 +10,11 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
 
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
@@ -51,23 +55,135 @@ class TimeFilter:
     named_since: datetime | None = None
     named_until: datetime | None = None
 
+    # Where the question was asked: its days begin at this zone's midnight.
+    zone: tzinfo = UTC
+
     @property
     def bounded(self) -> bool:
         return self.since is not None or self.until is not None
 
     def covers(self, when: datetime | None) -> bool:
         """``when`` falls in the period (which ends before ``until``, as the search's date
-        filters have it); an undated moment falls in none."""
-        return (when is not None and (self.since is None or when >= self.since)
-                and (self.until is None or when < self.until))
+        filters have it; an article dated by day alone as :class:`Span` reads it); an
+        undated moment falls in none."""
+        return when is not None and Span.of(self.since, self.until, self.zone).contains(
+            int(when.timestamp()))
 
 
-def _utc(year: int, month: int = 1, day: int = 1) -> datetime:
-    return datetime(year, month, day, tzinfo=UTC)
+def zone_named(name: str) -> tzinfo | None:
+    """The IANA time zone ``name`` ("Europe/Paris"), or None when there is none by that name
+    (a folder of zones such as "America" included)."""
+    if name == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder
+        return None
 
 
-def _month_end(year: int, month: int) -> datetime:
-    return _utc(year, month, calendar.monthrange(year, month)[1]) + timedelta(days=1)
+_DAY = 86_400
+
+
+def by_day(ts: int) -> bool:
+    """An article time of exactly 00:00 UTC is read as a date without a time of day: pages
+    and files that give only a date are stored so, while feeds give times."""
+    return ts >= 0 and ts % _DAY == 0
+
+
+def _first_day(moment: datetime, zone: tzinfo) -> int:
+    """00:00 UTC of the first date whose noon, in ``zone``, is at or after ``moment``."""
+    local = moment.astimezone(zone)
+    day = local.date() + timedelta(days=1 if local.time() > time(12) else 0)
+    return int(datetime.combine(day, time(), UTC).timestamp())
+
+
+def _ts(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp())
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A period as the search filters articles by it (timestamps; None: open).
+
+    An article with a time of day is inside when that time is in [lo, hi). One dated by day
+    alone (stored at 00:00 UTC of its date, see :func:`by_day`) is inside when noon of its
+    date where the question was asked is: "today" in New York holds the reports dated
+    today, though 00:00 UTC of that date is the evening before there. [day_lo, day_hi) are
+    those dates' 00:00 UTC timestamps. Undated articles are in no bounded span.
+    """
+
+    lo: int | None = None
+    hi: int | None = None
+    day_lo: int | None = None
+    day_hi: int | None = None
+
+    @classmethod
+    def of(cls, lo: datetime | None, hi: datetime | None, zone: tzinfo = UTC) -> Span:
+        return cls(_ts(lo), _ts(hi), None if lo is None else _first_day(lo, zone),
+                   None if hi is None else _first_day(hi, zone))
+
+    @property
+    def bounded(self) -> bool:
+        return self.lo is not None or self.hi is not None
+
+    @property
+    def outer(self) -> tuple[int | None, int | None]:
+        """The smallest [lo, hi) holding every article inside."""
+        lo = None if self.lo is None or self.day_lo is None else min(self.lo, self.day_lo)
+        hi = None if self.hi is None or self.day_hi is None else max(self.hi, self.day_hi)
+        return lo, hi
+
+    def contains(self, ts: int | None) -> bool:
+        if not self.bounded:
+            return True
+        if ts is None or ts < 0:
+            return False
+        lo, hi = (self.day_lo, self.day_hi) if by_day(ts) else (self.lo, self.hi)
+        return (lo is None or ts >= lo) and (hi is None or ts < hi)
+
+    def mask(self, ts: np.ndarray) -> np.ndarray:
+        """:meth:`contains` for each timestamp of ``ts`` (undated: negative)."""
+        if not self.bounded:
+            return np.ones(len(ts), dtype=bool)
+        day = (ts >= 0) & (ts % _DAY == 0)
+        timed = ts >= 0
+        dated = day.copy()
+        if self.lo is not None:
+            timed &= ts >= self.lo
+            dated &= ts >= self.day_lo  # type: ignore[operator]
+        if self.hi is not None:
+            timed &= ts < self.hi
+            dated &= ts < self.day_hi  # type: ignore[operator]
+        return np.where(day, dated, timed)
+
+    def where(self) -> dict[str, Any] | None:
+        """The span as a store metadata filter on ``published_ts``.
+
+        A filter cannot test for midnight, but the dates read by day differ from the plain
+        range only at its ends (a day at most): those dates are listed, left out of the
+        range or added to it."""
+        if not self.bounded:
+            return None
+        clauses: list[dict[str, Any]] = [{"published_ts": {"$gte": max(self.lo or 0, 0)}}]
+        if self.hi is not None:
+            clauses.append({"published_ts": {"$lt": self.hi}})
+        plain = (clauses[0] if len(clauses) == 1 else {"$and": clauses})
+        mids = set()
+        for a, b in ((self.lo, self.day_lo), (self.hi, self.day_hi)):
+            if a is not None and b is not None:
+                first = -(-min(a, b) // _DAY) * _DAY
+                mids.update(range(first, max(a, b) + _DAY, _DAY))
+        drop = sorted(m for m in mids if not self.contains(m) and _in(m, self.lo, self.hi))
+        add = sorted(m for m in mids if self.contains(m) and not _in(m, self.lo, self.hi))
+        if drop:
+            plain = {"$and": [plain, {"published_ts": {"$nin": drop}}]}
+        if add:
+            return {"$or": [plain, {"published_ts": {"$in": add}}]}
+        return plain
+
+
+def _in(ts: int, lo: int | None, hi: int | None) -> bool:
+    return ts >= 0 and (lo is None or ts >= lo) and (hi is None or ts < hi)
 
 
 def _month(name: str) -> int:
@@ -77,7 +193,15 @@ def _month(name: str) -> int:
 def parse_time(question: str, now: datetime | None = None) -> TimeFilter:
     """The time filter a question implies, relative to ``now`` (default: the current time)."""
     now = now or datetime.now(UTC)
+    zone = now.tzinfo or UTC
     q = question.lower()
+
+    def at(year: int, month: int = 1, day: int = 1) -> datetime:
+        # Named days, months and years begin at midnight where the question is asked.
+        return datetime(year, month, day, tzinfo=zone)
+
+    def month_end(year: int, month: int) -> datetime:
+        return at(year, month, calendar.monthrange(year, month)[1]) + timedelta(days=1)
     recency_phrase = " ".join(m.group(0) for m in _RECENCY.finditer(q))
     recency = bool(recency_phrase)
     ordering = bool(_ORDER.search(q))
@@ -94,33 +218,35 @@ def parse_time(question: str, now: datetime | None = None) -> TimeFilter:
     if m:
         y2 = int(m.group(4))
         y1 = int(m.group(2) or y2)
-        found(_utc(y1, _month(m.group(1))), _month_end(y2, _month(m.group(3))), m.group(0),
+        found(at(y1, _month(m.group(1))), month_end(y2, _month(m.group(3))), m.group(0),
               slack=True)
     elif m := re.search(rf"\b(first|second) half of {_YEAR}", q):
         y = int(m.group(2))
-        found(*((_utc(y), _utc(y, 7)) if m.group(1) == "first" else (_utc(y, 7), _utc(y + 1))),
+        found(*((at(y), at(y, 7)) if m.group(1) == "first" else (at(y, 7), at(y + 1))),
               m.group(0))
     elif m := re.search(rf"\b(early|mid|middle of|late|end of|start of|beginning of)[ -]"
                         rf"{_MONTH},? {_YEAR}", q):
         y, mo = int(m.group(3)), _month(m.group(2))
-        end = _month_end(y, mo)
+        end = month_end(y, mo)
         part = m.group(1)
         if part in ("early", "start of", "beginning of"):
-            found(_utc(y, mo), _utc(y, mo, 11), m.group(0), slack=True)
+            found(at(y, mo), at(y, mo, 11), m.group(0), slack=True)
         elif part in ("mid", "middle of"):
-            found(_utc(y, mo, 10), _utc(y, mo, 21), m.group(0), slack=True)
+            found(at(y, mo, 10), at(y, mo, 21), m.group(0), slack=True)
         else:
-            found(_utc(y, mo, 20), end, m.group(0), slack=True)
+            found(at(y, mo, 20), end, m.group(0), slack=True)
     elif months := list(re.finditer(rf"\b{_MONTH},? {_YEAR}\b", q)):
         # "january 2009 or march 2009": the span covering every month named.
         spans = [(int(m.group(2)), _month(m.group(1))) for m in months]
         (y1, m1), (y2, m2) = min(spans), max(spans)
-        found(_utc(y1, m1), _month_end(y2, m2), ", ".join(m.group(0) for m in months),
+        found(at(y1, m1), month_end(y2, m2), ", ".join(m.group(0) for m in months),
               slack=True)
     elif m := re.search(r"\b(today|yesterday|this week|past week|last week|this month|"
                         r"past month|last month|this year|last year)\b", q):
         word = m.group(1)
-        day = _utc(now.year, now.month, now.day)
+        # Days and years begin at midnight where ``now`` is (its time zone).
+        day = at(now.year, now.month, now.day)
+        year = at(now.year)
         span = {
             "today": (day, None),
             "yesterday": (day - timedelta(days=1), day),
@@ -130,31 +256,34 @@ def parse_time(question: str, now: datetime | None = None) -> TimeFilter:
             "this month": (now - timedelta(days=31), None),
             "past month": (now - timedelta(days=31), None),
             "last month": (now - timedelta(days=62), now - timedelta(days=28)),
-            "this year": (_utc(now.year), None),
-            "last year": (_utc(now.year - 1), _utc(now.year)),
+            "this year": (year, None),
+            "last year": (year.replace(year=year.year - 1), year),
         }[word]
         found(span[0], span[1] or now + timedelta(days=1), word)
         recency = True
     elif m := re.search(rf"\b(?:in|during|of|throughout|since) {_YEAR}\b", q):
         y = int(m.group(1))
         if m.group(0).startswith("since"):
-            found(_utc(y), now + timedelta(days=1), m.group(0))
+            found(at(y), now + timedelta(days=1), m.group(0))
         else:
-            found(_utc(y), _utc(y + 1), m.group(0), slack=True)
+            found(at(y), at(y + 1), m.group(0), slack=True)
     elif m := re.search(rf"\b{_YEAR}\b", q):
         # A bare year names an event ("the 2008 race"), reported around that year.
         y = int(m.group(1))
-        found(_utc(y - 1), _utc(y + 2), m.group(0), named=(_utc(y), _utc(y + 1)))
+        found(at(y - 1), at(y + 2), m.group(0), named=(at(y), at(y + 1)))
     return TimeFilter(since=since, until=until, recency=recency, ordering=ordering,
                       phrase=phrase, recency_phrase=recency_phrase, named_since=named_since,
-                      named_until=named_until)
+                      named_until=named_until, zone=zone)
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
-    """A user's "since" option: "today", "week", "month", "year", or an ISO date."""
+    """A user's "since" option: "today", "week", "month", "year", or an ISO date (read in
+    ``now``'s time zone when it gives none)."""
     now = now or datetime.now(UTC)
     v = value.strip().lower()
-    rel = {"today": timedelta(days=1), "day": timedelta(days=1), "week": timedelta(days=7),
+    if v == "today":  # since this day began where ``now`` is
+        return datetime.combine(now.date(), time(), now.tzinfo or UTC)
+    rel = {"day": timedelta(days=1), "week": timedelta(days=7),
            "month": timedelta(days=31), "year": timedelta(days=366)}
     if v in rel:
         return now - rel[v]
@@ -164,4 +293,4 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
         raise ValueError(
             f"can't read {value!r} as a date: use YYYY-MM-DD, today, week, month or year"
         ) from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    return dt if dt.tzinfo else dt.replace(tzinfo=now.tzinfo or UTC)

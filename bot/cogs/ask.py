@@ -414,9 +414,13 @@ class Ask(commands.Cog):
         since: str | None = None,
         source: str | None = None,
     ) -> None:
+        # A since date is read in the server's time zone (a settings read: off the loop).
+        zone = (await asyncio.to_thread(self.services.ask.zone, interaction.guild_id)
+                if since and since.strip() else None)
         try:
             q = self.services.ask.validate(self.display(question, interaction.guild))
-            since_dt = self.services.ask.parse_since(since) if since and since.strip() else None
+            since_dt = (self.services.ask.parse_since(since, zone=zone)
+                        if since and since.strip() else None)
         except QuestionError as exc:
             await send_ephemeral(interaction, one_line(str(exc)))
             return
@@ -440,6 +444,7 @@ class Ask(commands.Cog):
                     since=since_dt,
                     outlet=(source or "").strip() or None,
                     prefer_article_id=await self._thread_article(channel),
+                    guild_id=interaction.guild_id,
                 )
         await self.record(delivered)
         if (
@@ -550,7 +555,8 @@ class Ask(commands.Cog):
         async with self.capacity.turn():
             return await self._answer(
                 target, question, user_id=message.author.id, history=history,
-                prefer_article_id=await self._thread_article(message.channel))
+                prefer_article_id=await self._thread_article(message.channel),
+                guild_id=message.guild.id if message.guild else None)
 
     async def _thread_article(self, channel: Any) -> str | None:
         """In a brief's thread (it shares the brief's id), the brief's article comes first."""
@@ -569,6 +575,7 @@ class Ask(commands.Cog):
         since: datetime | None = None,
         outlet: str | None = None,
         prefer_article_id: str | None = None,
+        guild_id: int | None = None,
     ) -> Delivered | None:
         """Ask the core and show the answer. Failures become one line for the user; the
         traceback goes to the log. Returns what was delivered (``record`` it afterwards)."""
@@ -585,6 +592,7 @@ class Ask(commands.Cog):
                         outlet=outlet,
                         prefer_article_id=prefer_article_id,
                         on_token=streamer.feed,
+                        guild_id=guild_id,
                     ),
                 )
             finally:

@@ -447,7 +447,8 @@ class Briefs(commands.Cog):
                 for s in sources if s.watch and all(w in s.label.lower() for w in words)][:25]
 
     @brief.command(name="timezone",
-                   description="The server's time zone for digest hours (default UTC).")
+                   description="The server's time zone: digest hours, and \"today\" in "
+                               "questions (default NEWSBOT_TIMEZONE).")
     @app_commands.describe(zone="A time zone name, like Europe/Paris or America/Chicago")
     @checks.is_mod()
     async def timezone(self, interaction: discord.Interaction[Any],

@@ -13,7 +13,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from bot.core.answer_model import answer_with_model
 from bot.core.follow_up import clean_rewrite, keeps_follow_up
@@ -25,7 +25,7 @@ from prompts import load as load_prompt
 from retrieval import extractive
 from retrieval.search import ArticleHit, Retriever, SearchResult
 from retrieval.store import StoreUnavailable
-from retrieval.timeparse import parse_since
+from retrieval.timeparse import parse_since, zone_named
 
 log = logging.getLogger(__name__)
 
@@ -83,20 +83,30 @@ class AskService:
     """Answers questions from the store; blocking (adapters run it in a worker thread)."""
 
     def __init__(self, settings: Settings, retriever: Retriever,
-                 model: ChatModel | None = None) -> None:
+                 model: ChatModel | None = None,
+                 guild_zones: Callable[[int], str | None] | None = None) -> None:
         self.settings = settings
         self.retriever = retriever
         self.model = model
+        self.guild_zones = guild_zones  # a server's time zone name, if it set one
 
     # -- input -----------------------------------------------------------------------------
     def validate(self, question: str) -> str:
         """The normalised question, or QuestionError saying what is wrong. Touches nothing."""
         return validate_question(question, self.settings.max_question_chars)
 
-    @staticmethod
-    def parse_since(value: str, now: datetime | None = None) -> datetime:
+    def zone(self, guild_id: int | None = None) -> tzinfo:
+        """Where "today" begins for a question: the server's time zone (``/brief
+        timezone``) when it has set one, else NEWSBOT_TIMEZONE."""
+        name = self.guild_zones(guild_id) if guild_id is not None and self.guild_zones else None
+        # A zone name this machine no longer knows reads as the default.
+        return (zone_named(name) if name else None) or self.settings.zone
+
+    def parse_since(self, value: str, now: datetime | None = None,
+                    zone: tzinfo | None = None) -> datetime:
         try:
-            return parse_since(value, now)
+            return parse_since(value, (now or datetime.now(UTC)).astimezone(
+                zone or self.settings.zone))
         except ValueError as exc:
             raise QuestionError(str(exc)) from None
 
@@ -111,7 +121,9 @@ class AskService:
         now: datetime | None = None,
         prefer_article_id: str | None = None,
         on_token: Callable[[str], None] | None = None,
+        guild_id: int | None = None,
     ) -> Answer:
+        """``guild_id``: the server asked in, whose time zone says where "today" begins."""
         q = self.validate(question)
         cap = self.settings.history_turns
         turns = list(history)[-cap:] if cap else []
@@ -132,10 +144,11 @@ class AskService:
                 # Without a model, earlier questions steer the search instead.
                 context = [t.text for t in turns if t.role == "user"][-2:]
 
+        zone = self.zone(guild_id)
         try:
             result = self.retriever.search(
                 standalone, k=self.settings.top_k, context=context, since=since, until=None,
-                outlet=outlet, now=now, prefer_article_id=prefer_article_id,
+                outlet=outlet, now=now, prefer_article_id=prefer_article_id, zone=zone,
             )
         except StoreUnavailable as exc:  # e.g. the Chroma server went away: no model call
             raise StoreError(str(exc)) from None
@@ -153,8 +166,10 @@ class AskService:
         if result.digest:
             pass  # "what's new?": the newest articles by their leads; a model adds nothing
         elif self.model is not None and model_error is None:
+            # The model is told today's date where the question is asked.
             reply = answer_with_model(self.model, standalone, result, deadline=deadline,
-                                      now=now, on_token=on_token)
+                                      now=(now or datetime.now(UTC)).astimezone(zone),
+                                      on_token=on_token)
             if reply.abstained:
                 return self._abstain(result, note=reply.note, **base)
             if reply.text:

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -60,6 +60,7 @@ from retrieval.stories import (
     match_story,
     story_text,
 )
+from retrieval.timeparse import zone_named
 
 if TYPE_CHECKING:
     import sqlite3
@@ -217,10 +218,8 @@ def _keyword_match(keywords: Sequence[str], article: Article) -> bool:
 
 
 def _check_zone(tz: str) -> None:
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ("America")
-        raise NewsbotError(f"unknown time zone {tz!r}; use a name like Europe/Paris") from None
+    if zone_named(tz) is None:
+        raise NewsbotError(f"unknown time zone {tz!r}; use a name like Europe/Paris")
 
 
 def _local_day_start(now: datetime, zone: ZoneInfo) -> datetime:
@@ -298,8 +297,9 @@ class Desk:
                  mod_channel_id: int | None = None, send_rate: float = 10.0,
                  concurrency: int = 8, retry_base: float = RETRY_BASE_S,
                  send_timeout: float = SEND_TIMEOUT_S,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, default_tz: str = "UTC") -> None:
         self.state = state
+        self.default_tz = default_tz  # a server's time zone until it sets its own
         self.embedder = embedder
         self.model = model
         self.rule = rule or StoryRule()
@@ -321,10 +321,11 @@ class Desk:
                   mode: str = "immediate", digest_hour: int = 8, tz: str | None = None,
                   created_by: str | None = None, now: datetime | None = None) -> Subscription:
         """Follow a source (id, name or URL) or a topic in a channel. The digest hour is in
-        ``tz``, by default the guild's time zone (UTC unless set). NewsbotError on bad input,
-        with nothing written."""
+        ``tz``, by default the guild's time zone (NEWSBOT_TIMEZONE unless set). NewsbotError
+        on bad input, with nothing written."""
         if tz is None:
-            tz = (self.state.guild_tz(guild_id) if guild_id is not None else None) or "UTC"
+            tz = ((self.state.guild_tz(guild_id) if guild_id is not None else None)
+                  or self.default_tz)
         if (source is None) == (topic is None):
             raise NewsbotError("give either a source to follow or a topic, not both")
         source_id = None

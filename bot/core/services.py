@@ -145,7 +145,8 @@ def build_services(settings: Settings, *, embedder: Embedder | None = None,
     params = SearchParams()
     if settings.abstain_threshold is not None:
         params = SearchParams(abstain_threshold=settings.abstain_threshold)
-    retriever = Retriever(store, serving, cache_dir=settings.data_dir / "lexical", params=params)
+    retriever = Retriever(store, serving, cache_dir=settings.data_dir / "lexical", params=params,
+                          zone=settings.zone)
     indexer = Indexer(store, serving)
     model = model or build_chat_model(settings)
     admin = AdminService(settings, state, store, indexer, retriever, target_embedder=configured)
@@ -155,11 +156,12 @@ def build_services(settings: Settings, *, embedder: Embedder | None = None,
         store=store,
         embedder=serving,
         retriever=retriever,
-        ask=AskService(settings, retriever, model),
+        ask=AskService(settings, retriever, model, guild_zones=state.guild_tz),
         admin=admin,
         sources=SourceService(settings, state, admin),
         feedback=FeedbackService(state),
         briefs=BriefService(state, admin, model),
         desk=Desk(state, serving, model=model, mod_channel_id=settings.mod_channel_id,
+                  default_tz=settings.timezone,
                   send_rate=settings.brief_send_rate),
     )

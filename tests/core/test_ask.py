@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -410,3 +410,49 @@ def test_whats_new_lists_no_undated_article_and_asks_no_model(tmp_path: Path) ->
         assert alone.ask.ask("what's new?").abstained
     finally:
         alone.close()
+
+
+def test_today_is_the_communitys_day(tmp_path: Path) -> None:
+    # 23:00 UTC on 8 May 2025 is already 9 May in Tokyo: the report of the 8 May conclave is
+    # today's news in London, yesterday's in Tokyo.
+    late = datetime(2025, 5, 8, 23, tzinfo=UTC)
+    for zone, expected in (("UTC", ["Cardinals"]), ("Asia/Tokyo", [])):
+        svc = make_services(tmp_path / zone.replace("/", "-"), timezone=zone)
+        try:
+            answer = svc.ask.ask("any news today?", now=late)
+        finally:
+            svc.close()
+        assert [s.title.split()[0] for s in answer.sources] == expected, zone
+    # A server that set its time zone (/brief timezone) has its own "today".
+    svc = make_services(tmp_path / "guilds")
+    try:
+        svc.state.set_guild_tz(42, "Asia/Tokyo")
+        in_tokyo = svc.ask.ask("any news today?", now=late, guild_id=42)
+        elsewhere = svc.ask.ask("any news today?", now=late, guild_id=7)
+        since = svc.ask.parse_since("2025-05-09", zone=svc.ask.zone(42))
+    finally:
+        svc.close()
+    assert in_tokyo.abstained and [s.title.split()[0] for s in elsewhere.sources] == ["Cardinals"]
+    assert since == datetime(2025, 5, 8, 15, tzinfo=UTC)  # midnight in Tokyo
+
+
+def test_a_report_dated_by_day_alone_is_that_days_news_behind_utc_too(tmp_path: Path) -> None:
+    # The conclave report gives a date and no time; 00:00 UTC of 8 May is the evening of
+    # 7 May in New York, yet on the evening of 8 May it is New York's news of today.
+    evening = datetime(2025, 5, 9, 0, 30, tzinfo=UTC)  # 20:30 on 8 May in New York
+    svc = make_services(tmp_path / "data", timezone="America/New_York")
+    try:
+        today = svc.ask.ask("any news today?", now=evening)
+        yesterday = svc.ask.ask("what happened yesterday?", now=evening)
+        next_day = svc.ask.ask("what happened yesterday?", now=evening + timedelta(days=1))
+    finally:
+        svc.close()
+    assert [s.title.split()[0] for s in today.sources] == ["Cardinals"]
+    assert "Cardinals" not in [s.title.split()[0] for s in yesterday.sources]
+    assert [s.title.split()[0] for s in next_day.sources] == ["Cardinals"]
+
+
+def test_an_unknown_time_zone_is_refused_in_one_line(tmp_path: Path) -> None:
+    for bad in ("Mars/Olympus", "America", ""):  # "America" is a folder of zones
+        with pytest.raises(ValueError, match=f"unknown time zone '{bad}'"):
+            make_settings(tmp_path, timezone=bad)

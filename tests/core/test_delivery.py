@@ -289,6 +289,9 @@ def test_the_guilds_time_zone_is_the_default_and_moves_its_subscriptions(
     other = desk.subscribe(channel_id=MODS, guild_id=8, topic="ferries")
     assert {s.id: s.tz for s in desk.subscriptions()} == {
         before.id: "Asia/Tokyo", after.id: "Asia/Tokyo", other.id: "UTC"}
+    # Until a server sets its own, the zone is NEWSBOT_TIMEZONE's.
+    paris = _desk(svc, default_tz="Europe/Paris")
+    assert paris.subscribe(channel_id=NEWS, guild_id=9, topic="trams").tz == "Europe/Paris"
 
 
 async def test_a_network_fault_leaves_the_row_for_later_and_nothing_is_sent_twice(

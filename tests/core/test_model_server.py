@@ -13,8 +13,10 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -191,6 +193,21 @@ def test_a_500_is_retried(svc: Services, server: FakeOpenAIServer) -> None:
     answer = _ask(svc, server)
     assert answer.mode == "model" and answer.text == GOOD
     assert len(_chat_bodies(server)) == 2
+
+
+def test_the_model_is_told_the_date_where_the_question_is_asked(
+        svc: Services, server: FakeOpenAIServer) -> None:
+    # At any moment these two zones, 25 hours apart, are on different dates.
+    told = {}
+    for zone in ("Pacific/Kiritimati", "Pacific/Pago_Pago"):
+        server.queue_reply(GOOD)
+        before = datetime.now(ZoneInfo(zone)).date()
+        assert _ask(svc, server, timezone=zone).mode == "model"
+        after = datetime.now(ZoneInfo(zone)).date()
+        system = _chat_bodies(server)[-1]["messages"][0]["content"]
+        told[zone] = re.search(r"Today is (\d{4}-\d\d-\d\d)", system).group(1)  # type: ignore[union-attr]
+        assert told[zone] in (before.isoformat(), after.isoformat()), zone
+    assert told["Pacific/Kiritimati"] != told["Pacific/Pago_Pago"]
 
 
 def test_a_stream_dropped_halfway_keeps_only_what_was_checked(svc: Services,

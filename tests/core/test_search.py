@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from retrieval.search import (
     refresh_gap,
     second_hop,
 )
-from retrieval.timeparse import TimeFilter
+from retrieval.timeparse import Span, TimeFilter
 from tests.fakes import make_services
 
 
@@ -65,8 +66,8 @@ def test_group_scores_an_article_by_its_best_chunk_and_a_share_of_the_second() -
 def test_rerankers_period_reading_and_recency() -> None:
     inside = _chunk("new", 0, 0.5, ts=int(datetime(2009, 3, 2, tzinfo=UTC).timestamp()))
     outside = _chunk("old", 0, 0.6, ts=int(datetime(2008, 3, 2, tzinfo=UTC).timestamp()))
-    boost_window([inside, outside], datetime(2009, 1, 1, tzinfo=UTC),
-                 datetime(2010, 1, 1, tzinfo=UTC), boost=0.3)
+    boost_window([inside, outside], Span.of(datetime(2009, 1, 1, tzinfo=UTC),
+                                            datetime(2010, 1, 1, tzinfo=UTC)), boost=0.3)
     assert inside.score == pytest.approx(0.65) and outside.score == pytest.approx(0.6)
 
     articles = [_article("a", 1.0), _article("b", 0.9)]
@@ -228,10 +229,46 @@ def test_an_outlet_is_matched_in_any_case(tmp_path: Path, exact_chunks: int) -> 
             result = svc.retriever.search("ferry summer", k=3, outlet=spelling)
             assert [a.title for a in result.articles] == ["Ferry fares frozen"], spelling
             # The dense candidates alone (no keyword scores) honour it too.
-            dense = svc.retriever.candidates(vec, lex, np.zeros(len(lex)), [(None, None)],
+            dense = svc.retriever.candidates(vec, lex, np.zeros(len(lex)), [Span()],
                                              spelling)
             assert {h.metadata["title"] for h in dense.values()} == {"Ferry fares frozen"}
         assert not svc.retriever.search("ferry summer", k=3, outlet="Coast").articles
+    finally:
+        svc.close()
+
+
+@pytest.mark.parametrize("exact_chunks", [20_000, 0], ids=["index", "store filter"])
+def test_days_are_read_where_the_question_is_asked(tmp_path: Path, exact_chunks: int) -> None:
+    # Two reports give a date alone (stored at 00:00 UTC), two a time. In New York, 02:00
+    # UTC on 5 March is the evening of the 4th, and the report dated the 5th is the 5th's.
+    path = tmp_path / "strike.jsonl"
+    path.write_text("\n".join(json.dumps({
+        "title": title, "body": f"{title}: the dock strike in the harbour.", "published_at": when,
+        "source": "Coast Courier", "url": f"https://news.example.org/{n}"})
+        for n, (title, when) in enumerate([
+            ("Day one", "2025-03-04"), ("Talks", "2025-03-05"),
+            ("Late vote", "2025-03-05T02:00:00Z"), ("Deal", "2025-03-05T15:00:00Z")])) + "\n")
+    svc = make_services(tmp_path / "data", sample=False)
+    try:
+        svc.admin.ingest([str(path)])
+        svc.retriever.params = replace(svc.retriever.params, exact_chunks=exact_chunks)
+        lex = svc.retriever.lexical()
+        vec = svc.retriever.embedder.embed_query("dock strike")
+        york = ZoneInfo("America/New_York")
+
+        def titles(lo: datetime, hi: datetime | None) -> set[str]:
+            hits = svc.retriever.candidates(vec, lex, np.zeros(len(lex)),
+                                            [Span.of(lo, hi, york)], None)
+            return {h.metadata["title"] for h in hits.values()}
+
+        fourth, fifth = (datetime(2025, 3, d, tzinfo=york) for d in (4, 5))
+        assert titles(fourth, fifth) == {"Day one", "Late vote"}
+        assert titles(fifth, None) == {"Talks", "Deal"}
+        assert titles(fourth, None) == {"Day one", "Talks", "Late vote", "Deal"}
+        # In UTC the late vote is the 5th's news.
+        utc4, utc5 = (datetime(2025, 3, d, tzinfo=UTC) for d in (4, 5))
+        assert titles(utc4, utc5) == {"Day one"}
+        assert titles(utc5, utc5 + timedelta(days=1)) == {"Talks", "Late vote", "Deal"}
     finally:
         svc.close()
 

@@ -3,6 +3,7 @@ vectors it keeps in order of publication."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import bm25s
@@ -10,6 +11,7 @@ import numpy as np
 
 from retrieval.lexical import LexicalIndex, _stemmer, _stopwords, tokenize
 from retrieval.store import StoredChunk
+from retrieval.timeparse import Span
 
 
 def test_tokens_are_those_bm25s_gives() -> None:
@@ -51,11 +53,17 @@ def test_a_periods_nearest_chunks_are_found_by_their_vectors(tmp_path: Path) -> 
         return order[:n]
 
     lo, hi = 86_400 * 2, 86_400 * 5
-    assert index.period_nearest(q, 2, lo, hi) == expect((ts >= lo) & (ts < hi), 2)
-    assert index.period_nearest(q, 9, None, hi) == expect((ts >= 0) & (ts < hi), 9)
-    assert index.period_nearest(q, 9, None, None) == expect(np.ones(len(ts), bool), 9)
+
+    def span(lo: int | None, hi: int | None) -> Span:
+        return Span.of(*(None if t is None else datetime.fromtimestamp(t, UTC) for t in (lo, hi)))
+
+    assert index.period_nearest(q, 2, span(lo, hi)) == expect((ts >= lo) & (ts < hi), 2)
+    assert index.period_nearest(q, 9, span(None, hi)) == expect((ts >= 0) & (ts < hi), 9)
+    assert index.period_nearest(q, 9, Span()) == expect(np.ones(len(ts), bool), 9)
     coast = np.array([m["outlet"] == "Coast Post" for m in index.meta])
-    assert index.period_nearest(q, 9, lo, None, "coast post") == expect((ts >= lo) & coast, 9)
-    assert index.period_nearest(q, 3, 86_400 * 9, None) == []
-    assert index.period_size(lo, hi) == 3
+    assert index.period_nearest(q, 9, span(lo, None), "coast post") == expect(
+        (ts >= lo) & coast, 9)
+    assert index.period_nearest(q, 3, span(86_400 * 9, None)) == []
+    assert index.period_size(span(lo, hi)) == 3
+    assert list(index.newest(span(lo, hi))) == [5, 3, 4]
     assert np.allclose(index.cosines(q, [4, 0]), sims[[4, 0]])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
-from retrieval.timeparse import parse_since, parse_time
+from retrieval.timeparse import Span, parse_since, parse_time
 
 NOW = datetime(2009, 3, 22, 12, tzinfo=UTC)
 
@@ -80,3 +82,35 @@ def test_the_period_as_named_and_the_words_asking_for_the_newest() -> None:
     assert parse_time("what is new?", NOW).recency_phrase == "what is new"
     assert parse_time("what's the latest on the strike?", NOW).recency_phrase == "latest"
     assert parse_time("who won the strike vote?", NOW).recency_phrase == ""
+
+
+def test_today_and_this_year_begin_at_midnight_where_now_is() -> None:
+    new_york = ZoneInfo("America/New_York")
+    now = datetime(2026, 11, 30, 0, 30, tzinfo=UTC).astimezone(new_york)  # 29 Nov, 19:30
+    assert parse_time("any news today?", now).since == datetime(2026, 11, 29, tzinfo=new_york)
+    assert parse_time("what happened this year?", now).since == datetime(2026, 1, 1,
+                                                                         tzinfo=new_york)
+    assert parse_since("2026-11-01", now) == datetime(2026, 11, 1, tzinfo=new_york)
+
+
+def test_a_span_reads_a_day_where_the_question_is_asked() -> None:
+    york = ZoneInfo("America/New_York")
+    day = Span.of(datetime(2025, 3, 5, tzinfo=york), datetime(2025, 3, 6, tzinfo=york), york)
+    dated = {d: int(datetime(2025, 3, d, tzinfo=UTC).timestamp()) for d in (4, 5, 6)}
+    assert [day.contains(dated[d]) for d in (4, 5, 6)] == [False, True, False]
+    # A time of day is read as it is: 02:00 UTC on the 6th is still the 5th in New York.
+    late = int(datetime(2025, 3, 6, 2, tzinfo=UTC).timestamp())
+    assert day.contains(late) and not day.contains(-1)
+    ts = np.array([*dated.values(), late, -1])
+    assert day.mask(ts).tolist() == [day.contains(int(t)) for t in ts]
+    assert Span().contains(-1) and Span().mask(ts).all()
+
+
+def test_today_and_a_since_date_begin_at_midnight_where_asked() -> None:
+    tokyo = ZoneInfo("Asia/Tokyo")
+    now = datetime(2025, 5, 8, 23, tzinfo=UTC).astimezone(tokyo)  # 08:00 on 9 May there
+    assert parse_time("any news today?", now).since == datetime(2025, 5, 9, tzinfo=tokyo)
+    assert parse_time("what happened in may 2025?", now).since == datetime(2025, 5, 1,
+                                                                             tzinfo=tokyo)
+    assert parse_since("today", now) == datetime(2025, 5, 9, tzinfo=tokyo)
+    assert parse_since("day", now) == now - timedelta(days=1)
