@@ -23,6 +23,14 @@ _MONTH = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug
          r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
 _YEAR = r"((?:19|20)\d\d)"
 
+# A day: "8 may 2025", "the 8th of may", "may 8th", "on june 8", "june 8, 2024".
+_ORDINAL = r"(\d{1,2})(?:st|nd|rd|th)?"
+_DAY_FIRST = re.compile(rf"\b(on |the )?{_ORDINAL}(?: of)? {_MONTH}(?:,? {_YEAR})?\b")
+_MONTH_FIRST = re.compile(rf"\b(on |since |of )?{_MONTH} {_ORDINAL}\b(?!:)(?:,? {_YEAR}\b)?")
+# Month names that are also common words: a bare "may 8" is read as a day only with a year,
+# an ordinal ("may 8th") or "on" before it.
+_WORD_MONTHS = frozenset({"may", "march"})
+
 _RECENCY = re.compile(
     r"\b(latest|newest|most recent|recent(?:ly)?|lately|(?:right )?now|currently|current|"
     r"these days|so far|any (?:news|update|updates|word)|what(?:'?s| is) new|anything new|"
@@ -220,6 +228,11 @@ def parse_time(question: str, now: datetime | None = None) -> TimeFilter:
         y1 = int(m.group(2) or y2)
         found(at(y1, _month(m.group(1))), month_end(y2, _month(m.group(3))), m.group(0),
               slack=True)
+    elif day := _named_day(q, now):
+        # A day's news is mostly reported that day and the next morning.
+        start, text = day
+        found(start, start + timedelta(days=1), text, slack=True,
+              named=(start, start + timedelta(days=2)))
     elif m := re.search(rf"\b(first|second) half of {_YEAR}", q):
         y = int(m.group(2))
         found(*((at(y), at(y, 7)) if m.group(1) == "first" else (at(y, 7), at(y + 1))),
@@ -274,6 +287,30 @@ def parse_time(question: str, now: datetime | None = None) -> TimeFilter:
     return TimeFilter(since=since, until=until, recency=recency, ordering=ordering,
                       phrase=phrase, recency_phrase=recency_phrase, named_since=named_since,
                       named_until=named_until, zone=zone)
+
+
+def _named_day(q: str, now: datetime) -> tuple[datetime, str] | None:
+    """The day a question names ("on may 8", "the 8th of may 2025") and its words; without a
+    year, the last such day up to ``now``'s date."""
+    for m in (*_DAY_FIRST.finditer(q), *_MONTH_FIRST.finditer(q)):
+        first = m.re is _DAY_FIRST
+        lead, number, month, year = (m.group(1), m.group(2), m.group(3), m.group(4)) if first \
+            else (m.group(1), m.group(3), m.group(2), m.group(4))
+        word = month.rstrip(".")
+        if (word in _WORD_MONTHS and not year and not lead
+                and not re.search(r"\d(st|nd|rd|th)", m.group(0))):
+            continue
+        try:
+            if year:
+                day = datetime(int(year), _month(month), int(number), tzinfo=now.tzinfo or UTC)
+            else:
+                day = datetime(now.year, _month(month), int(number), tzinfo=now.tzinfo or UTC)
+                if day.date() > now.date():
+                    day = day.replace(year=now.year - 1)
+        except ValueError:  # "february 30"
+            continue
+        return day, m.group(0).removeprefix(lead or "")
+    return None
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:

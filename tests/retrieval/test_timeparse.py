@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -114,3 +114,29 @@ def test_today_and_a_since_date_begin_at_midnight_where_asked() -> None:
                                                                              tzinfo=tokyo)
     assert parse_since("today", now) == datetime(2025, 5, 9, tzinfo=tokyo)
     assert parse_since("day", now) == now - timedelta(days=1)
+
+
+@pytest.mark.parametrize(("question", "day"), [
+    ("what happened on the 8th of may 2025?", date(2025, 5, 8)),
+    ("news from 8 may 2025", date(2025, 5, 8)),
+    ("what happened june 8, 2024", date(2024, 6, 8)),
+    ("anything on may 8?", date(2025, 5, 8)),
+    ("what happened on march 3rd", date(2025, 3, 3)),
+    ("what happened december 25", date(2024, 12, 25)),  # the last one before now
+])
+def test_a_named_day(question: str, day: date) -> None:
+    now = datetime(2025, 7, 20, 10, tzinfo=UTC)
+    tf = parse_time(question, now)
+    start = datetime.combine(day, datetime.min.time(), UTC)
+    # Searched with the days it is reported in; listed with the next morning's reports.
+    assert (tf.since, tf.named_since, tf.named_until) == (
+        start, start, start + timedelta(days=2))
+    assert tf.until and tf.until > start + timedelta(days=1)
+
+
+@pytest.mark.parametrize("question", [
+    "how many may 2 companies hire?", "what happened in may 2025", "february 30 2024 news",
+])
+def test_not_a_named_day(question: str) -> None:
+    tf = parse_time(question, datetime(2025, 7, 20, 10, tzinfo=UTC))
+    assert tf.named_until is None or tf.named_until - tf.named_since > timedelta(days=2)
