@@ -24,12 +24,13 @@ _MONTH = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug
 _YEAR = r"((?:19|20)\d\d)"
 
 # A day: "8 may 2025", "the 8th of may", "may 8th", "on june 8", "june 8, 2024".
-_ORDINAL = r"(\d{1,2})(?:st|nd|rd|th)?"
-_DAY_FIRST = re.compile(rf"\b(on |the )?{_ORDINAL}(?: of)? {_MONTH}(?:,? {_YEAR})?\b")
-_MONTH_FIRST = re.compile(rf"\b(on |since |of )?{_MONTH} {_ORDINAL}\b(?!:)(?:,? {_YEAR}\b)?")
-# Month names that are also common words: a bare "may 8" is read as a day only with a year,
-# an ordinal ("may 8th") or "on" before it.
-_WORD_MONTHS = frozenset({"may", "march"})
+_ORDINAL = r"(\d{1,2})(st|nd|rd|th)?"
+_DAY_FIRST = re.compile(rf"(?<![\w:./-])(?:(on|the) )?{_ORDINAL}( of)? {_MONTH}(?:,? {_YEAR})?\b")
+_MONTH_FIRST = re.compile(rf"\b(?:(on) )?{_MONTH} {_ORDINAL}\b(?![:.]\d)(?:,? {_YEAR}\b)?")
+# A day after these words is one end of a range or a limit ("since march 3rd", "between may
+# 1 and may 4"), which the other readings handle, not a day to search.
+_NOT_A_DAY_AFTER = re.compile(r"\b(?:after|before|until|till|by|since|between|and|to)\s*$")
+_FROM_TO = re.compile(r"\bfrom\b.*\b(?:to|until|till)\b")
 
 _RECENCY = re.compile(
     r"\b(latest|newest|most recent|recent(?:ly)?|lately|(?:right )?now|currently|current|"
@@ -98,10 +99,11 @@ def by_day(ts: int) -> bool:
     return ts >= 0 and ts % _DAY == 0
 
 
-def _first_day(moment: datetime, zone: tzinfo) -> int:
-    """00:00 UTC of the first date whose noon, in ``zone``, is at or after ``moment``."""
+def _day_of(moment: datetime, zone: tzinfo, *, end: bool) -> int:
+    """00:00 UTC of ``moment``'s date in ``zone`` or, as the ``end`` of a span, of the first
+    date not begun by then: the dates a span overlaps are [start's, end's)."""
     local = moment.astimezone(zone)
-    day = local.date() + timedelta(days=1 if local.time() > time(12) else 0)
+    day = local.date() + timedelta(days=1 if end and local.time() > time() else 0)
     return int(datetime.combine(day, time(), UTC).timestamp())
 
 
@@ -114,10 +116,11 @@ class Span:
     """A period as the search filters articles by it (timestamps; None: open).
 
     An article with a time of day is inside when that time is in [lo, hi). One dated by day
-    alone (stored at 00:00 UTC of its date, see :func:`by_day`) is inside when noon of its
-    date where the question was asked is: "today" in New York holds the reports dated
-    today, though 00:00 UTC of that date is the evening before there. [day_lo, day_hi) are
-    those dates' 00:00 UTC timestamps. Undated articles are in no bounded span.
+    alone (stored at 00:00 UTC of its date, see :func:`by_day`) is inside when its date, as
+    a day where the question was asked, overlaps [lo, hi): "today" in New York holds the
+    reports dated today, though 00:00 UTC of that date is the evening before there, and a
+    span ending now holds today's. [day_lo, day_hi) are those dates' 00:00 UTC timestamps.
+    Undated articles are in no bounded span.
     """
 
     lo: int | None = None
@@ -127,8 +130,8 @@ class Span:
 
     @classmethod
     def of(cls, lo: datetime | None, hi: datetime | None, zone: tzinfo = UTC) -> Span:
-        return cls(_ts(lo), _ts(hi), None if lo is None else _first_day(lo, zone),
-                   None if hi is None else _first_day(hi, zone))
+        return cls(_ts(lo), _ts(hi), None if lo is None else _day_of(lo, zone, end=False),
+                   None if hi is None else _day_of(hi, zone, end=True))
 
     @property
     def bounded(self) -> bool:
@@ -229,7 +232,7 @@ def parse_time(question: str, now: datetime | None = None) -> TimeFilter:
         found(at(y1, _month(m.group(1))), month_end(y2, _month(m.group(3))), m.group(0),
               slack=True)
     elif day := _named_day(q, now):
-        # A day's news is mostly reported that day and the next morning.
+        # A day's news is mostly reported that day and the next.
         start, text = day
         found(start, start + timedelta(days=1), text, slack=True,
               named=(start, start + timedelta(days=2)))
@@ -290,26 +293,32 @@ def parse_time(question: str, now: datetime | None = None) -> TimeFilter:
 
 
 def _named_day(q: str, now: datetime) -> tuple[datetime, str] | None:
-    """The day a question names ("on may 8", "the 8th of may 2025") and its words; without a
-    year, the last such day up to ``now``'s date."""
-    for m in (*_DAY_FIRST.finditer(q), *_MONTH_FIRST.finditer(q)):
-        first = m.re is _DAY_FIRST
-        lead, number, month, year = (m.group(1), m.group(2), m.group(3), m.group(4)) if first \
-            else (m.group(1), m.group(3), m.group(2), m.group(4))
-        word = month.rstrip(".")
-        if (word in _WORD_MONTHS and not year and not lead
-                and not re.search(r"\d(st|nd|rd|th)", m.group(0))):
+    """The day a question names ("on may 8", "the 8th of may", "8 may 2025", "june 8, 2024")
+    and its words; without a year, the last such day up to ``now``'s date.
+
+    A number next to a month is often not a day ("the jan 6 committee", "oct 7 hostages",
+    "the 2 may candidates"): one without a year counts only after "on" or as an ordinal, and
+    "the" needs an ordinal or "of"."""
+    for m in sorted((*_DAY_FIRST.finditer(q), *_MONTH_FIRST.finditer(q)), key=lambda m: m.start()):
+        if m.re is _DAY_FIRST:
+            lead, number, suffix, of, month, year = m.groups()
+        else:
+            lead, month, number, suffix, year = m.groups()
+            of = None
+        if _NOT_A_DAY_AFTER.search(q[: m.start()]) or _FROM_TO.search(q):
             continue
+        if not year and lead != "on" and not suffix:
+            continue
+        if lead == "the" and not (suffix or of):
+            continue
+        zone = now.tzinfo or UTC
         try:
-            if year:
-                day = datetime(int(year), _month(month), int(number), tzinfo=now.tzinfo or UTC)
-            else:
-                day = datetime(now.year, _month(month), int(number), tzinfo=now.tzinfo or UTC)
-                if day.date() > now.date():
-                    day = day.replace(year=now.year - 1)
+            day = datetime(int(year or now.year), _month(month), int(number), tzinfo=zone)
         except ValueError:  # "february 30"
             continue
-        return day, m.group(0).removeprefix(lead or "")
+        if not year and day.date() > now.date():
+            day = day.replace(year=now.year - 1)
+        return day, m.group(0).removeprefix(f"{lead} " if lead else "")
     return None
 
 

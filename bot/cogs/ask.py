@@ -414,13 +414,13 @@ class Ask(commands.Cog):
         since: str | None = None,
         source: str | None = None,
     ) -> None:
-        # A since date is read in the server's time zone (a settings read: off the loop).
-        zone = (await asyncio.to_thread(self.services.ask.zone, interaction.guild_id)
-                if since and since.strip() else None)
+        since = (since or "").strip() or None
         try:
             q = self.services.ask.validate(self.display(question, interaction.guild))
-            since_dt = (self.services.ask.parse_since(since, zone=zone)
-                        if since and since.strip() else None)
+            if since:
+                # Checked here, so a typo is refused at once; read in the server's time zone
+                # by the core, which looks that up off the event loop.
+                self.services.ask.parse_since(since)
         except QuestionError as exc:
             await send_ephemeral(interaction, one_line(str(exc)))
             return
@@ -441,7 +441,7 @@ class Ask(commands.Cog):
                     q,
                     user_id=user_id,
                     history=history,
-                    since=since_dt,
+                    since=since,
                     outlet=(source or "").strip() or None,
                     prefer_article_id=await self._thread_article(channel),
                     guild_id=interaction.guild_id,
@@ -572,7 +572,7 @@ class Ask(commands.Cog):
         *,
         user_id: int,
         history: Sequence[Turn] = (),
-        since: datetime | None = None,
+        since: datetime | str | None = None,
         outlet: str | None = None,
         prefer_article_id: str | None = None,
         guild_id: int | None = None,

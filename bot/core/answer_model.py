@@ -17,13 +17,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from bot.core.llm import ChatModel, LLMError, StopStreaming
 from prompts import load as load_prompt
 from retrieval.lexical import tokenize
 from retrieval.search import ArticleHit, SearchResult
 from retrieval.text import is_instruction_like, sentences, strip_instructions, urls_in
+from retrieval.timeparse import by_day
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +167,19 @@ def _article_text(art: ArticleHit) -> str:
 
 def sources_of(result: SearchResult) -> list[SourceText]:
     return [SourceText(n=n, title=art.title, outlet=art.meta.get("outlet") or "unknown outlet",
-                       date=art.published_at.date().isoformat() if art.published_at
-                       else "undated", body=_article_text(art))
+                       date=_local_date(art.published_at, result.time.zone),
+                       body=_article_text(art))
             for n, art in enumerate(result.articles, 1)]
+
+
+def _local_date(when: datetime | None, zone: tzinfo) -> str:
+    """An article's date where the question is asked, as the model is told today's: a report
+    at 03:00 UTC is the evening before in New York. One dated by day alone keeps its date."""
+    if when is None:
+        return "undated"
+    if by_day(int(when.timestamp())):
+        return when.date().isoformat()
+    return when.astimezone(zone).date().isoformat()
 
 
 def answer_messages(question: str, sources: Sequence[SourceText],

@@ -104,6 +104,8 @@ class AskService:
 
     def parse_since(self, value: str, now: datetime | None = None,
                     zone: tzinfo | None = None) -> datetime:
+        """A since option read in ``zone`` (default NEWSBOT_TIMEZONE), or QuestionError.
+        Touches nothing: adapters check it before answering."""
         try:
             return parse_since(value, (now or datetime.now(UTC)).astimezone(
                 zone or self.settings.zone))
@@ -116,15 +118,19 @@ class AskService:
         question: str,
         *,
         history: Sequence[Turn] = (),
-        since: datetime | None = None,
+        since: datetime | str | None = None,
         outlet: str | None = None,
         now: datetime | None = None,
         prefer_article_id: str | None = None,
         on_token: Callable[[str], None] | None = None,
         guild_id: int | None = None,
     ) -> Answer:
-        """``guild_id``: the server asked in, whose time zone says where "today" begins."""
+        """``guild_id``: the server asked in, whose time zone says where "today" begins (and
+        a ``since`` given as the member typed it, "today" or "2025-05-01")."""
         q = self.validate(question)
+        zone = self.zone(guild_id)
+        if isinstance(since, str):
+            since = self.parse_since(since, now, zone)
         cap = self.settings.history_turns
         turns = list(history)[-cap:] if cap else []
         history_cut = len(history) > len(turns)
@@ -144,7 +150,6 @@ class AskService:
                 # Without a model, earlier questions steer the search instead.
                 context = [t.text for t in turns if t.role == "user"][-2:]
 
-        zone = self.zone(guild_id)
         try:
             result = self.retriever.search(
                 standalone, k=self.settings.top_k, context=context, since=since, until=None,

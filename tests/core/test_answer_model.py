@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from bot.core.answer_model import (
@@ -10,6 +13,7 @@ from bot.core.answer_model import (
     Kept,
     SentenceChecker,
     SourceText,
+    _local_date,
     is_marker_line,
     normalise_citations,
 )
@@ -207,3 +211,12 @@ def test_an_uncited_sentence_two_articles_support_fully_is_attributed() -> None:
                       date="2025-04-02", body=FERRY.body)
     out = SentenceChecker([FERRY, copy]).check("The repairs cost 1,200,000 crowns.")
     assert isinstance(out, Kept) and out.cites == (1,)
+
+
+def test_article_dates_are_told_where_the_question_is_asked() -> None:
+    york = ZoneInfo("America/New_York")
+    # 03:00 UTC on the 9th is the evening of the 8th there, as "today" is for the model.
+    assert _local_date(datetime(2025, 5, 9, 3, tzinfo=UTC), york) == "2025-05-08"
+    # A report dated by day alone keeps its date.
+    assert _local_date(datetime(2025, 5, 9, tzinfo=UTC), york) == "2025-05-09"
+    assert _local_date(None, york) == "undated"

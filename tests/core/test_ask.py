@@ -430,10 +430,16 @@ def test_today_is_the_communitys_day(tmp_path: Path) -> None:
         in_tokyo = svc.ask.ask("any news today?", now=late, guild_id=42)
         elsewhere = svc.ask.ask("any news today?", now=late, guild_id=7)
         since = svc.ask.parse_since("2025-05-09", zone=svc.ask.zone(42))
+        # A since option as typed is read in the server's zone too.
+        tokyo_since = svc.ask.ask("what's new?", since="today", now=late, guild_id=42)
+        utc_since = svc.ask.ask("what's new?", since="today", now=late, guild_id=7)
+        with pytest.raises(QuestionError, match="YYYY-MM-DD"):
+            svc.ask.ask("what's new?", since="next tuesday-ish", guild_id=42)
     finally:
         svc.close()
     assert in_tokyo.abstained and [s.title.split()[0] for s in elsewhere.sources] == ["Cardinals"]
     assert since == datetime(2025, 5, 8, 15, tzinfo=UTC)  # midnight in Tokyo
+    assert tokyo_since.abstained and utc_since.sources[0].title.startswith("Cardinals")
 
 
 def test_a_report_dated_by_day_alone_is_that_days_news_behind_utc_too(tmp_path: Path) -> None:
@@ -445,8 +451,14 @@ def test_a_report_dated_by_day_alone_is_that_days_news_behind_utc_too(tmp_path: 
         today = svc.ask.ask("any news today?", now=evening)
         yesterday = svc.ask.ask("what happened yesterday?", now=evening)
         next_day = svc.ask.ask("what happened yesterday?", now=evening + timedelta(days=1))
+        # ... and from that day's first hour: a span ending now holds the day begun.
+        morning = datetime(2025, 5, 8, 12, 30, tzinfo=UTC)  # 08:30 in New York
+        early = svc.ask.ask("any news today?", now=morning)
+        newest = svc.ask.ask("what's new?", now=morning)
     finally:
         svc.close()
+    assert [s.title.split()[0] for s in early.sources] == ["Cardinals"]
+    assert newest.sources[0].title.startswith("Cardinals")
     assert [s.title.split()[0] for s in today.sources] == ["Cardinals"]
     assert "Cardinals" not in [s.title.split()[0] for s in yesterday.sources]
     assert [s.title.split()[0] for s in next_day.sources] == ["Cardinals"]

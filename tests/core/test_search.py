@@ -258,7 +258,7 @@ def test_days_are_read_where_the_question_is_asked(tmp_path: Path, exact_chunks:
 
         def titles(lo: datetime, hi: datetime | None) -> set[str]:
             hits = svc.retriever.candidates(vec, lex, np.zeros(len(lex)),
-                                            [Span.of(lo, hi, york)], None)
+                                            [Span.of(lo, hi, lo.tzinfo or UTC)], None)
             return {h.metadata["title"] for h in hits.values()}
 
         fourth, fifth = (datetime(2025, 3, d, tzinfo=york) for d in (4, 5))

@@ -104,6 +104,9 @@ def test_a_span_reads_a_day_where_the_question_is_asked() -> None:
     ts = np.array([*dated.values(), late, -1])
     assert day.mask(ts).tolist() == [day.contains(int(t)) for t in ts]
     assert Span().contains(-1) and Span().mask(ts).all()
+    # A span ending in the morning holds the day begun: "now" at 08:00 still has today.
+    morning = Span.of(None, datetime(2025, 3, 5, 8, tzinfo=york), york)
+    assert morning.contains(dated[5]) and not morning.contains(dated[6])
 
 
 def test_today_and_a_since_date_begin_at_midnight_where_asked() -> None:
@@ -122,7 +125,8 @@ def test_today_and_a_since_date_begin_at_midnight_where_asked() -> None:
     ("what happened june 8, 2024", date(2024, 6, 8)),
     ("anything on may 8?", date(2025, 5, 8)),
     ("what happened on march 3rd", date(2025, 3, 3)),
-    ("what happened december 25", date(2024, 12, 25)),  # the last one before now
+    ("what happened on december 25", date(2024, 12, 25)),  # the last one before now
+    ("what happened on the 4th of july", date(2025, 7, 4)),
 ])
 def test_a_named_day(question: str, day: date) -> None:
     now = datetime(2025, 7, 20, 10, tzinfo=UTC)
@@ -136,6 +140,11 @@ def test_a_named_day(question: str, day: date) -> None:
 
 @pytest.mark.parametrize("question", [
     "how many may 2 companies hire?", "what happened in may 2025", "february 30 2024 news",
+    # A number by a month names something else, or ends a range the other readings take.
+    "what did the jan 6 committee conclude?", "oct 7 hostages latest", "the 2 may candidates",
+    "what happened after june 3?", "what has happened since march 3rd?",
+    "between may 1 and may 4 2025", "from may 1 to may 5 2025", "the meeting at 10:30 dec 5",
+    "covid-19 march 2020 lockdown rules",
 ])
 def test_not_a_named_day(question: str) -> None:
     tf = parse_time(question, datetime(2025, 7, 20, 10, tzinfo=UTC))
