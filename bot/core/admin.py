@@ -344,7 +344,8 @@ class AdminService:
         with other words it is kept under an id of its own, cited with this source's outlet,
         so neither version is lost or passed off as the other. The source that first
         delivered the article still updates it (an outlet editing a story that an aggregator
-        also lists).
+        also lists), and so does the article's own page, read at the article's own address
+        (see :func:`_own_page`): that is the story as its outlet now tells it.
         """
         known = self.state.article_hashes(a.id for a in batch)
         contested = [a for a in batch if a.id in known and known[a.id] != a.content_hash]
@@ -360,6 +361,9 @@ class AdminService:
                 continue
             if _words(current) == _words(article):
                 kept[article.id] = current
+            elif _own_page(source, article):
+                log.info("page source %s updates article %s, which source %s delivered first",
+                         source.id, article.id, current.source)
             else:
                 own = own_article_id(article.url, article.title, source.spec)
                 log.info("source %s lists %s with other text than the article another source "
@@ -611,6 +615,16 @@ def source_json(s: SourceRecord, articles: int, settings: Settings) -> dict[str,
         "next_poll": iso(s.next_poll) if s.watch and s.status != "disabled" else None,
         "articles": articles,
     }
+
+
+def _own_page(source: SourceRecord, article: Article) -> bool:
+    """Whether ``article`` is the page ``source`` fetched at the article's own address.
+
+    A page source is fetched at its spec, and its article's URL is that spec unless the page
+    redirected or names another address as its own (a canonical link): such a page is not
+    taken for that address's. A feed's item, whatever link it lists, is never one.
+    """
+    return source.kind == "page" and article.url is not None and article.url == source.spec
 
 
 def _words(article: Article) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,99 @@ def test_a_page_that_several_items_lead_to_is_none_of_theirs(svc: Services,
     reads = http.paths().count("/consent")
     [poll] = svc.sources.poll(due_only=False).sources
     assert (poll.added, poll.updated, http.paths().count("/consent")) == (0, 0, reads)
+
+
+EDITED = [*PARAGRAPHS[:3], "A correction: the first sailing leaves the pier at nine."]
+EARLY = datetime(2024, 1, 1, tzinfo=UTC)
+NEWS = 101
+
+
+def _indexed(svc: Services) -> tuple[set[tuple[str, bool]], set[tuple[str, bool]]]:
+    """(article id, whether the chunk holds the correction) of every chunk in the store, and
+    of every chunk in the keyword index."""
+    words = "sailing leaves the pier"
+    lex = svc.retriever.lexical()
+    return ({(c.article_id, words in c.text) for c in svc.store.iter_chunks()},
+            {(m["article_id"], words in m["text"]) for m in lex.meta})
+
+
+@pytest.mark.parametrize("scheme", ["same", "other"])
+def test_the_page_at_its_own_address_updates_the_article_a_feed_delivered(
+        svc: Services, http: StaticServer, scheme: str) -> None:
+    page = http.url("/news/ferry")
+    listed = page if scheme == "same" else page.replace("http://", "https://")
+    item = _listing(http, "one block").__dict__ | {"link": listed}
+    http.add("/feed.xml", rss([Item(**item)]), content_type="application/rss+xml")
+    svc.sources.add(http.url("/feed.xml"))
+    [before] = svc.state.iter_articles()
+    # The outlet edits its story after the feed listed it; its page is ingested by URL.
+    http.add("/news/ferry", article_page(TITLE, EDITED))
+    report = svc.admin.ingest([page])
+    assert (report.added, report.updated, report.unchanged) == (0, 1, 0)
+    [article] = svc.state.iter_articles()
+    assert article.id == before.id and article.text == "\n\n".join(EDITED)
+    sources = {s.kind: s.id for s in svc.state.list_sources()}
+    assert svc.state.source_ids_of(article.id) == {sources["feed"], sources["page"]}
+    # Re-embedded and re-indexed: the store and the keyword index hold the page's words only.
+    for chunks in _indexed(svc):
+        assert (article.id, True) in chunks and {a for a, _ in chunks} == {article.id}
+    # The feed, polled again, does not put its version back; the page fetched again is known.
+    [poll] = svc.sources.poll(due_only=False).sources
+    assert (poll.added, poll.updated) == (0, 0)
+    again = svc.admin.ingest([page])
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 1)
+    assert svc.state.get_article(article.id) == article
+
+
+def test_a_followed_page_edited_later_updates_the_feeds_article_without_a_second_brief(
+        svc: Services, http: StaticServer) -> None:
+    page = http.add("/news/ferry", article_page(TITLE, PARAGRAPHS))
+    feed = http.add("/feed.xml", rss([]), content_type="application/rss+xml")
+    svc.sources.add(feed)
+    svc.desk.subscribe(channel_id=NEWS, source=feed, now=EARLY)
+    http.add("/feed.xml", rss([_listing(http, "one block")]), content_type="application/rss+xml")
+    svc.sources.poll(due_only=False)
+    assert svc.desk.plan_queued().briefs == 1
+    [article] = svc.state.iter_articles()
+    # Followed while its page says what the feed said: the same article, held by both.
+    assert svc.sources.add(page)["poll"]["unchanged"] == 1
+    svc.desk.subscribe(channel_id=NEWS, source=page, now=EARLY)
+    http.add("/news/ferry", article_page(TITLE, EDITED))
+    [poll] = svc.sources.poll(only=page).sources
+    assert (poll.added, poll.updated, poll.updated_ids) == (0, 1, [article.id])
+    [after] = svc.state.iter_articles()
+    assert after.id == article.id and after.text == "\n\n".join(EDITED)
+    # An edit, not a new story: its headline did not change, so nothing more is posted.
+    plan = svc.desk.plan_queued()
+    assert (plan.briefs, plan.updates, plan.folded) == (0, 0, 0)
+    assert [(r["kind"], r["article_id"]) for r in svc.state.pending_posts()] == [
+        ("brief", article.id)]
+
+
+def test_only_the_page_at_its_own_address_updates_another_sources_article(
+        svc: Services, http: StaticServer) -> None:
+    page = http.url("/news/ferry")
+    http.add("/feed.xml", rss([_listing(http, "one block")]), content_type="application/rss+xml")
+    svc.sources.add(http.url("/feed.xml"))
+    http.add("/news/ferry", article_page(TITLE, EDITED))
+    svc.admin.ingest([page])
+    [article] = svc.state.iter_articles()
+    assert article.text == "\n\n".join(EDITED)
+    other = [*PARAGRAPHS[:2], "The ferry will never sail again, the council said."]
+    # Another feed listing the story's address with other words...
+    forged = Item(title=TITLE, link=page, guid="cd-ferry", description=" ".join(other * 2),
+                  pub_date="Tue, 04 Jun 2024 08:00:00 GMT")
+    coast = http.add("/coast.xml", rss([forged], title="Coast Daily"),
+                     content_type="application/rss+xml")
+    assert svc.sources.add(coast)["poll"]["added"] == 1
+    # ... and pages elsewhere naming that address as their own, ingested or followed.
+    claims = article_page(TITLE, other).replace(
+        "</head>", f"<link rel='canonical' href='{page}'></head>")
+    assert svc.admin.ingest([http.add("/copy", claims)]).added == 1
+    assert svc.sources.add(http.add("/mirror", claims))["poll"]["added"] == 1
+    # Each is kept apart under an id of its own; the article stays as its page gave it.
+    assert svc.state.get_article(article.id) == article
+    apart = [a for a in svc.state.iter_articles() if a.id != article.id]
+    assert len(apart) == 3 and all(a.url == page and "never sail" in a.text for a in apart)
+    assert {c.article_id for c in svc.store.iter_chunks()} == {article.id} | {
+        a.id for a in apart}
