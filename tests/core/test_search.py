@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from bot.core.services import Services
 from retrieval.params import SearchParams
 from retrieval.search import (
     ArticleHit,
@@ -207,22 +208,30 @@ def test_a_described_person_is_found_again_by_name(tmp_path: Path) -> None:
         svc.close()
 
 
+def _stories(tmp_path: Path, exact_chunks: int,
+             stories: list[tuple[str, str, str, str]]) -> Services:
+    """Services holding ``stories`` (title, body, date, outlet) alone. ``exact_chunks`` 0
+    sends every filtered search to the store's metadata filter, which compares exactly; the
+    index beside it reads periods and outlets itself."""
+    path = tmp_path / "stories.jsonl"
+    path.write_text("\n".join(json.dumps({
+        "title": title, "body": body, "published_at": when, "source": outlet,
+        "url": f"https://news.example.org/{n}"})
+        for n, (title, body, when, outlet) in enumerate(stories)) + "\n")
+    svc = make_services(tmp_path / "data", sample=False)
+    svc.admin.ingest([str(path)])
+    svc.retriever.params = replace(svc.retriever.params, exact_chunks=exact_chunks)
+    return svc
+
+
 @pytest.mark.parametrize("exact_chunks", [20_000, 0], ids=["index", "store filter"])
 def test_an_outlet_is_matched_in_any_case(tmp_path: Path, exact_chunks: int) -> None:
-    # exact_chunks 0 sends every filtered search to the store's metadata filter, which
-    # compares strings exactly; the index beside it compares them casefolded.
-    path = tmp_path / "two.jsonl"
-    path.write_text("\n".join(json.dumps({
-        "title": title, "body": body, "published_at": "2024-03-05", "source": outlet,
-        "url": f"https://news.example.org/{n}"}) for n, (title, body, outlet) in enumerate([
-            ("Ferry fares frozen", "The harbour authority froze ferry fares for summer.",
-             "Coast Courier"),
-            ("Ferry timetable changes", "The ferry timetable changes for the summer season.",
-             "Harbour Daily")])) + "\n")
-    svc = make_services(tmp_path / "data", sample=False)
+    svc = _stories(tmp_path, exact_chunks, [
+        ("Ferry fares frozen", "The harbour authority froze ferry fares for summer.",
+         "2024-03-05", "Coast Courier"),
+        ("Ferry timetable changes", "The ferry timetable changes for the summer season.",
+         "2024-03-05", "Harbour Daily")])
     try:
-        svc.admin.ingest([str(path)])
-        svc.retriever.params = replace(svc.retriever.params, exact_chunks=exact_chunks)
         lex = svc.retriever.lexical()
         vec = svc.retriever.embedder.embed_query("ferry summer")
         for spelling in ("Coast Courier", "coast courier", "COAST COURIER"):
@@ -241,17 +250,12 @@ def test_an_outlet_is_matched_in_any_case(tmp_path: Path, exact_chunks: int) -> 
 def test_days_are_read_where_the_question_is_asked(tmp_path: Path, exact_chunks: int) -> None:
     # Two reports give a date alone (stored at 00:00 UTC), two a time. In New York, 02:00
     # UTC on 5 March is the evening of the 4th, and the report dated the 5th is the 5th's.
-    path = tmp_path / "strike.jsonl"
-    path.write_text("\n".join(json.dumps({
-        "title": title, "body": f"{title}: the dock strike in the harbour.", "published_at": when,
-        "source": "Coast Courier", "url": f"https://news.example.org/{n}"})
-        for n, (title, when) in enumerate([
-            ("Day one", "2025-03-04"), ("Talks", "2025-03-05"),
-            ("Late vote", "2025-03-05T02:00:00Z"), ("Deal", "2025-03-05T15:00:00Z")])) + "\n")
-    svc = make_services(tmp_path / "data", sample=False)
+    svc = _stories(tmp_path, exact_chunks, [
+        (title, f"{title}: the dock strike in the harbour.", when, "Coast Courier")
+        for title, when in [("Day one", "2025-03-04"), ("Talks", "2025-03-05"),
+                            ("Late vote", "2025-03-05T02:00:00Z"),
+                            ("Deal", "2025-03-05T15:00:00Z")]])
     try:
-        svc.admin.ingest([str(path)])
-        svc.retriever.params = replace(svc.retriever.params, exact_chunks=exact_chunks)
         lex = svc.retriever.lexical()
         vec = svc.retriever.embedder.embed_query("dock strike")
         york = ZoneInfo("America/New_York")
