@@ -42,6 +42,12 @@ def test_sentences_respect_abbreviations_and_paragraphs() -> None:
     text = "Dr. Osei spoke first. Mr. Lee followed at 3 p.m. on Friday.\n\nA new paragraph."
     assert sentences(text) == ["Dr. Osei spoke first.", "Mr. Lee followed at 3 p.m. on Friday.",
                                "A new paragraph."]
+    # Initials and titles do not end a sentence; citation marks stay with theirs.
+    text = ("Harbour master Ilse M. Varga met Sen. Alvarez and Capt. Okafor on Jan. 5. "
+            "They agreed [1]. \"We will reopen. Soon,\" she said. Fares rose 4.5% in 2024.")
+    assert sentences(text) == [
+        "Harbour master Ilse M. Varga met Sen. Alvarez and Capt. Okafor on Jan. 5.",
+        "They agreed [1].", "\"We will reopen.", "Soon,\" she said.", "Fares rose 4.5% in 2024."]
 
 
 def test_strip_instructions_keeps_the_news() -> None:
