@@ -283,8 +283,12 @@ _CONTENT = re.compile(r"[^\W_]{3,}")
 # quote or bracket), except after the abbreviations news writing uses most. Kept apart from
 # the project's own splitter so that a change there cannot move this measure.
 _NO_END = ("Mr", "Mrs", "Ms", "Dr", "St", "No", "vs", "Inc", "Ltd", "Co", "Jr", "Sr", "Gen",
-           "Gov", "Sen", "Rep", "Prof", "Lt", "Col", "Sgt", "Mt", "Ft", "U.S", "U.N")
-_END = re.compile("".join(rf"(?<!\b{re.escape(a)}\.)" for a in _NO_END)
+           "Gov", "Sen", "Rep", "Prof", "Lt", "Col", "Sgt", "Mt", "Ft", "U.S", "U.N", "Capt",
+           "Cmdr", "Adm", "Rev", "Corp", "Bros", "Jan", "Feb", "Aug", "Sept", "Oct", "Nov",
+           "Dec")
+# A capital's initial ("Timothy F. Geithner") does not end a sentence either: cut there, an
+# answer quoting the whole sentence would be scored on "Last week, Timothy F." alone.
+_END = re.compile("".join(rf"(?<!\b{re.escape(a)}\.)" for a in _NO_END) + r"(?<!\b[A-Z]\.)"
                   + r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+(?=[\"'\u201c\u2018(\[]?[A-Z0-9])")
 
 

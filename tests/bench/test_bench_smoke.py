@@ -52,10 +52,10 @@ def test_evidence_containment_exact_and_cut_by_a_chunk_boundary() -> None:
 
 def test_answer_sentences_and_content_words() -> None:
     answer = ("The ferry sank near Tarvo on Sunday [1]. Mr. Osei said 40 people were rescued "
-              "[2][3]. \"It was chaos,\" a survivor said [1].")
+              "[2][3]. \"It was chaos,\" a survivor said [1]. Capt. Ilse M. Varga agreed [2].")
     assert br.answer_sentences(answer) == [
         "The ferry sank near Tarvo on Sunday.", "Mr. Osei said 40 people were rescued.",
-        "\"It was chaos,\" a survivor said."]
+        "\"It was chaos,\" a survivor said.", "Capt. Ilse M. Varga agreed."]
     # Tokens of three or more letters or digits, lower-cased, once each.
     assert br.content_words("The Ferry's 40 crew, and 120 passengers!") == {
         "the", "ferry", "crew", "and", "120", "passengers"}
