@@ -298,7 +298,8 @@ class AdminService:
         (see :meth:`_leave_others_articles`)."""
         if not batch:
             return []
-        batch = self._leave_others_articles(self._same_address(batch), source_id)
+        pages: set[str] = set()
+        batch = self._leave_others_articles(self._same_address(batch), source_id, pages)
         known = self.state.article_hashes(a.id for a in batch)
         todo = [a for a in batch if known.get(a.id) != a.content_hash]
         changed = [a.id for a in todo if a.id in known]
@@ -317,6 +318,8 @@ class AdminService:
             ((a, counts[a.id]) for a in todo), source_id,
             [(a.id, (guids or {}).get(a.id, a.ext_id)) for a in batch],
             briefs=replace(briefs, changed=frozenset(changed)) if briefs else None)
+        if pages:
+            self._drop_page_copies([a for a in batch if a.id in pages], source_id)
         if progress:
             progress.done_articles(len(batch))
         return batch
@@ -334,8 +337,24 @@ class AdminService:
                 if a.id in twins and a.id not in known and twins[a.id] in known
                 and twins[a.id] not in ids else a for a in batch]
 
-    def _leave_others_articles(self, batch: list[Article], source_id: int) -> list[Article]:
-        """``batch``, with no article that would change one another source delivered.
+    def _drop_page_copies(self, articles: list[Article], source_id: int) -> None:
+        """After a page updated the article at its own address, the copies of that page
+        kept apart under ids of their own (as they were before a page could update another
+        source's article) leave the page's source, and the registry and store when no
+        other source holds them: one story, one article."""
+        copies = [aid for a in articles if a.url
+                  for aid in self.state.source_articles_at(source_id, a.url) if aid != a.id]
+        if copies:
+            # Registry first, as in remove_source: a crash before the store catches up
+            # leaves chunks that the next incremental sync deletes.
+            orphans = self.state.release_articles(source_id, copies)
+            self.indexer.remove(orphans)
+            log.info("source %s: %d earlier copies of its page dropped", source_id, len(copies))
+
+    def _leave_others_articles(self, batch: list[Article], source_id: int,
+                               pages: set[str] | None = None) -> list[Article]:
+        """``batch``, with no article that would change one another source delivered; the
+        ids of those the page at their own address updates are added to ``pages``.
 
         Ids come from the URL alone, so any feed can list an item under another outlet's
         link with text of its own. A version that differs from a registered article held
@@ -364,6 +383,8 @@ class AdminService:
             elif _own_page(source, article):
                 log.info("page source %s updates article %s, which source %s delivered first",
                          source.id, article.id, current.source)
+                if pages is not None:
+                    pages.add(article.id)
             else:
                 own = own_article_id(article.url, article.title, source.spec)
                 log.info("source %s lists %s with other text than the article another source "

@@ -618,6 +618,25 @@ class State:
         return [r["article_id"] for r in self._query(
             "SELECT article_id FROM article_sources WHERE source_id = ?", (source_id,))]
 
+    def source_articles_at(self, source_id: int, url: str) -> list[str]:
+        """The articles this source holds under ``url``."""
+        return [r["article_id"] for r in self._query(
+            "SELECT m.article_id FROM article_sources m JOIN articles a ON a.id = m.article_id "
+            "WHERE m.source_id = ? AND a.url = ?", (source_id, url))]
+
+    def release_articles(self, source_id: int, article_ids: Iterable[str]) -> list[str]:
+        """Take these articles from what the source holds, in one transaction; those no
+        other source holds leave the registry. Returns their ids (for the store to drop
+        their chunks)."""
+        ids = list(article_ids)
+        with self.transaction() as db:
+            db.executemany("DELETE FROM article_sources WHERE source_id = ? AND article_id = ?",
+                           [(source_id, i) for i in ids])
+            orphans = [i for i in ids if db.execute(
+                "SELECT 1 FROM article_sources WHERE article_id = ?", (i,)).fetchone() is None]
+            db.executemany("DELETE FROM articles WHERE id = ?", [(i,) for i in orphans])
+        return orphans
+
     def orphan_article_ids(self) -> list[str]:
         """Articles no source holds (left by an import, or a crash mid-removal)."""
         return [r["id"] for r in self._query(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.services import Services
+from retrieval.articles import build_article, own_article_id
 from tests.fakes import make_services
 from tests.support.feeds import Item, article_page, rss, story_paragraphs
 from tests.support.http import StaticServer
@@ -220,3 +221,23 @@ def test_only_the_page_at_its_own_address_updates_another_sources_article(
     assert len(apart) == 3 and all(a.url == page and "never sail" in a.text for a in apart)
     assert {c.article_id for c in svc.store.iter_chunks()} == {article.id} | {
         a.id for a in apart}
+
+
+def test_a_copy_of_the_page_kept_apart_before_goes_when_the_page_updates_the_article(
+        svc: Services, http: StaticServer) -> None:
+    page = http.url("/news/ferry")
+    http.add("/feed.xml", rss([_listing(http, "one block")]), content_type="application/rss+xml")
+    svc.sources.add(http.url("/feed.xml"))
+    [article] = svc.state.iter_articles()
+    # What an older version recorded for the edited page: a copy under an id of its own.
+    source = svc.state.add_source(page, "page")
+    copy = build_article(title=TITLE, text="\n\n".join(EDITED), url=page, source=page)
+    copy = copy.model_copy(update={"id": own_article_id(page, TITLE, page)})
+    counts = svc.admin.indexer.index([copy])
+    svc.state.record_articles([(copy, counts[copy.id])], source.id, [(copy.id, None)])
+    http.add("/news/ferry", article_page(TITLE, [*EDITED, "It returns at six."]))
+    assert svc.admin.ingest([page]).updated == 1
+    [after] = svc.state.iter_articles()
+    assert after.id == article.id and after.text.endswith("It returns at six.")
+    assert svc.state.article_ids_for_source(source.id) == [article.id]
+    assert {c.article_id for c in svc.store.iter_chunks()} == {article.id}
