@@ -159,9 +159,12 @@ class AskService:
             raise StoreError(str(exc)) from None
         base = {"question": q, "standalone_question": standalone, "history_cut": history_cut}
         if result.digest and not result.articles:
-            when = result.time.phrase or "the time asked about"
-            return self._abstain(result, note=f"no dated article from {when}",
-                                 text=f"I have read no article from {when} yet.", **base)
+            # "What's new?" with a since option names no period of its own: the option is it.
+            when = (f"from {result.time.phrase}" if result.time.phrase
+                    else f"since {since.astimezone(zone):%Y-%m-%d}" if since
+                    else "from the time asked about")
+            return self._abstain(result, note=f"no dated article {when}",
+                                 text=f"I have read no article {when} yet.", **base)
         if not result.articles or result.weak:
             return self._abstain(result, note="the closest articles match the question too "
                                  "weakly to answer from" if result.articles else

@@ -352,6 +352,9 @@ def test_whats_new_lists_the_newest_articles_each_by_its_lead(services: Services
     assert [s.title.split()[0] for s in day.sources] == ["Cardinals"]
     none = services.ask.ask("any news today?", now=datetime(2026, 11, 30, tzinfo=UTC))
     assert none.abstained and none.text == "I have read no article from today yet."
+    later = services.ask.ask("what's new?", since="2026-11-01",
+                             now=datetime(2026, 11, 30, tzinfo=UTC))
+    assert later.abstained and later.text == "I have read no article since 2026-11-01 yet."
 
 
 def test_whats_new_about_a_subject_or_in_a_conversation_is_a_search(
