@@ -351,12 +351,47 @@ class SourceService:
 
     def _own_pages(self, source: SourceRecord, articles: list[Article],
                    links: dict[str, str | None]) -> list[Article]:
-        """``articles``, where one read from a page this source delivered under another
-        link keeps its own link's id: that page is not this item's (a consent wall or a
-        home page that a new item leads to at each poll)."""
-        held = {aid: link for aid, (_, _, link) in self.state.source_items(source.id).items()}
-        return [_at_link(a, links.get(a.id)) if a.id in held and held[a.id] != links.get(a.id)
-                else a for a in articles]
+        """``articles`` as this source knows its items.
+
+        An item read from a page that is not its alone (see :meth:`_contested`) keeps its
+        own link's id: a consent wall or a home page that items of one feed or of several
+        lead to is none of theirs. An item whose link the source already holds is that
+        article, wherever the link leads now (an outlet retitling a story moves its
+        address): ids come from the page's address, so without this a feed item with no
+        GUID would become a second article when its redirect changed.
+        """
+        items = self.state.source_items(source.id)  # article id -> (guid, item hash, link)
+        by_link = {link: aid for aid, (_, _, link) in items.items() if link}
+        out: list[Article] = []
+        for article in articles:
+            link = links.get(article.id)
+            if link is None:
+                out.append(article)
+                continue
+            if article.url != link and self._contested(source, article, link, items):
+                article = _at_link(article, link)
+            held = by_link.get(link) or next(
+                # Items recorded before links were remembered: at their link, with none.
+                (aid for aid in (make_article_id(link, "", ""),
+                                 own_article_id(link, article.title, source.spec))
+                 if aid in items and items[aid][2] is None), None)
+            if held is not None and held != article.id:
+                article = article.model_copy(update={"id": held})
+            out.append(article)
+        return out
+
+    def _contested(self, source: SourceRecord, article: Article, link: str,
+                   items: dict[str, tuple[str | None, str | None, str | None]]) -> bool:
+        """Whether the page ``article`` was read from, through the item's ``link``, is
+        another item's: this source holds it, or holds its version of it, for another
+        item, or another source holds it for an item that led there through another
+        link. A page ingested by URL, or listed at its own address, is not contested."""
+        own = own_article_id(article.url, article.title, source.spec)
+        if any(aid in items and items[aid][2] != link for aid in (article.id, own)):
+            return True
+        return any(other not in (None, link, article.url)
+                   for sid, other in self.state.item_links(article.id).items()
+                   if sid != source.id)
 
     def _same_id(self, source: SourceRecord, article: Article) -> Article:
         """An item whose GUID the source delivered before keeps that article's id, even

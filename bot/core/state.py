@@ -464,6 +464,13 @@ class State:
                            "WHERE source_id = ?", (source_id,))
         return {r["article_id"]: (r["guid"], r["item_hash"], r["link"]) for r in rows}
 
+    def item_links(self, article_id: str) -> dict[int, str | None]:
+        """Source id -> the link each feed listed this article under (None for a page, a
+        file, or an item recorded before links were kept)."""
+        rows = self._query("SELECT source_id, link FROM article_sources WHERE article_id = ?",
+                           (article_id,))
+        return {int(r["source_id"]): r["link"] for r in rows}
+
     def chunk_counts(self) -> dict[str, int]:
         """Article id -> how many chunks the store should hold for it."""
         return {r["id"]: int(r["n_chunks"])

@@ -241,3 +241,99 @@ def test_a_copy_of_the_page_kept_apart_before_goes_when_the_page_updates_the_art
     assert after.id == article.id and after.text.endswith("It returns at six.")
     assert svc.state.article_ids_for_source(source.id) == [article.id]
     assert {c.article_id for c in svc.store.iter_chunks()} == {article.id}
+
+
+def _via(http: StaticServer, feed: str, n: int, target: str) -> Item:
+    """Item ``n`` of ``feed``, a teaser whose link redirects to ``target``."""
+    return Item(title=f"{feed} story {n}", link=http.redirect(f"/{feed}/r{n}", target),
+                guid=f"{feed}-{n}", description="Short teaser.",
+                pub_date=f"Mon, 03 Jun 2024 0{n}:00:00 GMT")
+
+
+def test_items_of_two_feeds_that_lead_to_one_page_keep_articles_of_their_own(
+        svc: Services, http: StaticServer) -> None:
+    http.add("/home", article_page("Harbour Weekly home", story_paragraphs(9)))
+
+    def serve(feed: str, *numbers: int) -> str:
+        return http.add(f"/{feed}.xml", rss([_via(http, feed, n, "/home") for n in numbers],
+                                            title=feed), content_type="application/rss+xml")
+
+    svc.sources.add(serve("world", 0))  # the first item to lead there is taken to live there
+    local = serve("local", 1)
+    assert svc.sources.add(local)["poll"]["added"] == 1
+    serve("local", 1, 2)
+    [poll] = svc.sources.poll(only=local, due_only=False).sources
+    assert (poll.added, poll.updated) == (1, 0)
+    articles = {a.title: a for a in svc.state.iter_articles()}
+    assert {t: a.url for t, a in articles.items()} == {
+        "world story 0": http.url("/home"), "local story 1": http.url("/local/r1"),
+        "local story 2": http.url("/local/r2")}
+    # Polled again and again, no item takes another's place and no page is read.
+    reads = http.paths().count("/home")
+    for _ in range(2):
+        [poll] = svc.sources.poll(only=local, due_only=False).sources
+        assert (poll.added, poll.updated) == (0, 0)
+    assert {a.title: a for a in svc.state.iter_articles()} == articles
+    assert http.paths().count("/home") == reads
+
+
+def _retitled(http: StaticServer, feed: str) -> None:
+    """The outlet retitles the story: its item's link now leads to a new address."""
+    http.add("/news/ferry-cancelled", article_page("Ferry cancelled", EDITED))
+    http.redirect("/r/ferry", "/news/ferry-cancelled")
+    http.add(feed, rss([Item(title="Ferry cancelled", link=http.url("/r/ferry"), guid=None,
+                             description="Short teaser, updated.",
+                             pub_date="Mon, 03 Jun 2024 08:00:00 GMT")]),
+             content_type="application/rss+xml")
+
+
+def test_an_item_without_a_guid_keeps_its_article_when_its_link_leads_elsewhere(
+        svc: Services, http: StaticServer) -> None:
+    http.add("/news/ferry-delayed", article_page("Ferry delayed", PARAGRAPHS))
+    link = http.redirect("/r/ferry", "/news/ferry-delayed")
+    feed = http.add("/feed.xml", rss([]), content_type="application/rss+xml")
+    svc.sources.add(feed)
+    svc.desk.subscribe(channel_id=NEWS, source=feed, now=EARLY)
+    http.add("/feed.xml", rss([Item(title="Ferry delayed", link=link, guid=None,
+                                    description="Short teaser.",
+                                    pub_date="Mon, 03 Jun 2024 08:00:00 GMT")]),
+             content_type="application/rss+xml")
+    svc.sources.poll(due_only=False)
+    assert svc.desk.plan_queued().briefs == 1
+    [before] = svc.state.iter_articles()
+    _retitled(http, "/feed.xml")
+    [poll] = svc.sources.poll(due_only=False).sources
+    assert (poll.added, poll.updated) == (0, 1)
+    [after] = svc.state.iter_articles()
+    assert (after.id, after.title, after.url) == (
+        before.id, "Ferry cancelled", http.url("/news/ferry-cancelled"))
+    # The same story under a new headline: a headline update, never a second brief.
+    plan = svc.desk.plan_queued()
+    assert (plan.briefs, plan.updates) == (0, 1)
+    assert [r["kind"] for r in svc.state.pending_posts()].count("brief") == 1
+
+
+def test_an_item_recorded_before_links_were_kept_keeps_its_article(
+        svc: Services, http: StaticServer) -> None:
+    http.add("/news/ferry-delayed", article_page("Ferry delayed", PARAGRAPHS))
+    link = http.redirect("/r/ferry", "/news/ferry-delayed")
+    feed = http.add("/feed.xml", rss([Item(title="Ferry delayed", link=link, guid=None,
+                                           description="Short teaser.",
+                                           pub_date="Mon, 03 Jun 2024 08:00:00 GMT")]),
+                    content_type="application/rss+xml")
+    # As an earlier version recorded it: at its link, with no link remembered.
+    source = svc.state.add_source(feed, "feed", watch=True)
+    old = build_article(title="Ferry delayed", text="\n\n".join(PARAGRAPHS), url=link,
+                        source=feed)
+    counts = svc.admin.indexer.index([old])
+    svc.state.record_articles([(old, counts[old.id])], source.id, [(old.id, None)])
+    _retitled(http, "/feed.xml")
+    [poll] = svc.sources.poll(due_only=False).sources
+    assert (poll.added, poll.updated) == (0, 1)
+    [after] = svc.state.iter_articles()
+    assert (after.id, after.title) == (old.id, "Ferry cancelled")
+    assert {c.article_id for c in svc.store.iter_chunks()} == {old.id}
+    # Its link is remembered now: polled again, it is known.
+    [poll] = svc.sources.poll(due_only=False).sources
+    assert (poll.added, poll.updated, poll.unchanged) == (0, 0, 1)
+
