@@ -317,7 +317,8 @@ class AdminService:
         self.state.record_articles(
             ((a, counts[a.id]) for a in todo), source_id,
             [(a.id, (guids or {}).get(a.id, a.ext_id)) for a in batch],
-            briefs=replace(briefs, changed=frozenset(changed)) if briefs else None)
+            briefs=replace(briefs, changed=frozenset(changed)) if briefs else None,
+            owned=pages)
         if pages:
             self._drop_page_copies([a for a in batch if a.id in pages], source_id)
         if progress:
@@ -364,7 +365,9 @@ class AdminService:
         so neither version is lost or passed off as the other. The source that first
         delivered the article still updates it (an outlet editing a story that an aggregator
         also lists), and so does the article's own page, read at the article's own address
-        (see :func:`_own_page`): that is the story as its outlet now tells it.
+        (see :func:`_own_page`): that is the story as its outlet now tells it, and from then
+        on the page is the article's first source (no feed writes over what the outlet's
+        page said).
         """
         known = self.state.article_hashes(a.id for a in batch)
         contested = [a for a in batch if a.id in known and known[a.id] != a.content_hash]

@@ -337,3 +337,28 @@ def test_an_item_recorded_before_links_were_kept_keeps_its_article(
     [poll] = svc.sources.poll(due_only=False).sources
     assert (poll.added, poll.updated, poll.unchanged) == (0, 0, 1)
 
+
+
+def test_after_its_page_updated_it_the_feed_that_delivered_it_first_cannot_rewrite_it(
+        svc: Services, http: StaticServer) -> None:
+    page = http.url("/news/ferry")
+
+    def coast(words: str) -> str:
+        item = Item(title=TITLE, link=page, guid="cd-ferry", description=words * 40,
+                    pub_date="Mon, 03 Jun 2024 08:00:00 GMT")
+        return http.add("/coast.xml", rss([item], title="Coast Daily"),
+                        content_type="application/rss+xml")
+
+    svc.sources.add(coast("The ferry will never sail again, the council said. "))
+    http.add("/news/ferry", article_page(TITLE, PARAGRAPHS))
+    assert svc.admin.ingest([page]).updated == 1
+    [article] = svc.state.iter_articles()
+    assert article.text == "\n\n".join(PARAGRAPHS)
+    # The feed's next version is kept apart; the article stays as its page gave it.
+    [poll] = svc.sources.poll(only=coast("The ferry was sold for scrap, the council said. "),
+                              due_only=False).sources
+    assert (poll.added, poll.updated) == (1, 0)
+    assert svc.state.get_article(article.id) == article
+    [apart] = [a for a in svc.state.iter_articles() if a.id != article.id]
+    assert "sold for scrap" in apart.text
+
