@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 Callback = Callable[[int], None]
 BATCH_ARTICLES = 512  # about 2,300 chunks: the embedder batches them by length
 FILE_KINDS = frozenset({"dir", "json", "jsonl", "markdown", "feed"})
+# The page at an article's own address replaces another source's text only when it holds at
+# least this share of it: a consent wall or a paywall there is much shorter than the story,
+# an outlet's edit seldom is.
+OWN_PAGE_MIN_SHARE = 0.5
 
 
 class Cancelled(NewsbotError):
@@ -367,7 +371,9 @@ class AdminService:
         also lists), and so does the article's own page, read at the article's own address
         (see :func:`_own_page`): that is the story as its outlet now tells it, and from then
         on the page is the article's first source (no feed writes over what the outlet's
-        page said).
+        page said). A page much shorter than the article (less than
+        :data:`OWN_PAGE_MIN_SHARE` of its text) changes nothing: a consent wall or a paywall
+        at the story's address is not the story.
         """
         known = self.state.article_hashes(a.id for a in batch)
         contested = [a for a in batch if a.id in known and known[a.id] != a.content_hash]
@@ -384,6 +390,13 @@ class AdminService:
             if _words(current) == _words(article):
                 kept[article.id] = current
             elif _own_page(source, article):
+                if len(article.text) < OWN_PAGE_MIN_SHARE * len(current.text):
+                    # A consent wall or a paywall at the story's address tells less than
+                    # the article: the page holds the article as it is.
+                    log.info("page source %s is much shorter than article %s; kept as it was",
+                             source.id, article.id)
+                    kept[article.id] = current
+                    continue
                 log.info("page source %s updates article %s, which source %s delivered first",
                          source.id, article.id, current.source)
                 if pages is not None:

@@ -362,3 +362,19 @@ def test_after_its_page_updated_it_the_feed_that_delivered_it_first_cannot_rewri
     [apart] = [a for a in svc.state.iter_articles() if a.id != article.id]
     assert "sold for scrap" in apart.text
 
+def test_a_page_much_shorter_than_the_article_at_its_address_does_not_replace_it(
+        svc: Services, http: StaticServer) -> None:
+    page = http.url("/news/ferry")
+    http.add("/feed.xml", rss([_listing(http, "one block")]), content_type="application/rss+xml")
+    svc.sources.add(http.url("/feed.xml"))
+    [article] = svc.state.iter_articles()
+    # A consent wall or a paywall at the story's address: a fraction of the story.
+    http.add("/news/ferry", article_page(TITLE, PARAGRAPHS[:1]))
+    report = svc.admin.ingest([page])
+    assert (report.added, report.updated, report.unchanged) == (0, 0, 1)
+    assert list(svc.state.iter_articles()) == [article]
+    # Once the page tells the whole story again, it does replace it.
+    http.add("/news/ferry", article_page(TITLE, EDITED))
+    assert svc.admin.ingest([page]).updated == 1
+    assert svc.state.get_article(article.id).text == "\n\n".join(EDITED)
+
