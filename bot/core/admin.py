@@ -267,6 +267,8 @@ class AdminService:
         ``write_lock``; returns the articles as recorded (see :meth:`sync_articles`)."""
         new_source = self.state.find_source(spec) is None
         source = self.state.add_source(spec, kind)
+        if not new_source:
+            articles = self._as_followed(source.id, articles)
         recorded: list[Article] = []
         try:
             for batch in _batches(articles, BATCH_ARTICLES):
@@ -281,6 +283,21 @@ class AdminService:
         self.state.update_source(source.id, last_fetch=now, last_ok=now,
                                  polls=source.polls + 1, last_error=None)
         return recorded
+
+    def _as_followed(self, source_id: int, articles: list[Article]) -> list[Article]:
+        """``articles`` (read at their items' links), where one whose link this source
+        holds as a followed feed's item is that article as the feed recorded it: at the
+        address its link led to, so reading a followed feed in one go adds no copy."""
+        by_link = {link: aid for aid, (_, _, link) in self.state.source_items(source_id).items()
+                   if link}
+        ids = {a.id for a in articles}
+        out: list[Article] = []
+        for article in articles:
+            held = by_link.get(article.url or "")
+            current = self.state.get_article(held) if held and held not in ids else None
+            out.append(article if current is None else
+                       article.model_copy(update={"id": current.id, "url": current.url}))
+        return out
 
     def note_ingest(self, report: IngestReport) -> None:
         """When content last changed: an ingest that finds nothing new changes nothing."""

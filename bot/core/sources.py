@@ -362,6 +362,7 @@ class SourceService:
         """
         items = self.state.source_items(source.id)  # article id -> (guid, item hash, link)
         by_link = {link: aid for aid, (_, _, link) in items.items() if link}
+        ids = {a.id for a in articles}
         out: list[Article] = []
         for article in articles:
             link = links.get(article.id)
@@ -375,7 +376,8 @@ class SourceService:
                 (aid for aid in (make_article_id(link, "", ""),
                                  own_article_id(link, article.title, source.spec))
                  if aid in items and items[aid][2] is None), None)
-            if held is not None and held != article.id:
+            # Never onto another item of this poll (two items leading to one page).
+            if held is not None and held != article.id and held not in ids:
                 article = article.model_copy(update={"id": held})
             out.append(article)
         return out

@@ -397,7 +397,8 @@ def _page_texts(fetcher: Fetcher, todo: Sequence[FeedEntry],
 
 
 def complete_entries(fetcher: Fetcher | None, entries: Sequence[FeedEntry], *,
-                     budget_s: float | None = None) -> list[Article | Skipped]:
+                     budget_s: float | None = None,
+                     at_page: bool = True) -> list[Article | Skipped]:
     """An Article (or a Skipped saying why not) per entry, in order.
 
     Entries with only a teaser are completed from their pages, ``fetcher.concurrency`` at a
@@ -407,7 +408,9 @@ def complete_entries(fetcher: Fetcher | None, entries: Sequence[FeedEntry], *,
     An article read from its page has the page's address (after redirects) for its URL, so
     a link through a redirect is the same article as the page itself, ingested or listed
     elsewhere; a page that several of the entries lead to (a consent wall, a home page) is
-    none of theirs, and they keep their links.
+    none of theirs, and they keep their links. With ``at_page`` False every entry keeps its
+    link: a caller that remembers no item's link cannot tell a page that an entry of an
+    earlier read reached from this entry's own.
     """
     todo = [e for e in entries if e.needs_page]
     pages = _page_texts(fetcher, todo, budget_s) if fetcher is not None and todo else {}
@@ -416,7 +419,7 @@ def complete_entries(fetcher: Fetcher | None, entries: Sequence[FeedEntry], *,
     for e in entries:
         full, why, at = pages.get(e.link, ("", "", None)) if e.link is not None else ("", "", None)
         from_page = len(full) > len(e.text)
-        own = at if from_page and at is not None and reached[at] == 1 else None
+        own = at if at_page and from_page and at is not None and reached[at] == 1 else None
         item = e.article(full if from_page else e.text, own)
         if isinstance(item, Skipped) and why and item.reason == "empty body":
             item = Skipped(item.name, f"empty body ({why})")
@@ -429,6 +432,8 @@ def feed_items(parsed: FeedParserDict, *, name: str, source: str,
     """One Article (or Skipped) per entry; a Skipped for the whole feed when it has none.
 
     With a ``fetcher``, entries whose text is short are completed from their linked page.
+    Each article is at its entry's link: a feed read in one go (``newsbot ingest``) keeps
+    no links, so only a followed feed's items take the address their page redirects to.
     """
     if not parsed.entries:
         yield Skipped(name, _unreadable(parsed) or "feed has no entries")
@@ -436,7 +441,7 @@ def feed_items(parsed: FeedParserDict, *, name: str, source: str,
     # A bozo feed that still has entries (a stray character, a wrong encoding label) is kept.
     entries, skipped = feed_entries(parsed, name=name, source=source)
     yield from skipped
-    yield from complete_entries(fetcher, entries)
+    yield from complete_entries(fetcher, entries, at_page=False)
 
 
 def load_feed_file(path: Path, *, name: str, source: str,

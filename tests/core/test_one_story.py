@@ -378,3 +378,29 @@ def test_a_page_much_shorter_than_the_article_at_its_address_does_not_replace_it
     assert svc.admin.ingest([page]).updated == 1
     assert svc.state.get_article(article.id).text == "\n\n".join(EDITED)
 
+def test_a_feed_ingested_again_whose_items_lead_to_one_page(svc: Services,
+                                                            http: StaticServer) -> None:
+    http.add("/home", article_page("Harbour Weekly home", story_paragraphs(9)))
+
+    def serve(*numbers: int) -> str:
+        return http.add("/world.xml", rss([_via(http, "world", n, "/home") for n in numbers]),
+                        content_type="application/rss+xml")
+
+    assert svc.admin.ingest([serve(0)]).added == 1
+    [first] = svc.state.iter_articles()
+    report = svc.admin.ingest([serve(0, 1)])
+    assert (report.added, report.updated, report.unchanged) == (1, 0, 1)
+    assert svc.state.get_article(first.id) == first
+    assert len({a.url for a in svc.state.iter_articles()}) == 2
+
+
+def test_a_followed_feed_ingested_too_is_one_article_per_item(svc: Services,
+                                                             http: StaticServer) -> None:
+    http.add("/news/ferry", article_page(TITLE, PARAGRAPHS))
+    feed = http.add("/feed.xml", rss([_listing(http, "redirect")]),
+                    content_type="application/rss+xml")
+    svc.sources.add(feed)
+    [article] = svc.state.iter_articles()
+    report = svc.admin.ingest([feed])
+    assert (report.added, report.updated, report.unchanged) == (0, 0, 1)
+    assert list(svc.state.iter_articles()) == [article]
