@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import discord
 
 from bot.core.models import Answer, Source, origin_label
+from retrieval.timeparse import by_day
 
 # Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
 CONTENT_LIMIT = 2000
@@ -196,6 +197,15 @@ def format_date(value: datetime | date | None) -> str:
     return f"{value.day} {value:%b %Y}"
 
 
+def member_date(value: datetime | None) -> str:
+    """An article's date as each member reads it: a report with a time of day as Discord's
+    timestamp, shown in the reader's own time zone (23:30 UTC is the next day in Tokyo);
+    one dated by day alone as that date, which is the same everywhere."""
+    if value is None or by_day(int(value.timestamp())):
+        return format_date(value)
+    return f"<t:{int(value.timestamp())}:D>"
+
+
 def _parse_iso(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -215,10 +225,9 @@ def source_line(source: Source) -> str:
     title = discord.utils.escape_markdown(title.replace("[", "(").replace("]", ")"))
     url = safe_url(source.url)
     linked = f"[{title}](<{url}>)" if url else title
-    meta = ", ".join(
-        p for p in (truncate(source.outlet or "", 60), format_date(source.published_at)) if p
-    )
-    return f"**[{source.n}]** {linked} · {discord.utils.escape_markdown(meta)}"
+    outlet = discord.utils.escape_markdown(truncate(source.outlet or "", 60))
+    meta = ", ".join(p for p in (outlet, member_date(source.published_at)) if p)
+    return f"**[{source.n}]** {linked} · {meta}"
 
 
 def _line_fields(name: str, lines: Sequence[str]) -> list[tuple[str, str]]:
@@ -497,8 +506,14 @@ def brief_embed(brief: BriefLike, *, also: Sequence[Source] = (),
     if also:
         for name, value in _line_fields("Also reported by", [source_line(s) for s in also[:8]]):
             embed.add_field(name=name, value=value, inline=False)
-    meta = [truncate(brief.outlet or "", 80), format_date(brief.published_at)]
+    when = brief.published_at
+    timed = when is not None and not by_day(int(when.timestamp()))
+    # A footer shows no markup; a time of day goes in the embed's timestamp, which Discord
+    # shows in each reader's own time zone.
+    meta = [truncate(brief.outlet or "", 80), "" if timed else format_date(when)]
     if updated:
         meta.append("updated with more sources")
     embed.set_footer(text=" · ".join(p for p in meta if p))
+    if timed:
+        embed.timestamp = when
     return embed

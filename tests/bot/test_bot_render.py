@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
 
 from bot import render
+from bot.core.briefs import Brief
 from bot.core.models import Answer, Source
 
 
@@ -279,3 +281,20 @@ def test_status_embed_shows_failing_sources_to_moderators_only() -> None:
     for_mods = render.status_embed(status, detailed=True)
     text = " ".join(f"{f.name} {f.value}" for f in for_mods.fields)
     assert "/srv/private/feeds/city.xml" in text and "HTTP 404" in text
+
+
+def test_a_time_of_day_is_shown_in_each_readers_zone() -> None:
+    # 23:30 UTC is the next day in Tokyo: Discord's timestamp shows each reader their date.
+    late = datetime(2024, 3, 2, 23, 30, tzinfo=UTC)
+    timed = Source(n=1, article_id="a1", title="Ferry back", outlet="The Daily",
+                   url="https://news.example/1", published_at=late)
+    assert render.source_line(timed).endswith(f"· The Daily, <t:{int(late.timestamp())}:D>")
+    # A date alone is that date everywhere.
+    assert render.source_line(_source(2, day=2)).endswith("· The Daily, 2 Mar 2024")
+    brief = Brief(headline="Ferry back", synopsis="The ferry is back.", points=[],
+                  url="https://news.example/1", published_at=late, outlet="The Daily",
+                  article_id="a1")
+    embed = render.brief_embed(brief)
+    assert embed.timestamp == late and embed.footer.text == "The Daily"
+    dated = render.brief_embed(replace(brief, published_at=datetime(2024, 3, 2, tzinfo=UTC)))
+    assert dated.timestamp is None and dated.footer.text == "The Daily · 2 Mar 2024"
