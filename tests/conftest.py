@@ -10,6 +10,7 @@ import pytest
 # Local counterparts of outside services (tests/support). Keep other fixtures below this block.
 # ---------------------------------------------------------------------------------------------
 from tests.support.chroma_server import ChromaServer
+from tests.support.http import StaticServer
 from tests.support.openai_server import FakeOpenAIServer
 
 
@@ -24,6 +25,13 @@ def openai_server() -> Iterator[FakeOpenAIServer]:
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
     """One real Chroma server for the whole run; tests must use unique collection names."""
     with ChromaServer(tmp_path_factory.mktemp("chroma-data")) as server:
+        yield server
+
+
+@pytest.fixture
+def http() -> Iterator[StaticServer]:
+    """A local HTTP server of feeds and pages for one test (see tests/support/http.py)."""
+    with StaticServer() as server:
         yield server
 
 

@@ -25,12 +25,6 @@ def svc(tmp_path: Path, allow_private_urls: None) -> Iterator[Services]:
     services.close()
 
 
-@pytest.fixture
-def http() -> Iterator[StaticServer]:
-    with StaticServer() as server:
-        yield server
-
-
 def _listing(http: StaticServer, how: str) -> Item:
     """The feed's item for the story at /news/ferry, listed as ``how`` says."""
     page = http.url("/news/ferry")
@@ -50,6 +44,8 @@ def _listing(http: StaticServer, how: str) -> Item:
 
 @pytest.mark.parametrize("how", ["redirect", "tracking", "other scheme", "one block"])
 @pytest.mark.parametrize("feed_first", [True, False], ids=["feed first", "ingest first"])
+
+
 def test_a_page_and_a_feed_item_for_it_are_one_article(svc: Services, http: StaticServer,
                                                        how: str, feed_first: bool) -> None:
     page = http.add("/news/ferry", article_page(TITLE, PARAGRAPHS))
@@ -132,6 +128,13 @@ EARLY = datetime(2024, 1, 1, tzinfo=UTC)
 NEWS = 101
 
 
+def _follow_one_block(svc: Services, http: StaticServer) -> str:
+    """A followed feed giving the story at /news/ferry as one block; the page's address."""
+    http.add("/feed.xml", rss([_listing(http, "one block")]), content_type="application/rss+xml")
+    svc.sources.add(http.url("/feed.xml"))
+    return http.url("/news/ferry")
+
+
 def _indexed(svc: Services) -> tuple[set[tuple[str, bool]], set[tuple[str, bool]]]:
     """(article id, whether the chunk holds the correction) of every chunk in the store, and
     of every chunk in the keyword index."""
@@ -142,6 +145,8 @@ def _indexed(svc: Services) -> tuple[set[tuple[str, bool]], set[tuple[str, bool]
 
 
 @pytest.mark.parametrize("scheme", ["same", "other"])
+
+
 def test_the_page_at_its_own_address_updates_the_article_a_feed_delivered(
         svc: Services, http: StaticServer, scheme: str) -> None:
     page = http.url("/news/ferry")
@@ -196,9 +201,7 @@ def test_a_followed_page_edited_later_updates_the_feeds_article_without_a_second
 
 def test_only_the_page_at_its_own_address_updates_another_sources_article(
         svc: Services, http: StaticServer) -> None:
-    page = http.url("/news/ferry")
-    http.add("/feed.xml", rss([_listing(http, "one block")]), content_type="application/rss+xml")
-    svc.sources.add(http.url("/feed.xml"))
+    page = _follow_one_block(svc, http)
     http.add("/news/ferry", article_page(TITLE, EDITED))
     svc.admin.ingest([page])
     [article] = svc.state.iter_articles()
@@ -225,9 +228,7 @@ def test_only_the_page_at_its_own_address_updates_another_sources_article(
 
 def test_a_copy_of_the_page_kept_apart_before_goes_when_the_page_updates_the_article(
         svc: Services, http: StaticServer) -> None:
-    page = http.url("/news/ferry")
-    http.add("/feed.xml", rss([_listing(http, "one block")]), content_type="application/rss+xml")
-    svc.sources.add(http.url("/feed.xml"))
+    page = _follow_one_block(svc, http)
     [article] = svc.state.iter_articles()
     # What an older version recorded for the edited page: a copy under an id of its own.
     source = svc.state.add_source(page, "page")
@@ -338,7 +339,6 @@ def test_an_item_recorded_before_links_were_kept_keeps_its_article(
     assert (poll.added, poll.updated, poll.unchanged) == (0, 0, 1)
 
 
-
 def test_after_its_page_updated_it_the_feed_that_delivered_it_first_cannot_rewrite_it(
         svc: Services, http: StaticServer) -> None:
     page = http.url("/news/ferry")
@@ -362,11 +362,10 @@ def test_after_its_page_updated_it_the_feed_that_delivered_it_first_cannot_rewri
     [apart] = [a for a in svc.state.iter_articles() if a.id != article.id]
     assert "sold for scrap" in apart.text
 
+
 def test_a_page_much_shorter_than_the_article_at_its_address_does_not_replace_it(
         svc: Services, http: StaticServer) -> None:
-    page = http.url("/news/ferry")
-    http.add("/feed.xml", rss([_listing(http, "one block")]), content_type="application/rss+xml")
-    svc.sources.add(http.url("/feed.xml"))
+    page = _follow_one_block(svc, http)
     [article] = svc.state.iter_articles()
     # A consent wall or a paywall at the story's address: a fraction of the story.
     http.add("/news/ferry", article_page(TITLE, PARAGRAPHS[:1]))

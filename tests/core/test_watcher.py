@@ -31,12 +31,6 @@ def svc(tmp_path: Path, allow_private_urls: None) -> Iterator[Services]:
     services.close()
 
 
-@pytest.fixture
-def http() -> Iterator[StaticServer]:
-    with StaticServer() as server:
-        yield server
-
-
 def _serve(http: StaticServer, items: list[Item], **options: object) -> str:
     return http.add("/feed.xml", rss(items), content_type="application/rss+xml",
                     **options)  # type: ignore[arg-type]
