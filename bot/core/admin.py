@@ -338,8 +338,7 @@ class AdminService:
         self.state.record_articles(
             ((a, counts[a.id]) for a in todo), source_id,
             [(a.id, (guids or {}).get(a.id, a.ext_id)) for a in batch],
-            briefs=replace(briefs, changed=frozenset(changed)) if briefs else None,
-            owned=pages)
+            briefs=replace(briefs, changed=frozenset(changed)) if briefs else None)
         if pages:
             self._drop_page_copies([a for a in batch if a.id in pages], source_id)
         if progress:
@@ -386,11 +385,10 @@ class AdminService:
         so neither version is lost or passed off as the other. The source that first
         delivered the article still updates it (an outlet editing a story that an aggregator
         also lists), and so does the article's own page, read at the article's own address
-        (see :func:`_own_page`): that is the story as its outlet now tells it, and from then
-        on the page is the article's first source (no feed writes over what the outlet's
-        page said). A page much shorter than the article (less than
-        :data:`OWN_PAGE_MIN_SHARE` of its text) changes nothing: a consent wall or a paywall
-        at the story's address is not the story.
+        (see :func:`_own_page`): that is the story as its outlet now tells it. Whichever of
+        the two edits last gives the article's text. A page much shorter than the article
+        (less than :data:`OWN_PAGE_MIN_SHARE` of its text) changes nothing: a consent wall or
+        a paywall at the story's address is not the story.
         """
         known = self.state.article_hashes(a.id for a in batch)
         contested = [a for a in batch if a.id in known and known[a.id] != a.content_hash]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -397,18 +397,13 @@ class State:
 
     def record_articles(self, items: Iterable[tuple[Article, int]], source_id: int,
                         links: Iterable[tuple[str, str | None]], *,
-                        briefs: BriefIntake | None = None,
-                        owned: Collection[str] = ()) -> None:
+                        briefs: BriefIntake | None = None) -> None:
         """Articles (after their chunks are in the store) and the (article id, GUID) pairs a
         source delivered, in one transaction: an article never lands without its source.
-        With ``briefs``, the articles are queued for planning in that transaction too. The
-        articles in ``owned`` take this source as their first one (an article otherwise
-        keeps the source that first delivered it)."""
+        With ``briefs``, the articles are queued for planning in that transaction too."""
         items = list(items)
         with self.transaction() as db:
             _upsert_articles(db, items)
-            db.executemany("UPDATE articles SET source = (SELECT spec FROM sources WHERE id = ?) "
-                           "WHERE id = ?", [(source_id, aid) for aid in owned])
             _link_articles(db, source_id, links)
             if briefs is not None:
                 # An article still queued keeps how it came (it is new until planned); the

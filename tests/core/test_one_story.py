@@ -339,7 +339,7 @@ def test_an_item_recorded_before_links_were_kept_keeps_its_article(
     assert (poll.added, poll.updated, poll.unchanged) == (0, 0, 1)
 
 
-def test_after_its_page_updated_it_the_feed_that_delivered_it_first_cannot_rewrite_it(
+def test_after_its_page_updated_it_the_latest_edit_of_feed_or_page_gives_the_text(
         svc: Services, http: StaticServer) -> None:
     page = http.url("/news/ferry")
 
@@ -354,13 +354,15 @@ def test_after_its_page_updated_it_the_feed_that_delivered_it_first_cannot_rewri
     assert svc.admin.ingest([page]).updated == 1
     [article] = svc.state.iter_articles()
     assert article.text == "\n\n".join(PARAGRAPHS)
-    # The feed's next version is kept apart; the article stays as its page gave it.
+    # The feed that delivered it edits its item: still one article, now as the feed tells it.
     [poll] = svc.sources.poll(only=coast("The ferry was sold for scrap, the council said. "),
                               due_only=False).sources
-    assert (poll.added, poll.updated) == (1, 0)
-    assert svc.state.get_article(article.id) == article
-    [apart] = [a for a in svc.state.iter_articles() if a.id != article.id]
-    assert "sold for scrap" in apart.text
+    assert (poll.added, poll.updated) == (0, 1)
+    [again] = svc.state.iter_articles()
+    assert again.id == article.id and "sold for scrap" in again.text
+    # ... and the page, read again, gives it back its own words.
+    assert svc.admin.ingest([page]).updated == 1
+    assert [a.text for a in svc.state.iter_articles()] == ["\n\n".join(PARAGRAPHS)]
 
 
 def test_a_page_much_shorter_than_the_article_at_its_address_does_not_replace_it(
@@ -376,6 +378,11 @@ def test_a_page_much_shorter_than_the_article_at_its_address_does_not_replace_it
     http.add("/news/ferry", article_page(TITLE, EDITED))
     assert svc.admin.ingest([page]).updated == 1
     assert svc.state.get_article(article.id).text == "\n\n".join(EDITED)
+    # A paywall later at the address it updated from changes nothing either.
+    http.add("/news/ferry", article_page(TITLE, PARAGRAPHS[:1]))
+    assert svc.admin.ingest([page]).unchanged == 1
+    assert svc.state.get_article(article.id).text == "\n\n".join(EDITED)
+
 
 def test_a_feed_ingested_again_whose_items_lead_to_one_page(svc: Services,
                                                             http: StaticServer) -> None:
