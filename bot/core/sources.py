@@ -266,7 +266,8 @@ class SourceService:
             result.outcome = "not modified"
         elif fetched.articles:
             report = IngestReport()
-            articles = [self._same_id(source, a)
+            guids = self.state.known_guids(source.id)  # once per poll, not once per item
+            articles = [_same_id(guids, a)
                         for a in self._own_pages(source, fetched.articles, fetched.item_links)]
             # Queued for briefs in the transaction that records them: planning them later
             # may be cut short by a crash, but the queue is picked up again.
@@ -395,12 +396,11 @@ class SourceService:
                    for sid, other in self.state.item_links(article.id).items()
                    if sid != source.id)
 
-    def _same_id(self, source: SourceRecord, article: Article) -> Article:
-        """An item whose GUID the source delivered before keeps that article's id, even
-        when its link changed (a feed moving its site keeps its GUIDs)."""
-        if article.ext_id is None:
-            return article
-        known = self.state.known_guids(source.id).get(article.ext_id)
-        if known is None or known == article.id:
-            return article
-        return article.model_copy(update={"id": known})
+
+def _same_id(guids: dict[str, str], article: Article) -> Article:
+    """An item whose GUID the source delivered before (``guids``: GUID -> article id) keeps
+    that article's id, even when its link changed (a feed moving its site keeps its GUIDs)."""
+    known = guids.get(article.ext_id) if article.ext_id is not None else None
+    if known is None or known == article.id:
+        return article
+    return article.model_copy(update={"id": known})
