@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -145,17 +146,31 @@ def _quiet_progress() -> Progress:
     return Progress()
 
 
+def _day(published_at: str | None, zone: tzinfo) -> str:
+    """An article's date where the reader is (NEWSBOT_TIMEZONE): a report at 23:30 UTC is
+    the next day in Tokyo; one dated by day alone keeps its date."""
+    from retrieval.timeparse import by_day
+
+    if not published_at:
+        return "undated"
+    when = datetime.fromisoformat(published_at)
+    if by_day(int(when.timestamp())):
+        return when.date().isoformat()
+    return when.astimezone(zone).date().isoformat()
+
+
 def _print_answer(answer: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.markup import escape
 
+    zone = _settings().zone
     # soft_wrap: the terminal wraps lines, so a piped answer keeps whole lines.
     console = Console(soft_wrap=True)
     console.print(escape(answer["answer"]))
     if answer["sources"]:
         console.print("\n[bold]Sources[/bold]")
     for s in answer["sources"]:
-        date = s["published_at"][:10] if s["published_at"] else "undated"
+        date = _day(s["published_at"], zone)
         console.print(f"  [{s['n']}] {escape(s['title'])} — "
                       f"{escape(s['outlet'] or 'unknown outlet')}, {date}", highlight=False)
         if s["url"]:
@@ -163,7 +178,7 @@ def _print_answer(answer: dict[str, Any]) -> None:
     if answer["abstained"] and answer["closest"]:
         console.print("\n[bold]Closest articles[/bold]")
         for s in answer["closest"]:
-            date = s["published_at"][:10] if s["published_at"] else "undated"
+            date = _day(s["published_at"], zone)
             console.print(f"  - {escape(s['title'])} ({escape(s['outlet'] or '?')}, {date})",
                           highlight=False)
     from bot.core.models import origin_label
@@ -359,7 +374,7 @@ def _print_brief(brief: dict[str, Any]) -> None:
 
     console = Console()
     console.print(f"[bold]{escape(brief['headline'])}[/bold]")
-    date = brief["published_at"][:10] if brief["published_at"] else "undated"
+    date = _day(brief["published_at"], _settings().zone)
     console.print(f"[dim]{escape(brief['outlet'] or 'unknown outlet')}, {date}[/dim]\n",
                   highlight=False)
     console.print(escape(brief["synopsis"]))

@@ -133,3 +133,15 @@ def test_chat_keeps_the_conversation_and_opens_the_store_once(
     out = capsys.readouterr().out
     assert out.count("newsbot> ") == 2 and "Buenos Aires" in out
     assert len(opened) == 1
+
+
+def test_article_dates_are_printed_where_the_reader_is() -> None:
+    from zoneinfo import ZoneInfo
+
+    from bot.cli import _day
+
+    tokyo = ZoneInfo("Asia/Tokyo")
+    # 23:30 UTC is the next morning in Tokyo; a date alone is that date everywhere.
+    assert _day("2025-05-08T23:30:00+00:00", tokyo) == "2025-05-09"
+    assert _day("2025-05-08T00:00:00+00:00", tokyo) == "2025-05-08"
+    assert _day(None, tokyo) == "undated"
