@@ -147,16 +147,12 @@ def _quiet_progress() -> Progress:
 
 
 def _day(published_at: str | None, zone: tzinfo) -> str:
-    """An article's date where the reader is (NEWSBOT_TIMEZONE): a report at 23:30 UTC is
-    the next day in Tokyo; one dated by day alone keeps its date."""
-    from retrieval.timeparse import by_day
+    """An article's date where the reader is (NEWSBOT_TIMEZONE)."""
+    from retrieval.timeparse import local_date
 
     if not published_at:
         return "undated"
-    when = datetime.fromisoformat(published_at)
-    if by_day(int(when.timestamp())):
-        return when.date().isoformat()
-    return when.astimezone(zone).date().isoformat()
+    return local_date(datetime.fromisoformat(published_at), zone).isoformat()
 
 
 def _print_answer(answer: dict[str, Any]) -> None:

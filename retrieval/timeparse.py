@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -97,6 +97,13 @@ def by_day(ts: int) -> bool:
     """An article time of exactly 00:00 UTC is read as a date without a time of day: pages
     and files that give only a date are stored so, while feeds give times."""
     return ts >= 0 and ts % _DAY == 0
+
+
+def local_date(when: datetime, zone: tzinfo) -> date:
+    """``when``'s date where the reader is (23:30 UTC is the next day in Tokyo); an article
+    dated by day alone keeps its date, the same everywhere."""
+    at = UTC if by_day(int(when.timestamp())) else zone
+    return when.astimezone(at).date()
 
 
 def _day_of(moment: datetime, zone: tzinfo, *, end: bool) -> int:

@@ -24,7 +24,7 @@ from prompts import load as load_prompt
 from retrieval.lexical import tokenize
 from retrieval.search import ArticleHit, SearchResult
 from retrieval.text import is_instruction_like, sentences, strip_instructions, urls_in
-from retrieval.timeparse import by_day
+from retrieval.timeparse import local_date
 
 log = logging.getLogger(__name__)
 
@@ -173,13 +173,8 @@ def sources_of(result: SearchResult) -> list[SourceText]:
 
 
 def _local_date(when: datetime | None, zone: tzinfo) -> str:
-    """An article's date where the question is asked, as the model is told today's: a report
-    at 03:00 UTC is the evening before in New York. One dated by day alone keeps its date."""
-    if when is None:
-        return "undated"
-    if by_day(int(when.timestamp())):
-        return when.date().isoformat()
-    return when.astimezone(zone).date().isoformat()
+    """An article's date where the question is asked, as the model is told today's."""
+    return local_date(when, zone).isoformat() if when is not None else "undated"
 
 
 def answer_messages(question: str, sources: Sequence[SourceText],
