@@ -85,7 +85,7 @@ _MONEY_WORDS = re.compile(
     r"\b(?:pay|paid|pays|cost|costs|costing|price|priced|worth|spend|spent|fine|fined|debt|"
     r"raise|raised|fund|funding|funded|sold|sell|budget|salary|earn|earned|compensation|"
     r"damages|bail|reward|bid|offer|offered|loan|loans|valued|charge|charged|owe|owed|"
-    r"donated?|tax|taxes|revenue|profit|loss|lose|lost|bonus|ransom|settlement|fees?|money|"
+    r"donated?|awards?|awarded|prize|tax|taxes|revenue|profit|loss|lose|lost|bonus|ransom|settlement|fees?|money|"
     r"cash|bill|aid|invest\w*)\b",
     re.I,
 )

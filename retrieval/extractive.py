@@ -23,6 +23,7 @@ the articles cover the story, not the fact asked for.
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import re
 import threading
@@ -275,14 +276,17 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
         return Extract([], "none", expected, _missing(expected),
                        (time.perf_counter() - t0) * 1000, scored)
     lead = _lead(scored, result, p.lead_share)
-    about = _about(question, result, weights, p.subject_share)
+    # The search's first article counts as on the subject whatever names its matched chunks
+    # hold: they are a few of its paragraphs, and the article may name the subject elsewhere.
+    about = _about(question, result, weights, p.subject_share, p.subject_missing_names) | {0}
     on_subject = [c for c in scored if c.article in about]
     if expected is not None and not any(c.kind > 0 for c in on_subject[: p.kind_sentences]):
         # The story is there, the kind of answer asked for is not.
         return Extract([Picked(lead.text, lead.article, lead.score)], "partial", expected,
                        _missing(expected), (time.perf_counter() - t0) * 1000, scored)
     # Another story's sentence, however likely by its words, is not part of this answer.
-    follow = _about(question, result, weights, p.follow_subject_share) | {lead.article}
+    follow = _about(question, result, weights, p.follow_subject_share,
+                    p.subject_missing_names) | {lead.article}
     picked = [Picked(lead.text, lead.article, lead.score)]
     per_article = {lead.article: 1}
     for c in scored:
@@ -320,6 +324,10 @@ def _lead(scored: list[Candidate], result: SearchResult, share: float) -> Candid
 
 
 _CAPITALISED = re.compile(r"(?<=[\w,;:'\"()-] )[A-Z][\w'-]*")
+# Capitalised, but a date's words, not a name: "in Sept 2007" is found by the period, and an
+# article dates the same events "on 12 September" or not at all.
+_CALENDAR = frozenset(tokenize([" ".join((*calendar.month_name[1:], *calendar.month_abbr[1:],
+                                           *calendar.day_name, *calendar.day_abbr, "Sept"))])[0])
 
 
 def _predicate(question: str, weights: dict[str, float],
@@ -335,16 +343,31 @@ def _predicate(question: str, weights: dict[str, float],
     return {t: w for t, w in weights.items() if t in own and t not in drop}
 
 
+def _names(question: str) -> list[frozenset[str]]:
+    """The names ``question`` uses: runs of capitalised words inside it ("the Harbour
+    Authority at Kelso" has two), each as its index terms, less month and day names."""
+    runs: list[list[str]] = []
+    end = -1
+    for m in _CAPITALISED.finditer(question):
+        if m.start() == end + 1 and runs:
+            runs[-1].append(m.group(0))
+        else:
+            runs.append([m.group(0)])
+        end = m.end()
+    names = (frozenset(t) - _CALENDAR for t in tokenize([" ".join(r) for r in runs]))
+    return [n for n in names if n]
+
+
 def _about(question: str, result: SearchResult, weights: dict[str, float],
-           share: float) -> set[int]:
-    """The articles (ranks) about the question's subject: those holding every name it uses
-    (capitalised words inside it) that cover its terms, IDF-weighted, at least ``share`` as
-    well as the article covering them best. Another story's amount or date does not answer.
+           share: float, missing_names: float) -> set[int]:
+    """The articles (ranks) about the question's subject: those holding the names it uses
+    (:func:`_names`), all but at most ``missing_names`` of them, that cover its terms,
+    IDF-weighted, at least ``share`` as well as the article covering them best. Another
+    story's amount or date does not answer.
     A follow-up with no terms of its own ("when was that?") is about its conversation's
     subject: the earlier turns' terms in ``weights`` then stand for it.
     """
-    words = _CAPITALISED.findall(question)
-    names = set(tokenize([" ".join(words)])[0]) if words else set()
+    names = _names(question)
     own = set(tokenize([question])[0])
     weights = {t: w for t, w in weights.items() if t in own} or weights
     covers: dict[int, float] = {}
@@ -352,7 +375,7 @@ def _about(question: str, result: SearchResult, weights: dict[str, float],
         terms = result.article_terms.get(a.article_id)
         if terms is None:
             covers[i] = 0.0
-        elif names <= terms:
+        elif sum(not n <= terms for n in names) <= missing_names * len(names):
             covers[i] = sum(w for t, w in weights.items() if t in terms)
     best = max(covers.values(), default=0.0)
     return {i for i, c in covers.items() if c >= share * best}

@@ -185,3 +185,31 @@ def test_a_question_naming_a_period_is_answered_from_an_article_of_that_period()
                                       "rye bread and pastries."))
     assert answer_with(question, other, _EvenIdf(), embedder,
                        SearchParams()).picked[0].article == 0
+
+
+def test_the_first_article_answers_though_its_chunks_lack_a_name_the_question_uses() -> None:
+    # "Kestrel" is the bridge's name in the question; the matched paragraph never repeats it.
+    question = "how much did the Kestrel bridge repairs cost Brennan county?"
+    result, embedder = _result(
+        question,
+        "Brennan county paid 2.4 million dollars for the bridge repairs, the treasurer said. "
+        "The work closed the crossing for six weeks.")
+    found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+    assert found.verdict == "answer"
+    assert "2.4 million dollars" in found.picked[0].sentence
+
+
+def test_month_names_are_not_names_another_report_of_the_story_must_hold() -> None:
+    # The second report gives the amount without saying "March" or "Tuesday"; it names the
+    # same council and bridge, so its amount answers.
+    question = ("how much did Alder council agree to spend on the Kestrel bridge on Tuesday "
+                "in March?")
+    result, embedder = _result(
+        question,
+        "On Tuesday in March, Alder council debated the Kestrel bridge for three hours. "
+        "Councillors argued over the Kestrel bridge and the council agenda in March.",
+        "Alder council agreed to spend 9 million pounds on the Kestrel bridge, its leader "
+        "said after the vote.")
+    found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+    assert found.verdict == "answer"
+    assert any("9 million pounds" in p.sentence for p in found.picked)
