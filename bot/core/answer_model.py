@@ -53,6 +53,10 @@ _MENTION = re.compile(r"@everyone|@here|<@[!&]?\d+>|<#\d+>|<@&\d+>")
 # A bare domain: "evil.example", "tickets.example.com". The last label is lower case so that
 # two sentences run together ("ended.The") are not taken for one.
 _DOMAIN = re.compile(r"\b(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[a-z]{2,24}\b")
+# A quotation must be the article's own words; straight marks open or close by their place.
+_QUOTE_MARK = re.compile(r'["“”„«»]')
+_FLAT_WORD = re.compile(r"\w+")
+_ELISION = re.compile(r"\.\.\.|…|\[[^\]]*\]")  # an ellipsis, or words the writer put in
 _FENCE = re.compile(r"</?article\b|\bn=\"\d|^\s*(?:rules|how to answer)\s*:", re.I)
 _LEAD = re.compile(r"^\s*(?:[-*•]\s+|\d{1,2}[.)]\s+|#+\s*|\*\*)?(?:answer\s*:\s*)?", re.I)
 
@@ -136,12 +140,18 @@ class SourceText:
     words: set[str] = field(default_factory=set)
     numbers: set[str] = field(default_factory=set)
     terms: set[str] = field(default_factory=set)
+    flat: str = ""  # the title and text as quotations are looked up in them
 
     def __post_init__(self) -> None:
         text = f"{self.title}\n{self.outlet}\n{self.date}\n{self.body}"
         self.words = {_fold(w) for w in _WORD.findall(text)}
         self.numbers = _numbers(text)
         self.terms = set(tokenize([text])[0])
+        self.flat = _flat(f"{self.title}\n{self.body}")
+
+    def holds(self, quotation: str) -> bool:
+        """The article has these words in this order (``quotation`` as ``_flat`` gives it)."""
+        return quotation in self.flat
 
     def block(self) -> str:
         return (f'<article n="{self.n}" outlet="{_attr(self.outlet)}" date="{self.date}" '
@@ -152,6 +162,34 @@ def _fold(word: str) -> str:
     """A word as names are compared: lower case, no possessive, no dangling hyphen
     ("Mendez's" -> "mendez", "COVID-19" -> "covid")."""
     return re.sub(r"['’]s$", "", word.lower().strip("'’-")).strip("'’-")
+
+
+def _flat(text: str) -> str:
+    """Words only, lower case, space-separated and padded, so that a quotation is found
+    whatever its punctuation, quotation marks or line breaks."""
+    return " " + " ".join(_FLAT_WORD.findall(text.lower())) + " "
+
+
+def _quotations(text: str) -> list[str]:
+    """The passages of a sentence in quotation marks, as ``_flat`` gives them. A quotation
+    of several sentences reaches the checks cut in pieces: a mark opened and not closed runs
+    to the end of the piece, a mark closed and not opened from its start."""
+    out: list[str] = []
+    start: int | None = None
+    for m in _QUOTE_MARK.finditer(text):
+        i, mark = m.start(), m.group()
+        before = text[i - 1] if i else " "
+        if mark in "“„«" or (mark == '"' and (before.isspace() or before in "([{:—–-")):
+            if start is None:
+                start = i + 1
+        else:
+            out.append(text[start or 0 : i])
+            start = None
+    if start is not None:
+        out.append(text[start:])
+    # "the crossing ... takes 35 minutes": each part the article's own words.
+    parts = (p for q in out for p in _ELISION.split(q))
+    return [q for q in map(_flat, parts) if q.strip()]
 
 
 def _attr(value: str) -> str:
@@ -209,6 +247,7 @@ class Dropped:
 REASONS = {
     "uncited": "no citation and no clearly supporting article",
     "unsupported": "not supported by the articles",
+    "misquote": "a quotation no article holds",
     "link": "a link, web address or mention",
     "instruction": "instruction-like text",
     "prompt": "a repeat of the instructions",
@@ -257,6 +296,9 @@ class SentenceChecker:
             return Dropped(raw, "link")
         if is_instruction_like(body):
             return Dropped(raw, "instruction")
+        quotations = _quotations(body)
+        if any(not any(s.holds(q) for s in self.sources) for q in quotations):
+            return Dropped(raw, "misquote")  # words put in someone's mouth
         cites = [n for n in dict.fromkeys(cited_numbers(sentence))
                  if 1 <= n <= len(self.sources)]
         needs_n = _numbers(body) - {"0", "1"}
@@ -269,12 +311,15 @@ class SentenceChecker:
             numbers = set().union(*(s.numbers for s in srcs))
             if not needs_n <= numbers or any(_fold(n) not in words for n in names):
                 return -1.0
+            if any(not any(s.holds(q) for s in srcs) for q in quotations):
+                return -1.0
             if not terms:
                 return 1.0
             have = set().union(*(s.terms for s in srcs))
             return len(terms & have) / len(terms)
 
         if cites and fits([self.sources[n - 1] for n in cites]) >= SUPPORT_SHARE:
+            cites = self._needed(cites, fits)
             return Kept(_render(sentence, keep=set(cites)), tuple(cites))
         # Best support first; between equals, the article ranked higher by the search.
         scores = sorted((-fits([s]), s.n) for s in self.sources)
@@ -286,6 +331,23 @@ class SentenceChecker:
         if best >= need and clear and terms:
             return Kept(_render(sentence, force=n_best), (n_best,), moved=True)
         return Dropped(raw, "unsupported" if cites else "uncited")
+
+    def _needed(self, cites: list[int],
+                fits: Callable[[Sequence[SourceText]], float]) -> list[int]:
+        """The cited articles the sentence rests on: each supports it alone, or holds
+        something of it the others lack. Small models cite every article on every sentence;
+        a citation of an article that says none of it would send the reader to the wrong
+        story."""
+        def of(ns: Sequence[int]) -> list[SourceText]:
+            return [self.sources[n - 1] for n in ns]
+
+        alone = {n: fits(of([n])) for n in cites}
+        keep = list(cites)
+        for n in sorted(cites, key=lambda n: (alone[n], -n)):  # the weakest first
+            rest = [m for m in keep if m != n]
+            if alone[n] < SUPPORT_SHARE and rest and fits(of(rest)) >= fits(of(keep)):
+                keep = rest
+        return keep
 
 
 def _names(body: str) -> list[str]:

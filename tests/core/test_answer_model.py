@@ -220,3 +220,57 @@ def test_article_dates_are_told_where_the_question_is_asked() -> None:
     # A report dated by day alone keeps its date.
     assert _local_date(datetime(2025, 5, 9, tzinfo=UTC), york) == "2025-05-09"
     assert _local_date(None, york) == "undated"
+
+
+# -- citations that must not stand --------------------------------------------------------------
+def test_a_cited_article_that_supports_nothing_of_the_sentence_is_not_kept(
+        checker: SentenceChecker) -> None:
+    # The orchard article says nothing of the ferry: citing it too would send a reader there.
+    out = checker.check("Captain Mira Osei said the crossing now takes 35 minutes [1][2].")
+    assert isinstance(out, Kept) and out.cites == (1,)
+    assert out.text == "Captain Mira Osei said the crossing now takes 35 minutes [1]."
+
+
+def test_a_sentence_joining_two_articles_keeps_both_citations(checker: SentenceChecker) -> None:
+    out = checker.check("The Lindqvist ferry returned on Tuesday, and orchards in the Tamsin "
+                        "valley picked 48,000 tonnes of apples [1][2].")
+    assert isinstance(out, Kept) and out.cites == (1, 2)
+
+
+def test_two_articles_that_each_support_the_sentence_are_both_cited() -> None:
+    copy = SourceText(n=2, title="Ferry back in service", outlet="Harbour Daily",
+                      date="2025-04-02", body=FERRY.body)
+    out = SentenceChecker([FERRY, copy]).check("The repairs cost 1,200,000 crowns [1][2].")
+    assert isinstance(out, Kept) and out.cites == (1, 2)
+
+
+@pytest.mark.parametrize("sentence", [
+    'Captain Mira Osei said "the crossing now takes 35 minutes" [1].',
+    "Captain Mira Osei said “the crossing now takes 35 minutes” [1].",
+    'The port authority put the cost at "1,200,000 crowns" [1].',
+    'Captain Mira Osei said "the crossing … takes 35 minutes" [1].',
+    'Captain Mira Osei said "[the] crossing now takes 35 minutes" [1].',
+])
+def test_a_quotation_the_article_holds_is_kept(checker: SentenceChecker, sentence: str) -> None:
+    assert isinstance(checker.check(sentence), Kept)
+
+
+@pytest.mark.parametrize("sentence", [
+    # Words of the article, but not a sentence of it put in quotation marks.
+    'Captain Mira Osei said "the ferry will never sail again" after the repairs [1].',
+    "Captain Mira Osei called the repairs “a disaster for the harbour” [1].",
+    'Captain Mira Osei said the crossing was "much too slow" [1].',
+    # The halves of a quotation of two sentences, as the sentence splitter cuts it.
+    'Captain Mira Osei said: "The ferry will never sail again.',
+    'It was a disaster," Captain Mira Osei said [1].',
+])
+def test_a_quotation_no_article_holds_is_dropped(checker: SentenceChecker,
+                                                 sentence: str) -> None:
+    out = checker.check(sentence)
+    assert isinstance(out, Dropped) and out.reason == "misquote"
+
+
+def test_a_quotation_from_another_article_is_moved_to_it(checker: SentenceChecker) -> None:
+    out = checker.check('The valley\'s grower said "a warm spring and late frost-free weeks '
+                        'helped the crop" [1].')
+    assert isinstance(out, Kept) and out.cites == (2,) and out.moved
