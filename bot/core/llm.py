@@ -55,6 +55,10 @@ class LLMError(RuntimeError):
         self.message = message
 
 
+class Unfinished(Exception):
+    """The reply's body ended without a finish reason: a proxy or a failing worker cut it."""
+
+
 class StopStreaming(Exception):
     """Raised by an ``on_token`` callback that has all it wants: the stream is closed."""
 
@@ -136,6 +140,8 @@ def _status_reason(exc: Any) -> tuple[str, bool, float | None]:
         return f"refused (HTTP {status})", False, None
     if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
         return "timed out", True, None
+    if isinstance(exc, Unfinished):
+        return "ended the reply unfinished", True, None
     if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
         return "unreachable or dropped the connection", True, None
     return f"failed ({type(exc).__name__})", False, None
@@ -340,6 +346,10 @@ class OpenAIChatModel(ChatModelBase):
                 progress["sent"] = True
                 events.put(("delta", delta))
             finish = chunk.response_metadata.get("finish_reason") or finish
+        if finish is None:
+            # Every compatible server ends a reply with its reason; a body that ends without
+            # one was cut, and its last words may be half a sentence.
+            raise Unfinished("the reply ended without a finish reason")
         return finish
 
     # -- the loop and its shutdown -----------------------------------------------------------

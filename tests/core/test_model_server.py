@@ -229,6 +229,27 @@ def test_a_stream_dropped_before_any_text_is_retried(svc: Services,
     assert len(_chat_bodies(server)) == 2
 
 
+def test_a_stream_ended_without_a_finish_shows_no_cut_sentence(svc: Services,
+                                                               server: FakeOpenAIServer) -> None:
+    # The body ends cleanly mid-sentence, with no finish reason: the reply was cut, and the
+    # words that did arrive ("... about ten") must not be read as a whole sentence.
+    server.queue_reply(f"{GOOD} {GOOD_2}", end_after=len(GOOD) + 40)
+    shown: list[str] = []
+    answer = _ask(svc, server, shown=shown)
+    assert server.wait_for_streams(1)[0].completed is False
+    assert shown == [GOOD] and answer.mode == "model" and answer.text == GOOD
+    assert "stopped early" in (answer.note or "") and "cut off" in (answer.note or "")
+
+
+def test_a_stream_ended_before_any_text_is_retried(svc: Services,
+                                                   server: FakeOpenAIServer) -> None:
+    server.queue_reply(GOOD, end_after=0)
+    server.queue_reply(GOOD)
+    answer = _ask(svc, server)
+    assert answer.mode == "model" and answer.text == GOOD
+    assert len(_chat_bodies(server)) == 2
+
+
 # -- what small models write -------------------------------------------------------------------
 def test_an_echoed_prompt_is_not_shown(svc: Services, server: FakeOpenAIServer) -> None:
     server.queue_reply("", echo=True)

@@ -7,8 +7,9 @@ queue filled by the test; every request is recorded.
 
 It also plays the ways real servers misbehave: one that reads only ``max_tokens`` (as
 llama.cpp's does) or refuses both cap fields at once (as OpenAI does), replies that echo the
-prompt, never stop, hang or drop the connection halfway, trickle out, or are refused with
-429 and Retry-After; and it records how each stream ended (finished, or the client left).
+prompt, never stop, hang, drop the connection or end the body halfway, trickle out, or are
+refused with 429 and Retry-After; and it records how each stream ended (finished, or the
+client left).
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ class QueuedReply:
     forever: bool = False  # repeat the text without end (until the cap or the client leaves)
     hang_after: int | None = None  # stream this many characters, then send nothing more
     drop_after: int | None = None  # stream this many characters, then drop the connection
+    # Stream this many characters, then end the response cleanly with no finish reason and no
+    # [DONE] (a proxy or a crashed worker closing the body).
+    end_after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,10 @@ class _Stopping(Exception):
 
 class _Dropped(Exception):
     """The reply was scripted to drop the connection."""
+
+
+class _Ended(Exception):
+    """The reply was scripted to end its body early, without a finish reason."""
 
 
 def _count_tokens(text: str) -> int:
@@ -479,11 +487,18 @@ class _Handler(BaseHTTPRequestHandler):
         except (_Dropped, _Stopping):
             self._stream_ended(sent, completed=False, client_left=False)
             raise
+        except _Ended:
+            self._write(b"0\r\n\r\n")
+            self._stream_ended(sent, completed=False, client_left=False)
+            return
         self._stream_ended(sent, completed=True, client_left=False,
                            capped=reply.finish_reason == "length")
 
     def _misbehave(self, reply: QueuedReply, sent: int) -> None:
-        """Hang or drop the connection once ``sent`` characters reached the scripted point."""
+        """Hang, drop the connection or end the body once ``sent`` characters reached the
+        scripted point."""
+        if reply.end_after is not None and sent >= reply.end_after:
+            raise _Ended
         if reply.drop_after is not None and sent >= reply.drop_after:
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -710,6 +725,7 @@ class FakeOpenAIServer:
         forever: bool = False,
         hang_after: int | None = None,
         drop_after: int | None = None,
+        end_after: int | None = None,
     ) -> None:
         """Queue the answer to the next chat completion.
 
@@ -718,8 +734,9 @@ class FakeOpenAIServer:
         header (``retry-after-ms``, or ``retry-after`` in seconds). Streamed replies are
         split into `stream_chunk_size`-character deltas with `chunk_delay` seconds between
         them. `echo` replies with the prompt; `forever` repeats `text` until the length cap
-        (when the server honours one) or the client leaves; `hang_after` / `drop_after`
-        stop sending, or drop the connection, after that many streamed characters.
+        (when the server honours one) or the client leaves; `hang_after` / `drop_after` /
+        `end_after` stop sending, drop the connection, or end the response without a finish
+        reason, after that many streamed characters.
         """
         reply = QueuedReply(
             text=text,
@@ -734,6 +751,7 @@ class FakeOpenAIServer:
             forever=forever,
             hang_after=hang_after,
             drop_after=drop_after,
+            end_after=end_after,
         )
         with self._state.lock:
             self._state.replies.append(reply)
