@@ -441,6 +441,8 @@ def cmd_subscriptions(args: argparse.Namespace) -> int:
         "digest_hour": args.digest_hour, "tz": args.tz})
     if args.json:
         _dump(result)
+    elif result.get("resumed") is not None:
+        print(f"subscription #{result['id']} resumed: {result['resumed']} held briefs go out")
     else:
         print(f"subscription #{result['id']}: channel {result['channel_id']} follows "
               + (f"source {result['source_id']}" if result["source_id"] is not None

@@ -229,6 +229,21 @@ def _post_error(exc: discord.HTTPException) -> PostError:
     return PostError("transient", str(exc))
 
 
+# What the bot needs in a channel to post a brief there, as Discord's settings name it.
+POST_PERMISSIONS = {"view_channel": "View Channel", "send_messages": "Send Messages",
+                    "embed_links": "Embed Links"}
+
+
+def check_can_post(channel: discord.TextChannel) -> None:
+    """NewsbotError naming what the bot lacks in ``channel`` to post briefs there, by the
+    cache's reckoning (a 403 on the send still pauses the channel when it is wrong)."""
+    have = channel.permissions_for(channel.guild.me)
+    missing = [label for name, label in POST_PERMISSIONS.items() if not getattr(have, name)]
+    if missing:
+        raise NewsbotError(f"I cannot post in {channel.mention}: the bot lacks "
+                           f"{' and '.join(missing)} there. Grant it, then try again.")
+
+
 # -- the preview ---------------------------------------------------------------------------------
 HEADLINE_CHARS = 256  # an embed title's limit
 SYNOPSIS_CHARS = 1000
@@ -304,6 +319,9 @@ class Preview(discord.ui.View):
             line = f"That story was already posted in {self.channel.mention}."
         elif status is not None and status["status"] == "sent":
             line = f"Posted in {self.channel.mention}."
+        elif status is not None and status["status"] == "failed":
+            line = (f"Could not post in {self.channel.mention}: Discord refused it "
+                    f"({render.truncate(status['error'] or 'no reason given', 200)}).")
         else:
             line = f"Queued for {self.channel.mention}; it goes out shortly."
         await interaction.followup.send(line, ephemeral=True, allowed_mentions=NO_MENTIONS)
@@ -380,6 +398,7 @@ class Briefs(commands.Cog):
         target = channel or interaction.channel
         if not isinstance(target, discord.TextChannel):
             raise NewsbotError("briefs are posted in a server's text channel")
+        check_can_post(target)
         await interaction.response.defer(ephemeral=True, thinking=True)
         brief = await self.call(interaction, "brief.preview", {"article": article})
         preview = Preview(self, interaction.user.id, target, brief["article_id"], brief)
@@ -426,11 +445,20 @@ class Briefs(commands.Cog):
                         mode: str = "immediate",
                         digest_hour: app_commands.Range[int, 0, 23] = 8,
                         timezone: app_commands.Range[str, 1, 64] | None = None) -> None:
+        check_can_post(channel)
         await interaction.response.defer(ephemeral=True, thinking=True)
         sub = await self.call(interaction, "subscriptions.add", {
             "channel_id": channel.id, "guild_id": interaction.guild_id, "source": source,
             "topic": topic, "keywords": keywords or [], "daily_cap": daily_cap, "mode": mode,
             "digest_hour": digest_hour, "tz": timezone})
+        if sub.get("resumed") is not None:
+            held = sub["resumed"]
+            await interaction.followup.send(
+                f"Subscription #{sub['id']} resumed: {channel.mention} gets its briefs again "
+                f"({held} held brief{'' if held == 1 else 's'} go{'es' if held == 1 else ''} "
+                "out now; its options are as they were).",
+                ephemeral=True, allowed_mentions=NO_MENTIONS)
+            return
         what = f"source #{sub['source_id']}" if sub["source_id"] is not None else \
             f"“{sub['topic']}”"
         await interaction.followup.send(

@@ -42,7 +42,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from zoneinfo import ZoneInfo
@@ -79,6 +79,9 @@ RETRY_BASE_S = 10.0  # the first wait after a failed send; doubled with each att
 RETRY_MAX_S = 3600.0
 SEND_TIMEOUT_S = 60.0  # a send (or a history read) with no answer by then is a failed try
 TITLE_CHARS = 256
+# Why a channel's subscriptions are paused after a 403. Their briefs are held (planned and
+# kept pending, not sent) until a moderator subscribes the channel again.
+PAUSED_REASON = "the bot may not post in that channel (403)"
 
 
 # -- what is sent ----------------------------------------------------------------------------
@@ -169,6 +172,12 @@ class Subscription:
     disabled_reason: str | None
     last_digest: str | None
     created_by: str | None = None
+    resumed: int | None = None  # set by ``Desk.subscribe`` on a resume: the briefs released
+
+    @property
+    def paused(self) -> bool:
+        """Disabled by a 403 from its channel: its briefs are held, not dropped."""
+        return not self.enabled and self.disabled_reason == PAUSED_REASON
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Subscription:
@@ -192,7 +201,7 @@ class Subscription:
                 "keywords": list(self.keywords), "daily_cap": self.daily_cap,
                 "mode": self.mode, "digest_hour": self.digest_hour, "tz": self.tz,
                 "created_at": self.created_at.isoformat(), "enabled": self.enabled,
-                "disabled_reason": self.disabled_reason}
+                "disabled_reason": self.disabled_reason, "resumed": self.resumed}
 
     def describe(self) -> str:
         what = f"source #{self.source_id}" if self.source_id is not None else \
@@ -322,7 +331,11 @@ class Desk:
                   created_by: str | None = None, now: datetime | None = None) -> Subscription:
         """Follow a source (id, name or URL) or a topic in a channel. The digest hour is in
         ``tz``, by default the guild's time zone (NEWSBOT_TIMEZONE unless set). NewsbotError
-        on bad input, with nothing written."""
+        on bad input, with nothing written.
+
+        Subscribing a channel again to what a 403 paused resumes it (its options as they
+        were) with every subscription of the channel the 403 paused: their held briefs go
+        out; ``resumed`` on the result says how many."""
         if tz is None:
             tz = ((self.state.guild_tz(guild_id) if guild_id is not None else None)
                   or self.default_tz)
@@ -353,10 +366,31 @@ class Desk:
             keywords=words, daily_cap=daily_cap, mode=mode, digest_hour=digest_hour, tz=tz,
             created_by=created_by, created_at=now or utcnow())
         if sub_id is None:
-            raise NewsbotError("that channel already follows that; see `subscriptions list`")
+            resumed = self._resume(channel_id, source_id, topic)
+            if resumed is None:
+                raise NewsbotError("that channel already follows that; see `subscriptions list`")
+            return resumed
         row = self.state.get_subscription(sub_id)
         assert row is not None
         return Subscription.from_row(row)
+
+    def _resume(self, channel_id: int, source_id: int | None,
+                topic: str | None) -> Subscription | None:
+        """The channel's subscription to that, resumed with the channel's other paused ones;
+        None when it is not paused."""
+        subs = self.subscriptions(channel_id=channel_id)
+        target = next((s for s in subs if s.source_id == source_id and s.topic == topic), None)
+        if target is None or not target.paused:
+            return None
+        paused = [s.id for s in subs if s.paused]
+        held = self.state.held_posts(paused)
+        for sub_id in paused:
+            self.state.set_subscription_enabled(sub_id, True)
+        log.info("channel %s resumed: subscriptions %s, %d held briefs", channel_id, paused,
+                 held)
+        row = self.state.get_subscription(target.id)
+        assert row is not None
+        return replace(Subscription.from_row(row), resumed=held)
 
     def set_timezone(self, guild_id: int, tz: str) -> int:
         """The guild's time zone for digest hours (its subscriptions follow); how many
@@ -442,7 +476,9 @@ class Desk:
         if first_fetch:
             newest = articles[max(0, len(articles) - backfill):] if backfill else []
             backfilled = {a.id for a in newest}
-        subs = [s for s in self.subscriptions() if s.enabled and s.mode == "immediate"]
+        # A paused channel's briefs are recorded too, held until it is resumed.
+        subs = [s for s in self.subscriptions()
+                if (s.enabled or s.paused) and s.mode == "immediate"]
         briefs: dict[str, Brief] = {}
         for article in articles:
             story_id, vec = self.assign_story(article)
@@ -678,8 +714,7 @@ class Desk:
                            report: DeliveryReport, dead: set[int]) -> None:
         channel, key = int(row["channel_id"]), row["item_key"]
         if channel in dead:
-            self.state.update_post(channel, key, status="failed", error="channel refused")
-            report.failed += 1
+            self._give_up(channel, key, row, "channel refused", report)
             return
         msg = OutMessage.from_json({k: v for k, v in json.loads(row["payload"]).items()
                                     if k != "article_title"})
@@ -773,23 +808,39 @@ class Desk:
                                    retry_at=self.clock() + timedelta(seconds=wait))
             report.waiting += 1
             return
-        self.state.update_post(channel, key, status="failed", error=str(exc)[:500])
-        report.failed += 1
         dead.add(channel)
         subs = [s for s in self.subscriptions(channel_id=channel)]
         if exc.kind == "not_found":
+            self.state.update_post(channel, key, status="failed", error=str(exc)[:500])
+            report.failed += 1
             self.state.delete_subscriptions(s.id for s in subs)
             report.removed += [s.id for s in subs]
             log.warning("channel %s is gone: removed subscriptions %s", channel,
                         [s.id for s in subs])
             return
-        reason = "the bot may not post in that channel (403)"
+        reason = PAUSED_REASON
+        paused = []
         for s in subs:
             if s.enabled:
                 self.state.set_subscription_enabled(s.id, False, reason)
                 report.disabled.append(s.id)
-        if report.disabled and channel != self.mod_channel_id:
-            await self._tell_mods(poster, channel, subs, reason)
+                paused.append(s)
+        self._give_up(channel, key, row, str(exc), report)
+        if paused and channel != self.mod_channel_id:
+            await self._tell_mods(poster, channel, paused, reason)
+
+    def _give_up(self, channel: int, key: str, row: sqlite3.Row, error: str,
+                 report: DeliveryReport) -> None:
+        """A row its channel refused: held while its subscription is paused (sent when it
+        is resumed), failed otherwise (a moderator's own post, a removed subscription)."""
+        sub_id = row["subscription_id"]
+        sub = self.state.get_subscription(int(sub_id)) if sub_id is not None else None
+        if sub is not None and Subscription.from_row(sub).paused:
+            self.state.update_post(channel, key, error=error[:500])
+            report.waiting += 1
+            return
+        self.state.update_post(channel, key, status="failed", error=error[:500])
+        report.failed += 1
 
     async def _tell_mods(self, poster: Poster, channel: int, subs: list[Subscription],
                          reason: str) -> None:
@@ -798,10 +849,14 @@ class Desk:
             log.warning("subscriptions %s disabled: %s (no NEWSBOT_MOD_CHANNEL_ID to tell)",
                         [s.id for s in subs], reason)
             return
-        key = f"notice:disabled:{channel}:{','.join(str(s.id) for s in subs)}"
+        # Once per pause: a channel resumed and refused again is told of again.
+        key = (f"notice:disabled:{channel}:{','.join(str(s.id) for s in subs)}:"
+               f"{self.clock().isoformat(timespec='seconds')}")
         text = (f"Briefs to <#{channel}> are paused: {reason}. Subscriptions "
-                f"{', '.join('#' + str(s.id) for s in subs)} were disabled; give the bot "
-                "Send Messages and Embed Links there, then subscribe again.")
+                f"{', '.join('#' + str(s.id) for s in subs)} are disabled and their briefs "
+                "held; give the bot View Channel, Send Messages and Embed Links there, then "
+                "run /brief subscribe for that channel again (or `newsbot subscriptions "
+                "add`) to resume them.")
         msg = OutMessage(kind="notice", title="Briefs paused", text=text)
         if not self.state.add_post(channel_id=self.mod_channel_id, item_key=key, kind="notice",
                                    story_id=None, article_id=None, subscription_id=None,

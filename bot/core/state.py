@@ -833,13 +833,27 @@ class State:
 
     def pending_posts(self, limit: int = 1000, *,
                       due: datetime | None = None) -> list[sqlite3.Row]:
-        """Posts not sent yet; with ``due``, only those whose retry time has come by then."""
+        """Posts not sent yet; with ``due``, only those whose retry time has come by then.
+        A disabled subscription's posts are held back (see ``held_posts``), whatever their
+        number: they never take the place of others."""
+        held = ("(subscription_id IS NULL OR subscription_id NOT IN "
+                "(SELECT id FROM subscriptions WHERE enabled = 0))")
         if due is None:
-            return self._query("SELECT * FROM posts WHERE status = 'pending' "
+            return self._query(f"SELECT * FROM posts WHERE status = 'pending' AND {held} "
                                "ORDER BY created_at, rowid LIMIT ?", (limit,))
-        return self._query("SELECT * FROM posts WHERE status = 'pending' AND (retry_at IS NULL "
-                           "OR retry_at <= ?) ORDER BY created_at, rowid LIMIT ?",
-                           (_iso(due), limit))
+        return self._query(f"SELECT * FROM posts WHERE status = 'pending' AND {held} AND "
+                           "(retry_at IS NULL OR retry_at <= ?) ORDER BY created_at, rowid "
+                           "LIMIT ?", (_iso(due), limit))
+
+    def held_posts(self, subscription_ids: Iterable[int]) -> int:
+        """How many posts of these subscriptions wait, unsent."""
+        ids = list(subscription_ids)
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        row = self._query(f"SELECT COUNT(*) AS n FROM posts WHERE status = 'pending' AND "
+                          f"subscription_id IN ({marks})", ids)[0]
+        return int(row["n"])
 
     def update_post(self, channel_id: int, item_key: str, **fields: Any) -> None:
         allowed = {"status", "attempts", "message_id", "payload", "error", "sent_at",

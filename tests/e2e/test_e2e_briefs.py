@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 import pytest_asyncio
 
@@ -301,3 +302,95 @@ async def test_edit_opens_a_modal_whose_headline_and_synopsis_are_posted(
     assert brief.embeds[0]["title"] == headline
     assert brief.embeds[0]["description"].startswith(synopsis)
     assert brief.embeds[0]["url"] == STORY["url"]
+
+
+SECOND = {"title": "Ferry to Lundholm resumes after storm repairs", "outlet": "Marlow Courier",
+          "url": "https://courier.example.org/lundholm-ferry",
+          "published_at": "2030-05-07T08:00:00Z",
+          "body": "The ferry to Lundholm sails again from Wednesday after six weeks of repairs "
+                  "to its ramp, the harbour office said.\n\nThe first crossing leaves at 7:40 "
+                  "and the timetable is unchanged."}
+
+
+async def test_a_channel_the_bot_may_not_post_in_holds_its_briefs_until_it_is_resumed(
+        server: LocalDiscord, svc: Services, bot: NewsBot, tmp_path: Path) -> None:
+    guild = _guild(server)
+    general = _general(server)
+    muted, mods = (server.add_channel(guild, n) for n in ("muted", "mods"))
+    await server.wait_async(lambda: bot.get_channel(mods.id), what="the channels")
+    mod = _mod(server)
+    svc.desk.mod_channel_id = mods.id
+    svc.desk.topic_threshold = -1.0  # every story is on topic
+    sub = svc.desk.subscribe(channel_id=muted.id, guild_id=guild.id, topic="local news")
+    server.set_overwrite(muted, server.bot_role(guild), deny=["send_messages"])
+    await server.wait_async(lambda: not muted_ok(bot, muted.id), what="the overwrite")
+    poster = bot.get_cog("Briefs").poster  # type: ignore[union-attr]
+    svc.desk.plan([_add_story(svc, tmp_path)])
+    report = await svc.desk.deliver(poster)
+    assert report.disabled == [sub.id]
+    (notice,) = server.bot_messages(mods)
+    assert "/brief subscribe" in notice.embeds[0]["description"]
+    # A story arriving while the channel is paused is held for it too.
+    svc.desk.plan([_add_story(svc, tmp_path, SECOND)])
+    await svc.desk.deliver(poster)
+    assert server.bot_messages(muted) == []
+
+    async def resubscribe() -> str:
+        inter = server.slash(mod, general, "brief subscribe", channel=muted.id,
+                             topic="local news")
+        (line,) = await server.wait_async(lambda: [m for m in server.responses(inter)
+                                                   if m.content], what="the reply")
+        assert line.ephemeral and line.content.count("\n") == 0
+        return str(line.content)
+
+    # Still refused: told so, and nothing changes.
+    line = await resubscribe()
+    assert "Send Messages" in line and f"<#{muted.id}>" in line
+    assert not svc.desk.subscriptions()[0].enabled
+    server.set_overwrite(muted, server.bot_role(guild))
+    await server.wait_async(lambda: muted_ok(bot, muted.id), what="the overwrite lifted")
+    line = await resubscribe()
+    assert line.startswith(f"Subscription #{sub.id} resumed") and "2 held briefs" in line
+    assert [s.enabled for s in svc.desk.subscriptions()] == [True]
+    await svc.desk.deliver(poster)
+    await svc.desk.deliver(poster)
+    assert sorted(_titles(server, muted)) == sorted([STORY["title"], SECOND["title"]])
+
+
+def muted_ok(bot: NewsBot, channel_id: int) -> bool:
+    channel = bot.get_channel(channel_id)
+    assert channel is not None and not isinstance(channel, discord.abc.PrivateChannel)
+    return bool(channel.permissions_for(channel.guild.me).send_messages)
+
+
+async def test_brief_post_to_a_channel_the_bot_may_not_post_in_says_so(
+        server: LocalDiscord, svc: Services, bot: NewsBot, tmp_path: Path) -> None:
+    guild = _guild(server)
+    general = _general(server)
+    mod = _mod(server)
+    muted = server.add_channel(guild, "muted")
+    server.set_overwrite(muted, server.bot_role(guild), deny=["embed_links"])
+    await server.wait_async(lambda: bot.get_channel(muted.id) and not bot.get_channel(
+        muted.id).permissions_for(bot.get_guild(guild.id).me).embed_links,  # type: ignore
+        what="the overwrite")
+    article_id = _add_story(svc, tmp_path)
+    inter = server.slash(mod, general, "brief post", article=article_id, channel=muted.id)
+    (line,) = await server.wait_async(lambda: server.responses(inter), what="the refusal")
+    assert line.ephemeral and line.content == (
+        f"I cannot post in <#{muted.id}>: the bot lacks Embed Links there. Grant it, then "
+        "try again.")
+    # Allowed by the cache when the preview was made, refused by Discord at the Post: the
+    # moderator hears it was not posted.
+    server.set_overwrite(muted, server.bot_role(guild))
+    await server.wait_async(lambda: bot.get_channel(muted.id).permissions_for(  # type: ignore
+        bot.get_guild(guild.id).me).embed_links, what="the overwrite lifted")  # type: ignore
+    inter = server.slash(mod, general, "brief post", article=article_id, channel=muted.id)
+    (preview,) = await server.wait_async(lambda: [m for m in server.responses(inter)
+                                                  if m.embeds], what="the preview")
+    server.fail("POST", ROUTE, 403, times=1)
+    click = server.click(mod, preview, _button(preview, "Post"))
+    (receipt,) = await server.wait_async(lambda: [m for m in server.responses(click)
+                                                  if m.content], what="the receipt")
+    assert receipt.content.startswith(f"Could not post in <#{muted.id}>: Discord refused it")
+    assert server.bot_messages(muted) == []
+

@@ -1093,6 +1093,7 @@ class LocalDiscord:
             opts = self._check_options(node, options, bypass_client_checks)
             if not bypass_client_checks:
                 self._check_access(command, user, channel)
+            resolved = self._resolve_channels(opts, user)
             if len(subs) == 1:
                 opts = [{"name": subs[0], "type": 1, "options": opts}]
             elif len(subs) == 2:
@@ -1102,7 +1103,25 @@ class LocalDiscord:
                                     "options": opts}
             if command.guild_id is not None:
                 data["guild_id"] = str(command.guild_id)
+            if resolved:
+                data["resolved"] = {"channels": resolved}
             return self._interact(2, user, channel, data)
+
+    def _resolve_channels(self, opts: list[dict[str, Any]], user: User) -> dict[str, Any]:
+        """Discord sends a channel option as an id, with the channel in ``resolved`` (its
+        name, type and the invoking member's permissions there)."""
+        out: dict[str, Any] = {}
+        for opt in opts:
+            if opt["type"] != 7:
+                continue
+            ch = self._channel(int(opt["value"]))
+            if ch is None:
+                raise ValueError(f"no channel {opt['value']}: Discord's client cannot pick it")
+            opt["value"] = str(ch.id)
+            out[str(ch.id)] = {"id": str(ch.id), "name": ch.name, "type": ch.type,
+                               "parent_id": str(ch.parent_id) if ch.parent_id else None,
+                               "permissions": str(self._permissions(user.id, ch))}
+        return out
 
     def autocomplete(self, user: User, channel: Channel, name: str, option: str,
                      value: str, /, **options: Any) -> Interaction:
