@@ -476,6 +476,8 @@ def limit_problems(
 
 BRIEF_COLOUR = discord.Colour.dark_teal()
 BRIEF_POINTS_CHARS = 300
+BRIEF_ALSO_MAX = 8  # other reports listed under a brief
+BRIEF_AUTHOR_ROOM = 64  # kept free for an author line set after the embed is built
 
 
 class BriefLike(Protocol):
@@ -503,9 +505,6 @@ def brief_embed(brief: BriefLike, *, also: Sequence[Source] = (),
     embed = discord.Embed(title=title, description=truncate("\n\n".join(lines),
                                                             DESCRIPTION_LIMIT) or None,
                           colour=BRIEF_COLOUR, url=safe_url(brief.url))
-    if also:
-        for name, value in _line_fields("Also reported by", [source_line(s) for s in also[:8]]):
-            embed.add_field(name=name, value=value, inline=False)
     when = brief.published_at
     timed = when is not None and not by_day(int(when.timestamp()))
     # A footer shows no markup; a time of day goes in the embed's timestamp, which Discord
@@ -516,4 +515,19 @@ def brief_embed(brief: BriefLike, *, also: Sequence[Source] = (),
     embed.set_footer(text=" · ".join(p for p in meta if p))
     if timed:
         embed.timestamp = when
+    # The other reports take what is left of the message's 6,000 characters (an author
+    # line, "Update on this story", may still be added): as many as fit, then a count.
+    room = MESSAGE_EMBEDS_LIMIT - len(embed) - BRIEF_AUTHOR_ROOM
+    lines = [source_line(s) for s in also[:BRIEF_ALSO_MAX]]
+
+    def fit() -> list[tuple[str, str]]:
+        more = [f"… and {len(also) - len(lines)} more"] if len(lines) < len(also) else []
+        return _line_fields("Also reported by", [*lines, *more])
+
+    fields = fit()
+    while lines and sum(len(n) + len(v) for n, v in fields) > room:
+        lines.pop()
+        fields = fit()
+    for name, value in fields if also else []:
+        embed.add_field(name=name, value=value, inline=False)
     return embed

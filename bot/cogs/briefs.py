@@ -226,6 +226,8 @@ def _post_error(exc: discord.HTTPException) -> PostError:
     if exc.status == 429:
         retry = getattr(exc, "retry_after", None)
         return PostError("rate_limited", str(exc), retry_after=retry)
+    if 400 <= exc.status < 500:
+        return PostError("rejected", str(exc))
     return PostError("transient", str(exc))
 
 

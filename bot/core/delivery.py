@@ -16,11 +16,12 @@ tests) sends, edits and lists recent messages. The posted log in SQLite is the q
 
 A 403 from a channel disables its subscriptions and tells the moderators once; a 404 (the
 channel is gone) removes them. Sends are paced below Discord's limits, and a 429 slows the
-pace and retries the same row: nothing is dropped. Any other failure (a 5xx, a network
-fault, a send with no answer within ``send_timeout``) leaves the row pending, tried again by
-a later pass after a wait that doubles with each attempt. A pass ends only when all its sends
-have, and passes never overlap: a row is never sent by two passes at once, whatever Discord's
-nonce window.
+pace and retries the same row: nothing is dropped. Another 4xx (a message Discord finds
+malformed) is given up at once and logged: the same message would be refused again. Any
+other failure (a 5xx, a network fault, a send with no answer within ``send_timeout``) leaves
+the row pending, tried again by a later pass after a wait that doubles with each attempt. A
+pass ends only when all its sends have, and passes never overlap: a row is never sent by two
+passes at once, whatever Discord's nonce window.
 
 The hard case is a send Discord accepted whose answer never arrived (a timeout, a connection
 cut after the request went out). The row was marked attempted before the send, so the next
@@ -124,9 +125,11 @@ class RecentMessage:
 
 class PostError(Exception):
     """A send or edit failed: ``forbidden`` (403), ``not_found`` (404), ``rate_limited``
-    (429, with ``retry_after``) or ``transient`` (anything worth trying again later)."""
+    (429, with ``retry_after``), ``rejected`` (another 4xx: the same message would be
+    refused again) or ``transient`` (anything worth trying again later)."""
 
-    def __init__(self, kind: Literal["forbidden", "not_found", "rate_limited", "transient"],
+    def __init__(self, kind: Literal["forbidden", "not_found", "rate_limited", "rejected",
+                                     "transient"],
                  message: str = "", retry_after: float | None = None) -> None:
         super().__init__(message or kind)
         self.kind = kind
@@ -808,6 +811,12 @@ class Desk:
                                    retry_at=self.clock() + timedelta(seconds=wait))
             report.waiting += 1
             return
+        if exc.kind == "rejected":
+            # Not the channel's fault, and no retry would change Discord's mind.
+            log.error("Discord refused %s in channel %s; given up: %s", key, channel, exc)
+            self.state.update_post(channel, key, status="failed", error=str(exc)[:500])
+            report.failed += 1
+            return
         dead.add(channel)
         subs = [s for s in self.subscriptions(channel_id=channel)]
         if exc.kind == "not_found":
@@ -870,7 +879,8 @@ class Desk:
                 self.send_timeout)
         except Exception as exc:
             # Refused: given up; anything else: left pending for a later pass to send.
-            gone = isinstance(exc, PostError) and exc.kind in ("forbidden", "not_found")
+            gone = isinstance(exc, PostError) and exc.kind in ("forbidden", "not_found",
+                                                                 "rejected")
             self.state.update_post(
                 self.mod_channel_id, key, error=repr(exc)[:500],
                 **({"status": "failed"} if gone else

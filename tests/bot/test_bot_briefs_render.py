@@ -41,3 +41,21 @@ def test_every_kind_keeps_its_title_and_link_and_fits() -> None:
     assert lines[0].endswith("· Gazette (+2 more reports)")
     assert lines[1] == "**[2]** Museum wing"
     assert notice.description == "Briefs to <#1> are paused."
+
+
+def test_a_brief_at_every_limit_with_eight_other_reports_still_fits() -> None:
+    """A moderator's longest edit, four long points and eight other reports with long titles
+    and addresses: Discord refuses a message over 6,000 characters in all."""
+    brief = {**BRIEF, "headline": "H" * 256, "synopsis": "Synopsis words. " * 62,
+             "points": ["A key point with figures 12 and 34. " * 8] * 4}
+    also = [{"article_id": f"a{i}", "title": f"Another outlet's long headline {i} " * 5,
+             "outlet": "An Outlet With A Rather Long Name Indeed, Ltd." * 2,
+             "url": f"https://news{i}.example.org/" + "section/" * 45 + f"story-{i}",
+             "published_at": "2025-03-08T09:30:00+00:00"} for i in range(8)]
+    msg = OutMessage(kind="brief", title=brief["headline"], url=BRIEF["url"], brief=brief,
+                     also=also)
+    embed = message_embed(msg)
+    assert limit_problems([embed]) == []
+    assert embed.title == msg.title and embed.url == msg.url
+    listed = "\n".join(f.value for f in embed.fields)
+    assert "news0.example.org" in listed  # the other reports are listed, as many as fit

@@ -8,6 +8,7 @@ import contextlib
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -394,3 +395,30 @@ async def test_brief_post_to_a_channel_the_bot_may_not_post_in_says_so(
     assert receipt.content.startswith(f"Could not post in <#{muted.id}>: Discord refused it")
     assert server.bot_messages(muted) == []
 
+
+
+async def test_a_brief_discord_rejects_as_malformed_is_not_retried_forever(
+        server: LocalDiscord, svc: Services, bot: NewsBot, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A 400 answers the same payload the same way every time: the post fails once, is
+    logged, and the channel's next brief still goes out."""
+    guild = _guild(server)
+    news = server.add_channel(guild, "news")
+    await server.wait_async(lambda: bot.get_channel(news.id), what="the channel")
+    svc.desk.topic_threshold = -1.0
+    svc.desk.subscribe(channel_id=news.id, guild_id=guild.id, topic="local news")
+    svc.desk.plan([_add_story(svc, tmp_path)])
+    rejected = server.fail("POST", ROUTE, 400, times=None, code=50035,
+                           message="Invalid Form Body", channel_id=news.id)
+    poster = bot.get_cog("Briefs").poster  # type: ignore[union-attr]
+    report = await svc.desk.deliver(poster)
+    assert report.failed == 1 and report.waiting == 0
+    assert any("refused" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
+    later = datetime.now(UTC) + timedelta(days=1)
+    svc.desk.clock = lambda: later
+    assert (await svc.desk.deliver(poster)).sent == 0
+    server.clear_faults()
+    svc.desk.plan([_add_story(svc, tmp_path, SECOND)])
+    assert (await svc.desk.deliver(poster)).sent == 1
+    assert _titles(server, news) == [SECOND["title"]]
+    assert rejected.hits == 1
