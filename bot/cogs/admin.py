@@ -92,11 +92,16 @@ class Admin(commands.Cog):
         result = await self._call(interaction, "sources.add",
                                   {"url": url, "name": name, "every": every})
         poll = result["poll"]
+        # The source is followed by now: the reply must fit Discord's 2,000 characters
+        # whatever the address, or the admin would read a failure. A long address is not
+        # linked (cut short it would lead elsewhere).
+        label = render.truncate(result["name"] or result["spec"], 100)
+        link = render.safe_url(result["spec"])
         await interaction.followup.send(
-            f"Following **{discord.utils.escape_markdown(result['name'] or result['spec'])}** "
+            f"Following **{discord.utils.escape_markdown(label)}** "
             f"(id {result['id']}, {result['kind']}), every {result['every_min']} min.\n"
             f"First fetch: {poll['added']} new articles stored (no briefs are posted for "
-            f"them).\n<{result['spec']}>",
+            f"them)." + (f"\n<{link}>" if link else ""),
             ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     @feeds.command(name="remove", description="Stop following a source; articles only it "
@@ -107,7 +112,8 @@ class Admin(commands.Cog):
                            source: app_commands.Range[str, 1, 2000]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         result = await self._call(interaction, "sources.remove", {"spec": source})
-        label = discord.utils.escape_markdown(result["name"] or result["spec"])
+        label = discord.utils.escape_markdown(
+            render.truncate(result["name"] or result["spec"], 100))
         await interaction.followup.send(
             f"Removed source {result['id']} ({label}): {result['articles_removed']} articles "
             "left the store.", ephemeral=True, allowed_mentions=NO_MENTIONS)

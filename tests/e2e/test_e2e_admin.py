@@ -1,0 +1,38 @@
+"""Admin commands against the local Discord: what an admin is told matches what was done."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.client import NewsBot
+from bot.core.services import Services
+from tests.e2e.test_e2e_briefs import _general, _guild, bot, server, svc  # noqa: F401
+from tests.support.discord_server import LocalDiscord
+from tests.support.feeds import numbered_items, rss
+from tests.support.http import StaticServer
+
+
+@pytest.mark.usefixtures("allow_private_urls")
+async def test_a_long_feed_address_is_followed_and_removed_with_replies_that_fit(
+        server: LocalDiscord, svc: Services, bot: NewsBot) -> None:  # noqa: F811
+    """A feed address of 1,900 characters (a long query string) is followed and removed,
+    and the admin is told so each time: a reply over 2,000 characters is refused by Discord,
+    which read as a failure of what had been done (and a second try was refused)."""
+    admin = server.add_member(_guild(server), "ada")
+    server.add_role(_guild(server), "admins", ["manage_guild"], members=[admin])
+    with StaticServer() as http:
+        path = "/feed.xml?" + "&".join(f"topic{i}=harbour-and-ferries" for i in range(69))
+        url = http.add(path, rss(numbered_items(0, 2, long_text=True)),
+                       content_type="application/rss+xml")
+        assert 1900 < len(url) <= 2000
+        inter = server.slash(admin, _general(server), "feeds add", url=url)
+        (line,) = await server.wait_async(lambda: [m for m in server.responses(inter)
+                                                   if m.content], timeout=30, what="the reply")
+    assert line.ephemeral and line.content.startswith("Following **")
+    assert "2 new articles" in line.content and len(line.content) <= 2000
+    (source,) = [s for s in svc.state.list_sources() if s.spec == url]
+    inter = server.slash(admin, _general(server), "feeds remove", source=url)
+    (line,) = await server.wait_async(lambda: [m for m in server.responses(inter)
+                                               if m.content], timeout=30, what="the reply")
+    assert line.content.startswith(f"Removed source {source.id} (")
+    assert "2 articles left the store" in line.content
