@@ -402,10 +402,13 @@ class Desk:
         return self.state.set_guild_tz(guild_id, tz)
 
     def unsubscribe(self, sub_id: int, *, guild_id: int | None = None) -> Subscription:
+        """Stop a subscription; its briefs not sent yet (held by a pause, or queued) are
+        dropped with it."""
         row = self.state.get_subscription(sub_id)
         if row is None or (guild_id is not None and row["guild_id"] != guild_id):
             raise NewsbotError(f"no subscription #{sub_id}")
         self.state.delete_subscriptions([sub_id])
+        self.state.drop_pending_posts(sub_id, "unsubscribed")
         return Subscription.from_row(row)
 
     def subscriptions(self, *, guild_id: int | None = None,
@@ -859,8 +862,11 @@ class Desk:
                         [s.id for s in subs], reason)
             return
         # Once per pause: a channel resumed and refused again is told of again.
-        key = (f"notice:disabled:{channel}:{','.join(str(s.id) for s in subs)}:"
-               f"{self.clock().isoformat(timespec='seconds')}")
+        prefix = f"notice:disabled:{channel}:{','.join(str(s.id) for s in subs)}"
+        key, n = prefix, 1
+        while self.state.get_post(self.mod_channel_id, key) is not None:
+            n += 1
+            key = f"{prefix}:{n}"
         text = (f"Briefs to <#{channel}> are paused: {reason}. Subscriptions "
                 f"{', '.join('#' + str(s.id) for s in subs)} are disabled and their briefs "
                 "held; give the bot View Channel, Send Messages and Embed Links there, then "

@@ -845,6 +845,14 @@ class State:
                            "(retry_at IS NULL OR retry_at <= ?) ORDER BY created_at, rowid "
                            "LIMIT ?", (_iso(due), limit))
 
+    def drop_pending_posts(self, subscription_id: int, reason: str) -> int:
+        """Give up the subscription's posts not sent yet; how many. (One a crash left
+        unconfirmed may be in its channel: it stays there, unconfirmed, never sent twice.)"""
+        with self.transaction() as db:
+            return db.execute("UPDATE posts SET status = 'failed', error = ? WHERE "
+                              "subscription_id = ? AND status = 'pending'",
+                              (reason, subscription_id)).rowcount
+
     def held_posts(self, subscription_ids: Iterable[int]) -> int:
         """How many posts of these subscriptions wait, unsent."""
         ids = list(subscription_ids)

@@ -361,3 +361,24 @@ async def test_a_send_accepted_but_never_answered_is_found_not_sent_again(
     row = svc.state.get_post(hung, key)
     assert row is not None and row["status"] == "sent"
     assert row["message_id"] == poster.messages[hung][0].id
+
+
+async def test_a_paused_channel_is_told_of_each_time_and_unsubscribing_drops_its_briefs(
+        svc: Services, tmp_path: Path) -> None:
+    desk = _desk(svc)
+    sub = desk.subscribe(channel_id=NEWS, topic="ferry strikes", now=T0)
+    refused = MemoryPoster(refuse={NEWS: PostError("forbidden", "403 Missing Permissions")})
+    desk.plan(_ingest(svc, _feed(tmp_path, "a", FERRY)))
+    await desk.deliver(refused)
+    assert desk.subscribe(channel_id=NEWS, topic="ferry strikes").resumed == 1
+    # Resumed while the bot still may not post there: paused again, and the moderators
+    # hear of it again (a second pause is not the first one's notice).
+    await desk.deliver(refused)
+    assert [s.enabled for s in desk.subscriptions()] == [False]
+    assert len(refused.in_channel(MODS)) == 2
+    # Unsubscribed while paused: its held briefs go nowhere, even once the bot could post.
+    desk.plan(_ingest(svc, _feed(tmp_path, "b", FERRY_END)))
+    desk.unsubscribe(sub.id)
+    allowed = MemoryPoster()
+    report = await desk.deliver(allowed)
+    assert report.sent == 0 and allowed.in_channel(NEWS) == []
