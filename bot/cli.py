@@ -668,9 +668,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pydantic import ValidationError
 
         if isinstance(exc, ValidationError):
-            errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'setting'}: {e['msg']}"
-                               for e in exc.errors())
-            print(f"error: invalid setting: {errors}", file=sys.stderr)
+            from bot.settings import setting_errors
+
+            print(f"error: invalid setting: {setting_errors(exc)}", file=sys.stderr)
             return 2
         raise
 

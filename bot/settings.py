@@ -9,9 +9,17 @@ from __future__ import annotations
 from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from platformdirs import user_data_dir
-from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retrieval.timeparse import zone_named
@@ -100,6 +108,25 @@ class Settings(BaseSettings):
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("openai_base_url")
+    @classmethod
+    def _api_root(cls, value: str | None) -> str | None:
+        # A typo here is not a server that is down: refused at start, it is one error instead
+        # of every answer falling back with "unreachable".
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        try:
+            parts = urlsplit(value)
+            ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+            ok = ok and " " not in value and (parts.port is None or parts.port > 0)
+        except ValueError:  # a port out of range
+            ok = False
+        if not ok:
+            raise ValueError("must be an http:// or https:// URL, the API root of an "
+                             "OpenAI-compatible server such as http://127.0.0.1:8080/v1")
+        return value
+
     @field_validator("discord_api_base", "discord_gateway_url", mode="before")
     @classmethod
     def _endpoint(cls, value: object, info: ValidationInfo) -> object:
@@ -159,3 +186,24 @@ class Settings(BaseSettings):
     @property
     def model_cache_dir(self) -> Path:
         return self.model_dir or self.data_dir / "models"
+
+
+def env_name(field: str) -> str:
+    """A setting as it is written in the environment or .env (``llm_timeout_s`` ->
+    ``NEWSBOT_LLM_TIMEOUT_S``; ``openai_base_url`` -> ``OPENAI_BASE_URL``)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return f"NEWSBOT_{field.upper()}"
+
+
+def setting_errors(exc: ValidationError) -> str:
+    """What is wrong with the settings, each named as it is written in .env, on one line."""
+    out = []
+    for err in exc.errors():
+        where = ".".join(map(str, err["loc"]))
+        # An aliased setting is reported under the alias it was read by, already as written.
+        name = env_name(where) if where in Settings.model_fields else where or "setting"
+        out.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(out)

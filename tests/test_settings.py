@@ -53,3 +53,36 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEWSBOT_TOP_K", "50")
     with pytest.raises(ValidationError):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8080/v1", "localhost:11434/v1", "not a url",
+                                 "ftp://127.0.0.1/v1", "http:///v1", "http://127.0.0.1:99999/v1"])
+def test_a_model_endpoint_that_is_not_an_http_url_is_refused(
+        monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    # Accepted, it turned every answer into a fallback ("unreachable") instead of one error.
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    with pytest.raises(ValidationError, match="http:// or https://"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_a_model_endpoint_keeps_its_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", " https://llm.example.org:8443/api/v1/ ")
+    assert Settings(_env_file=None).openai_base_url == "https://llm.example.org:8443/api/v1"  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("NEWSBOT_LLM_TIMEOUT_S", "-1", "NEWSBOT_LLM_TIMEOUT_S: Input should be greater than 0"),
+    ("OPENAI_BASE_URL", "localhost:8080/v1", "OPENAI_BASE_URL: must be an http:// or https://"),
+])
+def test_a_bad_setting_is_one_line_naming_it_as_written(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        name: str, value: str, said: str) -> None:
+    from bot.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout's
+    monkeypatch.setenv("NEWSBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv(name, value)
+    assert main(["ask", "what happened to the ferry?"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: invalid setting: {said}") and err.count("\n") == 1
+    assert not (tmp_path / "data").exists()  # nothing was opened or created
