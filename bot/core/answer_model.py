@@ -57,6 +57,9 @@ _DOMAIN = re.compile(r"\b(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[a-
 _QUOTE_MARK = re.compile(r'["“”„«»]')
 _FLAT_WORD = re.compile(r"\w+")
 _ELISION = re.compile(r"\.\.\.|…|\[[^\]]*\]")  # an ellipsis, or words the writer put in
+# A reasoning block a reply may open with (DeepSeek-R1, Qwen3 and others, served inline).
+_REASONING_TAGS = ("<think>", "<thinking>", "<reasoning>")
+_REASONING_OPEN = re.compile(r"\s*<(think|thinking|reasoning)>", re.I)
 _FENCE = re.compile(r"</?article\b|\bn=\"\d|^\s*(?:rules|how to answer)\s*:", re.I)
 _LEAD = re.compile(r"^\s*(?:[-*•]\s+|\d{1,2}[.)]\s+|#+\s*|\*\*)?(?:answer\s*:\s*)?", re.I)
 
@@ -405,6 +408,11 @@ class AnswerGate:
         self._released = 0  # sentences of the open line already checked
         self._numbering: dict[int, int] = {}
         self._seen: set[str] = set()
+        # A reasoning block the reply opens with: None until the reply's start is read, then
+        # the tag that closes it while inside, "" past it (or when there is none).
+        self._reasoning: str | None = None
+        self._head = ""  # the reply's start, held back until it is known to be no reasoning
+        self.reasoning_cut = False  # the reply ended inside its reasoning block
 
     @property
     def full(self) -> bool:
@@ -412,6 +420,10 @@ class AnswerGate:
 
     def feed(self, delta: str) -> None:
         """Take a delta; raises StopStreaming once enough sentences were kept."""
+        if self._reasoning != "":
+            delta = self._past_reasoning(delta)
+            if not delta:
+                return
         *done, self._line = (self._line + delta).split("\n")
         for i, line in enumerate(done):
             self._close_line(line, from_open=i == 0)
@@ -423,9 +435,35 @@ class AnswerGate:
         if self.full:
             raise StopStreaming
 
+    def _past_reasoning(self, delta: str) -> str:
+        """What of the reply follows a reasoning block it opens with (``<think>...</think>``,
+        which some servers pass on inline): that block is the model's working, not its
+        answer, and never shown, whatever the articles say of its sentences."""
+        self._head += delta
+        if self._reasoning is None:
+            start = self._head.lstrip().lower()
+            if any(tag.startswith(start) for tag in _REASONING_TAGS):
+                return ""  # the start could still be a tag
+            m = _REASONING_OPEN.match(self._head)
+            if m is None:
+                self._reasoning, text, self._head = "", self._head, ""
+                return text
+            self._reasoning = f"</{m.group(1).lower()}>"
+        end = self._head.lower().find(self._reasoning)
+        if end < 0:
+            return ""
+        text, self._head = self._head[end + len(self._reasoning):].lstrip(), ""
+        self._reasoning = ""
+        return text
+
     def finish(self, complete: bool) -> None:
         """The stream ended; ``complete`` is False when it was cut (cap, time, error), and
         then an unfinished last sentence is dropped."""
+        if self._reasoning is None:  # too short to tell: the text is the reply
+            self._line, self._head, self._reasoning = self._line + self._head, "", ""
+        elif self._reasoning:
+            self.reasoning_cut, self._head = True, ""
+            return
         line, self._line = self._line, ""
         start, self._released = self._released, 0
         if is_marker_line(line):
@@ -541,6 +579,9 @@ def answer_with_model(model: ChatModel, question: str, result: SearchResult, *,
     if not gate.kept:
         if gate.echo:
             reply.note = "the language model repeated its instructions instead of answering"
+        elif gate.reasoning_cut:
+            reply.note = ("the language model was still reasoning when its reply ended"
+                          + (f" ({error.reason})" if error is not None else ""))
         elif error is not None:
             reply.note = f"the language model did not answer ({error.reason})"
         elif gate.marker:

@@ -274,3 +274,23 @@ def test_a_quotation_from_another_article_is_moved_to_it(checker: SentenceChecke
     out = checker.check('The valley\'s grower said "a warm spring and late frost-free weeks '
                         'helped the crop" [1].')
     assert isinstance(out, Kept) and out.cites == (2,) and out.moved
+
+
+# -- reasoning models --------------------------------------------------------------------------
+REASONING = ("<think>\nThe reader asks about the Lindqvist ferry. Article 1 says the Lindqvist "
+             "ferry returned to the Harbour Road route on Tuesday. I should end every sentence "
+             "with the article number.\n</think>\n\n")
+
+
+@pytest.mark.parametrize("size", [1, 4, 50])
+def test_a_reasoning_block_is_never_shown(checker: SentenceChecker, size: int) -> None:
+    # Some servers pass a reasoning model's thinking on inline: it is not the answer, even
+    # where the articles support its sentences.
+    gate, shown = _stream(f"{REASONING}{GOOD_1}", checker, size=size)
+    assert shown == [GOOD_1] and gate.dropped == [] and not gate.echo
+
+
+def test_a_reply_cut_while_reasoning_says_so(checker: SentenceChecker) -> None:
+    gate, shown = _stream(REASONING[:120], checker, complete=False)
+    assert shown == [] and gate.reasoning_cut
+

@@ -273,6 +273,18 @@ def test_other_citation_forms_are_read(svc: Services, server: FakeOpenAIServer, 
     assert answer.mode == "model" and answer.text == expected
 
 
+def test_a_reasoning_models_thinking_is_not_the_answer(svc: Services,
+                                                       server: FakeOpenAIServer) -> None:
+    server.queue_reply("<think>\nThe member asks about The Eternaut. Article 1 says Netflix "
+                       "used generative AI to create the scene of a building collapsing in "
+                       "Buenos Aires. End every sentence with the article number.\n</think>\n"
+                       f"{GOOD}", stream_chunk_size=5)
+    shown: list[str] = []
+    answer = _ask(svc, server, shown=shown)
+    assert shown == [GOOD] and answer.mode == "model" and answer.text == GOOD
+    assert answer.note is None
+
+
 def test_a_model_that_never_cites(svc: Services, server: FakeOpenAIServer) -> None:
     server.queue_reply(f"{GOOD.removesuffix(' [1].')}. Netflix also makes robots on Mars.")
     answer = _ask(svc, server)
