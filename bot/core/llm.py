@@ -13,6 +13,7 @@ a read that is blocked on a silent server, which a blocking client cannot do.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import threading
@@ -133,6 +134,10 @@ def _status_reason(exc: Any) -> tuple[str, bool, float | None]:
         wait = _retry_after(exc.response.headers)
         if status == 429:
             return "rate limited (HTTP 429)", True, wait
+        if status in (401, 403):
+            return f"the server refused the API key (HTTP {status})", False, None
+        if status == 404:  # OpenAI, Ollama and vLLM say so of a model they do not serve
+            return "the server does not know the model or its address (HTTP 404)", False, None
         if status in (501, 505):  # the server lacks the endpoint: asking again won't help
             return f"not implemented (HTTP {status})", False, None
         if status in (408, 409) or status >= 500:
@@ -144,7 +149,23 @@ def _status_reason(exc: Any) -> tuple[str, bool, float | None]:
         return "ended the reply unfinished", True, None
     if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
         return "unreachable or dropped the connection", True, None
+    if isinstance(exc, json.JSONDecodeError | openai.APIResponseValidationError) or (
+            isinstance(exc, ValueError) and "no generation chunks" in str(exc).lower()):
+        # Malformed JSON, or no event stream at all (a proxy's HTML page): asking the same
+        # server again gets the same.
+        return "its reply could not be read", False, None
+    if isinstance(exc, openai.APIError):  # an error event inside the stream
+        return "server error (reported in its reply)", True, None
     return f"failed ({type(exc).__name__})", False, None
+
+
+def _hint(status: int | None) -> str:
+    """The setting to check after a refusal, for the log."""
+    if status in (401, 403):
+        return "; check OPENAI_API_KEY"
+    if status == 404:
+        return "; check NEWSBOT_LLM_MODEL and OPENAI_BASE_URL (the API root, often ending in /v1)"
+    return ""
 
 
 def _server_message(exc: Any) -> str:
@@ -326,10 +347,11 @@ class OpenAIChatModel(ChatModelBase):
                     wait = wait if wait is not None else BACKOFF_S[min(attempt - 1, 2)]
                     room = deadline - loop.time() - wait
                     if sent or not retryable or attempt > self.max_retries or room < MIN_ATTEMPT_S:
-                        log.warning("chat model %s: %s (%s)", self.name, reason, detail)
-                        events.put(("error", LLMError(
-                            reason, detail=detail, status=getattr(exc, "status_code", None),
-                            message=_server_message(exc))))
+                        status = getattr(exc, "status_code", None)
+                        log.warning("chat model %s: %s (%s)%s", self.name, reason, detail,
+                                    _hint(status))
+                        events.put(("error", LLMError(reason, detail=detail, status=status,
+                                                      message=_server_message(exc))))
                         return
                     log.info("chat model %s: %s; retrying in %.1f s", self.name, reason, wait)
                     await asyncio.sleep(wait)

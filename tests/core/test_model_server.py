@@ -195,6 +195,36 @@ def test_a_500_is_retried(svc: Services, server: FakeOpenAIServer) -> None:
     assert len(_chat_bodies(server)) == 2
 
 
+@pytest.mark.parametrize(("status", "said"), [
+    (404, "does not know the model or its address (HTTP 404)"),
+    (401, "refused the API key (HTTP 401)"),
+])
+def test_a_refusal_says_what_was_refused(svc: Services, server: FakeOpenAIServer, status: int,
+                                         said: str, caplog: pytest.LogCaptureFixture) -> None:
+    server.queue_reply("The model `fake-chat-model` does not exist.", status=status)
+    with caplog.at_level(logging.WARNING, logger="bot.core.llm"):
+        answer = _ask(svc, server)
+    assert answer.mode == "extractive" and said in (answer.note or "")
+    assert len(_chat_bodies(server)) == 1  # asking again gets the same refusal
+    hint = "NEWSBOT_LLM_MODEL" if status == 404 else "OPENAI_API_KEY"
+    assert hint in caplog.text and "does not exist" in caplog.text
+
+
+@pytest.mark.parametrize(("raw", "kind"), [
+    ('data: {"id": "chatcmpl-1", "choices": [{"delta": {"content": "For The\n\n',
+     "text/event-stream"),
+    ("<html><body>502 Bad Gateway</body></html>", "text/html"),
+], ids=["malformed-json", "html"])
+def test_an_unreadable_reply_falls_back_saying_so(svc: Services, server: FakeOpenAIServer,
+                                                  raw: str, kind: str) -> None:
+    server.queue_reply("", raw=raw, raw_type=kind)
+    shown: list[str] = []
+    answer = _ask(svc, server, shown=shown)
+    assert shown == [] and answer.mode == "extractive"
+    assert "the language model did not answer (its reply could not be read)" in (
+        answer.note or "")
+
+
 def test_the_model_is_told_the_date_where_the_question_is_asked(
         svc: Services, server: FakeOpenAIServer) -> None:
     # At any moment these two zones, 25 hours apart, are on different dates.

@@ -63,6 +63,10 @@ class QueuedReply:
     # Stream this many characters, then end the response cleanly with no finish reason and no
     # [DONE] (a proxy or a crashed worker closing the body).
     end_after: int | None = None
+    # Sent as the whole body of a 200 reply instead of a completion (malformed JSON, a proxy's
+    # HTML page), with ``raw_type`` as its Content-Type.
+    raw: str | None = None
+    raw_type: str = "text/event-stream"
 
 
 @dataclass(frozen=True)
@@ -353,6 +357,14 @@ class _Handler(BaseHTTPRequestHandler):
                 retry_after=reply.retry_after,
                 retry_after_header=reply.retry_after_header,
             )
+            return
+        if reply.raw is not None:
+            data = reply.raw.encode("utf-8")
+            self.send_response(200)
+            self.send_header("Content-Type", reply.raw_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self._write(data)
             return
         cap_mode = self.owner.cap_mode
         if cap_mode == "openai" and "max_tokens" in body and "max_completion_tokens" in body:
@@ -726,6 +738,8 @@ class FakeOpenAIServer:
         hang_after: int | None = None,
         drop_after: int | None = None,
         end_after: int | None = None,
+        raw: str | None = None,
+        raw_type: str = "text/event-stream",
     ) -> None:
         """Queue the answer to the next chat completion.
 
@@ -736,7 +750,8 @@ class FakeOpenAIServer:
         them. `echo` replies with the prompt; `forever` repeats `text` until the length cap
         (when the server honours one) or the client leaves; `hang_after` / `drop_after` /
         `end_after` stop sending, drop the connection, or end the response without a finish
-        reason, after that many streamed characters.
+        reason, after that many streamed characters. `raw` is sent as the whole body of a
+        200 reply, as `raw_type`, in place of a completion.
         """
         reply = QueuedReply(
             text=text,
@@ -752,6 +767,8 @@ class FakeOpenAIServer:
             hang_after=hang_after,
             drop_after=drop_after,
             end_after=end_after,
+            raw=raw,
+            raw_type=raw_type,
         )
         with self._state.lock:
             self._state.replies.append(reply)
