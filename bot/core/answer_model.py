@@ -57,6 +57,13 @@ _DOMAIN = re.compile(r"\b(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[a-
 _QUOTE_MARK = re.compile(r'["“”„«»]')
 _FLAT_WORD = re.compile(r"\w+")
 _ELISION = re.compile(r"\.\.\.|…|\[[^\]]*\]")  # an ellipsis, or words the writer put in
+# A line of a list of sources: its heading, or an article's headline with at most this many
+# words besides its outlet and date ("published by", "via"); "The headline is: ..." is an
+# answer.
+_LIST_HEADINGS = frozenset(("sources", "source", "references", "reference", "citations",
+                            "sources used", "articles", "articles used"))
+LIST_EXTRA_WORDS = 2
+_LIST_NUMBER = re.compile(r"\s*\(?\d{1,2}[.)]\s*")
 # A reasoning block a reply may open with (DeepSeek-R1, Qwen3 and others, served inline).
 _REASONING_TAGS = ("<think>", "<thinking>", "<reasoning>")
 _REASONING_OPEN = re.compile(r"\s*<(think|thinking|reasoning)>", re.I)
@@ -251,6 +258,7 @@ REASONS = {
     "uncited": "no citation and no clearly supporting article",
     "unsupported": "not supported by the articles",
     "misquote": "a quotation no article holds",
+    "reference": "a list of the sources",
     "link": "a link, web address or mention",
     "instruction": "instruction-like text",
     "prompt": "a repeat of the instructions",
@@ -295,6 +303,8 @@ class SentenceChecker:
         if NOT_FOUND in sentence:
             return Dropped(raw, "marker")
         body = re.sub(r"\s+", " ", CITE.sub(" ", sentence)).strip()
+        if self._lists_a_source(body):
+            return Dropped(raw, "reference")
         if urls_in(sentence) or _DOMAIN.search(body) or _MENTION.search(sentence):
             return Dropped(raw, "link")
         if is_instruction_like(body):
@@ -334,6 +344,22 @@ class SentenceChecker:
         if best >= need and clear and terms:
             return Kept(_render(sentence, force=n_best), (n_best,), moved=True)
         return Dropped(raw, "unsupported" if cites else "uncited")
+
+    def _lists_a_source(self, body: str) -> bool:
+        """A line of the list of sources models add after an answer ("Sources:", "[1] Its
+        headline (Outlet, date)"): the answer's sources are shown beside it anyway."""
+        flat = _flat(body)
+        if flat.strip() in _LIST_HEADINGS:
+            return True
+        for src in self.sources:
+            title = _flat(src.title)
+            if len(title.split()) >= 3 and title in flat:
+                rest = flat.replace(title, " ")
+                for known in (_flat(src.outlet), _flat(src.date)):
+                    rest = rest.replace(known, " ") if known.strip() else rest
+                heading = re.sub(r"^\s*(?:sources?|references?)\b", " ", rest)
+                return len(heading.split()) <= LIST_EXTRA_WORDS
+        return False
 
     def _needed(self, cites: list[int],
                 fits: Callable[[Sequence[SourceText]], float]) -> list[int]:
@@ -525,7 +551,9 @@ def _pieces(line: str) -> list[str]:
         if m and out:
             out[-1] = f"{out[-1]} {m.group(1).strip()}"
             s = s[m.end():].strip()
-        if re.search(r"\w", s):  # not a stray full stop left after a citation
+        # Not a stray full stop left after a citation, nor a list's number ("1."), which the
+        # splitter reads as a sentence of its own.
+        if re.search(r"\w", s) and not _LIST_NUMBER.fullmatch(s):
             out.append(s)
     return out
 
@@ -592,9 +620,11 @@ def answer_with_model(model: ChatModel, question: str, result: SearchResult, *,
         return reply
     reply.text, reply.cited = gate.text, gate.cited
     notes = []
-    if gate.dropped:
-        reasons = Counter(REASONS.get(d.reason, d.reason) for d in gate.dropped)
-        n = len(gate.dropped)
+    # A list of the sources is not part of the answer: leaving it out leaves nothing out.
+    left_out = [d for d in gate.dropped if d.reason != "reference"]
+    if left_out:
+        reasons = Counter(REASONS.get(d.reason, d.reason) for d in left_out)
+        n = len(left_out)
         notes.append(f"{n} sentence{'s' if n > 1 else ''} of the model's answer left out "
                      f"({'; '.join(reasons)})")
     if error is not None:
@@ -612,7 +642,9 @@ def _nothing_kept(dropped: Sequence[Dropped]) -> str:
     if not dropped:
         return "the language model's reply was empty"
     reasons = Counter(d.reason for d in dropped)
-    if reasons.keys() <= {"uncited", "prompt", "marker", "incomplete"}:
+    if reasons.keys() == {"reference"}:
+        return "the language model's reply was only a list of sources"
+    if reasons.keys() <= {"uncited", "prompt", "marker", "incomplete", "reference"}:
         return "the model's answer cited no article"
     top = REASONS.get(reasons.most_common(1)[0][0], "failed checks")
     return f"no sentence of the model's answer passed the checks ({top})"

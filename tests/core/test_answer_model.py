@@ -294,3 +294,34 @@ def test_a_reply_cut_while_reasoning_says_so(checker: SentenceChecker) -> None:
     gate, shown = _stream(REASONING[:120], checker, complete=False)
     assert shown == [] and gate.reasoning_cut
 
+
+
+# -- a list of sources after the answer ----------------------------------------------------------
+@pytest.mark.parametrize("listing", [
+    "Sources:\n[1] Harbour ferry returns after engine repairs (Coast Courier, 2025-04-02)",
+    "**References**\n1. Harbour ferry returns after engine repairs — Coast Courier\n"
+    "2. Valley orchards report a record apple harvest, Farm Weekly, 2025-04-05",
+    "Source: [1] Coast Courier, \"Harbour ferry returns after engine repairs\"",
+])
+def test_a_list_of_the_sources_after_the_answer_is_not_shown(checker: SentenceChecker,
+                                                             listing: str) -> None:
+    # The answer's own list of sources is rendered beside it; the model's copy is not news.
+    gate, shown = _stream(f"{GOOD_1}\n\n{listing}", checker)
+    assert shown == [GOOD_1] and {d.reason for d in gate.dropped} == {"reference"}
+
+
+@pytest.mark.parametrize("sentence", [
+    "Captain Mira Osei told the Coast Courier that the Harbour ferry returns after engine "
+    "repairs [1].",
+    "The headline is: Harbour ferry returns after engine repairs [1].",
+])
+def test_a_sentence_about_an_articles_headline_is_still_checked_as_one(
+        checker: SentenceChecker, sentence: str) -> None:
+    assert isinstance(checker.check(sentence), Kept)
+
+
+def test_a_numbered_list_answer_leaves_nothing_out(checker: SentenceChecker) -> None:
+    # The sentence splitter reads "1." as a sentence; it was counted as an uncited one left
+    # out, and the note said so under a complete answer.
+    gate, shown = _stream(f"1. {GOOD_1}\n2. {GOOD_2}\n", checker)
+    assert shown == [GOOD_1, " " + GOOD_2] and gate.dropped == []

@@ -315,6 +315,15 @@ def test_a_reasoning_models_thinking_is_not_the_answer(svc: Services,
     assert answer.note is None
 
 
+def test_a_list_of_sources_after_the_answer_is_neither_shown_nor_noted(
+        svc: Services, server: FakeOpenAIServer) -> None:
+    server.queue_reply(f"{GOOD}\n\nSources:\n[1] Netflix puts generative AI footage into an "
+                       "original series for the first time (Sample Wire, 2025-07-19)")
+    shown: list[str] = []
+    answer = _ask(svc, server, shown=shown)
+    assert shown == [GOOD] and answer.text == GOOD and answer.note is None
+
+
 def test_a_model_that_never_cites(svc: Services, server: FakeOpenAIServer) -> None:
     server.queue_reply(f"{GOOD.removesuffix(' [1].')}. Netflix also makes robots on Mars.")
     answer = _ask(svc, server)
