@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from bench.common import corpus_files, make_bench_embedder, read_jsonl
+from retrieval.articles import article_from_record
+from retrieval.chunking import Chunker, indexed_text
 from retrieval.stories import StoryRule, story_text
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -50,13 +52,23 @@ class Corpus:
     vectors: np.ndarray  # headline+lead embeddings, unit rows
 
 
-def load_corpus(folder: Path, embedder: Any = None) -> Corpus:
+def load_corpus(folder: Path, embedder: Any = None, *, first_chunk: bool = False) -> Corpus:
+    """The corpus with each article's headline+lead embedded (what briefs compare), or with
+    ``first_chunk`` its first chunk as the index embeds it (what a period's list compares)."""
     records = {r["id"]: r for f in corpus_files(folder) for r in read_jsonl(f)}
     ids = sorted(records)
-    texts = [story_text(records[i]["title"], records[i]["body"]) for i in ids]
+    if first_chunk:
+        chunker = Chunker()
+        texts = [indexed_text(records[i]["title"],
+                              chunker.split(article_from_record(
+                                  {"title": records[i]["title"],
+                                   "text": records[i]["body"]}))[0].text)
+                 for i in ids]
+    else:
+        texts = [story_text(records[i]["title"], records[i]["body"]) for i in ids]
     embedder = embedder or make_bench_embedder(quantized=True)
-    print(f"embedding {len(texts)} headlines and leads with {embedder.model_id}...",
-          file=sys.stderr)
+    what = "first chunks" if first_chunk else "headlines and leads"
+    print(f"embedding {len(texts)} {what} with {embedder.model_id}...", file=sys.stderr)
     vectors = embedder.embed_documents(texts)
     epoch = datetime(1970, 1, 1)
     dates = np.array([(datetime.fromisoformat(records[i]["published_at"][:10]) - epoch).days
@@ -190,7 +202,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(row))
         return 0
     result = {"embedding": embedder.model_id,
-              "stories": evaluate_stories(corpus, read_jsonl(args.pairs))}
+              "stories": evaluate_stories(corpus, read_jsonl(args.pairs)),
+              # The same pairs by the index's first-chunk vectors (SearchParams.digest_*).
+              "stories_first_chunk": evaluate_stories(
+                  load_corpus(args.corpus, embedder, first_chunk=True),
+                  read_jsonl(args.pairs))}
     if args.topics.exists():
         result["topics"] = evaluate_topics(corpus, read_jsonl(args.topics), embedder)
     print(json.dumps(result, indent=2))

@@ -35,6 +35,7 @@ from retrieval.extractive import SentenceVectors
 from retrieval.lexical import LexicalIndex, tokenize
 from retrieval.params import SearchParams
 from retrieval.store import StoredChunk, VectorStore
+from retrieval.stories import StoryRule, biggest
 from retrieval.timeparse import Span, TimeFilter, parse_time
 
 if TYPE_CHECKING:
@@ -111,7 +112,8 @@ class QueryPlan:
     outlet: str | None = None
     prefer_article_id: str | None = None
     # "What's new?", "any news today?": a period (or "the latest") and no subject. Answered
-    # with the newest articles of the period rather than the ones closest to "news".
+    # with the newest articles, or a period's biggest stories, rather than the ones closest
+    # to "news".
     digest: bool = False
 
     @property
@@ -153,7 +155,7 @@ class SearchResult:
     # The query vector searched with, and the earlier questions' terms (for answering).
     vector: np.ndarray | None = None
     context_terms: list[str] = field(default_factory=list)
-    # The newest articles of a period, newest first, for a question with no subject.
+    # A list of the news (see :meth:`Retriever.newest`), for a question with no subject.
     digest: bool = False
 
 
@@ -463,21 +465,42 @@ class Retriever:
 
     def newest(self, plan: QueryPlan, lex: LexicalIndex, current: bool,
                k: int) -> list[ArticleHit]:
-        """The ``k`` newest dated articles of the period the question names (as named: no
-        days for reporting it, a bare year alone) or of "the latest"'s last weeks, within the
-        caller's limits, newest first, each with the chunk its text starts with. For "the
-        latest" with nothing in its weeks, the newest there are (shown with their dates)."""
+        """``k`` dated articles, each with the chunk its text starts with, within the caller's
+        limits: for "the latest", the newest of its last weeks, newest first (with nothing in
+        its weeks, the newest there are, shown with their dates); for a period the question
+        names (as named: no days for reporting it, a bare year alone), its most reported
+        stories, the most reported first (:meth:`_biggest`)."""
         tf = plan.time
         if tf.bounded:
             lo = max(filter(None, [plan.hard_lo, tf.named_since]), default=None)
             hi = min(filter(None, [plan.hard_hi, tf.named_until]), default=None)
         else:
             lo, hi = plan.win_lo, plan.win_hi
-        found = self._newest_in(plan.span(lo, hi), plan.outlet, lex, current, k)
+        p = self.params
+        found = self._newest_in(plan.span(lo, hi), plan.outlet, lex, current,
+                                p.digest_pool if tf.bounded else k)
         if not found and not tf.bounded:
             found = self._newest_in(plan.hard, plan.outlet, lex, current, k)
+        if len(found) > k:
+            found = self._biggest(found, lex, k)
         return [ArticleHit(c.metadata["article_id"], 1.0 / (1 + rank), [c])
                 for rank, c in enumerate(found)]
+
+    def _biggest(self, leads: list[ChunkHit], lex: LexicalIndex, k: int) -> list[ChunkHit]:
+        """The ``k`` of ``leads`` (newest first) that tell the period's most reported stories,
+        the most reported first. Without the index's vectors the newest; an article the index
+        does not hold yet is a story of its own."""
+        p = self.params
+        if lex.vectors is None:
+            return leads[:k]
+        vectors = np.zeros((len(leads), lex.vectors.shape[1]), dtype=np.float32)
+        for j, c in enumerate(leads):
+            pos = lex.position.get(c.id)
+            if pos is not None:
+                vectors[j] = lex.vectors[lex.time_row[pos]]
+        ts = [int(c.metadata.get("published_ts", -1)) for c in leads]
+        rule = StoryRule(threshold=p.digest_same_story, window_days=p.digest_story_days)
+        return [leads[j] for j in biggest(vectors, ts, k, rule)]
 
     def _newest_in(self, span: Span, outlet: str | None, lex: LexicalIndex, current: bool,
                    k: int) -> list[ChunkHit]:

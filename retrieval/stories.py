@@ -92,5 +92,40 @@ def match_story(vector: np.ndarray, published_at: datetime | None,
     return best
 
 
+def biggest(vectors: np.ndarray, published_ts: Sequence[int], k: int,
+            rule: StoryRule) -> list[int]:
+    """The rows of ``k`` different stories, the most reported first. Each row is an article
+    (its unit vector and publication time); two report the same story when ``rule`` says so.
+    A row stands for its story by how many others report along with it; every row of a
+    story already chosen is passed over. Among stories reported as often, each next one is
+    the furthest in time from those chosen (the newest first), so a period's list spans the
+    period rather than its last days."""
+    n = len(vectors)
+    if n == 0 or k <= 0:
+        return []
+    ts = np.asarray(published_ts, dtype=np.float64)
+    same = (vectors @ vectors.T >= rule.threshold) & (
+        np.abs(ts[:, None] - ts[None, :]) <= rule.window_days * 86400.0)
+    np.fill_diagonal(same, False)
+    reports = same.sum(axis=1)
+    taken = np.zeros(n, dtype=bool)  # chosen, or the same story as one chosen
+    picked: list[int] = []
+    for count in sorted(set(reports.tolist()), reverse=True):
+        level = [i for i in range(n) if reports[i] == count]
+        while len(picked) < k:
+            free = [i for i in level if not taken[i]]
+            if not free:
+                break
+            if picked:
+                gap = {i: min(abs(ts[i] - ts[j]) for j in picked) for i in free}
+                row = max(free, key=lambda i: (gap[i], ts[i]))
+            else:
+                row = max(free, key=lambda i: ts[i])
+            picked.append(row)
+            taken[row] = True
+            taken |= same[row]
+    return picked
+
+
 def topic_scores(query_vector: np.ndarray, vectors: Sequence[np.ndarray]) -> list[float]:
     return [float(np.dot(query_vector, v)) for v in vectors]

@@ -223,7 +223,10 @@ class AskService:
             return self._abstain(result, note=f"{note}; {found.note}" if note else found.note,
                                  text=text, **base)
         picked = list(found.picked)
-        if result.time.ordering:
+        over = (result.time.named_until is not None
+                and result.time.named_until <= (now or datetime.now(UTC)))
+        # "Which came first?", and a past period's stories, read as a timeline.
+        if result.time.ordering or (result.digest and over):
             epoch = datetime(1970, 1, 1, tzinfo=UTC)
             picked.sort(key=lambda p: result.articles[p.article].published_at or epoch)
         if result.digest:  # a list of stories, one line each

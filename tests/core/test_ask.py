@@ -381,8 +381,9 @@ def test_whats_new_keeps_to_the_period_and_the_callers_limits(services: Services
     def firsts(answer: object) -> list[str]:
         return [s.title.split()[0] for s in answer.sources]  # type: ignore[attr-defined]
 
-    # July as named: not the AI Act of 1 August, which a search for July's events allows.
-    assert firsts(services.ask.ask("what happened in july 2024?")) == ["Paris", "Labour"]
+    # July as named: not the AI Act of 1 August, which a search for July's events allows. A
+    # month that is over reads in the order it happened.
+    assert firsts(services.ask.ask("what happened in july 2024?")) == ["Labour", "Paris"]
     # A bare year is that year alone.
     year = services.ask.ask("2024 news?")
     assert year.sources and all(s.published_at and s.published_at.year == 2024
@@ -390,6 +391,44 @@ def test_whats_new_keeps_to_the_period_and_the_callers_limits(services: Services
     # Nothing in the last weeks: the newest there are, but none from before `since`.
     since = datetime(2025, 6, 1, tzinfo=UTC)
     assert firsts(services.ask.ask("what's new?", since=since)) == ["Netflix"]
+
+
+def test_a_past_month_lists_its_most_reported_story_and_not_only_its_last_days(
+        tmp_path: Path) -> None:
+    def report(day: int, title: str, text: str) -> str:
+        return json.dumps({"title": title, "text": text, "published_at": f"2025-03-{day:02d}",
+                           "url": f"https://example.org/{day}", "outlet": "Coast Courier"})
+
+    dam = ("The Ostrava river dam burst after days of rain, flooding the lower town and "
+           "forcing thousands of residents from their homes.")
+    rows = [report(2, "Ostrava river dam bursts, lower town flooded", dam),
+            report(3, "Ostrava dam burst: thousands leave flooded lower town", dam + " Rain "
+                   "went on."),
+            report(4, "Lower town still flooded after Ostrava river dam burst", dam + " The "
+                   "water fell.")]
+    quiet = ["A bakery on Mill Lane won a regional award for its rye bread.",
+             "The council repainted the bandstand in the park.",
+             "A chess club opened in the old library and meets on Sundays.",
+             "Tram fares will stay the same for another year, the operator said.",
+             "The museum lent two paintings to a gallery abroad.",
+             "Cyclists asked for a new lane on the harbour road."]
+    rows += [report(day, text.split(",")[0][:60], text)
+             for day, text in zip((12, 16, 20, 24, 27, 29), quiet, strict=True)]
+    feed = tmp_path / "march.jsonl"
+    feed.write_text("\n".join(rows) + "\n")
+    svc = make_services(tmp_path / "data", sample=False)
+    try:
+        svc.admin.ingest([str(feed)])
+        answer = svc.ask.ask("what happened in march 2025?",
+                             now=datetime(2025, 6, 1, tzinfo=UTC))
+    finally:
+        svc.close()
+    assert not answer.abstained
+    titles = [s.title for s in answer.sources]
+    # The flood, reported three times, is listed once and first (the month in order); the
+    # newest articles alone would have been the last days' small news.
+    assert sum("Ostrava" in t for t in titles) == 1 and "Ostrava" in titles[0]
+    assert any(s.published_at and s.published_at.day == 29 for s in answer.sources)
 
 
 def test_whats_new_lists_no_undated_article_and_asks_no_model(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import stories as bench
-from retrieval.stories import StoryMember, StoryRule, match_story, story_text
+from retrieval.stories import StoryMember, StoryRule, biggest, match_story, story_text
 from tests.fakes import FakeEmbedder
 
 T0 = datetime(2025, 4, 1, tzinfo=UTC)
@@ -63,3 +63,35 @@ def test_bench_chooses_a_rule_on_one_half_and_checks_it_on_the_other(tmp_path: P
     assert result["tune"]["pairs"] + result["check"]["pairs"] == len(labels)
     assert bench.prf([True, False, True], [True, True, False]) == (0.5, 0.5, 0.5)
     assert bench.half("a|b") in ("tune", "check")
+
+
+def _vec(*pairs: tuple[int, float]) -> np.ndarray:
+    v = np.zeros(8, dtype=np.float32)
+    for i, x in pairs:
+        v[i] = x
+    return v / np.linalg.norm(v)
+
+
+def test_biggest_puts_the_most_reported_story_first_once() -> None:
+    day = 86400
+    # Rows 0-2: one story reported three times early in the month; rows 3-6: four other
+    # stories once each, all newer.
+    vectors = np.stack([_vec((0, 1.0)), _vec((0, 1.0), (1, 0.2)), _vec((0, 1.0), (2, 0.2)),
+                        _vec((3, 1.0)), _vec((4, 1.0)), _vec((5, 1.0)), _vec((6, 1.0))])
+    ts = [1 * day, 2 * day, 3 * day, 10 * day, 15 * day, 20 * day, 28 * day]
+    rule = StoryRule(threshold=0.9, window_days=5)
+    picked = biggest(vectors, ts, 3, rule)
+    assert picked[0] in (0, 1, 2) and sum(i in (0, 1, 2) for i in picked) == 1
+    # Then the singles furthest in time from what is chosen: the month's end, then its middle.
+    assert picked[1:] == [6, 4]
+    # The same story days too far apart is two stories.
+    apart = biggest(vectors[:2], [0, 30 * day], 2, rule)
+    assert sorted(apart) == [0, 1]
+
+
+def test_biggest_spreads_a_quiet_period_instead_of_taking_its_last_days() -> None:
+    vectors = np.eye(10, dtype=np.float32)
+    ts = [d * 86400 for d in range(10)]
+    assert biggest(vectors, ts, 3, StoryRule(threshold=0.9, window_days=5)) == [9, 0, 5]
+    assert biggest(vectors, ts, 20, StoryRule())[:1] == [9] and biggest(
+        vectors[:0], [], 3, StoryRule()) == []
