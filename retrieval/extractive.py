@@ -276,8 +276,9 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
         return Extract([], "none", expected, _missing(expected),
                        (time.perf_counter() - t0) * 1000, scored)
     lead = _lead(scored, result, p.lead_share)
-    # The search's first article counts as on the subject whatever names its matched chunks
-    # hold: they are a few of its paragraphs, and the article may name the subject elsewhere.
+    # The search's first article counts as on the subject, whatever names and terms its
+    # matched chunks hold: they are a few of its paragraphs, and the search, which weighed
+    # the whole question, put it first.
     about = _about(question, result, weights, p.subject_share, p.subject_missing_names) | {0}
     on_subject = [c for c in scored if c.article in about]
     if expected is not None and not any(c.kind > 0 for c in on_subject[: p.kind_sentences]):
@@ -327,7 +328,7 @@ _CAPITALISED = re.compile(r"(?<=[\w,;:'\"()-] )[A-Z][\w'-]*")
 # Capitalised, but a date's words, not a name: "in Sept 2007" is found by the period, and an
 # article dates the same events "on 12 September" or not at all.
 _CALENDAR = frozenset(tokenize([" ".join((*calendar.month_name[1:], *calendar.month_abbr[1:],
-                                           *calendar.day_name, *calendar.day_abbr, "Sept"))])[0])
+                                           *calendar.day_name, "Sept"))])[0])
 
 
 def _predicate(question: str, weights: dict[str, float],
@@ -345,7 +346,8 @@ def _predicate(question: str, weights: dict[str, float],
 
 def _names(question: str) -> list[frozenset[str]]:
     """The names ``question`` uses: runs of capitalised words inside it ("the Harbour
-    Authority at Kelso" has two), each as its index terms, less month and day names."""
+    Authority at Kelso" has two), each as its index terms; a run of month and day names
+    alone ("on Tuesday in March") is a date, not a name ("Theresa May" is a name)."""
     runs: list[list[str]] = []
     end = -1
     for m in _CAPITALISED.finditer(question):
@@ -354,8 +356,8 @@ def _names(question: str) -> list[frozenset[str]]:
         else:
             runs.append([m.group(0)])
         end = m.end()
-    names = (frozenset(t) - _CALENDAR for t in tokenize([" ".join(r) for r in runs]))
-    return [n for n in names if n]
+    names = (frozenset(t) for t in tokenize([" ".join(r) for r in runs]))
+    return [n for n in names if n and not n <= _CALENDAR]
 
 
 def _about(question: str, result: SearchResult, weights: dict[str, float],

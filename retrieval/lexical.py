@@ -98,6 +98,7 @@ class LexicalIndex:
         self.article_ids = np.array([m["article_id"] for m in meta], dtype=object)
         self.published_ts = np.array([m.get("published_ts", -1) for m in meta], dtype=np.int64)
         self.outlets = np.array([(m.get("outlet") or "").casefold() for m in meta], dtype=object)
+        self.first = np.array([int(m.get("chunk", 0)) == 0 for m in meta], dtype=bool)
         # Outlets are matched regardless of case ("bbc" is "BBC"); the store's metadata filter
         # is exact, so it is given every spelling the index holds.
         self._spellings: dict[str, set[str]] = {}
@@ -155,6 +156,16 @@ class LexicalIndex:
         for row in range(end - 1, start - 1, -1):
             if inside[row - start]:
                 yield int(self.by_time[row])
+
+    def firsts(self, span: Span, outlet: str | None = None) -> np.ndarray:
+        """Positions of the first chunks (one an article) of ``span``, and by ``outlet``,
+        oldest first."""
+        start, end = self._period(span)
+        rows = self.by_time[start:end]
+        keep = span.mask(self.ts_by_time[start:end]) & self.first[rows]
+        if outlet:
+            keep &= self.outlets[rows] == outlet.casefold()
+        return rows[keep]
 
     def spellings(self, outlet: str) -> list[str]:
         """Every spelling of ``outlet`` the chunks use, and ``outlet`` as given (an index

@@ -52,9 +52,10 @@ class SearchParams:
     prefer_weight: float = 1.5
 
     # "What happened in July 2024?", "any news yesterday?": a question naming a period and no
-    # subject lists the period's biggest stories, each by one report, rather than its last
-    # days' news. Its newest this many articles are grouped into stories. Set: a month of a
-    # busy feed list; grouping 300 takes about 2 ms.
+    # subject lists the period's most reported stories, each by one report, rather than its
+    # last days' news. At most this many of the period's articles, taken evenly over it, are
+    # grouped into stories. Set: a month of a busy feed list; grouping 300 takes about 15 ms
+    # of CPU ("what happened in 2006?" at the corpus size: 773 articles, 17 ms in all).
     digest_pool: int = 300
     # Two articles report the same story when the vectors of their first chunks (headline
     # and opening, as indexed) have at least this cosine and they were published within

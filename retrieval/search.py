@@ -469,38 +469,49 @@ class Retriever:
         limits: for "the latest", the newest of its last weeks, newest first (with nothing in
         its weeks, the newest there are, shown with their dates); for a period the question
         names (as named: no days for reporting it, a bare year alone), its most reported
-        stories, the most reported first (:meth:`_biggest`)."""
+        stories, the most reported first (:meth:`_stories_in`)."""
         tf = plan.time
         if tf.bounded:
             lo = max(filter(None, [plan.hard_lo, tf.named_since]), default=None)
             hi = min(filter(None, [plan.hard_hi, tf.named_until]), default=None)
+            found = self._stories_in(plan.span(lo, hi), plan.outlet, lex, current, k)
         else:
-            lo, hi = plan.win_lo, plan.win_hi
-        p = self.params
-        found = self._newest_in(plan.span(lo, hi), plan.outlet, lex, current,
-                                p.digest_pool if tf.bounded else k)
-        if not found and not tf.bounded:
-            found = self._newest_in(plan.hard, plan.outlet, lex, current, k)
-        if len(found) > k:
-            found = self._biggest(found, lex, k)
+            found = (self._newest_in(plan.window, plan.outlet, lex, current, k)
+                     or self._newest_in(plan.hard, plan.outlet, lex, current, k))
         return [ArticleHit(c.metadata["article_id"], 1.0 / (1 + rank), [c])
                 for rank, c in enumerate(found)]
 
-    def _biggest(self, leads: list[ChunkHit], lex: LexicalIndex, k: int) -> list[ChunkHit]:
-        """The ``k`` of ``leads`` (newest first) that tell the period's most reported stories,
-        the most reported first. Without the index's vectors the newest; an article the index
-        does not hold yet is a story of its own."""
+    def _stories_in(self, span: Span, outlet: str | None, lex: LexicalIndex, current: bool,
+                    k: int) -> list[ChunkHit]:
+        """The first chunks of ``k`` articles telling the period's most reported stories
+        (:func:`~retrieval.stories.biggest`), grouped from at most ``digest_pool`` of its
+        articles taken evenly over it."""
         p = self.params
-        if lex.vectors is None:
-            return leads[:k]
-        vectors = np.zeros((len(leads), lex.vectors.shape[1]), dtype=np.float32)
-        for j, c in enumerate(leads):
-            pos = lex.position.get(c.id)
-            if pos is not None:
-                vectors[j] = lex.vectors[lex.time_row[pos]]
+        rows = lex.firsts(span, outlet)
+        if len(rows) > p.digest_pool:
+            rows = rows[np.unique(np.linspace(0, len(rows) - 1, p.digest_pool).round()
+                                  .astype(np.int64))]
+        leads = [ChunkHit(lex.ids[i], lex.meta[i]["text"],
+                          {key: v for key, v in lex.meta[i].items() if key != "text"})
+                 for i in rows.tolist()]
+        vectors: dict[str, np.ndarray] = {}
+        if lex.vectors is not None:
+            vectors = dict(zip((c.id for c in leads), lex.vectors[lex.time_row[rows]],
+                               strict=True))
+        if not current:
+            # An index being rebuilt after a poll lacks its newest reports: the store's
+            # first chunks of the period's articles it does not hold stand in for them.
+            leads += [ChunkHit(c.id, c.text, c.metadata) for c in
+                      self.store.first_chunks(_where(span, outlet, lex), skip=lex.position)]
+        if len(leads) <= 1:
+            return leads
+        if missing := [c.id for c in leads if c.id not in vectors]:
+            vectors.update(self.store.embeddings(missing))
+        dim = len(next(iter(vectors.values()))) if vectors else 1
+        matrix = np.stack([vectors.get(c.id, np.zeros(dim, dtype=np.float32)) for c in leads])
         ts = [int(c.metadata.get("published_ts", -1)) for c in leads]
         rule = StoryRule(threshold=p.digest_same_story, window_days=p.digest_story_days)
-        return [leads[j] for j in biggest(vectors, ts, k, rule)]
+        return [leads[j] for j in biggest(matrix.astype(np.float32), ts, k, rule)]
 
     def _newest_in(self, span: Span, outlet: str | None, lex: LexicalIndex, current: bool,
                    k: int) -> list[ChunkHit]:

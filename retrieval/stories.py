@@ -94,12 +94,14 @@ def match_story(vector: np.ndarray, published_at: datetime | None,
 
 def biggest(vectors: np.ndarray, published_ts: Sequence[int], k: int,
             rule: StoryRule) -> list[int]:
-    """The rows of ``k`` different stories, the most reported first. Each row is an article
-    (its unit vector and publication time); two report the same story when ``rule`` says so.
-    A row stands for its story by how many others report along with it; every row of a
-    story already chosen is passed over. Among stories reported as often, each next one is
-    the furthest in time from those chosen (the newest first), so a period's list spans the
-    period rather than its last days."""
+    """One row for each of ``k`` stories, the most reported first (newest first among
+    stories reported as often). Each row is an article (its unit vector, or zeros when
+    unknown, and publication time). Two articles report the same story when ``rule`` says
+    so, and a story is every article linked to it through such pairs, as a brief's story
+    takes in any report of one of its articles: a story reported daily for a month is one.
+    It is shown by its article most others report along with. Among stories reported as
+    often, each next one chosen is the furthest in time from those chosen, so a list spans
+    its period rather than its last days."""
     n = len(vectors)
     if n == 0 or k <= 0:
         return []
@@ -107,24 +109,33 @@ def biggest(vectors: np.ndarray, published_ts: Sequence[int], k: int,
     same = (vectors @ vectors.T >= rule.threshold) & (
         np.abs(ts[:, None] - ts[None, :]) <= rule.window_days * 86400.0)
     np.fill_diagonal(same, False)
+    story = np.full(n, -1)
+    for seed in range(n):  # connected components, one breadth-first walk each
+        if story[seed] >= 0:
+            continue
+        story[seed], todo = seed, [seed]
+        while todo:
+            linked = np.flatnonzero(same[todo].any(axis=0) & (story < 0))
+            story[linked] = seed
+            todo = linked.tolist()
+    size = np.bincount(story, minlength=n)
     reports = same.sum(axis=1)
-    taken = np.zeros(n, dtype=bool)  # chosen, or the same story as one chosen
+    shown: dict[int, int] = {}
+    for row in sorted(range(n), key=lambda i: (-int(reports[i]), -ts[i])):
+        shown.setdefault(int(story[row]), row)
     picked: list[int] = []
-    for count in sorted(set(reports.tolist()), reverse=True):
-        level = [i for i in range(n) if reports[i] == count]
-        while len(picked) < k:
-            free = [i for i in level if not taken[i]]
-            if not free:
-                break
+    for count in sorted({int(size[s]) for s in shown}, reverse=True):
+        level = [row for s, row in shown.items() if size[s] == count]
+        while level and len(picked) < k:
             if picked:
-                gap = {i: min(abs(ts[i] - ts[j]) for j in picked) for i in free}
-                row = max(free, key=lambda i: (gap[i], ts[i]))
+                gap = np.abs(ts[level][:, None] - ts[picked][None, :]).min(axis=1)
+                at = max(range(len(level)), key=lambda j: (gap[j], ts[level[j]]))
             else:
-                row = max(free, key=lambda i: ts[i])
-            picked.append(row)
-            taken[row] = True
-            taken |= same[row]
-    return picked
+                at = max(range(len(level)), key=lambda j: ts[level[j]])
+            picked.append(level.pop(at))
+        if len(picked) >= k:
+            break
+    return sorted(picked, key=lambda row: (-int(size[story[row]]), -ts[row]))
 
 
 def topic_scores(query_vector: np.ndarray, vectors: Sequence[np.ndarray]) -> list[float]:

@@ -223,10 +223,13 @@ class AskService:
             return self._abstain(result, note=f"{note}; {found.note}" if note else found.note,
                                  text=text, **base)
         picked = list(found.picked)
-        over = (result.time.named_until is not None
-                and result.time.named_until <= (now or datetime.now(UTC)))
-        # "Which came first?", and a past period's stories, read as a timeline.
-        if result.time.ordering or (result.digest and over):
+        tf = result.time
+        # "Which came first?", and the stories of a past week, month or year, read as a
+        # timeline (a day's, like a period still going on, as ranked: the biggest first).
+        past = (tf.named_since is not None and tf.named_until is not None
+                and tf.named_until <= (now or datetime.now(UTC))
+                and tf.named_until - tf.named_since > timedelta(days=2))
+        if tf.ordering or (result.digest and past):
             epoch = datetime(1970, 1, 1, tzinfo=UTC)
             picked.sort(key=lambda p: result.articles[p.article].published_at or epoch)
         if result.digest:  # a list of stories, one line each

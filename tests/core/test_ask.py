@@ -393,7 +393,7 @@ def test_whats_new_keeps_to_the_period_and_the_callers_limits(services: Services
     assert firsts(services.ask.ask("what's new?", since=since)) == ["Netflix"]
 
 
-def test_a_past_month_lists_its_most_reported_story_and_not_only_its_last_days(
+def test_a_month_lists_its_most_reported_story_once_and_a_past_month_in_order(
         tmp_path: Path) -> None:
     def report(day: int, title: str, text: str) -> str:
         return json.dumps({"title": title, "text": text, "published_at": f"2025-03-{day:02d}",
@@ -401,10 +401,10 @@ def test_a_past_month_lists_its_most_reported_story_and_not_only_its_last_days(
 
     dam = ("The Ostrava river dam burst after days of rain, flooding the lower town and "
            "forcing thousands of residents from their homes.")
-    rows = [report(2, "Ostrava river dam bursts, lower town flooded", dam),
-            report(3, "Ostrava dam burst: thousands leave flooded lower town", dam + " Rain "
+    rows = [report(14, "Ostrava river dam bursts, lower town flooded", dam),
+            report(15, "Ostrava dam burst: thousands leave flooded lower town", dam + " Rain "
                    "went on."),
-            report(4, "Lower town still flooded after Ostrava river dam burst", dam + " The "
+            report(16, "Lower town still flooded after Ostrava river dam burst", dam + " The "
                    "water fell.")]
     quiet = ["A bakery on Mill Lane won a regional award for its rye bread.",
              "The council repainted the bandstand in the park.",
@@ -413,22 +413,33 @@ def test_a_past_month_lists_its_most_reported_story_and_not_only_its_last_days(
              "The museum lent two paintings to a gallery abroad.",
              "Cyclists asked for a new lane on the harbour road."]
     rows += [report(day, text.split(",")[0][:60], text)
-             for day, text in zip((12, 16, 20, 24, 27, 29), quiet, strict=True)]
+             for day, text in zip((2, 5, 8, 24, 27, 29), quiet, strict=True)]
     feed = tmp_path / "march.jsonl"
     feed.write_text("\n".join(rows) + "\n")
     svc = make_services(tmp_path / "data", sample=False)
     try:
         svc.admin.ingest([str(feed)])
-        answer = svc.ask.ask("what happened in march 2025?",
-                             now=datetime(2025, 6, 1, tzinfo=UTC))
+        during = svc.ask.ask("what happened in march 2025?",
+                             now=datetime(2025, 3, 30, tzinfo=UTC))
+        after = svc.ask.ask("what happened in march 2025?",
+                            now=datetime(2025, 6, 1, tzinfo=UTC))
+        june = datetime(2025, 6, 1, tzinfo=UTC)
+        by_outlet = svc.retriever.search("what happened in march 2025?", outlet="coast courier",
+                                         now=june).articles
+        other = svc.retriever.search("what happened in march 2025?", outlet="Harbour Herald",
+                                     now=june).articles
     finally:
         svc.close()
-    assert not answer.abstained
-    titles = [s.title for s in answer.sources]
-    # The flood, reported three times, is listed once and first (the month in order); the
-    # newest articles alone would have been the last days' small news.
-    assert sum("Ostrava" in t for t in titles) == 1 and "Ostrava" in titles[0]
-    assert any(s.published_at and s.published_at.day == 29 for s in answer.sources)
+    # While March goes on, the flood, reported three times, comes first and once; the newest
+    # articles alone would have been the last days' small news.
+    titles = [s.title for s in during.sources]
+    assert "Ostrava" in titles[0] and sum("Ostrava" in t for t in titles) == 1
+    # Once March is over, the same stories read in the order they happened.
+    assert {s.title for s in after.sources} == set(titles)
+    days = [s.published_at.day for s in after.sources if s.published_at]
+    assert days == sorted(days) and len(days) == len(titles) > 1
+    # A source's own list (any case), and none from a source that wrote nothing then.
+    assert len(by_outlet) == 5 and other == []
 
 
 def test_whats_new_lists_no_undated_article_and_asks_no_model(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -371,13 +372,22 @@ def test_questions_after_a_write_use_the_index_as_it_was_until_the_next_is_built
             "title": "Lighthouse keeper retires", "source": "Example Gazette",
             "body": "The last lighthouse keeper on Skerry Point retired after forty years, "
                     "the harbour board said on Friday.", "published_at": "2026-11-27"})
-        svc.admin.indexer.index([story])
+        again = article_from_record({
+            "title": "Skerry Point lighthouse keeper retires after forty years",
+            "source": "Example Gazette",
+            "body": "The last lighthouse keeper on Skerry Point has retired after forty years, "
+                    "the harbour board said.", "published_at": "2026-11-28"})
+        svc.admin.indexer.index([story, again])
         # Answered at once with the index as it was, while the next one is being built.
         assert svc.retriever.lexical() is before
         assert not any(i.startswith(story.id) for i in before.ids)
         # "What's new?" meanwhile reads the period's newest from the store.
         newest = svc.retriever.search("what's new?").articles
-        assert newest and newest[0].article_id == story.id
+        assert newest and newest[0].article_id in (story.id, again.id)
+        # A month's stories too, grouped by the store's vectors: the two reports are one.
+        month = svc.retriever.search("what happened in november 2026?",
+                                     now=datetime(2026, 12, 1, tzinfo=UTC)).articles
+        assert len(month) == 1 and month[0].article_id in (story.id, again.id)
         release.set()
         for _ in range(600):  # the thread puts the new one in place once built
             if svc.retriever.lexical() is not before:

@@ -81,17 +81,29 @@ def test_biggest_puts_the_most_reported_story_first_once() -> None:
     ts = [1 * day, 2 * day, 3 * day, 10 * day, 15 * day, 20 * day, 28 * day]
     rule = StoryRule(threshold=0.9, window_days=5)
     picked = biggest(vectors, ts, 3, rule)
-    assert picked[0] in (0, 1, 2) and sum(i in (0, 1, 2) for i in picked) == 1
-    # Then the singles furthest in time from what is chosen: the month's end, then its middle.
-    assert picked[1:] == [6, 4]
+    # The story by its report most others go with (of equals, the newest), then the single
+    # reports furthest in time from what is chosen, newest first: the month's end, its middle.
+    assert picked == [2, 6, 4]
     # The same story days too far apart is two stories.
-    apart = biggest(vectors[:2], [0, 30 * day], 2, rule)
-    assert sorted(apart) == [0, 1]
+    assert sorted(biggest(vectors[:2], [0, 30 * day], 2, rule)) == [0, 1]
+
+
+def test_biggest_lists_a_story_reported_day_after_day_once() -> None:
+    day = 86400
+    # A story reported on each of 30 days, each report close only to the next days' (a
+    # story that drifts), then two single reports.
+    drift = [_vec((0, 1.0), (1, 0.1 * i)) for i in range(30)]
+    vectors = np.stack([*drift, _vec((5, 1.0)), _vec((6, 1.0))])
+    ts = [i * day for i in range(30)] + [10 * day, 20 * day]
+    picked = biggest(vectors, ts, 3, StoryRule(threshold=0.95, window_days=3))
+    assert sum(i < 30 for i in picked) == 1 and picked[0] < 30
+    assert sorted(picked[1:]) == [30, 31]
 
 
 def test_biggest_spreads_a_quiet_period_instead_of_taking_its_last_days() -> None:
     vectors = np.eye(10, dtype=np.float32)
     ts = [d * 86400 for d in range(10)]
-    assert biggest(vectors, ts, 3, StoryRule(threshold=0.9, window_days=5)) == [9, 0, 5]
-    assert biggest(vectors, ts, 20, StoryRule())[:1] == [9] and biggest(
-        vectors[:0], [], 3, StoryRule()) == []
+    # Chosen: the newest, the oldest, the middle; listed newest first.
+    assert biggest(vectors, ts, 3, StoryRule(threshold=0.9, window_days=5)) == [9, 5, 0]
+    assert sorted(biggest(vectors, ts, 20, StoryRule())) == list(range(10))
+    assert biggest(vectors[:0], [], 3, StoryRule()) == []
