@@ -92,13 +92,12 @@ def canonical_url(url: str | None) -> str | None:
     """Lower-case scheme and host, drop fragments, default ports and tracking parameters."""
     if not url or not isinstance(url, str):
         return None
-    url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return None
     try:
+        parts = urlsplit(url.strip())
         port = parts.port
-    except ValueError:  # a malformed port makes the whole link unusable
+    except ValueError:  # an unclosed IPv6 bracket, a port out of range: the link is unusable
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return None
     host = (parts.hostname or "").lower()
     # hostname drops the brackets around an IPv6 literal; they are needed to rebuild the URL.

@@ -121,3 +121,15 @@ def test_an_empty_name_to_ingest_is_one_plain_line(
 ) -> None:
     assert main(["ingest", " "]) == 1
     assert capsys.readouterr().err == "error: an empty name is not a file, folder or URL\n"
+
+
+@pytest.mark.parametrize("url", ["http://[::1/feed", "http://127.0.0.1:99999/feed"])
+@pytest.mark.parametrize("command", [["ingest"], ["sources", "add"], ["sources", "remove"],
+                                     ["brief", "preview"]])
+def test_a_malformed_url_is_one_line(cli_env: Path, capsys: pytest.CaptureFixture[str],
+                                     command: list[str], url: str) -> None:
+    assert main([*command, url]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and url in err
+    assert main(["sources", "--json"]) == 0
+    assert capsys.readouterr().out.strip() == "[]"  # nothing was recorded

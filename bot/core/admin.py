@@ -16,6 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -188,7 +189,11 @@ def normalise_spec(spec: str) -> str:
     removal finds it again."""
     spec = spec.strip()
     if spec.lower().startswith(("http://", "https://")):
-        parts = urlsplit(spec)
+        try:
+            parts = urlsplit(spec)
+            parts.port  # noqa: B018  (raises on a port out of range)
+        except ValueError:
+            raise SourceError(f"not a valid URL: {spec}") from None
         path = posixpath.normpath(parts.path) if parts.path not in ("", "/") else parts.path
         return canonical_url(urlunsplit(parts._replace(path=path))) or spec
     return str(Path(spec).expanduser().resolve())
@@ -429,7 +434,8 @@ class AdminService:
         with self.write_lock:
             source = self.state.find_source(spec)
             if source is None and not spec.strip().isdigit():
-                source = self.state.find_source(normalise_spec(spec))
+                with suppress(SourceError):  # a malformed URL names no source
+                    source = self.state.find_source(normalise_spec(spec))
             if source is None:
                 raise NewsbotError(f"no source {spec!r} is registered; see `newsbot sources`")
             # Registry first, in one transaction: a crash before the store catches up leaves

@@ -180,7 +180,11 @@ class SourceService:
         re-enables it when it was disabled.
         """
         url = url.strip()
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018  (raises on a port out of range)
+        except ValueError:
+            raise NewsbotError(f"not a feed or page URL: {url!r} (it is malformed)") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             why = ("it names no host" if parts.scheme in ("http", "https")
                    else "it must start with http:// or https://")

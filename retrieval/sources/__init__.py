@@ -55,7 +55,11 @@ class Skipped:
 
 def source_kind(spec: str) -> SourceKind:
     """What kind of source ``spec`` is; raises SourceError when it cannot be loaded."""
-    parts = urlsplit(spec.strip())
+    try:
+        parts = urlsplit(spec.strip())
+        parts.port  # noqa: B018  (raises on a port out of range)
+    except ValueError:  # an unclosed IPv6 bracket
+        raise SourceError(f"not a valid URL: {spec}") from None
     if parts.scheme.lower() in ("http", "https"):
         if not parts.netloc:
             raise SourceError(f"not a valid URL: {spec}")

@@ -207,6 +207,13 @@ class _Blocked(Exception):
         self.failure = failure
 
 
+async def _check_port(request: httpx.Request) -> None:
+    """Stop a URL (or a redirect's) whose port no socket can have: httpx lets it through
+    and the connection fails with an error of its own rather than one httpx reports."""
+    if not 0 < (request.url.port or 80) <= 65535:
+        raise _Blocked(Failure("invalid URL (port out of range)", permanent=True))
+
+
 async def _checked_addresses(host: str, port: int, resolver: Resolver,
                              policy: AddressPolicy) -> list[str]:
     """``host``'s addresses if ``policy`` allows every one of them; else raises _Blocked."""
@@ -418,7 +425,7 @@ class Fetcher:
         pinned = not self.allow_private and not _proxied()
         transport = (_PinnedTransport(_PinnedBackend(self.resolver, self.policy),
                                       self._ssl_context()) if pinned else None)
-        hooks = [] if self.allow_private or pinned else [self._check_address]
+        hooks = [_check_port] + ([] if self.allow_private or pinned else [self._check_address])
         return httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(self.timeout_s),
@@ -549,8 +556,16 @@ def _canonical_link(tree: lxml.html.HtmlElement, base: str) -> str | None:
         rels = (link.get("rel") or "").lower().split()
         href = (link.get("href") or "").strip()
         if "canonical" in rels and href:
-            return canonical_url(urljoin(base, href))
+            return canonical_url(_joined(base, href))
     return None
+
+
+def _joined(base: str, href: str) -> str | None:
+    """``href`` read against ``base``; None when the page's link is malformed."""
+    try:
+        return urljoin(base, href)
+    except ValueError:  # an unclosed IPv6 bracket
+        return None
 
 
 def feed_links(page: Page) -> list[str]:
@@ -564,8 +579,8 @@ def feed_links(page: Page) -> list[str]:
         kind = (link.get("type") or "").split(";")[0].strip().lower()
         href = (link.get("href") or "").strip()
         if "alternate" in rels and kind in _FEED_TYPES and href:
-            url = urljoin(page.url, href)
-            if url.startswith(("http://", "https://")) and url not in found:
+            url = _joined(page.url, href)
+            if url and url.startswith(("http://", "https://")) and url not in found:
                 found.append(url)
     return found
 
@@ -613,7 +628,7 @@ def page_article(page: Page, *, name: str, source: str) -> Article | Skipped:
     if doc is None or len(text) < MIN_PAGE_TEXT:
         return Skipped(name, NO_ARTICLE)
     if link is None and doc.url:
-        link = canonical_url(urljoin(page.url, doc.url))
+        link = canonical_url(_joined(page.url, doc.url))
     host = urlsplit(page.url).hostname or ""
     try:
         return build_article(

@@ -164,3 +164,13 @@ def test_fetcher_rejects_bad_settings() -> None:
         Fetcher(timeout_s=0)
     with pytest.raises(ValueError):
         Fetcher(max_bytes=0)
+
+
+@pytest.mark.parametrize("allow_private", [True, False])
+def test_a_port_no_socket_can_have_is_a_failure_not_a_crash(
+        server: StaticServer, allow_private: bool) -> None:
+    # Typed by an admin, or where a hostile server redirects: httpx passes it to the socket.
+    bad = Failure("invalid URL (port out of range)", permanent=True)
+    assert Fetcher(allow_private=allow_private).get("http://192.0.2.1:99999/x") == bad
+    url = server.redirect("/moved", "http://127.0.0.1:70000/story")
+    assert local().get(url) == bad

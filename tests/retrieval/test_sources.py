@@ -456,3 +456,27 @@ def test_a_page_gets_its_date_from_its_metadata_never_from_a_clock_or_copyright(
     assert article.published_at is None and article.date_str == ""
     (article,), _ = load(server.add("/dated", dated))
     assert article.published_at == datetime(2024, 5, 28, 7, 30, tzinfo=UTC)
+
+
+def test_a_malformed_link_leaves_its_item_without_an_address(
+        tmp_path: Path, http: StaticServer) -> None:
+    """An unclosed IPv6 bracket or a port out of range in a record's, an item's or a page's
+    link is an unusable link, as a missing one is: the rest of the file still loads."""
+    body = "The harbour board reopened the north pier after storm repairs lasting a month."
+    records = tmp_path / "links.jsonl"
+    records.write_text("\n".join(json.dumps({"title": f"Pier {i}", "body": body, "url": url})
+                                 for i, url in enumerate(["http://[::1/pier",
+                                                          "https://news.example.org:99999/p",
+                                                          "https://news.example.org/pier"])))
+    articles, skipped = load(records)
+    assert [a.url for a in articles] == [None, None, "https://news.example.org/pier"]
+    assert not skipped
+    feed = tmp_path / "links.xml"
+    feed.write_text("<rss version='2.0'><channel><title>Pier Post</title><item><title>Pier"
+                    f"</title><link>http://[::1/pier</link><description>{body}</description>"
+                    "</item></channel></rss>")
+    (article,), _ = load(feed, fetch_full_text=False)
+    assert article.url is None
+    url = http.add("/story", story_page(canonical="http://[::1/story").encode())
+    (page,), _ = load(url)
+    assert page.url == url
