@@ -272,9 +272,11 @@ class VectorStore:
 
     # -- collections -----------------------------------------------------------------------
     def _ours(self) -> list[Any]:
-        prefix = f"{self.base}-"
+        # Exactly {base}-{stamp}: another base that starts with this one ("news-sports"
+        # beside "news" on one Chroma server) is another bot's, never taken or dropped here.
+        ours = re.compile(rf"{re.escape(self.base)}-\d+")
         return sorted(
-            (c for c in self._client.list_collections() if c.name.startswith(prefix)),
+            (c for c in self._client.list_collections() if ours.fullmatch(c.name)),
             key=lambda c: c.name,
         )
 
@@ -520,6 +522,7 @@ class VectorStore:
         vector segment folders Chroma's embedded backend does not remove itself (chroma-core
         issues 5259 and 5520: deletion is left to a garbage collector it does not run)."""
         if self._texts:
-            self._texts.keep_only([c.name for c in self._ours()])
+            # Every collection's, this base's or another's (NEWSBOT_COLLECTION changed back).
+            self._texts.keep_only([c.name for c in self._client.list_collections()])
         if self.path is not None:
             _remove_orphan_segments(self.path)

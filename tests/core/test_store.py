@@ -106,3 +106,20 @@ def test_two_processes_share_a_chroma_server(tmp_path: Path, chroma_server: Chro
     assert reader.store.collection_name == writer.store.collection_name
     writer.close()
     reader.close()
+
+
+def test_a_collection_base_that_begins_another_leaves_the_other_alone(tmp_path: Path) -> None:
+    """NEWSBOT_COLLECTION "news" beside "news-sports" (two bots on one Chroma server, or a
+    setting changed back): neither takes the other's collection as its own or drops it."""
+    sports = make_services(tmp_path / "data", collection="news-sports")
+    before = sports.admin.status()
+    sports.close()
+    news = make_services(tmp_path / "data", sample=False, collection="news")
+    assert news.admin.status()["chunks"] == 0  # a store of its own, empty
+    news.admin.reindex(full=True)
+    news.close()
+    sports = make_services(tmp_path / "data", sample=False, collection="news-sports")
+    after = sports.admin.status()
+    assert (after["collection"], after["chunks"]) == (before["collection"], before["chunks"])
+    assert not sports.ask.ask("what did Netflix use AI for in The Eternaut?").abstained
+    sports.close()
