@@ -6,6 +6,7 @@ tests build their own with explicit values.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Literal
@@ -139,6 +140,16 @@ class Settings(BaseSettings):
             "ws://", "wss://")
         if not value.lower().startswith(schemes):
             raise ValueError(f"must start with {' or '.join(schemes)}")
+        return value
+
+    @field_validator("collection")
+    @classmethod
+    def _collection(cls, value: str) -> str:
+        # Chroma's rule for the names made from it ("{collection}-{stamp}"), checked here
+        # so that a bad value is a setting's error rather than a store's traceback.
+        if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.))*", value) or len(value) > 400:
+            raise ValueError("letters, digits and . _ - only (no '..'), starting with a letter "
+                             "or digit, at most 400 characters")
         return value
 
     @field_validator("timezone")

@@ -86,3 +86,13 @@ def test_a_bad_setting_is_one_line_naming_it_as_written(
     err = capsys.readouterr().err
     assert err.startswith(f"error: invalid setting: {said}") and err.count("\n") == 1
     assert not (tmp_path / "data").exists()  # nothing was opened or created
+
+
+@pytest.mark.parametrize("name", ["a/b", "-news", "news..old", "x" * 401])
+def test_a_collection_name_chroma_cannot_hold_is_a_setting_error(
+        monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv("NEWSBOT_COLLECTION", name)
+    with pytest.raises(ValidationError, match="collection"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    monkeypatch.setenv("NEWSBOT_COLLECTION", "news-2.sports_x")
+    assert Settings(_env_file=None).collection == "news-2.sports_x"  # type: ignore[call-arg]
