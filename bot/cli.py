@@ -258,9 +258,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
              for s in args.sources]
     result = call("ingest", {"sources": specs}, label="ingest")
     nothing = not (result["added"] or result["updated"] or result["unchanged"])
+    # Nothing loaded, and each skip is the reason a source failed: the errors say it all.
+    only_failures = nothing and sorted(s["reason"] for s in result["skipped"]) == sorted(
+        f["reason"] for f in result["failed"])
     if args.json:
         _dump(result)
-    elif not (nothing and result["failed"] and not result["skipped"]):
+    elif not (result["failed"] and only_failures):
         report = IngestReport.from_json(result)
         print(report.summary())
         for s in report.skipped[: args.show_skipped]:
@@ -480,7 +483,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     path = Path(args.path).expanduser().resolve()
     if not path.is_file():
-        print(f"error: no such file: {args.path}", file=sys.stderr)
+        why = "is a folder; give the export file" if path.is_dir() else "no such file"
+        print(f"error: {args.path}: {why}", file=sys.stderr)
         return 1
     result = call("import", {"path": str(path)}, label="import")
     if args.json:
@@ -648,6 +652,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # trafilatura logs a page it cannot read as an ERROR of its own; the command's one
+        # line already says why ("an HTML page with no article text").
+        logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
     from bot.core.models import NewsbotError
     from bot.settings import Settings  # noqa: F401  (settings errors are reported below)
 

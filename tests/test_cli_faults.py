@@ -133,3 +133,26 @@ def test_a_malformed_url_is_one_line(cli_env: Path, capsys: pytest.CaptureFixtur
     assert err.count("\n") == 1 and err.startswith("error: ") and url in err
     assert main(["sources", "--json"]) == 0
     assert capsys.readouterr().out.strip() == "[]"  # nothing was recorded
+
+
+@pytest.mark.parametrize("name", ["dump.jsonl", "dump.json", "dump.xml"])
+def test_a_binary_file_is_one_line_and_records_nothing(
+        cli_env: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    path = cli_env / name
+    path.write_bytes(bytes(range(256)) * 64)
+    assert main(["ingest", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", f"error: {path}: binary data, not a text file\n")
+    assert main(["sources", "--json"]) == 0
+    assert capsys.readouterr().out.strip() == "[]"
+
+
+def test_importing_a_file_that_is_not_text_is_one_line(
+        cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = cli_env / "backup.jsonl"
+    path.write_bytes(b"\xff\xfe" + bytes(range(256)) * 8)
+    assert main(["import", str(path)]) == 1
+    assert capsys.readouterr().err == ("error: backup.jsonl is not a newsbot export (not UTF-8 "
+                                       "text); nothing was imported\n")
+    assert main(["sources", "--json"]) == 0
+    assert capsys.readouterr().out.strip() == "[]"

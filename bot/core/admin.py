@@ -625,6 +625,9 @@ class AdminService:
         path = Path(path)
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise NewsbotError(f"{path.name} is not a newsbot export (not UTF-8 text); nothing "
+                               "was imported") from None
         except OSError as exc:
             raise NewsbotError(f"cannot read {path}: {exc.strerror or exc}") from None
         sources: list[dict[str, Any]] = []

@@ -140,6 +140,9 @@ def _load_file(path: Path, kind: SourceKind, name: str, source: str,
     from retrieval.sources import feeds, files
 
     try:
+        if _binary(path):
+            yield Skipped(name, "binary data, not a text file")
+            return
         if kind == "json":
             yield from files.load_json(path, name=name, source=source)
         elif kind == "jsonl":
@@ -150,6 +153,13 @@ def _load_file(path: Path, kind: SourceKind, name: str, source: str,
             yield from feeds.load_feed_file(path, name=name, source=source, fetcher=fetcher)
     except OSError as exc:
         yield Skipped(name, f"could not read: {exc.strerror or exc}")
+
+
+def _binary(path: Path) -> bool:
+    """Whether ``path`` holds binary data: text files (UTF-8, and the Latin-1 that JSON
+    and feed files are read leniently as) have no NUL byte; 8 KB of anything else has one."""
+    with path.open("rb") as fh:
+        return b"\x00" in fh.read(8192)
 
 
 def _load_url(spec: str, fetcher: Fetcher, full_text: Fetcher | None,
