@@ -30,6 +30,11 @@ _TRACKING_PARAMS = re.compile(r"^(utm_.*|fbclid|gclid|mc_cid|mc_eid|ref|ref_src|
 # How far ahead of the clock a publication date may be and still be believed.
 FUTURE_SLACK = timedelta(days=1)
 
+# The longest text taken as one article: five times the longest of the 2,383 Wikinews
+# articles (103,193 characters), a book's length. A page or a record past it is a dump, not
+# a story, and would hold the single writer for minutes embedding thousands of chunks.
+MAX_ARTICLE_CHARS = 500_000
+
 # Lenient field names seen in exported news data, in order of preference.
 _FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "title": ("title", "headline", "name"),
@@ -236,6 +241,9 @@ def build_article(
     body = clean_text(_as_text(text) or "")
     if not body:
         raise ArticleError("empty body")
+    if len(body) > MAX_ARTICLE_CHARS:
+        raise ArticleError(f"too long ({len(body):,} characters; an article has at most "
+                           f"{MAX_ARTICLE_CHARS:,})")
     head = clean_text(_as_text(title) or "").replace("\n", " ")
     if not head:
         # A headline-less item still informs; its first sentence stands in for a title.

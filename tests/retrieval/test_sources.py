@@ -480,3 +480,15 @@ def test_a_malformed_link_leaves_its_item_without_an_address(
     url = http.add("/story", story_page(canonical="http://[::1/story").encode())
     (page,), _ = load(url)
     assert page.url == url
+
+
+def test_a_text_too_long_for_an_article_is_skipped(tmp_path: Path) -> None:
+    """A dump of half a million characters would hold the writer for minutes of embedding."""
+    story = " ".join(STORY_PARAGRAPHS)
+    path = tmp_path / "dump.jsonl"
+    path.write_text("\n".join(json.dumps({"title": title, "body": body}) for title, body in [
+        ("Goods yard to become a covered market", story),
+        ("Everything ever written", story * 800)]))
+    (article,), (skipped,) = load(path)
+    assert article.title.startswith("Goods yard")
+    assert skipped.name == "dump.jsonl:2" and skipped.reason.startswith("too long (")
