@@ -498,12 +498,34 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _service_store(settings: Settings) -> Services:
+    """The services of ``serve`` and ``run``. A command run while no service was up holds
+    the store until it ends: the service waits for it (as such a command waits for a
+    starting service) instead of exiting; a running service's store is refused."""
+    from bot.control import ControlClient
+    from bot.core.models import StoreError
+
+    told = False
+    while True:
+        try:
+            return _services(settings)
+        except StoreError as exc:
+            if "in use by" not in str(exc) or ControlClient.find(settings.data_dir):
+                raise
+            if not told:
+                holder = str(exc).split("; ")[0]
+                print(f"waiting: {holder}; the service starts when it is done",
+                      file=sys.stderr, flush=True)
+                told = True
+            time.sleep(0.5)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
     from bot.service import serve
 
-    services = _services()
+    services = _service_store(_settings())
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("bot").setLevel(logging.INFO)  # a service says what it does
     try:
@@ -520,7 +542,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     from bot.client import run_bot
 
-    return run_bot(_services(settings))
+    return run_bot(_service_store(settings))
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -330,3 +330,35 @@ def test_a_full_disk_fails_an_ingest_safely_and_it_resumes_with_space(
         assert status["articles"] == 430
     finally:
         _stop(proc)
+
+
+def test_serve_started_while_a_command_holds_the_store_waits_for_it(
+        fast_env: Env, tmp_path: Path) -> None:
+    """No service was up, so a command opened the store itself (a chat holds it until it
+    ends): the service starts once the command is done, instead of exiting."""
+    env = fast_env
+    chat = subprocess.Popen([str(NEWSBOT), "chat"], env=env.vars, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=env.data.parent)
+    deadline = time.monotonic() + 60
+    while not (env.data / "chroma.owner").exists():  # the chat holds the store
+        assert chat.poll() is None and time.monotonic() < deadline, chat.communicate()
+        time.sleep(0.05)
+    proc = subprocess.Popen([str(NEWSBOT), "serve"], env=env.vars, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=env.data.parent)
+    try:
+        assert proc.stderr is not None
+        said = next(line for line in proc.stderr if line.startswith(("waiting:", "error:")))
+        assert said.startswith("waiting: the store at") and "newsbot chat" in said, said
+        assert proc.poll() is None
+        chat.communicate("exit\n", timeout=60)
+        assert chat.returncode == 0
+        while ControlClient.find(env.data) is None:
+            assert proc.poll() is None and time.monotonic() < deadline + 60
+            time.sleep(0.1)
+        assert env.json("status")["service"]["pid"] == proc.pid
+    finally:
+        if chat.poll() is None:
+            chat.kill()
+        _stop(proc)
