@@ -206,11 +206,14 @@ class SourceService:
         if found.kind == "none":
             raise NewsbotError(f"cannot follow {url}: {found.reason}")
         with self.admin.write_lock:
-            title = name or found.title
-            if title and (taken := self.state.find_source(title)) and taken.spec != url:
-                title = None  # a feed's own title is only a default name
-            source = self.state.add_source(url, found.kind, name=title, watch=True,
+            source = self.state.add_source(url, found.kind, name=name, watch=True,
                                            every_min=every_min, backfill=backfill)
+            # A feed's own title is only a default name: for a source that has none (and
+            # not one another source holds). Added again, to re-enable it or to change its
+            # interval, a source keeps the name it was given.
+            if source.name is None and found.title and not (
+                    (taken := self.state.find_source(found.title)) and taken.id != source.id):
+                self.state.update_source(source.id, name=found.title)
             if source.status == "disabled" or source.failures:
                 self.state.update_source(source.id, status="ok", failures=0, last_error=None,
                                          next_poll=utcnow())

@@ -309,3 +309,16 @@ def test_an_item_kept_apart_is_known_on_the_next_poll(svc: Services, http: Stati
     # Its article has an id of its own, yet the item is known: its page is not read again.
     assert http.paths().count("/news/ferry") == 1
     assert svc.state.counts()[0] == 2
+
+
+def test_adding_a_followed_source_again_keeps_the_name_it_was_given(
+        svc: Services, http: StaticServer) -> None:
+    url = _serve(http, numbered_items(0, 1, long_text=True))
+    first = svc.sources.add(url, name="harbour")
+    # Added again, as a disabled source is revived, or for another interval.
+    again = svc.sources.add(url, every_min=30)
+    assert (again["id"], again["name"], again["every_min"]) == (first["id"], "harbour", 30)
+    assert svc.sources.poll(only="harbour").sources
+    other = http.add("/quay.xml", rss(numbered_items(5, 6, long_text=True), title="Quay Post"),
+                     content_type="application/rss+xml")
+    assert svc.sources.add(other)["name"] == "Quay Post"  # a new one takes the feed's title
