@@ -468,6 +468,16 @@ def _feed(page: Page, parsed: FeedParserDict, source: str) -> Feed:
                 skipped=skipped, warning=warning)
 
 
+def _broken(feed: Feed, parsed: FeedParserDict) -> str | None:
+    """Why malformed XML that gave no item with a text or a link (none can become an
+    article) is a broken response (cut off, garbled), not a feed with nothing new: read as
+    that, a source whose feed broke stayed "ok" while it delivered nothing. None when the
+    feed is usable."""
+    if feed.warning and not any(e.text or e.link for e in feed.entries):
+        return f"not a valid feed: {_short(parsed.get('bozo_exception'))}"
+    return None
+
+
 def _what_it_is(page: Page) -> str:
     if not page.body.strip():
         return "an empty response"
@@ -497,7 +507,8 @@ def poll_feed(fetcher: Fetcher, url: str, *, etag: str | None = None,
     why = _unreadable(parsed)
     if why:
         return Failure(why)
-    return _feed(got, parsed, source or url)
+    feed = _feed(got, parsed, source or url)
+    return Failure(why) if (why := _broken(feed, parsed)) else feed
 
 
 def probe(fetcher: Fetcher, url: str) -> Probe:
@@ -516,6 +527,8 @@ def probe(fetcher: Fetcher, url: str) -> Probe:
         if why:
             return Probe("none", got.url, why)
         feed = _feed(got, parsed, url)
+        if why := _broken(feed, parsed):
+            return Probe("none", got.url, why)
         kind = _FEED_NAMES.get(re.sub(r"\d+$", "", parsed.get("version") or ""), "a feed")
         count = len(feed.entries)
         title = f' "{feed.title}"' if feed.title else ""

@@ -472,3 +472,15 @@ def test_probe_neither(server: StaticServer, fetcher: Fetcher) -> None:
     assert probe(fetcher, pdf).reason == "not a feed or an article page (application/pdf)"
     broken = server.add("/broken.xml", (DATA / "broken.xml").read_bytes(), content_type=RSS)
     assert probe(fetcher, broken).reason.startswith("not a valid feed: ")
+
+
+def test_a_feed_cut_before_its_first_usable_item_is_a_failure(server: StaticServer,
+                                                              fetcher: Fetcher) -> None:
+    """Nothing usable out of broken XML is a broken response, not a feed with nothing new:
+    so read, a followed feed that broke stayed "ok" while it delivered nothing."""
+    doc = rss(numbered_items(0, 3))
+    url = server.add("/cut-early.xml", doc[:doc.index(b"<item>") + 20], content_type=RSS)
+    got = poll_feed(fetcher, url)
+    assert isinstance(got, Failure) and got.reason.startswith("not a valid feed: "), got
+    found = probe(fetcher, url)
+    assert (found.kind, found.reason) == ("none", got.reason)
