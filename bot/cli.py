@@ -582,6 +582,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return sync_commands(settings)  # the commands only: the store may be held by a running bot
 
 
+def _count(value: str) -> int:
+    """An option's whole number of 0 or more (argparse reports the error and exits 2)."""
+    if not value.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 0 or more")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="newsbot",
@@ -604,7 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("chat", cmd_chat, "a conversation in the terminal; follow-ups keep their context")
     p = add("ingest", cmd_ingest, "load articles once from files, folders, feeds or web pages")
     p.add_argument("sources", nargs="+", help="JSON/JSONL/Markdown file, folder, feed or URL")
-    p.add_argument("--show-skipped", type=int, default=20, metavar="N",
+    p.add_argument("--show-skipped", type=_count, default=20, metavar="N",
                    help="list at most N skipped items (default 20)")
     p.add_argument("--json", action="store_true")
     p = add("status", cmd_status, "articles, chunks, models, sources and the running service")

@@ -156,3 +156,10 @@ def test_importing_a_file_that_is_not_text_is_one_line(
                                        "text); nothing was imported\n")
     assert main(["sources", "--json"]) == 0
     assert capsys.readouterr().out.strip() == "[]"
+
+
+def test_a_negative_count_of_skipped_items_to_show_is_refused(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["ingest", "--show-skipped", "-1", "articles.jsonl"])
+    assert exit_.value.code == 2 and "whole number of 0 or more" in capsys.readouterr().err
