@@ -64,6 +64,19 @@ _LIST_HEADINGS = frozenset(("sources", "source", "references", "reference", "cit
                             "sources used", "articles", "articles used"))
 LIST_EXTRA_WORDS = 2
 _LIST_NUMBER = re.compile(r"\s*\(?\d{1,2}[.)]\s*")
+# The model saying in its own words that the articles do not answer: "The articles do not
+# say ...", "None of the sources mention ...", "I could not find ... in the provided articles".
+_THEM = r"(?:articles?|sources?|texts?|context)"
+_NOT = r"(?:do(?:es)?\s*n[o'’]t|did\s*n[o'’]t|do(?:es)?\s+not|did\s+not|never|fail\s+to)"
+_TELL = (r"(?:say|state|mention|specify|give|provide|include|contain|report|answer|address"
+         r"|cover|discuss|indicate|reveal|disclose|name)")
+_SAYS_NOT_FOUND = re.compile(
+    rf"\b(?:the|these|those|provided|given|available)\s+(?:provided\s+|given\s+)?{_THEM}\b"
+    rf"[^.!?]*?\b{_NOT}\s+(?:\w+\s+)?{_TELL}"
+    rf"|\bnone of the\s+(?:provided\s+|given\s+)?{_THEM}\b[^.!?]*?\b{_TELL}"
+    rf"|\b(?:could\s*n[o'’]t|could not|cannot|can[o'’]?t|(?:was|am) unable to)\s+"
+    rf"(?:find|locate|see|determine)\b[^.!?]*\b{_THEM}\b"
+    rf"|\bno information\b[^.!?]*\b{_THEM}\b", re.I)
 # A reasoning block a reply may open with (DeepSeek-R1, Qwen3 and others, served inline).
 _REASONING_TAGS = ("<think>", "<thinking>", "<reasoning>")
 _REASONING_OPEN = re.compile(r"\s*<(think|thinking|reasoning)>", re.I)
@@ -343,6 +356,8 @@ class SentenceChecker:
         clear = best - second >= ATTRIBUTE_MARGIN or best >= FULL_SUPPORT
         if best >= need and clear and terms:
             return Kept(_render(sentence, force=n_best), (n_best,), moved=True)
+        if _SAYS_NOT_FOUND.search(body):  # the marker, in words (checked last: an article
+            return Dropped(raw, "not found")  # may report that "the sources did not say")
         return Dropped(raw, "unsupported" if cites else "uncited")
 
     def _lists_a_source(self, body: str) -> bool:
@@ -517,6 +532,9 @@ class AnswerGate:
         outcome = self.checker.check(piece)
         if isinstance(outcome, Kept) and _same(outcome.text) in self._seen:
             outcome = Dropped(piece, "repeat")  # a small model looping on itself
+        if isinstance(outcome, Dropped) and outcome.reason == "not found":
+            self.marker = True  # what the articles do not say is no sentence left out
+            return
         if isinstance(outcome, Dropped):
             self.dropped.append(outcome)
             log.debug("held back %r: %s", piece, outcome.reason)

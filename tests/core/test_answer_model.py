@@ -325,3 +325,41 @@ def test_a_numbered_list_answer_leaves_nothing_out(checker: SentenceChecker) -> 
     # out, and the note said so under a complete answer.
     gate, shown = _stream(f"1. {GOOD_1}\n2. {GOOD_2}\n", checker)
     assert shown == [GOOD_1, " " + GOOD_2] and gate.dropped == []
+
+
+# -- the articles do not say, in the model's own words --------------------------------------------
+@pytest.mark.parametrize("reply", [
+    "The articles do not say how much the new pier will cost.",
+    "None of the articles mention the captain's salary.",
+    "I could not find the ferry's top speed in the provided articles.",
+    "The provided articles don't specify when the second boat arrives [1].",
+    "Unfortunately, the sources given do not contain that information.",
+])
+def test_saying_the_articles_do_not_answer_in_words_is_an_abstention(
+        checker: SentenceChecker, reply: str) -> None:
+    # Small models say so rather than write the marker: that is the answer "they don't say",
+    # not an uncited sentence.
+    gate, shown = _stream(reply, checker)
+    assert gate.marker and shown == [] and gate.kept == []
+
+
+def test_an_answer_with_a_gap_it_owns_up_to(checker: SentenceChecker) -> None:
+    gate, shown = _stream(f"{GOOD_1} The articles do not say how long the repairs took.",
+                          checker)
+    assert shown == [GOOD_1] and gate.marker and gate.dropped == []
+
+
+@pytest.mark.parametrize("sentence", [
+    "The port authority did not say when the ferry would return [1].",
+    "The sources did not say whether Captain Mira Osei will stay on [1].",
+    "Captain Mira Osei said the crossing now takes 35 minutes, an article of the Coast "
+    "Courier reports [1].",
+])
+def test_a_denial_reported_by_an_article_is_not_an_abstention(sentence: str) -> None:
+    quay = SourceText(n=1, title="Ferry back on the Harbour Road route", outlet="Coast Courier",
+                      date="2025-04-02",
+                      body=(f"{FERRY.body} The port authority did not say when the ferry would "
+                            "return to its winter timetable. The sources did not say whether "
+                            "Captain Mira Osei will stay on."))
+    gate, _ = _stream(sentence, SentenceChecker([quay]))
+    assert not gate.marker and len(gate.kept) == 1

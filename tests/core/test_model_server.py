@@ -324,6 +324,13 @@ def test_a_list_of_sources_after_the_answer_is_neither_shown_nor_noted(
     assert shown == [GOOD] and answer.text == GOOD and answer.note is None
 
 
+def test_a_model_saying_in_words_that_the_articles_do_not_answer(
+        svc: Services, server: FakeOpenAIServer) -> None:
+    server.queue_reply("The articles do not say how much the building collapse scene cost.")
+    answer = _ask(svc, server, "how much did the building collapse scene in The Eternaut cost?")
+    assert answer.abstained and "found no answer in the articles" in (answer.note or "")
+
+
 def test_a_model_that_never_cites(svc: Services, server: FakeOpenAIServer) -> None:
     server.queue_reply(f"{GOOD.removesuffix(' [1].')}. Netflix also makes robots on Mars.")
     answer = _ask(svc, server)
