@@ -19,11 +19,14 @@ from retrieval.lexical import tokenize
 MAX_NEW_TERMS = 2
 _LABEL = re.compile(r"^\s*(?:standalone question|question|rewritten question)\s*:\s*", re.I)
 _CITE = re.compile(r"\[\d{1,2}\]")
+# A reasoning model's thinking, which some servers pass on inline before the reply; a reply
+# cut inside it has no rewrite.
+_REASONING = re.compile(r"^\s*<(think|thinking|reasoning)>.*?(?:</\1>|\Z)", re.I | re.S)
 
 
 def clean_rewrite(text: str, max_chars: int) -> str | None:
     """The rewrite's first non-empty line without labels and quotes, or None."""
-    for line in text.splitlines():
+    for line in _REASONING.sub("", text).splitlines():
         line = _LABEL.sub("", line).strip().strip('"“”\'`*').strip()
         if line:
             return line[:max_chars]
