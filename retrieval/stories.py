@@ -94,14 +94,14 @@ def match_story(vector: np.ndarray, published_at: datetime | None,
 
 def biggest(vectors: np.ndarray, published_ts: Sequence[int], k: int,
             rule: StoryRule) -> list[int]:
-    """One row for each of ``k`` stories, the most reported first (newest first among
-    stories reported as often). Each row is an article (its unit vector, or zeros when
-    unknown, and publication time). Two articles report the same story when ``rule`` says
-    so, and a story is every article linked to it through such pairs, as a brief's story
-    takes in any report of one of its articles: a story reported daily for a month is one.
-    It is shown by its article most others report along with. Among stories reported as
-    often, each next one chosen is the furthest in time from those chosen, so a list spans
-    its period rather than its last days."""
+    """One row for each of ``k`` stories, in the order chosen: the most reported first, and
+    among stories reported as often, each next the furthest in time from those chosen (the
+    newest first), so that the first few of the list span its period. Each row is an
+    article (its unit vector, or zeros when unknown, and publication time). Two articles
+    report the same story when ``rule`` says so, and a story is every article linked to it
+    through such pairs, as a brief's story takes in any report of one of its articles: a
+    story reported daily for a month is one. It is shown by its article most others report
+    along with."""
     n = len(vectors)
     if n == 0 or k <= 0:
         return []
@@ -135,7 +135,7 @@ def biggest(vectors: np.ndarray, published_ts: Sequence[int], k: int,
             picked.append(level.pop(at))
         if len(picked) >= k:
             break
-    return sorted(picked, key=lambda row: (-int(size[story[row]]), -ts[row]))
+    return picked
 
 
 def topic_scores(query_vector: np.ndarray, vectors: Sequence[np.ndarray]) -> list[float]:

@@ -224,14 +224,17 @@ class AskService:
                                  text=text, **base)
         picked = list(found.picked)
         tf = result.time
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
         # "Which came first?", and the stories of a past week, month or year, read as a
-        # timeline (a day's, like a period still going on, as ranked: the biggest first).
+        # timeline; the news of a day, or of a period still going on, newest first.
         past = (tf.named_since is not None and tf.named_until is not None
                 and tf.named_until <= (now or datetime.now(UTC))
                 and tf.named_until - tf.named_since > timedelta(days=2))
         if tf.ordering or (result.digest and past):
-            epoch = datetime(1970, 1, 1, tzinfo=UTC)
             picked.sort(key=lambda p: result.articles[p.article].published_at or epoch)
+        elif result.digest:
+            picked.sort(key=lambda p: result.articles[p.article].published_at or epoch,
+                        reverse=True)
         if result.digest:  # a list of stories, one line each
             text = "\n".join(f"- {p.sentence} [{p.article + 1}]" for p in picked)
             days = self.retriever.params.recent_days

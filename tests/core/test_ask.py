@@ -432,8 +432,9 @@ def test_a_month_lists_its_most_reported_story_once_and_a_past_month_in_order(
     svc = make_services(tmp_path / "data", sample=False)
     try:
         svc.admin.ingest([str(feed)])
-        during = svc.ask.ask("what happened in march 2025?",
-                             now=datetime(2025, 3, 30, tzinfo=UTC))
+        march = datetime(2025, 3, 30, tzinfo=UTC)
+        during = svc.ask.ask("what happened in march 2025?", now=march)
+        ranked = svc.retriever.search("what happened in march 2025?", now=march).articles
         after = svc.ask.ask("what happened in march 2025?",
                             now=datetime(2025, 6, 1, tzinfo=UTC))
         june = datetime(2025, 6, 1, tzinfo=UTC)
@@ -443,10 +444,14 @@ def test_a_month_lists_its_most_reported_story_once_and_a_past_month_in_order(
                                      now=june).articles
     finally:
         svc.close()
-    # While March goes on, the flood, reported three times, comes first and once; the newest
-    # articles alone would have been the last days' small news.
+    # The flood, reported three times, is the month's first story, and listed once; the
+    # newest articles alone would have been the last days' small news. While March goes on
+    # the list reads newest first.
+    assert "Ostrava" in ranked[0].title
     titles = [s.title for s in during.sources]
-    assert "Ostrava" in titles[0] and sum("Ostrava" in t for t in titles) == 1
+    assert sum("Ostrava" in t for t in titles) == 1
+    assert [s.published_at for s in during.sources] == sorted(
+        (s.published_at for s in during.sources if s.published_at), reverse=True)
     # Once March is over, the same stories read in the order they happened.
     assert {s.title for s in after.sources} == set(titles)
     days = [s.published_at.day for s in after.sources if s.published_at]

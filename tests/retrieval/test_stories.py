@@ -103,7 +103,7 @@ def test_biggest_lists_a_story_reported_day_after_day_once() -> None:
 def test_biggest_spreads_a_quiet_period_instead_of_taking_its_last_days() -> None:
     vectors = np.eye(10, dtype=np.float32)
     ts = [d * 86400 for d in range(10)]
-    # Chosen: the newest, the oldest, the middle; listed newest first.
-    assert biggest(vectors, ts, 3, StoryRule(threshold=0.9, window_days=5)) == [9, 5, 0]
+    # The newest, then the oldest, then the middle (of two, the newer).
+    assert biggest(vectors, ts, 3, StoryRule(threshold=0.9, window_days=5)) == [9, 0, 5]
     assert sorted(biggest(vectors, ts, 20, StoryRule())) == list(range(10))
     assert biggest(vectors[:0], [], 3, StoryRule()) == []
