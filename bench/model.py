@@ -70,6 +70,9 @@ CAP_SLACK = 4  # servers send about one token per delta; a few over the cap stil
 REASONS: tuple[tuple[str, str], ...] = (
     ("timed out", "timed out"),
     ("repeated its instructions", "echoed the prompt"),
+    ("still reasoning", "cut off while reasoning"),
+    ("only a list of sources", "listed its sources only"),
+    ("could not be read", "unreadable reply"),
     ("cited no article", "cited nothing"),
     ("passed the checks", "no sentence passed the checks"),
     ("reply was empty", "empty reply"),
