@@ -106,6 +106,16 @@ _NOT_NAMES = frozenset((
     "upon", "with", "without", "within", "among", "again", "once", "here", "now",
 ))
 
+# Words models open a sentence with, beyond those above: capitalised there, not names.
+_OPENERS = frozenset((
+    "additionally", "furthermore", "moreover", "besides", "instead", "thus", "therefore",
+    "hence", "nevertheless", "nonetheless", "likewise", "similarly", "indeed", "rather",
+    "based", "following", "throughout", "amid", "along", "across", "against", "around",
+    "beyond", "unlike", "like", "including", "regarding", "concerning", "per", "due", "given",
+    "prior", "together", "next", "several", "few", "either", "neither", "any", "everyone",
+    "nobody", "someone", "anyone", "my", "your", "sure", "great", "note", "overall",
+))
+
 
 # -- citations -------------------------------------------------------------------------------
 def normalise_citations(text: str) -> str:
@@ -397,11 +407,19 @@ class SentenceChecker:
 def _names(body: str) -> list[str]:
     """Capitalised words that are not sentence-opening function words: names, places."""
     out = []
-    for w in _WORD.findall(body):
+    for i, w in enumerate(_WORD.findall(body)):
         w = w.strip("'’-")
         if len(w) >= 2 and w[0].isupper() and w.lower() not in _NOT_NAMES:
+            if i == 0 and _opens_sentence(w.lower()):
+                continue
             out.append(w)
     return out
+
+
+def _opens_sentence(word: str) -> bool:
+    """A word models open sentences with that is no name ("Additionally, ...", "Based on
+    the articles, ..."): capitalised only by its place, the article need not hold it."""
+    return word in _OPENERS or (len(word) > 5 and word.endswith("ly"))
 
 
 def _render(sentence: str, *, keep: set[int] | None = None, force: int | None = None) -> str:

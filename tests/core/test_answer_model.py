@@ -363,3 +363,23 @@ def test_a_denial_reported_by_an_article_is_not_an_abstention(sentence: str) -> 
                             "Captain Mira Osei will stay on."))
     gate, _ = _stream(sentence, SentenceChecker([quay]))
     assert not gate.marker and len(gate.kept) == 1
+
+
+# -- how models open a sentence -------------------------------------------------------------------
+@pytest.mark.parametrize("sentence", [
+    "Additionally, the repairs cost 1,200,000 crowns [1].",
+    "Based on the articles, the Lindqvist ferry returned on Tuesday [1].",
+    "Following eight weeks of engine repairs, the Lindqvist ferry returned [1].",
+    "Notably, Captain Mira Osei said the crossing now takes 35 minutes [1].",
+    "Furthermore, the port authority said the repairs cost 1,200,000 crowns [1].",
+])
+def test_a_common_opening_word_is_not_taken_for_a_name(checker: SentenceChecker,
+                                                       sentence: str) -> None:
+    # A capitalised word the article does not hold is a name it does not give, unless it is
+    # only the word a sentence opens with.
+    assert isinstance(checker.check(sentence), Kept)
+
+
+def test_a_name_opening_a_sentence_is_still_checked(checker: SentenceChecker) -> None:
+    out = checker.check("Amazon said the crossing now takes 35 minutes [1].")
+    assert isinstance(out, Dropped) and out.reason == "unsupported"
