@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 
 from bot.core.llm import ChatModel, LLMError, StopStreaming
 from prompts import load as load_prompt
@@ -106,6 +106,9 @@ _NOT_NAMES = frozenset((
     "upon", "with", "without", "within", "among", "again", "once", "here", "now",
 ))
 
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
+           "september", "october", "november", "december")
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 # Words models open a sentence with, beyond those above: capitalised there, not names.
 _OPENERS = frozenset((
     "additionally", "furthermore", "moreover", "besides", "instead", "thus", "therefore",
@@ -177,9 +180,10 @@ class SourceText:
 
     def __post_init__(self) -> None:
         text = f"{self.title}\n{self.outlet}\n{self.date}\n{self.body}"
-        self.words = {_fold(w) for w in _WORD.findall(text)}
+        dated = _date_words(self.date)
+        self.words = {_fold(w) for w in _WORD.findall(text)} | dated
         self.numbers = _numbers(text)
-        self.terms = set(tokenize([text])[0])
+        self.terms = set(tokenize([f"{text}\n{' '.join(sorted(dated))}"])[0])
         self.flat = _flat(f"{self.title}\n{self.body}")
 
     def holds(self, quotation: str) -> bool:
@@ -189,6 +193,17 @@ class SourceText:
     def block(self) -> str:
         return (f'<article n="{self.n}" outlet="{_attr(self.outlet)}" date="{self.date}" '
                 f'title="{_attr(self.title)}">\n{self.body}\n</article>')
+
+
+def _date_words(iso: str) -> set[str]:
+    """The month and weekday of an article's date: the model is told "2025-04-02" and asked
+    to give dates, and writes "Wednesday, 2 April"."""
+    try:
+        day = date.fromisoformat(iso)
+    except ValueError:
+        return set()  # undated
+    month = _MONTHS[day.month - 1]
+    return {month, month[:3], _WEEKDAYS[day.weekday()]} | ({"sept"} if day.month == 9 else set())
 
 
 def _fold(word: str) -> str:

@@ -383,3 +383,22 @@ def test_a_common_opening_word_is_not_taken_for_a_name(checker: SentenceChecker,
 def test_a_name_opening_a_sentence_is_still_checked(checker: SentenceChecker) -> None:
     out = checker.check("Amazon said the crossing now takes 35 minutes [1].")
     assert isinstance(out, Dropped) and out.reason == "unsupported"
+
+
+# -- the article's date, in words ----------------------------------------------------------------
+@pytest.mark.parametrize("sentence", [
+    "On 2 April 2025, the Lindqvist ferry returned to the Harbour Road route [1].",
+    "The Coast Courier reported on Wednesday, April 2, that the ferry was back [1].",
+    "The Lindqvist ferry returned after eight weeks of repairs, the Coast Courier reported "
+    "on 2 Apr 2025 [1].",
+])
+def test_the_articles_date_written_in_words_is_supported(checker: SentenceChecker,
+                                                         sentence: str) -> None:
+    # The model is told the date as 2025-04-02 and asked to give dates; "April" is that date.
+    assert isinstance(checker.check(sentence), Kept)
+
+
+def test_another_month_is_not_the_articles_date(checker: SentenceChecker) -> None:
+    out = checker.check("On 2 May 2025, the Lindqvist ferry returned to the Harbour Road "
+                        "route [1].")
+    assert isinstance(out, Dropped) and out.reason == "unsupported"
