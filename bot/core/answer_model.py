@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
+from decimal import Decimal
 
 from bot.core.llm import ChatModel, LLMError, StopStreaming
 from prompts import load as load_prompt
@@ -84,6 +85,10 @@ _FENCE = re.compile(r"</?article\b|\bn=\"\d|^\s*(?:rules|how to answer)\s*:", re
 _LEAD = re.compile(r"^\s*(?:[-*•]\s+|\d{1,2}[.)]\s+|#+\s*|\*\*)?(?:answer\s*:\s*)?", re.I)
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_SCALES = {"thousand": 10**3, "million": 10**6, "mn": 10**6, "billion": 10**9, "bn": 10**9,
+           "trillion": 10**12}
+_SCALED = re.compile(rf"\b(\d{{1,3}}(?:,\d{{3}})+|\d+(?:\.\d+)?)\s*({'|'.join(_SCALES)})\b",
+                     re.I)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 _SMALL = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
           "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
@@ -149,9 +154,19 @@ def cited_numbers(text: str) -> list[int]:
 
 
 # -- the sources as the model saw them -----------------------------------------------------
-def _numbers(text: str) -> set[str]:
-    """Numbers in a text, normalised ("4,000" -> "4000", "07" -> "7"), with number words."""
+def _numbers(text: str, *, keep_scaled: bool = False) -> set[str]:
+    """Numbers in a text, normalised ("4,000" -> "4000", "07" -> "7", "1.2 million" ->
+    "1200000"), with number words; ``keep_scaled`` keeps "1.2" too (an article's numbers,
+    which a sentence may write "1.2m")."""
     found: set[str] = set()
+
+    def scaled(m: re.Match[str]) -> str:
+        # "1.2 million" is the article's "1,200,000", and asks for no "1.2" of its own.
+        value = Decimal(m.group(1).replace(",", "")) * _SCALES[m.group(2).lower()]
+        found.add(str(int(value)) if value == value.to_integral_value() else str(value))
+        return m.group(0) if keep_scaled else " "
+
+    text = _SCALED.sub(scaled, text)
     for raw in _NUMBER.findall(text):
         value = raw.replace(",", "")
         if re.fullmatch(r"\d+\.\d+", raw) is None and "." in value:
@@ -182,7 +197,7 @@ class SourceText:
         text = f"{self.title}\n{self.outlet}\n{self.date}\n{self.body}"
         dated = _date_words(self.date)
         self.words = {_fold(w) for w in _WORD.findall(text)} | dated
-        self.numbers = _numbers(text)
+        self.numbers = _numbers(text, keep_scaled=True)
         self.terms = set(tokenize([f"{text}\n{' '.join(sorted(dated))}"])[0])
         self.flat = _flat(f"{self.title}\n{self.body}")
 
@@ -355,18 +370,25 @@ class SentenceChecker:
         needs_n = _numbers(body) - {"0", "1"}
         names = _names(body)
         terms = set(tokenize([body])[0]) if body else set()
+        # The word a sentence opens with is capitalised by its place: "Crossings now take ..."
+        # names nothing when the article speaks of a crossing.
+        first = _WORD.findall(body)[:1]
+        opener = (set(tokenize(first)[0]) if first and names[:1] == [first[0].strip("'’-")]
+                  else set())
 
         def fits(srcs: Sequence[SourceText]) -> float:
             """The share of the sentence's terms found, or -1 when a number or name is not."""
             words = set().union(*(s.words for s in srcs))
             numbers = set().union(*(s.numbers for s in srcs))
-            if not needs_n <= numbers or any(_fold(n) not in words for n in names):
+            have = set().union(*(s.terms for s in srcs))
+            if not needs_n <= numbers or any(
+                    _fold(n) not in words and not (i == 0 and opener and opener <= have)
+                    for i, n in enumerate(names)):
                 return -1.0
             if any(not any(s.holds(q) for s in srcs) for q in quotations):
                 return -1.0
             if not terms:
                 return 1.0
-            have = set().union(*(s.terms for s in srcs))
             return len(terms & have) / len(terms)
 
         if cites and fits([self.sources[n - 1] for n in cites]) >= SUPPORT_SHARE:

@@ -402,3 +402,22 @@ def test_another_month_is_not_the_articles_date(checker: SentenceChecker) -> Non
     out = checker.check("On 2 May 2025, the Lindqvist ferry returned to the Harbour Road "
                         "route [1].")
     assert isinstance(out, Dropped) and out.reason == "unsupported"
+
+
+@pytest.mark.parametrize("sentence", [
+    "Crossings now take 35 minutes, according to Captain Mira Osei [1].",
+    "Repairs to the ferry cost 1,200,000 crowns [1].",
+])
+def test_an_opening_word_the_article_holds_in_another_form_is_no_name(
+        checker: SentenceChecker, sentence: str) -> None:
+    assert isinstance(checker.check(sentence), Kept)
+
+
+@pytest.mark.parametrize(("sentence", "kept"), [
+    ("The repairs cost 1.2 million crowns [1].", True),
+    ("The repairs cost 1.3 million crowns [1].", False),
+    ("Orchards in the Tamsin valley picked 48 thousand tonnes of apples [2].", True),
+])
+def test_an_amount_in_millions_is_the_same_amount(checker: SentenceChecker, sentence: str,
+                                                  kept: bool) -> None:
+    assert isinstance(checker.check(sentence), Kept) is kept
