@@ -289,30 +289,25 @@ def test_long_history_is_cut_and_flagged(services: Services) -> None:
     assert answer.history_cut
 
 
-def test_condensed_follow_up_with_a_model(tmp_path: Path) -> None:
-    model = ScriptedModel("What did Netflix boss Ted Sarandos say about generative AI in The "
-                          "Eternaut?",
+_REWRITE = "What did Netflix boss Ted Sarandos say about generative AI in The Eternaut?"
+
+
+@pytest.mark.parametrize("rewrite", [
+    _REWRITE,
+    # A reasoning model's rewrite is read past its thinking.
+    "<think>\nThe member asks what their boss said: that is Ted Sarandos.\n</think>\n\n"
+    + _REWRITE,
+], ids=["plain", "after-thinking"])
+def test_condensed_follow_up_with_a_model(tmp_path: Path, rewrite: str) -> None:
+    model = ScriptedModel(rewrite,
                           "Sarandos said the effects sequence was finished ten times faster [1].")
     svc = make_services(tmp_path / "data", model=model)
     said = "Netflix used generative AI for a building collapse, its boss Ted Sarandos said [1]."
     answer = svc.ask.ask("what did their boss say about it?",
                          history=[Turn("user", ETERNAUT), Turn("assistant", said)])
     svc.close()
-    assert answer.standalone_question.startswith("What did Netflix boss Ted Sarandos say")
+    assert answer.standalone_question == _REWRITE
     assert "ten times faster" in answer.text and answer.sources
-
-
-def test_a_reasoning_models_rewrite_is_read_past_its_thinking(tmp_path: Path) -> None:
-    model = ScriptedModel("<think>\nThe member asks what their boss said: that is Ted "
-                          "Sarandos.\n</think>\n\nWhat did Netflix boss Ted Sarandos say "
-                          "about generative AI in The Eternaut?",
-                          "Sarandos said the effects sequence was finished ten times faster [1].")
-    svc = make_services(tmp_path / "data", model=model)
-    said = "Netflix used generative AI for a building collapse, its boss Ted Sarandos said [1]."
-    answer = svc.ask.ask("what did their boss say about it?",
-                         history=[Turn("user", ETERNAUT), Turn("assistant", said)])
-    svc.close()
-    assert answer.standalone_question.startswith("What did Netflix boss Ted Sarandos say")
 
 
 def test_streaming_never_shows_the_not_found_marker(tmp_path: Path) -> None:
