@@ -224,7 +224,11 @@ def _post_error(exc: discord.HTTPException) -> PostError:
     if isinstance(exc, discord.NotFound):
         return PostError("not_found", str(exc))
     if exc.status == 429:
-        retry = getattr(exc, "retry_after", None)
+        # discord.py keeps a 429's JSON body to itself; its Retry-After header says as much.
+        try:
+            retry: float | None = float(exc.response.headers.get("Retry-After", ""))
+        except (AttributeError, TypeError, ValueError):
+            retry = None
         return PostError("rate_limited", str(exc), retry_after=retry)
     if 400 <= exc.status < 500:
         return PostError("rejected", str(exc))

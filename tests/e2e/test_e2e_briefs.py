@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 
 from bot.client import NewsBot
+from bot.core.delivery import OutMessage, PostError
 from bot.core.operations import Actor, Context, NotPermitted, run_operation
 from bot.core.services import Services
 from tests.fakes import make_services
@@ -422,3 +423,16 @@ async def test_a_brief_discord_rejects_as_malformed_is_not_retried_forever(
     assert (await svc.desk.deliver(poster)).sent == 1
     assert _titles(server, news) == [SECOND["title"]]
     assert rejected.hits == 1
+
+
+async def test_a_429_discord_py_does_not_retry_carries_its_retry_after_to_delivery(
+        server: LocalDiscord, bot: NewsBot) -> None:
+    """A 429 without the Via header (Cloudflare's) reaches delivery, which waits what Discord
+    asked before the next send rather than its own short pause."""
+    general = _general(server)
+    server.fail("POST", ROUTE, 429, retry_after=7.0, via=False)
+    poster = bot.get_cog("Briefs").poster  # type: ignore[union-attr]
+    with pytest.raises(PostError) as refused:
+        await poster.send(general.id, OutMessage(kind="notice", title="t", text="x"),
+                          nonce="n429")
+    assert refused.value.kind == "rate_limited" and refused.value.retry_after == 7.0
