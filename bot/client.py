@@ -61,19 +61,26 @@ class NewsTree(app_commands.CommandTree["NewsBot"]):
     async def on_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
     ) -> None:
-        original = getattr(error, "original", error)
-        if isinstance(error, app_commands.CheckFailure) or isinstance(original, NewsbotError):
-            line = one_line(str(original))
-        elif isinstance(original, discord.Forbidden) and interaction.channel is not None:
-            bot = interaction.client
-            if isinstance(bot, NewsBot):
-                bot.log_forbidden(interaction.channel, bot.missing_permission(interaction.channel))
-            line = "I lack a permission in this channel; the server's admins can see which."
-        else:
-            name = interaction.command.qualified_name if interaction.command else "?"
-            log.error("app command /%s failed", name, exc_info=original)
-            line = GENERIC_FAILURE
-        await send_ephemeral(interaction, line)
+        name = interaction.command.qualified_name if interaction.command else "?"
+        await tell_failure(interaction, error, f"app command /{name}")
+
+
+async def tell_failure(interaction: discord.Interaction[Any], error: BaseException,
+                       what: str) -> None:
+    """A failed command, button or form as one short ephemeral line (a refusal says why);
+    tracebacks go to the log."""
+    original = getattr(error, "original", error)
+    if isinstance(error, app_commands.CheckFailure) or isinstance(original, NewsbotError):
+        line = one_line(str(original))
+    elif isinstance(original, discord.Forbidden) and interaction.channel is not None:
+        bot = interaction.client
+        if isinstance(bot, NewsBot):
+            bot.log_forbidden(interaction.channel, bot.missing_permission(interaction.channel))
+        line = "I lack a permission in this channel; the server's admins can see which."
+    else:
+        log.error("%s failed", what, exc_info=original)
+        line = GENERIC_FAILURE
+    await send_ephemeral(interaction, line)
 
 
 async def send_ephemeral(interaction: discord.Interaction[Any], line: str) -> None:

@@ -21,7 +21,7 @@ from discord import app_commands
 from discord.ext import commands, tasks
 
 from bot import checks, render
-from bot.client import NO_MENTIONS
+from bot.client import NO_MENTIONS, tell_failure
 from bot.cogs import call_core
 from bot.core.delivery import OutMessage, PostError, RecentMessage
 from bot.core.models import NewsbotError, Source
@@ -285,6 +285,10 @@ class EditBrief(discord.ui.Modal, title="Edit the brief"):
         self.preview.brief["synopsis"] = synopsis
         await interaction.response.edit_message(embed=self.preview.embed(), view=self.preview)
 
+    async def on_error(self, interaction: discord.Interaction[Any],
+                       error: Exception) -> None:
+        await tell_failure(interaction, error, "editing a brief")
+
 
 def _edit_problem(name: str, value: str, limit: int) -> str | None:
     if not value:
@@ -310,6 +314,12 @@ class Preview(discord.ui.View):
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
         return interaction.user.id == self.user_id
+
+    async def on_error(self, interaction: discord.Interaction[Any], error: Exception,
+                       item: discord.ui.Item[Any]) -> None:
+        # The service refusing the Post (the moderator's role changed since the preview,
+        # the article left the store) is said, not left as a button that did nothing.
+        await tell_failure(interaction, error, "the brief preview")
 
     @discord.ui.button(label="Post", style=discord.ButtonStyle.success)
     async def post(self, interaction: discord.Interaction[Any], _: discord.ui.Button[Any]) -> None:

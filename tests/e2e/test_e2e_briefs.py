@@ -436,3 +436,25 @@ async def test_a_429_discord_py_does_not_retry_carries_its_retry_after_to_delive
         await poster.send(general.id, OutMessage(kind="notice", title="t", text="x"),
                           nonce="n429")
     assert refused.value.kind == "rate_limited" and refused.value.retry_after == 7.0
+
+
+async def test_a_post_the_service_refuses_after_the_preview_is_told_not_left_thinking(
+        server: LocalDiscord, svc: Services, bot: NewsBot, tmp_path: Path) -> None:
+    """The moderator's role loses Manage Messages between the preview and the Post: the
+    service refuses, and the moderator reads why in one line."""
+    general = _general(server)
+    guild = _guild(server)
+    mod = server.add_member(guild, "mia")
+    desk = server.add_role(guild, "desk", ["manage_messages"], members=[mod])
+    article_id = _add_story(svc, tmp_path)
+    inter = server.slash(mod, general, "brief post", article=article_id)
+    (preview,) = await server.wait_async(lambda: [m for m in server.responses(inter)
+                                                  if m.embeds], what="the preview")
+    server.set_role_permissions(desk, 0)
+    click = server.click(mod, preview, _button(preview, "Post"))
+    (line,) = await server.wait_async(lambda: [m for m in server.responses(click)
+                                               if m.content], what="the refusal")
+    assert line.ephemeral and line.content.count("\n") == 0
+    assert "moderators" in line.content
+    assert all(m.ephemeral for m in server.bot_messages(general))  # nothing posted
+    assert svc.state.pending_posts() == []
