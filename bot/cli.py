@@ -29,7 +29,15 @@ EXAMPLE_QUESTION = "what did Netflix use AI for in The Eternaut?"
 def _settings() -> Settings:
     from bot.settings import Settings
 
-    return Settings()
+    try:
+        return Settings()
+    except UnicodeDecodeError as exc:  # python-dotenv reads .env as UTF-8
+        raise _BadSettings(f".env is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                           f"offset {exc.start}); save it as UTF-8") from None
+
+
+class _BadSettings(Exception):
+    """Settings that cannot be read at all: one line, and exit 2 as for a bad value."""
 
 
 def _services(settings: Settings | None = None, **kwargs: Any) -> Services:
@@ -701,6 +709,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except _BadSettings as exc:
+        print(f"error: invalid setting: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:
         from pydantic import ValidationError
 

@@ -163,3 +163,12 @@ def test_a_negative_count_of_skipped_items_to_show_is_refused(
     with pytest.raises(SystemExit) as exit_:
         main(["ingest", "--show-skipped", "-1", "articles.jsonl"])
     assert exit_.value.code == 2 and "whole number of 0 or more" in capsys.readouterr().err
+
+
+def test_a_dotenv_that_is_not_utf8_is_one_line(
+        cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (cli_env / ".env").write_bytes(b"NEWSBOT_TOP_K=3\nNEWSBOT_COLLECTION=caf\xe9\n")
+    assert main(["status"]) == 2
+    assert capsys.readouterr().err == ("error: invalid setting: .env is not UTF-8 text (byte "
+                                       "0xe9 at offset 38); save it as UTF-8\n")
+    assert not (cli_env / "data").exists()
