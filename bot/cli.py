@@ -341,10 +341,14 @@ def cmd_sources(args: argparse.Namespace) -> int:
     if args.action == "remove":
         from bot.core.admin import normalise_spec
 
-        spec = args.target
+        spec, path = args.target, None
         if Path(spec).expanduser().exists():
             spec = normalise_spec(spec)
-        result = call("sources.remove", {"spec": spec})
+        elif not spec.strip().lower().startswith(("http://", "https://")):
+            # Perhaps a file or folder since deleted, named from here: a running service
+            # would read it from its own working directory.
+            path = normalise_spec(spec)
+        result = call("sources.remove", {"spec": spec, "path": path})
         if args.json:
             _dump(result)
         else:

@@ -362,3 +362,27 @@ def test_serve_started_while_a_command_holds_the_store_waits_for_it(
         if chat.poll() is None:
             chat.kill()
         _stop(proc)
+
+
+def test_a_deleted_file_source_is_removed_by_the_path_it_was_given(
+        fast_env: Env, tmp_path: Path) -> None:
+    """`sources remove notes.jsonl` after the file was deleted: the path is the command's,
+    not the service's (whose working directory is another)."""
+    env = fast_env
+    work = tmp_path / "work"
+    work.mkdir()
+    notes = _stories(work / "notes.jsonl", 3)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(NEWSBOT), *args], capture_output=True, text=True,
+                              env=env.vars, cwd=work, timeout=120)
+
+    proc = env.serve()
+    try:
+        assert run("ingest", "notes.jsonl").returncode == 0
+        notes.unlink()
+        removed = run("sources", "remove", "notes.jsonl")
+        assert removed.returncode == 0, removed.stderr
+        assert removed.stdout.startswith(f"removed source 1 ({notes}): 3 articles")
+    finally:
+        _stop(proc)

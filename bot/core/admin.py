@@ -428,14 +428,18 @@ class AdminService:
                 kept[article.id] = article.model_copy(update={"id": own})
         return [kept.get(a.id, a) for a in batch]
 
-    def remove_source(self, spec: str) -> tuple[SourceRecord, int]:
-        """Forget a source (by id, name, URL or path); the articles no other source holds
+    def remove_source(self, spec: str, *, path: str | None = None,
+                      ) -> tuple[SourceRecord, int]:
+        """Forget a source (by id, name, URL or path; ``path`` is ``spec`` resolved where
+        the caller is, when it named no existing file); the articles no other source holds
         leave the registry and the store. Returns the source and how many articles left."""
         with self.write_lock:
             source = self.state.find_source(spec)
             if source is None and not spec.strip().isdigit():
                 with suppress(SourceError):  # a malformed URL names no source
                     source = self.state.find_source(normalise_spec(spec))
+            if source is None and path:
+                source = self.state.find_source(path)
             if source is None:
                 raise NewsbotError(f"no source {spec!r} is registered; see `newsbot sources`")
             # Registry first, in one transaction: a crash before the store catches up leaves

@@ -100,7 +100,7 @@ def _sources_add(ctx: Context, args: Args) -> Result:
 
 
 def _sources_remove(ctx: Context, args: Args) -> Result:
-    source, removed = ctx.services.admin.remove_source(args["spec"])
+    source, removed = ctx.services.admin.remove_source(args["spec"], path=args.get("path"))
     return {"id": source.id, "spec": source.spec, "name": source.name,
             "articles_removed": removed}
 
