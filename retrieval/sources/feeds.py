@@ -440,6 +440,9 @@ def feed_items(parsed: FeedParserDict, *, name: str, source: str,
         return
     # A bozo feed that still has entries (a stray character, a wrong encoding label) is kept.
     entries, skipped = feed_entries(parsed, name=name, source=source)
+    if why := _broken(entries, parsed):
+        yield Skipped(name, why)
+        return
     yield from skipped
     yield from complete_entries(fetcher, entries, at_page=False)
 
@@ -468,12 +471,12 @@ def _feed(page: Page, parsed: FeedParserDict, source: str) -> Feed:
                 skipped=skipped, warning=warning)
 
 
-def _broken(feed: Feed, parsed: FeedParserDict) -> str | None:
+def _broken(entries: list[FeedEntry], parsed: FeedParserDict) -> str | None:
     """Why malformed XML that gave no item with a text or a link (none can become an
     article) is a broken response (cut off, garbled), not a feed with nothing new: read as
     that, a source whose feed broke stayed "ok" while it delivered nothing. None when the
     feed is usable."""
-    if feed.warning and not any(e.text or e.link for e in feed.entries):
+    if parsed.get("bozo") and not any(e.text or e.link for e in entries):
         return f"not a valid feed: {_short(parsed.get('bozo_exception'))}"
     return None
 
@@ -508,7 +511,7 @@ def poll_feed(fetcher: Fetcher, url: str, *, etag: str | None = None,
     if why:
         return Failure(why)
     feed = _feed(got, parsed, source or url)
-    return Failure(why) if (why := _broken(feed, parsed)) else feed
+    return Failure(why) if (why := _broken(feed.entries, parsed)) else feed
 
 
 def probe(fetcher: Fetcher, url: str) -> Probe:
@@ -527,7 +530,7 @@ def probe(fetcher: Fetcher, url: str) -> Probe:
         if why:
             return Probe("none", got.url, why)
         feed = _feed(got, parsed, url)
-        if why := _broken(feed, parsed):
+        if why := _broken(feed.entries, parsed):
             return Probe("none", got.url, why)
         kind = _FEED_NAMES.get(re.sub(r"\d+$", "", parsed.get("version") or ""), "a feed")
         count = len(feed.entries)

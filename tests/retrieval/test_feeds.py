@@ -484,3 +484,12 @@ def test_a_feed_cut_before_its_first_usable_item_is_a_failure(server: StaticServ
     assert isinstance(got, Failure) and got.reason.startswith("not a valid feed: "), got
     found = probe(fetcher, url)
     assert (found.kind, found.reason) == ("none", got.reason)
+
+
+def test_a_feed_file_cut_before_its_first_usable_item_says_so(tmp_path: Path) -> None:
+    doc = rss(numbered_items(0, 3))
+    path = tmp_path / "cut.xml"
+    path.write_bytes(doc[:doc.index(b"<item>") + 20])
+    [skipped] = list(load_source(str(path)))
+    assert isinstance(skipped, Skipped) and skipped.name == "cut.xml"
+    assert skipped.reason.startswith("not a valid feed: ")
