@@ -163,6 +163,9 @@ class AskService:
             when = (f"from {result.time.phrase}" if result.time.phrase
                     else f"since {since.astimezone(zone):%Y-%m-%d}" if since
                     else "from the time asked about")
+            if outlet:
+                # The period may have news; not from the source asked for.
+                when = f"by {outlet} {when}"
             return self._abstain(result, note=f"no dated article {when}",
                                  text=f"I have read no article {when} yet.", **base)
         if not result.articles or result.weak:

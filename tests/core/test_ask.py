@@ -363,6 +363,9 @@ def test_whats_new_lists_the_newest_articles_each_by_its_lead(services: Services
     later = services.ask.ask("what's new?", since="2026-11-01",
                              now=datetime(2026, 11, 30, tzinfo=UTC))
     assert later.abstained and later.text == "I have read no article since 2026-11-01 yet."
+    other = services.ask.ask("what happened in july 2024?", outlet="Harbour Herald")
+    assert other.abstained
+    assert other.text == "I have read no article by Harbour Herald from july 2024 yet."
 
 
 def test_whats_new_about_a_subject_or_in_a_conversation_is_a_search(
