@@ -73,7 +73,9 @@ class Settings(BaseSettings):
     # "Today", "yesterday", "this year" and a `since` date are read in this IANA time zone
     # ("Europe/Paris"): a community's "today" starts at its own midnight, not UTC's.
     timezone: str = "UTC"
-    abstain_threshold: float | None = None  # None: the tuned default in retrieval.search
+    # A confidence (half a cosine, half a share of the question's terms) between 0 and 1;
+    # None: the tuned default in retrieval.params.
+    abstain_threshold: float | None = Field(default=None, ge=0, le=1)
 
     # Discord.
     discord_token: SecretStr | None = Field(

@@ -73,6 +73,9 @@ def test_a_model_endpoint_keeps_its_path(monkeypatch: pytest.MonkeyPatch) -> Non
 @pytest.mark.parametrize(("name", "value", "said"), [
     ("NEWSBOT_LLM_TIMEOUT_S", "-1", "NEWSBOT_LLM_TIMEOUT_S: Input should be greater than 0"),
     ("OPENAI_BASE_URL", "localhost:8080/v1", "OPENAI_BASE_URL: must be an http:// or https://"),
+    # Above 1 no article could ever be confident enough: every question would be refused.
+    ("NEWSBOT_ABSTAIN_THRESHOLD", "4.2",
+     "NEWSBOT_ABSTAIN_THRESHOLD: Input should be less than or equal to 1"),
 ])
 def test_a_bad_setting_is_one_line_naming_it_as_written(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
