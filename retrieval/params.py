@@ -182,7 +182,7 @@ class SearchParams:
     # (checking), false abstention 3.7% -> 4.4% and 2.1% -> 2.8%.
     subject_share: float = 0.7
     # Both subject rules want an article to hold the names the question uses (runs of
-    # capitalised words: "the FBI agent", "the Harbour Authority at Kelso" has two), all but
+    # capitalised words: "the UN envoy", "the Harbour Authority at Kelso" has two), all but
     # at most this share of them: of three names one may be missing, of two none. What is
     # checked is the article's matched chunks, which may not repeat a chat question's
     # abbreviation or nickname. Set; measured together with two changes that go with it (the
