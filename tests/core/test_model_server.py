@@ -250,9 +250,11 @@ def test_a_stream_dropped_halfway_keeps_only_what_was_checked(svc: Services,
     assert len(_chat_bodies(server)) == 1  # text was shown: no second, different answer
 
 
-def test_a_stream_dropped_before_any_text_is_retried(svc: Services,
-                                                     server: FakeOpenAIServer) -> None:
-    server.queue_reply(GOOD, drop_after=0)
+# A connection dropped, or a body ended cleanly with no finish reason, before any text.
+@pytest.mark.parametrize("cut", ["drop_after", "end_after"])
+def test_a_stream_cut_before_any_text_is_retried(svc: Services, server: FakeOpenAIServer,
+                                                 cut: str) -> None:
+    server.queue_reply(GOOD, **{cut: 0})
     server.queue_reply(GOOD)
     answer = _ask(svc, server)
     assert answer.mode == "model" and answer.text == GOOD
@@ -269,15 +271,6 @@ def test_a_stream_ended_without_a_finish_shows_no_cut_sentence(svc: Services,
     assert server.wait_for_streams(1)[0].completed is False
     assert shown == [GOOD] and answer.mode == "model" and answer.text == GOOD
     assert "stopped early" in (answer.note or "") and "cut off" in (answer.note or "")
-
-
-def test_a_stream_ended_before_any_text_is_retried(svc: Services,
-                                                   server: FakeOpenAIServer) -> None:
-    server.queue_reply(GOOD, end_after=0)
-    server.queue_reply(GOOD)
-    answer = _ask(svc, server)
-    assert answer.mode == "model" and answer.text == GOOD
-    assert len(_chat_bodies(server)) == 2
 
 
 # -- what small models write -------------------------------------------------------------------
