@@ -8,6 +8,8 @@ any per-read timeout), never from the clock.
 from __future__ import annotations
 
 import socket
+import tracemalloc
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -174,3 +176,47 @@ def test_a_port_no_socket_can_have_is_a_failure_not_a_crash(
     assert Fetcher(allow_private=allow_private).get("http://192.0.2.1:99999/x") == bad
     url = server.redirect("/moved", "http://127.0.0.1:70000/story")
     assert local().get(url) == bad
+
+
+def _deflated(size: int, wbits: int) -> bytes:
+    """``size`` zero bytes compressed with zlib's ``wbits`` (31: gzip, 15: zlib, -15: raw)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    block = bytes(1 << 20)
+    return b"".join(packer.compress(block) for _ in range(size >> 20)) + packer.flush()
+
+
+def test_a_compressed_body_is_capped_as_it_is_inflated(server: StaticServer) -> None:
+    # 100 MB of zeros in 100 KB of gzip: a body under any cap that inflates a thousandfold.
+    url = server.add("/bomb", _deflated(100 << 20, 31), content_type="application/rss+xml",
+                     headers={"Content-Encoding": "gzip"})
+    tracemalloc.start()
+    try:
+        got = local(max_bytes=1_000_000).get(url)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == Failure("too large (>1 MB)")
+    # Inflated a network read at a time, one read held 64 MB before the cap was looked at.
+    assert peak < 16_000_000
+
+
+@pytest.mark.parametrize(("coding", "wbits"), [("gzip", 31), ("x-gzip", 31), ("deflate", 15),
+                                               ("deflate", -15)])
+def test_compressed_bodies_are_read(server: StaticServer, coding: str, wbits: int) -> None:
+    text = b"<rss><channel><title>Harbour Herald</title></channel></rss>" * 400
+    packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    url = server.add("/feed", packer.compress(text) + packer.flush(),
+                     content_type="application/rss+xml", headers={"Content-Encoding": coding})
+    got = local(max_bytes=len(text)).get(url)
+    assert isinstance(got, Page) and got.body == text
+
+
+def test_only_codings_read_within_the_cap_are_asked_for_or_taken(server: StaticServer) -> None:
+    # 64 KB of zstd can hold gigabytes that its decoder returns in one piece; a server may
+    # send it unasked.
+    url = server.add("/zstd", b"(\xb5/\xfd\x00X\x00\x00", content_type="application/rss+xml",
+                     headers={"Content-Encoding": "zstd"})
+    assert local().get(url) == Failure("unsupported content encoding: zstd")
+    assert server.requests[0].headers["accept-encoding"] == "gzip, deflate"
+    broken = server.add("/broken", b"not gzip at all", headers={"Content-Encoding": "gzip"})
+    assert local().get(broken) == Failure("undecodable response body")
