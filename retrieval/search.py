@@ -115,6 +115,8 @@ class QueryPlan:
     # with the newest articles, or a period's biggest stories, rather than the ones closest
     # to "news".
     digest: bool = False
+    # A follow-up that points back at its conversation's story ("how fast was it going?").
+    refers_back: bool = False
 
     @property
     def terms(self) -> list[str]:
@@ -390,8 +392,11 @@ class Retriever:
             ctx_vec = self.embedder.embed_query(" ".join(context[-2:]))
             vec = vec + p.context_weight * ctx_vec
             vec = vec / (np.linalg.norm(vec) or 1.0)
+        refers_back = bool(context) and not _REFERS_BACK.isdisjoint(
+            w.lower() for w in re.findall(r"[\w']+", query))
         return QueryPlan(query, tuple(context), tokens, ctx_tokens, vec, tf, hard_lo, hard_hi,
-                         win_lo, win_hi, boosted, outlet, prefer_article_id, digest)
+                         win_lo, win_hi, boosted, outlet, prefer_article_id, digest,
+                         refers_back)
 
     # -- stages 2 and 3: candidates, fusion ------------------------------------------------
     def candidates(self, vec: np.ndarray, lex: LexicalIndex, lex_scores: np.ndarray,
@@ -750,17 +755,18 @@ def judge(articles: Sequence[ArticleHit], plan: QueryPlan, texts: dict[str, set[
     A question about a period with no article in it cannot be answered from them (the
     period's other hops, "what did he say in 2008 about ...", are judged as usual). With a
     second hop, the description and the question asked are judged together. A follow-up
-    with no terms of its own ("when was that?") asks about its conversation's subject: the
-    earlier turns' terms count, at ``context_share`` of their weight. One that names
-    something ("and the Mars helicopter?") is judged by what it names: the earlier story
-    covering the conversation says nothing of whether it covers that.
+    with no terms of its own ("when was that?"), or that points back at it with a pronoun
+    ("how fast was it going?"), asks about its conversation's subject: the earlier turns'
+    terms count too, at ``context_share`` of their weight. One that names something else
+    ("and the Mars helicopter?") is judged by what it names: the earlier story covering the
+    conversation says nothing of whether it covers that.
     """
     if not articles:
         return 0.0
     if plan.time.bounded and not any(in_window(a.meta, plan.window) for a in articles):
         return 0.0
     terms = plan.terms
-    context = [] if terms else content_terms(plan.context_tokens)
+    context = content_terms(plan.context_tokens) if not terms or plan.refers_back else []
     confidence = coverage_confidence(articles[:3], terms, idf, texts, context=context,
                                      context_share=context_share)
     if hop is not None and len(articles) > 1 and articles[1] is hop:
@@ -793,6 +799,9 @@ def coverage_confidence(articles: Sequence[ArticleHit], terms: Sequence[str], id
 
 
 # -- helpers -------------------------------------------------------------------------------------
+# Words by which a follow-up points back at the story its conversation is about.
+_REFERS_BACK = frozenset(("it", "its", "he", "him", "his", "she", "her", "they", "them",
+                          "their", "this", "that", "these", "those"))
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)*\b")
 _NOT_NAMES = frozenset((
     "The", "A", "An", "In", "On", "At", "For", "From", "By", "With", "And", "But", "Or", "Of",

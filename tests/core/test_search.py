@@ -122,6 +122,20 @@ def test_a_follow_up_is_judged_with_its_conversations_terms_at_a_share() -> None
     cost = QueryPlan("and the cost?", ("who landed near the moon's pole?",), ["cost"],
                      ["land", "moon", "pole"], np.zeros(3, dtype=np.float32), TimeFilter())
     assert judge([landing], cost, texts, idf, context_share=0.3) == pytest.approx(0.5 * 0.3)
+    # One that points back at the story with a pronoun asks about it, in words the story
+    # need not use ("fastest", not "fast"): the conversation's terms count too.
+    back = replace(cost, query="and how fast was it going?", tokens=["fast", "go"],
+                   refers_back=True)
+    assert judge([landing], back, texts, idf, context_share=0.3) == pytest.approx(
+        0.5 * 0.3 + 0.5 * 0.9 / 2.9)
+
+
+def test_a_follow_up_points_back_by_a_pronoun(services: Services) -> None:
+    retriever = services.retriever
+    earlier = ("who landed near the moon's pole?",)
+    assert retriever.plan("how fast was it going?", context=earlier).refers_back
+    assert not retriever.plan("and the cost?", context=earlier).refers_back
+    assert not retriever.plan("how fast was it going?").refers_back  # no conversation
 
 
 def test_second_hop_needs_a_strong_first_article_that_misses_terms_and_names_people() -> None:
