@@ -1,12 +1,12 @@
 """What kind of answer a question asks for, and where a sentence states one.
 
-"How much did they pay?" is answered by an amount of money, "how many?" by a number, "when?"
-by a date, "what year?" by a year, "what time?" by a time of day or a time on the clock,
-"how long?" by a length of time, "what sentence did he get?" by a prison term, and "..., the
-mill or the mine?" by one of the answers offered. The kind is read from the question's own
-words; a sentence states it where it holds such an expression (:func:`kind_spans`), and the
-extractive answer checks that the expression stands next to the question's terms. Every
-other question has no expected kind.
+"How much did they pay?" is answered by an amount of money, "how many?" or "how far?" by a
+number, "when?" by a date, "what year?" by a year, "what time?" by a time of day or a time
+on the clock, "how long?" by a length of time, "what sentence did he get?" by a prison term,
+and "..., the mill or the mine?" by one of the answers offered. The kind is read from the
+question's own words; a sentence states it where it holds such an expression
+(:func:`kind_spans`), and the extractive answer checks that the expression stands next to
+the question's terms. Every other question has no expected kind.
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ _ASKS = (
         r"|\bhow (?:quickly|soon)\b")),
     (AnswerType.NUMBER, re.compile(
         r"\bhow many\b|\bhow much of\b|\bwhat (?:number|percentage|proportion|share)\b"
-        r"|\b(?:death|casualty) toll\b|\bhow big\b")),
+        r"|\b(?:death|casualty) toll\b"
+        # A measure: "how fast was it going?" is answered "at 690,000 km/h".
+        r"|\bhow (?:big|large|fast|far|high|tall|deep|heavy|old|hot|cold|wide|strong)\b")),
     (AnswerType.YEAR, re.compile(r"\b(?:what|which) year\b")),
     (AnswerType.TIME, re.compile(r"\b(?:what|which) time\b|\bwhat hour\b")),
     (AnswerType.DATE, re.compile(r"\b(?:what|which) (?:date|day|month)\b")),
@@ -147,8 +149,9 @@ class Expected:
 
 
 _KIND_WORDS = frozenset(tokenize(["year date day month time hour long quickly soon number "
-                                  "percentage proportion share toll big prison jail sentence "
-                                  "term"])[0])
+                                  "percentage proportion share toll big large fast far high "
+                                  "tall deep heavy old hot cold wide strong prison jail "
+                                  "sentence term"])[0])
 
 
 def expect(question: str) -> Expected | None:

@@ -14,6 +14,8 @@ from retrieval.answer_type import AnswerType, choices, expect, expected_type, ki
     ("how much rain fell on Sunday?", AnswerType.NUMBER),
     ("how many people were rescued from the ferry?", AnswerType.NUMBER),
     ("what was the final death toll of the storm?", AnswerType.NUMBER),
+    ("how fast was the train going when it derailed?", AnswerType.NUMBER),
+    ("and how far is the new reservoir from town", AnswerType.NUMBER),
     ("when did the museum reopen?", AnswerType.DATE),
     ("so when is the launch planned now?", AnswerType.DATE),
     ("ok quick one, any idea when the bridge opens", AnswerType.DATE),
