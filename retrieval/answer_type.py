@@ -3,10 +3,10 @@
 "How much did they pay?" is answered by an amount of money, "how many?" or "how far?" by a
 number, "when?" by a date, "what year?" by a year, "what time?" by a time of day or a time
 on the clock, "how long?" by a length of time, "what sentence did he get?" by a prison term,
-and "..., the mill or the mine?" by one of the answers offered. The kind is read from the
-question's own words; a sentence states it where it holds such an expression
-(:func:`kind_spans`), and the extractive answer checks that the expression stands next to
-the question's terms. Every other question has no expected kind.
+"how old?" by an age, "how fast?" by a speed, and "..., the mill or the mine?" by one of the
+answers offered. The kind is read from the question's own words; a sentence states it where
+it holds such an expression (:func:`kind_spans`), and the extractive answer checks that the
+expression stands next to the question's terms. Every other question has no expected kind.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ class AnswerType(Enum):
     TIME = "time"
     DURATION = "length of time"
     TERM = "prison term"
+    AGE = "age"
+    SPEED = "speed"
     CHOICE = "choice"
 
 
@@ -79,6 +81,17 @@ _DURATION = re.compile(  # "a 22-year-old" states an age, not a length of time
     r"(?![\s-]+old\b)|\blife\b|\bdecades?\b|\b\d{1,2}:\d\d:\d\d\b",
     re.I,
 )
+# "15 years old", "a 79-year-old", "aged 79", "at the age of 79", "Denis Thatcher, 88, died".
+_AGE = re.compile(
+    rf"\b(?:\d{{1,3}}|(?:{_CARDINALS})(?:[\s-](?:{_CARDINALS}))*)[\s-]years?[\s-]old\b"
+    r"|\baged?\s\d{1,3}\b|\bage of \d{1,3}\b|(?<=, )\d{1,3}(?=,)",
+    re.I,
+)
+_SPEED = re.compile(
+    rf"{_DIGITS}\s?(?:km/h|kmh|kph|mph|km/s|m/s|knots?\b|(?:kilomet(?:re|er)s?|miles?|"
+    r"met(?:re|er)s?)\s(?:per|an|a)\s(?:hour|second)\b)|\bmach\s\d",
+    re.I,
+)
 _CUSTODY = re.compile(r"\b(?:sentenc\w*|prison|jail(?:ed)?|imprison\w*|behind bars)\b", re.I)
 # Words that make "how much" a question about money rather than about a quantity or share.
 _MONEY_WORDS = re.compile(
@@ -97,11 +110,13 @@ _ASKS = (
     (AnswerType.DURATION, re.compile(
         r"\bhow long\b|\bhow many (?:seconds|minutes|hours|days|weeks|months|years|decades)\b"
         r"|\bhow (?:quickly|soon)\b")),
+    (AnswerType.AGE, re.compile(r"\bhow old\b|\bwhat age\b|\bat what age\b")),
+    (AnswerType.SPEED, re.compile(r"\bhow fast\b|\bat what speed\b")),
     (AnswerType.NUMBER, re.compile(
         r"\bhow many\b|\bhow much of\b|\bwhat (?:number|percentage|proportion|share)\b"
         r"|\b(?:death|casualty) toll\b"
         # A measure: "how fast was it going?" is answered "at 690,000 km/h".
-        r"|\bhow (?:big|large|fast|far|high|tall|deep|heavy|old|hot|cold|wide|strong)\b")),
+        r"|\bhow (?:big|large|far|high|tall|deep|heavy|hot|cold|wide|strong)\b")),
     (AnswerType.YEAR, re.compile(r"\b(?:what|which) year\b")),
     (AnswerType.TIME, re.compile(r"\b(?:what|which) time\b|\bwhat hour\b")),
     (AnswerType.DATE, re.compile(r"\b(?:what|which) (?:date|day|month)\b")),
@@ -150,8 +165,8 @@ class Expected:
 
 _KIND_WORDS = frozenset(tokenize(["year date day month time hour long quickly soon number "
                                   "percentage proportion share toll big large fast far high "
-                                  "tall deep heavy old hot cold wide strong prison jail "
-                                  "sentence term"])[0])
+                                  "tall deep heavy old age speed hot cold wide strong prison "
+                                  "jail sentence term"])[0])
 
 
 def expect(question: str) -> Expected | None:
@@ -166,7 +181,8 @@ def expect(question: str) -> Expected | None:
 
 
 _PATTERNS = {AnswerType.MONEY: _MONEY, AnswerType.NUMBER: _NUMBER, AnswerType.DATE: _DATE,
-             AnswerType.YEAR: _YEAR, AnswerType.TIME: _TIME, AnswerType.DURATION: _DURATION}
+             AnswerType.YEAR: _YEAR, AnswerType.TIME: _TIME, AnswerType.DURATION: _DURATION,
+             AnswerType.AGE: _AGE, AnswerType.SPEED: _SPEED}
 
 
 def kind_spans(expected: Expected, sentence: str) -> list[tuple[int, int]]:

@@ -14,7 +14,8 @@ from retrieval.answer_type import AnswerType, choices, expect, expected_type, ki
     ("how much rain fell on Sunday?", AnswerType.NUMBER),
     ("how many people were rescued from the ferry?", AnswerType.NUMBER),
     ("what was the final death toll of the storm?", AnswerType.NUMBER),
-    ("how fast was the train going when it derailed?", AnswerType.NUMBER),
+    ("how fast was the train going when it derailed?", AnswerType.SPEED),
+    ("how old was the skipper?", AnswerType.AGE),
     ("and how far is the new reservoir from town", AnswerType.NUMBER),
     ("when did the museum reopen?", AnswerType.DATE),
     ("so when is the launch planned now?", AnswerType.DATE),
@@ -60,6 +61,12 @@ def test_expected_type(question: str, kind: AnswerType | None) -> None:
     (AnswerType.TERM, "The court sentenced her to death.", True),
     (AnswerType.TERM, "Doctors said the next 72 hours would be crucial.", False),
     (AnswerType.TERM, "He was sentenced on Tuesday.", False),
+    (AnswerType.AGE, "The skipper, 64, had sailed the route for years.", True),
+    (AnswerType.AGE, "She was only fifteen years old at the time.", True),
+    (AnswerType.AGE, "The skipper had sailed the route for 64 years.", False),
+    (AnswerType.SPEED, "The train was doing 190 km/h on a 60 km/h curve.", True),
+    (AnswerType.SPEED, "Winds reached 120 miles per hour.", True),
+    (AnswerType.SPEED, "The train was carrying 190 passengers.", False),
 ])
 def test_supplies(kind: AnswerType, sentence: str, ok: bool) -> None:
     assert supplies(kind, sentence) is ok
