@@ -95,7 +95,8 @@ _SPEED = re.compile(
 _CUSTODY = re.compile(r"\b(?:sentenc\w*|prison|jail(?:ed)?|imprison\w*|behind bars)\b", re.I)
 # Words that make "how much" a question about money rather than about a quantity or share.
 _MONEY_WORDS = re.compile(
-    r"\b(?:pay|paid|pays|cost|costs|costing|price|priced|worth|spend|spent|fine|fined|debt|"
+    r"\b(?:pay|paid|pays|paying|cost|costs|costing|price|priced|worth|spend|spent|spending|"
+    r"fine|fined|debt|selling|raising|charging|offering|earning|owing|"
     r"raise|raised|fund|funding|funded|sold|sell|budget|salary|earn|earned|compensation|"
     r"damages|bail|reward|bid|offer|offered|loan|loans|valued|charge|charged|owe|owed|"
     r"donated?|awards?|awarded|prize|tax|taxes|revenue|profit|loss|lose|lost|bonus|ransom|settlement|fees?|money|"

@@ -10,6 +10,7 @@ from retrieval.answer_type import AnswerType, choices, expect, expected_type, ki
 @pytest.mark.parametrize(("question", "kind"), [
     ("how much did the council pay for the new bridge?", AnswerType.MONEY),
     ("How much was the fine the regulator imposed?", AnswerType.MONEY),
+    ("how much did the club end up paying for the striker?", AnswerType.MONEY),
     ("how much of the country's power came from the plant?", AnswerType.NUMBER),
     ("how much rain fell on Sunday?", AnswerType.NUMBER),
     ("how many people were rescued from the ferry?", AnswerType.NUMBER),
