@@ -92,6 +92,9 @@ _SPEED = re.compile(
     r"met(?:re|er)s?)\s(?:per|an|a)\s(?:hour|second)\b)|\bmach\s\d",
     re.I,
 )
+# "How long was he sentenced to?"; not "how long after the death sentence ...?".
+_LOCKED_UP = re.compile(r"\b(?:sentenced|jailed|imprisoned|locked up|in (?:prison|jail)|"
+                        r"behind bars)\b")
 _CUSTODY = re.compile(r"\b(?:sentenc\w*|prison|jail(?:ed)?|imprison\w*|behind bars)\b", re.I)
 # Words that make "how much" a question about money rather than about a quantity or share.
 _MONEY_WORDS = re.compile(
@@ -132,6 +135,9 @@ def expected_type(question: str) -> AnswerType | None:
         return AnswerType.MONEY if _MONEY_WORDS.search(q) else AnswerType.NUMBER
     for kind, pattern in _ASKS:
         if pattern.search(q):
+            # "How long was he sentenced to?" asks for a prison term, not any length of time.
+            if kind is AnswerType.DURATION and _LOCKED_UP.search(q):
+                return AnswerType.TERM
             return kind
     # "When" asks for a date when it is the question's first question word ("so when is the
     # launch?", "anyone know when it opens?"), not in "what happened when the storm hit?".

@@ -25,6 +25,8 @@ from retrieval.answer_type import AnswerType, choices, expect, expected_type, ki
     ("what time did the polls close?", AnswerType.TIME),
     ("what day does the festival start?", AnswerType.DATE),
     ("how long did the strike last?", AnswerType.DURATION),
+    ("how long was the driver jailed for?", AnswerType.TERM),
+    ("how long after the death sentence was the appeal heard?", AnswerType.DURATION),
     ("how many years in prison did he get?", AnswerType.TERM),
     ("what prison sentence did the driver end up with?", AnswerType.TERM),
     ("was the ferry sunk by a mine or a torpedo?", None),  # no comma: not offered as choices
