@@ -247,7 +247,11 @@ class SourceService:
             if progress:
                 progress.check()
             with self.admin.write_lock:
-                report.sources.append(self.poll_source(source, progress))
+                # As it is now: a write between two sources (a removal, a re-add) may have
+                # changed or removed it since the list was read.
+                current = self.state.get_source(source.id)
+                if current is not None:
+                    report.sources.append(self.poll_source(current, progress))
         report.seconds = time.perf_counter() - t0
         return report
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.admin import Progress
 from bot.core.models import NewsbotError
 from bot.core.services import Services
 from bot.core.state import utcnow
@@ -322,3 +323,31 @@ def test_adding_a_followed_source_again_keeps_the_name_it_was_given(
     other = http.add("/quay.xml", rss(numbered_items(5, 6, long_text=True), title="Quay Post"),
                      content_type="application/rss+xml")
     assert svc.sources.add(other)["name"] == "Quay Post"  # a new one takes the feed's title
+
+
+def test_a_source_removed_while_a_poll_runs_is_not_polled(svc: Services,
+                                                         http: StaticServer) -> None:
+    first = http.add("/a.xml", rss(numbered_items(0, 2, long_text=True)),
+                     content_type="application/rss+xml")
+    other = "https://otherweekly.example"
+    second = http.add("/b.xml", rss(numbered_items(10, 12, base=other, long_text=True)),
+                      content_type="application/rss+xml")
+    svc.sources.add(first)
+    svc.sources.add(second)
+    http.add("/a.xml", rss(numbered_items(0, 3, long_text=True)),
+             content_type="application/rss+xml")
+    http.add("/b.xml", rss(numbered_items(10, 13, base=other, long_text=True)),
+             content_type="application/rss+xml")
+    removed: list[object] = []
+
+    def remove_second_once() -> bool:  # asked before each source: a removal lands there
+        if not removed:
+            removed.append(svc.admin.remove_source(second))
+        return False
+
+    ids = [s.id for s in svc.state.list_sources()]
+    report = svc.sources.poll(due_only=False, progress=Progress(cancelled=remove_second_once))
+    assert [(s.id, s.added) for s in report.sources] == [(ids[0], 1)]
+    # Nothing of the removed source came back: the store holds what the registry holds.
+    registered = {a.id for a in svc.state.iter_articles()}
+    assert len(registered) == 3 and set(svc.store.chunk_numbers()) == registered
