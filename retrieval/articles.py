@@ -204,7 +204,10 @@ def parse_datetime(value: Any) -> datetime | None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:  # "9999-12-31T23:59:59-01:00" is in no year a datetime can hold
+        return None
 
 
 def _pick(record: Mapping[str, Any], field: str) -> Any:

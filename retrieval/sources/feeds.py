@@ -292,8 +292,12 @@ def _entry_date(entry: FeedParserDict, now: datetime) -> datetime | None:
         parsed = dict.get(entry, f"{key}_parsed")
         found: datetime | None
         if parsed:
-            # feedparser gives UTC struct_times; a leap second (tm_sec 60) is no datetime.
-            found = datetime(*parsed[:5], min(parsed[5], 59), tzinfo=UTC)
+            # feedparser gives UTC struct_times; a leap second (tm_sec 60) is no datetime,
+            # nor year 10000 (9999-12-31T23:59:59-01:00 in UTC).
+            try:
+                found = datetime(*parsed[:5], min(parsed[5], 59), tzinfo=UTC)
+            except ValueError:
+                found = None
         else:
             found = parse_datetime(dict.get(entry, key))  # a format feedparser could not read
         if trusted_date(found, now) is not None:

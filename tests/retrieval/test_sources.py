@@ -492,3 +492,25 @@ def test_a_text_too_long_for_an_article_is_skipped(tmp_path: Path) -> None:
     (article,), (skipped,) = load(path)
     assert article.title.startswith("Goods yard")
     assert skipped.name == "dump.jsonl:2" and skipped.reason.startswith("too long (")
+
+
+@pytest.mark.parametrize("date", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00",
+                                  "Fri, 31 Dec 9999 23:59:59 -0100"])
+def test_a_date_past_the_years_a_datetime_holds_leaves_the_article_undated(
+        tmp_path: Path, date: str) -> None:
+    """'Never expires' dates near the ends of the calendar went past them in UTC, and the
+    error stopped the whole load (or a feed's poll, before any of its items)."""
+    story = " ".join(STORY_PARAGRAPHS)
+    path = tmp_path / "export.jsonl"
+    path.write_text("\n".join(json.dumps({"title": title, "body": story, "published_at": d})
+                              for title, d in [("Goods yard to become a market", date),
+                                               ("Market traders sign leases", "2024-06-03")]))
+    first, second = load(path)[0]
+    assert first.published_at is None and second.date_str == "2024-06-03"
+    feed = tmp_path / "feed.xml"
+    feed.write_text(f'<?xml version="1.0"?><rss version="2.0"><channel><title>Fenwick</title>'
+                    f"<item><title>Goods yard</title><link>https://fenwick.example/1</link>"
+                    f"<description>{story}</description><pubDate>{date}</pubDate></item>"
+                    "</channel></rss>")
+    (item,), _ = load(feed)
+    assert item.published_at is None
