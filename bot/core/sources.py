@@ -264,9 +264,16 @@ class SourceService:
         fetcher = Fetcher(timeout_s=self.settings.fetch_timeout_s,
                           max_bytes=self.settings.max_feed_bytes,
                           allow_private=self.settings.allow_private_urls)
-        # A poll reads its feed and the new items' pages within a few fetch timeouts.
-        fetched = fetch_source(fetcher, source, self._known(source),
-                               budget_s=POLL_BUDGET_TIMEOUTS * self.settings.fetch_timeout_s)
+        try:
+            # A poll reads its feed and the new items' pages within a few fetch timeouts.
+            fetched = fetch_source(fetcher, source, self._known(source),
+                                   budget_s=POLL_BUDGET_TIMEOUTS * self.settings.fetch_timeout_s)
+        except Exception as exc:
+            # What a feed or a page holds set off a fault in reading it: that source fails
+            # and backs off. Raised, it ended the poll before the sources after it, and
+            # the source, due again at once and first in line, ended every poll after.
+            log.exception("reading source %s (%s) failed", source.id, source.label)
+            fetched = Fetched(error=f"could not be read ({type(exc).__name__})")
         interval = timedelta(minutes=source.every_min or self.settings.poll_minutes)
         if fetched.error:
             return self._failed(source, result, fetched.error, now, interval, t0)

@@ -351,3 +351,30 @@ def test_a_source_removed_while_a_poll_runs_is_not_polled(svc: Services,
     # Nothing of the removed source came back: the store holds what the registry holds.
     registered = {a.id for a in svc.state.iter_articles()}
     assert len(registered) == 3 and set(svc.store.chunk_numbers()) == registered
+
+
+def test_a_fault_reading_one_source_fails_it_and_the_poll_goes_on(
+        svc: Services, http: StaticServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.core import sources
+
+    first = http.add("/a.xml", rss(numbered_items(0, 2, long_text=True)),
+                     content_type="application/rss+xml")
+    second = http.add("/b.xml", rss(numbered_items(10, 12, base="https://otherweekly.example",
+                                                  long_text=True)),
+                      content_type="application/rss+xml")
+    svc.sources.add(first)
+    svc.sources.add(second)
+    real = sources.poll_feed
+
+    def faulty(fetcher, url, **kwargs):  # type: ignore[no-untyped-def]
+        if url == first:  # content that sets off a parsing bug, as a far-off date once did
+            raise OverflowError("date value out of range")
+        return real(fetcher, url, **kwargs)
+
+    monkeypatch.setattr(sources, "poll_feed", faulty)
+    http.add("/b.xml", rss(numbered_items(10, 13, base="https://otherweekly.example",
+                                          long_text=True)), content_type="application/rss+xml")
+    a, b = svc.sources.poll(due_only=False).sources
+    assert (a.outcome, a.error) == ("failed", "could not be read (OverflowError)")
+    assert (b.outcome, b.added) == ("changed", 1)
+    assert [s.id for s in svc.state.due_sources(utcnow())] == []  # it backs off
