@@ -3,6 +3,13 @@
 It is derived data: built from the store's own documents, so every process that shares a
 store can build the same index, and cached on disk per collection version so a cold start
 loads it instead of re-tokenising the corpus.
+
+Each chunk's token counts are kept beside the scores, so that a write of a few articles
+updates the index (:meth:`LexicalIndex.updated`) by tokenising only their chunks and
+re-scoring the counts in a few vectorised passes, as ``bm25s`` would score them from
+scratch: IDF and the average length change with every chunk, so every score is computed
+again, but from counts in memory rather than from the store's texts (at 100,000 chunks, a
+fraction of a second rather than the tens of seconds a build from the store takes).
 """
 
 from __future__ import annotations
@@ -24,7 +31,11 @@ from retrieval.timeparse import Span
 
 log = logging.getLogger(__name__)
 
-_FORMAT = 5  # bump when what is indexed changes
+_FORMAT = 6  # bump when what is indexed changes
+
+# bm25s's defaults (BM25(), method "lucene"), with which every index here is scored.
+_K1 = 1.5
+_B = 0.75
 
 # "US" would lower-case into the stop word "us"; news writes the country both ways.
 _US = re.compile(r"\bU\.?S\.?(?=\W|$)(?!\.\w)")
@@ -78,6 +89,80 @@ def _quiet_bm25s() -> None:
     logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
+class Postings:
+    """Each chunk's distinct token ids and how often it holds them, chunk after chunk
+    (``indptr[i]:indptr[i + 1]`` are chunk ``i``'s): what the scores are computed from."""
+
+    def __init__(self, indptr: np.ndarray, tokens: np.ndarray, counts: np.ndarray) -> None:
+        self.indptr = np.asarray(indptr, dtype=np.int64)
+        self.tokens = np.asarray(tokens, dtype=np.int32)
+        self.counts = np.asarray(counts, dtype=np.float32)
+
+    @classmethod
+    def of(cls, token_lists: Sequence[Sequence[str]], vocab: dict[str, int]) -> Postings:
+        """The postings of tokenised chunks; tokens new to ``vocab`` are added to it."""
+        lens = np.fromiter((len(t) for t in token_lists), dtype=np.int64,
+                           count=len(token_lists))
+        ids = np.fromiter((vocab.setdefault(w, len(vocab)) for t in token_lists for w in t),
+                          dtype=np.int64, count=int(lens.sum()))
+        doc = np.repeat(np.arange(len(token_lists), dtype=np.int64), lens)
+        pairs, counts = np.unique((doc << 32) | ids, return_counts=True)
+        indptr = np.zeros(len(token_lists) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(pairs >> 32, minlength=len(token_lists)), out=indptr[1:])
+        return cls(indptr, pairs & 0xFFFFFFFF, counts)
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def select(self, keep: np.ndarray) -> Postings:
+        """The postings of the chunks where ``keep`` (a mask over chunks) is true."""
+        lens = np.diff(self.indptr)
+        rows = np.repeat(keep, lens)
+        indptr = np.zeros(int(keep.sum()) + 1, dtype=np.int64)
+        np.cumsum(lens[keep], out=indptr[1:])
+        return Postings(indptr, self.tokens[rows], self.counts[rows])
+
+    def then(self, other: Postings) -> Postings:
+        """These chunks followed by ``other``'s."""
+        return Postings(np.concatenate([self.indptr, other.indptr[1:] + self.indptr[-1]]),
+                        np.concatenate([self.tokens, other.tokens]),
+                        np.concatenate([self.counts, other.counts]))
+
+    def bm25(self, vocab: dict[str, int]) -> Any:
+        """A ``bm25s.BM25`` scoring these chunks, with the scores ``BM25().index`` computes
+        for the same tokens (Lucene's BM25), computed here in whole-array passes."""
+        import bm25s
+
+        _quiet_bm25s()
+        n, n_vocab = len(self), max(len(vocab), 1)
+        doc = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.indptr))
+        doc_len = np.bincount(doc, weights=self.counts, minlength=n)
+        avg = float(doc_len.mean()) if n and doc_len.any() else 1.0
+        df = np.bincount(self.tokens, minlength=n_vocab)
+        idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+        tfc = self.counts / (_K1 * ((1 - _B) + _B * doc_len[doc] / np.float64(avg))
+                             + self.counts)
+        data = (idf[self.tokens] * tfc).astype(np.float32)
+        order = _by_token(self.tokens)  # then by chunk, as bm25s stores them
+        indptr = np.zeros(n_vocab + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.tokens, minlength=n_vocab), out=indptr[1:])
+        bm25 = bm25s.BM25()
+        bm25.scores = {"data": data[order], "indices": doc[order].astype(np.int32),
+                       "indptr": indptr, "num_docs": n}
+        bm25.vocab_dict = dict(vocab)
+        bm25.unique_token_ids_set = set(vocab.values())
+        bm25.nonoccurrence_array = None
+        return bm25
+
+
+def _by_token(tokens: np.ndarray) -> np.ndarray:
+    """The stable order of ``tokens``, sorted 16 bits at a time: NumPy sorts 16-bit keys by
+    radix, six times as fast as a comparison sort of 32-bit ones on millions of postings."""
+    order = np.argsort((tokens & 0xFFFF).astype(np.uint16), kind="stable")
+    high = (tokens[order] >> 16).astype(np.uint16)
+    return order[np.argsort(high, kind="stable")] if high.any() else order
+
+
 def _dot(rows: np.ndarray, vec: np.ndarray) -> np.ndarray:
     """Each row's dot product with ``vec``, on this thread: the BLAS behind ``@`` spreads a
     product this small over threads that spin, six times the CPU on a busy machine."""
@@ -90,8 +175,9 @@ class LexicalIndex:
     period are one slice to compare a question with (see :meth:`period_nearest`)."""
 
     def __init__(self, bm25: Any, ids: list[str], meta: list[dict[str, Any]],
-                 vectors: np.ndarray | None = None) -> None:
+                 vectors: np.ndarray | None = None, postings: Postings | None = None) -> None:
         self._bm25 = bm25
+        self.postings = postings
         self.ids = ids
         self.meta = meta
         self.position = {cid: i for i, cid in enumerate(ids)}
@@ -199,19 +285,53 @@ class LexicalIndex:
         import bm25s
 
         _quiet_bm25s()
-        ids: list[str] = []
-        meta: list[dict[str, Any]] = []
-        texts: list[str] = []
-        for c in chunks:
-            ids.append(c.id)
-            m = dict(c.metadata)
-            m["text"] = c.text
-            meta.append(m)
-            texts.append(indexed_text(str(m.get("title", "")), c.text))
-        bm25 = bm25s.BM25()
-        if texts:
-            bm25.index(tokenize(texts), show_progress=False)
-        return cls(bm25, ids, meta)
+        ids, meta, texts = _read(chunks)
+        if not texts:
+            return cls(bm25s.BM25(), [], [])
+        vocab: dict[str, int] = {}
+        postings = Postings.of(tokenize(texts), vocab)
+        return cls(postings.bm25(vocab), ids, meta, postings=postings)
+
+    def updated(self, deleted: dict[str, int], chunks: Sequence[StoredChunk],
+                vectors: np.ndarray | None) -> LexicalIndex | None:
+        """This index after a write: without the chunks of the articles in ``deleted``
+        numbered from its value on, and with ``chunks`` (new ones, or new versions of
+        chunks it holds; ``vectors`` are theirs, in order). None when it keeps no token
+        counts to update, or no vectors (the store changed while they were read): then
+        build it again."""
+        if self.postings is None or self.vectors is None:
+            return None
+        written = {c.id for c in chunks}
+        keep = np.ones(len(self.ids), dtype=bool)
+        if deleted:
+            for pos in np.flatnonzero(np.isin(self.article_ids, list(deleted))):
+                if int(self.meta[pos].get("chunk", 0)) >= deleted[self.article_ids[pos]]:
+                    keep[pos] = False
+        for cid in written:
+            if (pos := self.position.get(cid)) is not None:
+                keep[pos] = False
+        kept = np.flatnonzero(keep)
+        new_ids, new_meta, texts = _read(chunks)
+        ids = [self.ids[i] for i in kept] + new_ids
+        if not ids:
+            return LexicalIndex.build([])
+        vocab = dict(self._vocab)  # the index in use keeps its own
+        postings = self.postings.select(keep).then(Postings.of(tokenize(texts), vocab))
+        index = LexicalIndex(postings.bm25(vocab), ids,
+                             [self.meta[i] for i in kept] + new_meta, postings=postings)
+        if not chunks or (vectors is not None and len(vectors) == len(chunks)):
+            # Each row of the new time order, gathered once: from this index's rows (already
+            # in time order), or from the new vectors (a handful, written after).
+            source = np.concatenate([self.time_row[kept],
+                                     -1 - np.arange(len(chunks), dtype=np.int64)])
+            source = source[index.by_time]
+            new = source < 0
+            rows = np.empty((len(ids), self.vectors.shape[1]), dtype=np.float32)
+            np.take(self.vectors, np.where(new, 0, source), axis=0, out=rows)
+            if chunks:
+                rows[new] = np.asarray(vectors, dtype=np.float32)[-1 - source[new]]
+            index.vectors = rows
+        return index
 
     def idf(self, term: str) -> float:
         """BM25-style IDF of a (stemmed) term; unknown terms get the highest weight."""
@@ -234,6 +354,9 @@ class LexicalIndex:
         self._bm25.save(str(tmp / "bm25"))
         if self.vectors is not None:
             np.save(tmp / "vectors.npy", self.vectors)  # in time order
+        if self.postings is not None:
+            np.savez(tmp / "postings.npz", indptr=self.postings.indptr,
+                     tokens=self.postings.tokens, counts=self.postings.counts)
         (tmp / "chunks.json").write_text(json.dumps({"format": _FORMAT, "ids": self.ids,
                                                      "meta": self.meta}))
         shutil.rmtree(folder, ignore_errors=True)
@@ -252,7 +375,25 @@ class LexicalIndex:
             path = folder / "vectors.npy"
             # Mapped, not read: only the rows a period's search touches are paged in.
             vectors = np.load(path, mmap_mode="r") if path.exists() else None
-            return cls(bm25, data["ids"], data["meta"], vectors)
+            postings = None
+            if (folder / "postings.npz").exists():
+                with np.load(folder / "postings.npz") as p:
+                    postings = Postings(p["indptr"], p["tokens"], p["counts"])
+            return cls(bm25, data["ids"], data["meta"], vectors, postings)
         except (OSError, ValueError, KeyError) as exc:
             log.info("lexical cache at %s not usable (%s); rebuilding", folder, exc)
             return None
+
+
+def _read(chunks: Iterable[StoredChunk]) -> tuple[list[str], list[dict[str, Any]], list[str]]:
+    """Ids, metadata (the text included) and indexed texts of ``chunks``."""
+    ids: list[str] = []
+    meta: list[dict[str, Any]] = []
+    texts: list[str] = []
+    for c in chunks:
+        ids.append(c.id)
+        m = dict(c.metadata)
+        m["text"] = c.text
+        meta.append(m)
+        texts.append(indexed_text(str(m.get("title", "")), c.text))
+    return ids, meta, texts

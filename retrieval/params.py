@@ -133,11 +133,12 @@ class SearchParams:
     # (ans@ev1 0.41 with 5, 0.44 with 6, 0.43 with 10, where the rest used to be dropped).
     # Each sentence costs 4 to 5 ms of CPU on two cores, most of an answer's time.
     dense_sentences: int = 6
-    # After a feed poll, the keyword index is rebuilt in the background at most once in this
-    # many seconds: each rebuild reads the whole store (about 2 s of CPU at 10,000 chunks,
-    # tens of seconds at 100,000), and feeds polled one after another would otherwise keep a
-    # core busy. Set: new articles are found by their vectors at once and by their words
-    # within this time plus a build; commands that write rebuild it before returning.
+    # After a feed poll, the keyword index is brought up to date in the background at most
+    # once in this many seconds: an update re-scores every chunk (a second or two of CPU at
+    # 100,000 chunks; a build from the store, when the store cannot say what a write did,
+    # tens of seconds), and feeds polled one after another would otherwise keep a core busy.
+    # Set: new articles are found by their vectors at once and by their words within this
+    # time plus an update; commands that write update it before returning.
     refresh_interval_s: float = 30.0
     # ... and, when a rebuild takes long (a large store), at most this share of one core goes
     # to them: the next background rebuild starts no sooner than its last build's time over

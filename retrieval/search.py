@@ -287,6 +287,13 @@ class Retriever:
                 index, self._primed = self._primed[1], None
             elif folder and folder.exists():
                 index = LexicalIndex.load(folder)
+            if index is None and current is not None and current[0][0] == key[0]:
+                t0 = time.perf_counter()
+                index = self._updated(current[1], current[0][1], key[1], folder)
+                if index is not None:
+                    self._last_build_s = time.perf_counter() - t0
+                    log.info("lexical index: %d chunks, updated in %.2fs", len(index),
+                             self._last_build_s)
             if index is None:
                 t0 = time.perf_counter()
                 index = self._build(self.store.iter_chunks(), folder)
@@ -317,6 +324,20 @@ class Retriever:
         if folder and len(index):
             index.save(folder)
         return index
+
+    def _updated(self, index: LexicalIndex, since: int, until: int,
+                 folder: Path | None) -> LexicalIndex | None:
+        """``index`` (of version ``since``) brought to version ``until`` from what the writes
+        between them did, saved in ``folder``; None when the store cannot tell what they did
+        (then it is built again from the store)."""
+        changes = self.store.changes(self.store.collection_name, since, until)
+        if changes is None:
+            return None
+        chunks, vectors = self.store.chunks(sorted(changes.written))
+        updated = index.updated(changes.deleted, chunks, vectors)
+        if updated is not None and folder and len(updated):
+            updated.save(folder)
+        return updated
 
     def _stored_vectors(self, ids: Sequence[str], page: int = 2000,
                         collection: Any = None) -> np.ndarray | None:

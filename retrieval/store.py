@@ -66,6 +66,21 @@ def _answering(location: str) -> Iterator[None]:
         raise StoreUnavailable(SEARCH_UNAVAILABLE) from exc
 
 
+# Chunk ids and deleted articles the write journal holds at most (see VectorStore.changes):
+# past this, an index older than the journal's first entry is built again from the store.
+JOURNAL_MAX = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What writes to the live collection did between two of its versions."""
+
+    written: frozenset[str]
+    """Chunk ids upserted (read them again: later writes may have changed or deleted them)."""
+    deleted: dict[str, int]
+    """Article id -> the first chunk number deleted from it (0: all its chunks)."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredChunk:
     """A chunk as read back from the store."""
@@ -229,6 +244,16 @@ class VectorStore:
         # A shared server can be written by other processes; the embedded store cannot.
         self.shared = lock is None
         self._checked = time.monotonic()
+        # What each write to the live collection did, by the version it gave it, so that
+        # the keyword index can follow a write without reading the whole store. Only an
+        # embedded store keeps one: other processes write to a shared server unseen.
+        self._journal: list[tuple[int, frozenset[str], dict[str, int]]] = []
+        self._journal_size = 0
+        # What writes under way (or ones that failed part way) have touched; it goes into
+        # the entry of the next version, so nothing written unversioned is missed.
+        self._touched: set[str] = set()
+        self._cut: dict[str, int] = {}
+        self._journal_lock = threading.Lock()
         self.max_batch = int(client.get_max_batch_size())
         self._collection = self._open_live(check_model)
         self._forget_dropped()
@@ -337,13 +362,51 @@ class VectorStore:
     def _bump(self, collection: Any) -> None:
         meta = dict(collection.metadata or {})
         meta["version"] = int(meta.get("version", 0)) + 1
-        collection.modify(metadata=meta)
+        # Under the lock: whoever sees the new version and asks what changed waits for it.
+        with self._journal_lock:
+            collection.modify(metadata=meta)
+            if collection.name != self._collection.name:
+                return
+            entry = (meta["version"], frozenset(self._touched), self._cut)
+            self._touched, self._cut = set(), {}
+            self._journal.append(entry)
+            self._journal_size += len(entry[1]) + len(entry[2])
+            while self._journal_size > JOURNAL_MAX and self._journal:
+                _, written, deleted = self._journal.pop(0)
+                self._journal_size -= len(written) + len(deleted)
+
+    def _touch(self, ids: Sequence[str] = (), deleted: dict[str, int] | None = None) -> None:
+        """Note what a write to the live collection is about to change (see :meth:`changes`)."""
+        with self._journal_lock:
+            self._touched.update(ids)
+            for aid, first in (deleted or {}).items():
+                self._cut[aid] = min(first, self._cut.get(aid, first))
+
+    def changes(self, collection: str, since: int, until: int) -> Changes | None:
+        """What the writes to ``collection`` from version ``since`` (excluded) to ``until``
+        (included) did; None when this store cannot tell (a shared server, another
+        collection since, or writes older than the journal keeps)."""
+        with self._journal_lock:
+            if self.shared or collection != self._collection.name:
+                return None
+            entries = [e for e in self._journal if since < e[0] <= until]
+            if [e[0] for e in entries] != list(range(since + 1, until + 1)):
+                return None
+            written: set[str] = set()
+            deleted: dict[str, int] = {}
+            for _, ids, cut in entries:
+                written |= ids
+                for aid, first in cut.items():
+                    deleted[aid] = min(first, deleted.get(aid, first))
+            return Changes(frozenset(written), deleted)
 
     # -- writing ---------------------------------------------------------------------------
     def upsert(self, chunks: Sequence[Chunk], embeddings: np.ndarray, *,
                collection: Any = None) -> None:
         """Insert or replace chunks (ids are deterministic, so this is idempotent)."""
         col = collection or self._collection
+        if collection is None:
+            self._touch([c.id for c in chunks])
         if self._texts:
             # Texts first: a crash before the vectors leaves only rows the retry rewrites.
             self._texts.put(col.name, chunks)
@@ -364,6 +427,7 @@ class VectorStore:
         if not article_ids:
             return
         col = self._collection
+        self._touch(deleted={aid: (keep_below or {}).get(aid, 0) for aid in article_ids})
         for i in range(0, len(article_ids), 100):
             part = list(article_ids[i : i + 100])
             if keep_below is None:
@@ -449,6 +513,24 @@ class VectorStore:
         return {i: np.asarray(e, dtype=np.float32)
                 for i, e in zip(res["ids"], res["embeddings"], strict=True)}
 
+    def chunks(self, ids: Sequence[str], page: int = 2000
+               ) -> tuple[list[StoredChunk], np.ndarray | None]:
+        """The live collection's chunks of ``ids`` that exist, and their vectors in the same
+        order (None when there are none)."""
+        found: list[StoredChunk] = []
+        vectors: list[np.ndarray] = []
+        ids = list(ids)
+        for start in range(0, len(ids), page):
+            with self._reading() as col, _answering(self.location):
+                res = col.get(ids=ids[start:start + page],
+                              include=["documents", "metadatas", "embeddings"])
+                docs = self._documents(col, res["ids"], res["documents"])
+            for i, d, m, e in zip(res["ids"], docs, res["metadatas"], res["embeddings"],
+                                  strict=True):
+                found.append(StoredChunk(id=i, text=d, metadata=dict(m or {})))
+                vectors.append(np.asarray(e, dtype=np.float32))
+        return found, np.stack(vectors) if vectors else None
+
     def chunk_numbers(self, page: int = 5000) -> dict[str, set[int]]:
         """Article id -> the chunk numbers the live collection holds (metadata only)."""
         out: dict[str, set[int]] = {}
@@ -503,8 +585,11 @@ class VectorStore:
         staging.modify(metadata=meta)  # the switch: one metadata write
         old = [c.name for c in self._ours() if c.name != staging.name]
         with self._readers_cv:
-            self._collection = self._client.get_collection(staging.name,
-                                                           embedding_function=None)
+            with self._journal_lock:  # the journal tells of the collection it replaces
+                self._collection = self._client.get_collection(staging.name,
+                                                               embedding_function=None)
+                self._journal, self._journal_size = [], 0
+                self._touched, self._cut = set(), {}
             # Reads that began on the old collection finish on it (bounded: a stuck reader
             # only delays the clean-up, which the next start repeats).
             self._readers_cv.wait_for(lambda: not any(self._readers.get(n) for n in old),
