@@ -133,3 +133,38 @@ def test_a_batch_that_fails_to_plan_stays_queued_and_holds_up_no_other(tmp_path:
         assert not state.queued_briefs()
     finally:
         services.close()
+
+
+async def test_an_article_a_second_followed_feed_lists_later_is_briefed_to_that_feeds_channels(
+        tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    old, SPORT = _item(0, now - timedelta(days=1)), 102
+    story = _item(1, now)
+    relisted = Item(title=story.title, link=story.link, guid="inland-1",
+                    description=story.description, pub_date=story.pub_date)
+    with StaticServer() as http:
+        coast = http.add("/coast", rss([old]), content_type="application/rss+xml")
+        inland = http.add("/inland", rss([old]), content_type="application/rss+xml")
+        svc = _service(tmp_path / "d")
+        await svc.start()
+        try:
+            await svc.call("sources.add", {"url": coast, "name": "coast"})
+            await svc.call("sources.add", {"url": inland, "name": "inland"})
+            state, desk = svc.services.state, svc.services.desk
+            await _until(lambda: not state.queued_briefs(), "the first fetches planned")
+            for channel, source in ((NEWS, "coast"), (NEWS, "inland"), (SPORT, "inland")):
+                desk.subscribe(channel_id=channel, source=source, now=now - timedelta(hours=1))
+            http.add("/coast", rss([old, story]), content_type="application/rss+xml")
+            await svc.call("poll", {"due_only": False})
+            await _until(lambda: not state.queued_briefs(), "the coast's item planned")
+            # The same article, listed by the second feed a poll later.
+            http.add("/inland", rss([old, relisted]), content_type="application/rss+xml")
+            await svc.call("poll", {"due_only": False})
+            await _until(lambda: not state.queued_briefs(), "the inland item planned")
+            poster = MemoryPoster()
+            await desk.deliver(poster)
+        finally:
+            await svc.stop()
+    # Its channel gets it; the channel following both feeds gets it once.
+    assert [m.title for m in poster.in_channel(SPORT)] == [story.title]
+    assert [m.title for m in poster.in_channel(NEWS)] == [story.title]

@@ -401,8 +401,19 @@ class State:
         """Articles (after their chunks are in the store) and the (article id, GUID) pairs a
         source delivered, in one transaction: an article never lands without its source.
         With ``briefs``, the articles are queued for planning in that transaction too."""
-        items = list(items)
+        items, links = list(items), list(links)
         with self.transaction() as db:
+            queued = [(a.id, int(a.id in briefs.changed)) for a, _ in items] if briefs else []
+            if briefs is not None:
+                # An article another source delivered first is new to this source's
+                # channels: queued too, as new (their channels have not had it; one that
+                # has is not posted it twice, every post being keyed by channel and story).
+                seen = {aid for aid, _ in queued}
+                for aid in dict.fromkeys(aid for aid, _ in links):
+                    if aid not in seen and db.execute(
+                            "SELECT 1 FROM article_sources WHERE article_id = ? AND "
+                            "source_id = ?", (aid, source_id)).fetchone() is None:
+                        queued.append((aid, 0))
             _upsert_articles(db, items)
             _link_articles(db, source_id, links)
             if briefs is not None:
@@ -412,9 +423,8 @@ class State:
                     """INSERT INTO brief_queue (article_id, source_id, changed, first_fetch,
                            backfill, queued_at) VALUES (?, ?, ?, ?, ?, ?)
                        ON CONFLICT(article_id) DO UPDATE SET version = version + 1""",
-                    [(a.id, briefs.source_id, int(a.id in briefs.changed),
-                      int(briefs.first_fetch), briefs.backfill, _iso(utcnow()))
-                     for a, _ in items])
+                    [(aid, briefs.source_id, changed, int(briefs.first_fetch),
+                      briefs.backfill, _iso(utcnow())) for aid, changed in queued])
 
     def set_chunk_counts(self, counts: dict[str, int]) -> None:
         with self.transaction() as db:
