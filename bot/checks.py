@@ -46,12 +46,40 @@ def allowed(access: Access, interaction: discord.Interaction[Any]) -> bool:
     perms = interaction.permissions
     if perms.administrator or perms >= PERMISSIONS[access]:
         return True
+    return _has_role(access, interaction)
+
+
+def _has_role(access: Access, interaction: discord.Interaction[Any]) -> bool:
+    """Whether the user holds the role NEWSBOT_ADMIN_ROLE_ID or (for ``mod``)
+    NEWSBOT_MODERATOR_ROLE_ID names: such a role holds across the server."""
     settings = getattr(interaction.client, "settings", None)
     roles = {r.id for r in getattr(interaction.user, "roles", [])}
     wanted = {getattr(settings, "admin_role_id", None)}
     if access == "mod":
         wanted.add(getattr(settings, "moderator_role_id", None))
     return bool(roles & (wanted - {None}))
+
+
+class NotAllowedThere(app_commands.CheckFailure):
+    """The user may run the command, but not on that channel (or server-wide setting)."""
+
+
+def require_in(access: Access, interaction: discord.Interaction[Any],
+               channel: discord.abc.GuildChannel | None) -> None:
+    """NotAllowedThere unless the user has ``access``'s permissions in ``channel`` (None:
+    server-wide), not only in the channel the command was run from: Manage Messages granted
+    in one channel makes a moderator of that channel, not of the others."""
+    member = interaction.user
+    if interaction.guild is None or not isinstance(member, discord.Member):
+        raise NotAllowedThere("Only moderators can use this command.")
+    perms = channel.permissions_for(member) if channel is not None else \
+        member.guild_permissions
+    if perms.administrator or perms >= PERMISSIONS[access] or _has_role(access, interaction):
+        return
+    who = "moderators" if access == "mod" else "admins"
+    raise NotAllowedThere(f"Only {who} of {channel.mention} can do that there."
+                          if channel is not None else
+                          f"Only {who} of the whole server can do that.")
 
 
 def predicate(access: Access) -> Callable[[discord.Interaction[Any]], bool]:

@@ -414,6 +414,7 @@ class Briefs(commands.Cog):
         target = channel or interaction.channel
         if not isinstance(target, discord.TextChannel):
             raise NewsbotError("briefs are posted in a server's text channel")
+        checks.require_in("mod", interaction, target)
         check_can_post(target)
         await interaction.response.defer(ephemeral=True, thinking=True)
         brief = await self.call(interaction, "brief.preview", {"article": article})
@@ -461,6 +462,7 @@ class Briefs(commands.Cog):
                         mode: str = "immediate",
                         digest_hour: app_commands.Range[int, 0, 23] = 8,
                         timezone: app_commands.Range[str, 1, 64] | None = None) -> None:
+        checks.require_in("mod", interaction, channel)
         check_can_post(channel)
         await interaction.response.defer(ephemeral=True, thinking=True)
         sub = await self.call(interaction, "subscriptions.add", {
@@ -497,6 +499,7 @@ class Briefs(commands.Cog):
     @checks.is_mod()
     async def timezone(self, interaction: discord.Interaction[Any],
                        zone: app_commands.Range[str, 1, 64]) -> None:
+        checks.require_in("mod", interaction, None)  # every channel's digests move
         await interaction.response.defer(ephemeral=True, thinking=True)
         result = await self.call(interaction, "brief.timezone",
                                  {"guild_id": interaction.guild_id, "tz": zone})
@@ -509,6 +512,12 @@ class Briefs(commands.Cog):
     @checks.is_mod()
     async def unsubscribe(self, interaction: discord.Interaction[Any],
                           subscription: app_commands.Range[int, 1]) -> None:
+        row = await asyncio.to_thread(self.services.state.get_subscription, subscription)
+        if row is not None and row["guild_id"] == interaction.guild_id:
+            # A moderator of the channel it posts to; of the server when it is gone.
+            where = self.bot.get_channel(int(row["channel_id"]))
+            checks.require_in("mod", interaction,
+                              where if isinstance(where, discord.abc.GuildChannel) else None)
         await interaction.response.defer(ephemeral=True, thinking=True)
         sub = await self.call(interaction, "subscriptions.remove",
                               {"id": subscription, "guild_id": interaction.guild_id})

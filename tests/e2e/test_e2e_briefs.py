@@ -458,3 +458,33 @@ async def test_a_post_the_service_refuses_after_the_preview_is_told_not_left_thi
     assert "moderators" in line.content
     assert all(m.ephemeral for m in server.bot_messages(general))  # nothing posted
     assert svc.state.pending_posts() == []
+
+
+async def test_a_moderator_of_one_channel_acts_on_that_channel_only(
+        server: LocalDiscord, svc: Services, bot: NewsBot, tmp_path: Path) -> None:
+    guild = _guild(server)
+    club, news = server.add_channel(guild, "club"), server.add_channel(guild, "news")
+    cleo = server.add_member(guild, "cleo")
+    server.set_overwrite(club, cleo, allow=["manage_messages"])  # moderates #club alone
+    await server.wait_async(lambda: bot.get_channel(news.id), what="the channels")
+    article_id = _add_story(svc, tmp_path)
+    other = svc.desk.subscribe(channel_id=news.id, guild_id=guild.id, topic="harbour")
+
+    async def reply(name: str, **options: Any) -> str:
+        inter = server.slash(cleo, club, name, **options)
+        (line,) = await server.wait_async(lambda: [m for m in server.responses(inter)
+                                                   if m.content], what=f"/{name}'s reply")
+        return str(line.content)
+
+    for name, options in (("brief subscribe", {"channel": news.id, "topic": "trams"}),
+                          ("brief post", {"article": article_id, "channel": news.id}),
+                          ("brief unsubscribe", {"subscription": other.id})):
+        line = await reply(name, **options)
+        assert line == f"Only moderators of <#{news.id}> can do that there.", name
+    assert await reply("brief timezone", zone="Asia/Tokyo") == (
+        "Only moderators of the whole server can do that.")
+    assert [s.id for s in svc.desk.subscriptions()] == [other.id]
+    assert server.bot_messages(news) == []
+    # In the channel she moderates, she may.
+    line = await reply("brief subscribe", channel=club.id, topic="trams")
+    assert line.startswith("Subscription #")
