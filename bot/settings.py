@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     admin_role_id: int | None = None  # members with this role may use admin commands too
     mod_channel_id: int | None = None  # where failures of scheduled work are posted
     brief_send_rate: float = Field(default=10.0, gt=0, le=50)  # briefs sent per second, at most
+    # A channel's briefs at once, at most: more (a wave of articles on a topic, a channel
+    # resumed after a long pause) go out as one list of their stories.
+    brief_burst: int = Field(default=5, ge=1, le=50)
 
     @field_validator("openai_base_url", "chroma_url", mode="before")
     @classmethod

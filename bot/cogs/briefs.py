@@ -82,6 +82,8 @@ def message_embed(msg: OutMessage) -> discord.Embed:
             lines.append(render.source_line(src).rsplit(" · ", 1)[0]
                          + (f" · {src.outlet}" if src.outlet else "")
                          + (f" (+{more} more report{'s' if more > 1 else ''})" if more else ""))
+        if msg.text:  # how many more a burst's list leaves out
+            lines.append(msg.text)
         embed = discord.Embed(description=render.truncate("\n".join(lines) or "No stories.",
                                                           render.DESCRIPTION_LIMIT),
                               colour=render.BRIEF_COLOUR)
@@ -199,6 +201,12 @@ class DiscordPoster:
         try:
             await channel.get_partial_message(message_id).edit(  # type: ignore[attr-defined]
                 embed=message_embed(message))
+        except discord.HTTPException as exc:
+            raise _post_error(exc) from exc
+
+    async def direct(self, user_id: int) -> int:
+        try:
+            return (await self.bot.create_dm(discord.Object(id=user_id))).id
         except discord.HTTPException as exc:
             raise _post_error(exc) from exc
 
@@ -471,10 +479,13 @@ class Briefs(commands.Cog):
             "digest_hour": digest_hour, "tz": timezone})
         if sub.get("resumed") is not None:
             held = sub["resumed"]
+            going = (f"the {held} briefs held meanwhile go out as one list"
+                     if held > self.services.desk.burst else
+                     f"{held} held brief{'' if held == 1 else 's'} "
+                     f"go{'es' if held == 1 else ''} out now")
             await interaction.followup.send(
                 f"Subscription #{sub['id']} resumed: {channel.mention} gets its briefs again "
-                f"({held} held brief{'' if held == 1 else 's'} go{'es' if held == 1 else ''} "
-                "out now; its options are as they were).",
+                f"({going}; its options are as they were).",
                 ephemeral=True, allowed_mentions=NO_MENTIONS)
             return
         what = f"source #{sub['source_id']}" if sub["source_id"] is not None else \

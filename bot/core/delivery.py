@@ -14,8 +14,13 @@ tests) sends, edits and lists recent messages. The posted log in SQLite is the q
    start is first looked for among the channel's recent messages, and only sent again (with
    the same nonce) when it is not there.
 
-A 403 from a channel disables its subscriptions and tells the moderators once; a 404 (the
-channel is gone) removes them. Sends are paced below Discord's limits, and a 429 slows the
+More than ``burst`` briefs for one channel at once (a wave of articles on its topic, a channel
+resumed after a long pause) go out as one list of their stories instead: the list is a post
+of its own, and its briefs are marked sent in it, in one transaction.
+
+A 403 from a channel disables its subscriptions and tells the moderators once (in their
+channel, or by direct message to whoever made the subscription); a 404 (the channel is
+gone) removes them. Sends are paced below Discord's limits, and a 429 slows the
 pace and retries the same row: nothing is dropped. Another 4xx (a message Discord finds
 malformed) is given up at once and logged: the same message would be refused again. Any
 other failure (a 5xx, a network fault, a send with no answer within ``send_timeout``) leaves
@@ -80,6 +85,9 @@ RETRY_BASE_S = 10.0  # the first wait after a failed send; doubled with each att
 RETRY_MAX_S = 3600.0
 SEND_TIMEOUT_S = 60.0  # a send (or a history read) with no answer by then is a failed try
 TITLE_CHARS = 256
+# The most briefs a channel is sent at once: a topic matching a wave of articles, a channel
+# resumed after a long pause, or a queue that grew while Discord was away come as one list.
+BURST = 5
 # Why a channel's subscriptions are paused after a 403. Their briefs are held (planned and
 # kept pending, not sent) until a moderator subscribes the channel again.
 PAUSED_REASON = "the bot may not post in that channel (403)"
@@ -109,7 +117,9 @@ class OutMessage:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OutMessage:
-        return cls(**data)
+        # A payload also keeps notes of the posted log's own (the article's title, the
+        # burst a brief went out in): not part of the message.
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +160,19 @@ class Poster(Protocol):
     async def recent(self, channel_id: int, *, limit: int) -> list[RecentMessage]:
         """The channel's latest messages, newest first. Raises PostError."""
         ...
+
+    async def direct(self, user_id: int) -> int:
+        """The id of the bot's direct-message channel with a user. Raises PostError."""
+        ...
+
+
+_DISCORD_CREATOR = re.compile(r"discord user (\d+)")  # how the Discord adapter names a member
+
+
+def _creator_id(created_by: str | None) -> int | None:
+    """The Discord user who made a subscription (None when it came from the command line)."""
+    m = _DISCORD_CREATOR.fullmatch(created_by or "")
+    return int(m.group(1)) if m else None
 
 
 def make_nonce(channel_id: int, item_key: str) -> str:
@@ -308,7 +331,7 @@ class Desk:
                  rule: StoryRule | None = None, topic_threshold: float = TOPIC_THRESHOLD,
                  mod_channel_id: int | None = None, send_rate: float = 10.0,
                  concurrency: int = 8, retry_base: float = RETRY_BASE_S,
-                 send_timeout: float = SEND_TIMEOUT_S,
+                 send_timeout: float = SEND_TIMEOUT_S, burst: int = BURST,
                  clock: Callable[[], datetime] = utcnow, default_tz: str = "UTC") -> None:
         self.state = state
         self.default_tz = default_tz  # a server's time zone until it sets its own
@@ -325,6 +348,11 @@ class Desk:
         self._topic_vectors: dict[str, np.ndarray] = {}
         self._lock = asyncio.Lock()  # one delivery pass at a time
         self._planning = threading.Lock()  # one pass over the queued articles at a time
+        self.burst = burst
+        # When each plan recording now began: what they record waits, to be counted for a
+        # burst once all of a batch is in (briefs written by a slow model come in one by one).
+        self._plans: list[datetime] = []
+        self._plans_lock = threading.Lock()
 
     # -- subscriptions ---------------------------------------------------------------------
     def subscribe(self, *, channel_id: int, guild_id: int | None = None,
@@ -471,6 +499,18 @@ class Desk:
         A changed article is never a new brief: it was seen before (and perhaps held back
         then); it is only an update of its brief, when its headline changed.
         """
+        began = utcnow()
+        with self._plans_lock:
+            self._plans.append(began)
+        try:
+            return self._plan(article_ids, changed=changed, first_fetch=first_fetch,
+                              backfill=backfill, now=now)
+        finally:
+            with self._plans_lock:
+                self._plans.remove(began)
+
+    def _plan(self, article_ids: Sequence[str], *, changed: Iterable[str],
+              first_fetch: bool, backfill: int, now: datetime | None) -> PlanReport:
         changed = set(changed)
         article_ids = [*article_ids, *(i for i in changed if i not in article_ids)]
         now = now or utcnow()
@@ -696,8 +736,18 @@ class Desk:
         pacer = Pacer(self.send_rate)
         dead: set[int] = set()  # channels that answered 403 or 404 in this pass
         by_channel: dict[int, list[sqlite3.Row]] = {}
+        with self._plans_lock:
+            planning = min(self._plans, default=None)
         for row in self.state.pending_posts(due=self.clock()):
+            if planning is not None and self._foldable(row) and \
+                    datetime.fromisoformat(row["created_at"]) >= planning:
+                continue  # a plan is recording its batch: counted for a burst once it is all in
             by_channel.setdefault(int(row["channel_id"]), []).append(row)
+        for channel, rows in by_channel.items():
+            foldable = [r for r in rows if self._foldable(r)]
+            if len(foldable) > self.burst:
+                digest = self._fold_burst(channel, foldable)
+                by_channel[channel] = [r for r in rows if not self._foldable(r)] + [digest]
         todo = list(by_channel)
 
         async def worker() -> None:
@@ -715,6 +765,62 @@ class Desk:
             if isinstance(result, BaseException):
                 raise result
         return report
+
+    @staticmethod
+    def _foldable(row: sqlite3.Row) -> bool:
+        """A subscription's brief or update never tried: it may go out in a burst's list. (A
+        moderator's own post goes as it is; one tried before may be in the channel.)"""
+        return (row["subscription_id"] is not None and row["kind"] in ("brief", "update")
+                and not row["attempts"])
+
+    def _fold_burst(self, channel: int, rows: list[sqlite3.Row]) -> sqlite3.Row:
+        """More briefs than ``burst`` for one channel at once become one list of their
+        stories, the most reported first. In one transaction, the list is recorded (sent as
+        any post is, exactly once) and its briefs marked sent in it: they are never sent
+        one by one, and a later report of their story is an update (with nothing to reply
+        to). Returns the list's row."""
+        stories: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            payload = json.loads(row["payload"])
+            stories.setdefault(row["story_id"] or row["item_key"], []).append(payload)
+        lines = []
+        for payloads in stories.values():
+            lead = payloads[0]
+            count = sum(1 + len(p.get("also") or []) for p in payloads)
+            lines.append({"title": lead["title"], "url": lead.get("url"),
+                          "outlet": (lead.get("brief") or {}).get("outlet"),
+                          "article_id": lead.get("article_id"), "count": count})
+        # Stable: equally reported stories keep the order they came in.
+        lines.sort(key=lambda line: -line["count"])
+        since = min(datetime.fromisoformat(r["created_at"]) for r in rows)
+        n = len(stories)
+        more = n - DIGEST_STORIES
+        msg = OutMessage(kind="digest",
+                         title=f"{n} new stories since {since:%d %b %H:%M} UTC",
+                         lines=lines[:DIGEST_STORIES],
+                         text=f"…and {more} more." if more > 0 else None)
+        keys = sorted(r["item_key"] for r in rows)
+        key = "burst:" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+        sub_id = rows[0]["subscription_id"]  # held with it when the channel is paused
+        now = utcnow()
+        with self.state.transaction() as db:
+            db.execute(
+                """INSERT OR IGNORE INTO posts (channel_id, item_key, kind, story_id,
+                       article_id, subscription_id, nonce, payload, created_at)
+                   VALUES (?, ?, 'digest', NULL, NULL, ?, ?, ?, ?)""",
+                (channel, key, sub_id, make_nonce(channel, key), json.dumps(msg.to_json()),
+                 since.isoformat()))
+            for row in rows:
+                payload = {**json.loads(row["payload"]), "burst": key}
+                db.execute("UPDATE posts SET status = 'sent', sent_at = ?, payload = ? "
+                           "WHERE channel_id = ? AND item_key = ? AND status = 'pending' "
+                           "AND attempts = 0",
+                           (now.isoformat(), json.dumps(payload), channel, row["item_key"]))
+        log.info("channel %s: %d briefs at once, sent as one list (%s)", channel, len(rows),
+                 key)
+        digest = self.state.get_post(channel, key)
+        assert digest is not None
+        return digest
 
     async def _deliver_row(self, poster: Poster, pacer: Pacer, row: sqlite3.Row,
                            report: DeliveryReport, dead: set[int]) -> None:
@@ -747,7 +853,9 @@ class Desk:
         self.state.update_post(channel, key, status="sent", message_id=message_id,
                                sent_at=utcnow(), error=None)
         report.sent += 1
+        # A brief sent as a line of a burst's list has no message of its own to edit.
         if brief_row is not None and brief_row["status"] == "sent" and \
+                brief_row["message_id"] is not None and \
                 brief_row["article_id"] != row["article_id"]:
             await self._add_source_to_brief(poster, channel, brief_row, msg, report)
 
@@ -856,44 +964,63 @@ class Desk:
 
     async def _tell_mods(self, poster: Poster, channel: int, subs: list[Subscription],
                          reason: str) -> None:
-        """Tell the moderators once (the notice is itself in the posted log)."""
-        if self.mod_channel_id is None:
-            log.warning("subscriptions %s disabled: %s (no NEWSBOT_MOD_CHANNEL_ID to tell)",
-                        [s.id for s in subs], reason)
+        """Tell the moderators once (the notice is itself in the posted log): in the
+        moderators' channel, or with none configured, in a direct message to each moderator
+        who made one of the subscriptions on Discord (the log alone reaches no moderator)."""
+        targets = [self.mod_channel_id] if self.mod_channel_id is not None else \
+            await self._creators_inboxes(poster, subs)
+        if not targets:
+            log.warning("subscriptions %s disabled: %s (no NEWSBOT_MOD_CHANNEL_ID to tell, "
+                        "and no direct message reaches who made them)", [s.id for s in subs],
+                        reason)
             return
-        # Once per pause: a channel resumed and refused again is told of again.
-        prefix = f"notice:disabled:{channel}:{','.join(str(s.id) for s in subs)}"
-        key, n = prefix, 1
-        while self.state.get_post(self.mod_channel_id, key) is not None:
-            n += 1
-            key = f"{prefix}:{n}"
         text = (f"Briefs to <#{channel}> are paused: {reason}. Subscriptions "
                 f"{', '.join('#' + str(s.id) for s in subs)} are disabled and their briefs "
                 "held; give the bot View Channel, Send Messages and Embed Links there, then "
                 "run /brief subscribe for that channel again (or `newsbot subscriptions "
                 "add`) to resume them.")
         msg = OutMessage(kind="notice", title="Briefs paused", text=text)
-        if not self.state.add_post(channel_id=self.mod_channel_id, item_key=key, kind="notice",
+        for target in targets:
+            await self._notice(poster, target, channel, subs, msg)
+
+    async def _creators_inboxes(self, poster: Poster, subs: list[Subscription]) -> list[int]:
+        """The direct-message channels of the Discord users who made ``subs``."""
+        direct = getattr(poster, "direct", None)
+        users = dict.fromkeys(u for s in subs if (u := _creator_id(s.created_by)) is not None)
+        inboxes = []
+        for user in users if direct is not None else ():
+            try:
+                inboxes.append(await asyncio.wait_for(direct(user), self.send_timeout))
+            except Exception as exc:
+                log.warning("could not open a direct message to user %s: %r", user, exc)
+        return inboxes
+
+    async def _notice(self, poster: Poster, target: int, channel: int,
+                      subs: list[Subscription], msg: OutMessage) -> None:
+        # Once per pause: a channel resumed and refused again is told of again.
+        prefix = f"notice:disabled:{channel}:{','.join(str(s.id) for s in subs)}"
+        key, n = prefix, 1
+        while self.state.get_post(target, key) is not None:
+            n += 1
+            key = f"{prefix}:{n}"
+        if not self.state.add_post(channel_id=target, item_key=key, kind="notice",
                                    story_id=None, article_id=None, subscription_id=None,
-                                   nonce=make_nonce(self.mod_channel_id, key),
-                                   payload=msg.to_json()):
+                                   nonce=make_nonce(target, key), payload=msg.to_json()):
             return
-        self.state.update_post(self.mod_channel_id, key, attempts=1)
+        self.state.update_post(target, key, attempts=1)
         try:
             mid = await asyncio.wait_for(
-                poster.send(self.mod_channel_id, msg, nonce=make_nonce(self.mod_channel_id, key)),
-                self.send_timeout)
+                poster.send(target, msg, nonce=make_nonce(target, key)), self.send_timeout)
         except Exception as exc:
             # Refused: given up; anything else: left pending for a later pass to send.
             gone = isinstance(exc, PostError) and exc.kind in ("forbidden", "not_found",
                                                                  "rejected")
             self.state.update_post(
-                self.mod_channel_id, key, error=repr(exc)[:500],
+                target, key, error=repr(exc)[:500],
                 **({"status": "failed"} if gone else
                    {"retry_at": self.clock() + timedelta(seconds=self.retry_base)}))
             return
-        self.state.update_post(self.mod_channel_id, key, status="sent", message_id=mid,
-                               sent_at=utcnow())
+        self.state.update_post(target, key, status="sent", message_id=mid, sent_at=utcnow())
 
     # -- status ----------------------------------------------------------------------------
     def queue(self) -> dict[str, int]:

@@ -163,5 +163,5 @@ def build_services(settings: Settings, *, embedder: Embedder | None = None,
         briefs=BriefService(state, admin, model),
         desk=Desk(state, serving, model=model, mod_channel_id=settings.mod_channel_id,
                   default_tz=settings.timezone,
-                  send_rate=settings.brief_send_rate),
+                  send_rate=settings.brief_send_rate, burst=settings.brief_burst),
     )

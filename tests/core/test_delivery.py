@@ -382,3 +382,86 @@ async def test_a_paused_channel_is_told_of_each_time_and_unsubscribing_drops_its
     allowed = MemoryPoster()
     report = await desk.deliver(allowed)
     assert report.sent == 0 and allowed.in_channel(NEWS) == []
+
+
+WAVE = [("Dunmore council votes to pedestrianise the high street", "Traders"),
+        ("Quarry blast rattles windows across Ashby", "Residents"),
+        ("Orchard growers report record cider apple harvest", "Farmers"),
+        ("Railway signal fault delays Tuesday commuters", "Passengers"),
+        ("Chapel bells recast after a century of silence", "Parishioners"),
+        ("Bakery wins regional sourdough prize in Kelton", "Judges"),
+        ("Theatre troupe tours lighthouses along the coast", "Actors"),
+        ("River otters return to the Wendle after forty years", "Ecologists")]
+
+
+async def test_a_wave_of_briefs_or_a_long_pause_comes_as_one_list(
+        svc: Services, tmp_path: Path) -> None:
+    desk = _desk(svc, topic_threshold=-1.0, burst=5)  # every story is on topic
+    desk.subscribe(channel_id=NEWS, topic="local news", now=T0)
+    records = [{"title": t, "outlet": "Gazette", "url": f"https://gazette.example.org/w{i}",
+                "published_at": f"2025-05-0{1 + i % 7}T08:00:00Z",
+                "body": f"{who} in the district spoke on Monday about item {i}. {t}."}
+               for i, (t, who) in enumerate(WAVE)]
+    assert desk.plan(_ingest(svc, _feed(tmp_path, "a", *records))).briefs == 8
+    poster = MemoryPoster()
+    report = await desk.deliver(poster)
+    (listed,) = poster.in_channel(NEWS)
+    assert report.sent == 1 and listed.kind == "digest"
+    assert listed.title.startswith("8 new stories since ")
+    assert sorted(line["title"] for line in listed.lines) == sorted(t for t, _ in WAVE)
+    assert (await desk.deliver(poster)).sent == 0 and desk.queue()["pending"] == 0
+    # A story of the list reported again is an update of its own, without a brief to edit.
+    again = dict(records[0], url="https://courier.example.net/street", outlet="Courier")
+    desk.plan(_ingest(svc, _feed(tmp_path, "b", again)))
+    await desk.deliver(poster)
+    assert [m.kind for m in poster.in_channel(NEWS)] == ["digest", "update"]
+    assert poster.in_channel(NEWS)[1].reply_to is None
+    # A few at a time go out one by one.
+    desk.plan(_ingest(svc, _feed(tmp_path, "c", FERRY)))
+    await desk.deliver(poster)
+    assert [m.kind for m in poster.in_channel(NEWS)][-1] == "brief"
+    # Paused by a 403 (the brief it refused goes on its own, as tried once) while six more
+    # stories come in: resumed, they come as one list too.
+    refused = MemoryPoster(refuse={NEWS: PostError("forbidden", "403 Missing Permissions")})
+    desk.plan(_ingest(svc, _feed(tmp_path, "d", MUSEUM)))
+    await desk.deliver(refused)
+    later = [LIBRARY, FERRY_END, *(dict(r, title=f"{r['title']}, again", outlet="Courier",
+                                        url=f"https://courier.example.net/{n}")
+                                   for n, r in enumerate(records[3:7]))]
+    for n, record in enumerate(later):
+        desk.plan(_ingest(svc, _feed(tmp_path, f"e{n}", record)))
+    assert desk.subscribe(channel_id=NEWS, topic="local news").resumed == 7
+    sent = await desk.deliver(poster)
+    assert sent.sent == 2
+    assert [m.title for m in poster.in_channel(NEWS)][-2:][0] == MUSEUM["title"]
+    assert poster.in_channel(NEWS)[-1].title.startswith("6 new stories since ")
+
+
+async def test_a_wave_recorded_slowly_still_comes_as_one_list(svc: Services,
+                                                              tmp_path: Path) -> None:
+    import asyncio
+    import threading
+
+    desk = _desk(svc, topic_threshold=-1.0, burst=5)
+    desk.subscribe(channel_id=NEWS, topic="local news", now=T0)
+    records = [{"title": t, "outlet": "Gazette", "url": f"https://gazette.example.org/s{i}",
+                "published_at": "2025-05-02T08:00:00Z", "body": f"{who} spoke. {t}."}
+               for i, (t, who) in enumerate(WAVE)]
+    new = _ingest(svc, _feed(tmp_path, "a", *records))
+    embed, gate, halfway = desk.embedder.embed_documents, threading.Event(), threading.Event()
+
+    def slow(texts: Any) -> Any:  # as a slow model would, between two briefs
+        if desk.embedder.calls >= 5:  # type: ignore[attr-defined]
+            halfway.set()
+            gate.wait(10)
+        return embed(texts)
+
+    desk.embedder.embed_documents = slow  # type: ignore[method-assign]
+    planning = asyncio.create_task(asyncio.to_thread(desk.plan, new))
+    await asyncio.to_thread(halfway.wait, 10)
+    poster = MemoryPoster()
+    assert (await desk.deliver(poster)).sent == 0  # half the wave is in: it waits
+    gate.set()
+    await planning
+    await desk.deliver(poster)
+    assert [m.kind for m in poster.in_channel(NEWS)] == ["digest"]

@@ -488,3 +488,24 @@ async def test_a_moderator_of_one_channel_acts_on_that_channel_only(
     # In the channel she moderates, she may.
     line = await reply("brief subscribe", channel=club.id, topic="trams")
     assert line.startswith("Subscription #")
+
+
+async def test_with_no_moderators_channel_a_pause_is_told_to_who_subscribed(
+        server: LocalDiscord, svc: Services, bot: NewsBot, tmp_path: Path) -> None:
+    guild = _guild(server)
+    news = server.add_channel(guild, "news")
+    await server.wait_async(lambda: bot.get_channel(news.id), what="the channel")
+    mod = _mod(server)
+    assert svc.desk.mod_channel_id is None
+    svc.desk.topic_threshold = -1.0  # every story is on topic
+    inter = server.slash(mod, _general(server), "brief subscribe", channel=news.id,
+                         topic="local news")
+    await server.wait_async(lambda: [m for m in server.responses(inter) if m.content],
+                            what="the subscription")
+    server.set_overwrite(news, server.bot_role(guild), deny=["send_messages"])
+    await server.wait_async(lambda: not muted_ok(bot, news.id), what="the overwrite")
+    svc.desk.plan([_add_story(svc, tmp_path)])
+    await svc.desk.deliver(bot.get_cog("Briefs").poster)  # type: ignore[union-attr]
+    (notice,) = server.bot_messages(server.dm_channel(mod))
+    assert notice.embeds[0]["title"] == "Briefs paused"
+    assert f"<#{news.id}>" in notice.embeds[0]["description"]
