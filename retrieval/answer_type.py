@@ -119,7 +119,7 @@ _ASKS = (
     (AnswerType.NUMBER, re.compile(
         r"\bhow many\b|\bhow much of\b|\bwhat (?:number|percentage|proportion|share)\b"
         r"|\b(?:death|casualty) toll\b"
-        # A measure: "how fast was it going?" is answered "at 690,000 km/h".
+        # A measure: "how far away is the star?" is answered "about 520 light years".
         r"|\bhow (?:big|large|far|high|tall|deep|heavy|hot|cold|wide|strong)\b")),
     (AnswerType.YEAR, re.compile(r"\b(?:what|which) year\b")),
     (AnswerType.TIME, re.compile(r"\b(?:what|which) time\b|\bwhat hour\b")),
