@@ -157,6 +157,9 @@ class SearchParams:
     # Earlier turns' terms count at this share of the question's own, in the sentence scores
     # and in the judge. Set.
     context_term_weight: float = 0.3
+    # A follow-up naming something new leads with the article covering its own terms when
+    # that covers this much more of them (IDF share) than the best by the conversation.
+    new_subject_margin: float = 0.5
     # A further sentence needs at least this chance. Tuned: 0.05 kept ans@ev at its maximum
     # on the tuning half (0.65) where 0.1 lost multi-article evidence.
     follow_min: float = 0.05

@@ -6,8 +6,9 @@
   index, within the hard limits and again within the period;
 - fuse: every candidate scored by both (cosine, and BM25 relative to the best match);
 - group: chunks into articles;
-- rerank: the period's articles first, the article being read, "latest" by date, a second hop
-  with the names the best article gives, and coverage of terms the articles above miss;
+- rerank: the period's articles first, the article being read, "latest" by date, the article
+  about what a follow-up newly names, a second hop with the names the best article gives,
+  and coverage of terms the articles above miss;
 - judge: whether the best articles cover the question well enough to answer at all.
 
 Each stage past the plan is a function of hand-built hits, testable without a store; every
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from retrieval.answer_type import expect
 from retrieval.chunking import chunk_id
 from retrieval.extractive import SentenceVectors
 from retrieval.lexical import LexicalIndex, tokenize
@@ -605,6 +607,7 @@ class Retriever:
             articles = prefer_recent(articles, p.recency_margin)
         terms = plan.terms
         texts = token_sets(articles[: max(p.coverage_pool, 3)])
+        articles = new_subject(articles, texts, plan, lex, p.new_subject_margin)
         hop = second_hop(plan, articles, texts, lex, p,
                          lambda text: self._articles(text, lex, plan, current))
         if hop is not None:
@@ -688,6 +691,32 @@ def prefer_recent(articles: list[ArticleHit], margin: float) -> list[ArticleHit]
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     pool.sort(key=lambda a: a.published_at or epoch, reverse=True)
     return pool + rest
+
+
+def new_subject(articles: list[ArticleHit], texts: dict[str, set[str]], plan: QueryPlan,
+                idf: Idf, margin: float) -> list[ArticleHit]:
+    """A follow-up naming something new ("what about the eclipse?") leads with the article
+    that covers what it names, when the best one by the whole conversation does not.
+
+    The conversation pulls the search towards its story; a follow-up's own few terms weigh
+    little against it. One that points back at the story ("how fast was it going?") keeps
+    it. The article covering the question's own terms (IDF share) best goes first if it
+    covers at least ``margin`` more of them than the best article.
+    """
+    terms = plan.terms
+    if not plan.context or plan.refers_back or not terms or len(articles) < 2:
+        return articles
+    pool = [a for a in articles if a.article_id in texts]
+    if not pool:
+        return articles
+
+    def covers(a: ArticleHit) -> float:
+        return 1.0 - missing_share(terms, texts[a.article_id], idf)
+
+    top = max(pool, key=covers)
+    if top is articles[0] or covers(articles[0]) > 0 or covers(top) < margin:
+        return articles
+    return [top, *(a for a in articles if a is not top)]
 
 
 def missing_share(terms: Sequence[str], covered: set[str], idf: Idf) -> float:
@@ -787,6 +816,10 @@ def judge(articles: Sequence[ArticleHit], plan: QueryPlan, texts: dict[str, set[
     if plan.time.bounded and not any(in_window(a.meta, plan.window) for a in articles):
         return 0.0
     terms = plan.terms
+    expected = expect(plan.query)
+    if expected is not None:
+        # "How long did it last?": an answer gives the length, not the word "long".
+        terms = [t for t in terms if t not in expected.kind_terms]
     context = content_terms(plan.context_tokens) if not terms or plan.refers_back else []
     confidence = coverage_confidence(articles[:3], terms, idf, texts, context=context,
                                      context_share=context_share)

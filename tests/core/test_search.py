@@ -22,6 +22,7 @@ from retrieval.search import (
     diversify,
     group,
     judge,
+    new_subject,
     prefer_article,
     prefer_recent,
     refresh_gap,
@@ -127,7 +128,30 @@ def test_a_follow_up_is_judged_with_its_conversations_terms_at_a_share() -> None
     back = replace(cost, query="and how fast was it going?", tokens=["fast", "go"],
                    refers_back=True)
     assert judge([landing], back, texts, idf, context_share=0.3) == pytest.approx(
-        0.5 * 0.3 + 0.5 * 0.9 / 2.9)
+        0.5 * 0.3 + 0.5 * 0.9 / 1.9)  # "fast" names the kind of answer, a speed
+
+
+def test_the_word_naming_the_kind_of_answer_is_not_a_term_an_article_must_hold() -> None:
+    strike = _article("strike", 0.5, sim=0.4)
+    texts = {"strike": {"strike", "dock", "week"}}
+    # "long" asks for a length of time; the report says "three weeks".
+    plan = _plan("how long did the dock strike last?", ["long", "dock", "strike"])
+    assert judge([strike], plan, texts, _EvenIdf()) == pytest.approx(0.5 * 0.4 + 0.5 * 1.0)
+
+
+def test_a_follow_up_naming_a_new_subject_leads_with_the_article_about_it() -> None:
+    story, other = _article("bridge", 1.0), _article("eclipse", 0.6)
+    texts = {"bridge": {"bridge", "open", "toll"}, "eclipse": {"eclips", "sun", "moon"}}
+    earlier = ("when does the new bridge open?",)
+    switch = QueryPlan("what about the eclipse?", earlier, ["eclips"], ["bridg", "open"],
+                       np.zeros(3, dtype=np.float32), TimeFilter())
+    ranked = new_subject([story, other], texts, switch, _EvenIdf(), 0.5)
+    assert [a.article_id for a in ranked] == ["eclipse", "bridge"]
+    # Pointing back at the story, or a term the story holds, keeps it first.
+    back = replace(switch, query="did the eclipse delay it?", refers_back=True)
+    toll = replace(switch, query="and the toll?", tokens=["toll", "eclips"])
+    for plan in (back, toll):
+        assert new_subject([story, other], texts, plan, _EvenIdf(), 0.5)[0] is story
 
 
 def test_a_follow_up_points_back_by_a_pronoun(services: Services) -> None:
