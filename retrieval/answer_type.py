@@ -181,6 +181,11 @@ def expect(question: str) -> Expected | None:
     kind = expected_type(question)
     if kind is None:
         return None
+    if kind is AnswerType.MONEY:
+        # "How much did it cost?" is answered "at a price of $3,499": the money word names
+        # the kind of answer, like "year" or "long".
+        said = " ".join(m.group(0) for m in _MONEY_WORDS.finditer(question))
+        return Expected(kind, kind_terms=_KIND_WORDS | frozenset(tokenize([said])[0]))
     if kind is not AnswerType.CHOICE:
         return Expected(kind, kind_terms=_KIND_WORDS)
     offered = tuple(frozenset(t) for t in tokenize(list(choices(question))) if t)
