@@ -8,7 +8,9 @@ of:
 (a) a build from the store: what every write cost before the index followed writes (the
     path a restart without a saved index, another process's write or a reindex still takes);
 (b) the update after one new article (as a feed poll writes it), after an edit that
-    shortens an article, and after a removal, each saved to disk as a build is;
+    shortens an article, and after a removal, each saved to disk as a build is; and a new
+    process's first write (``newsbot ingest`` without the service): the index saved before
+    it loaded, then updated;
 and checks that each updated index scores a few queries exactly as a fresh build does.
 
 Vectors come from the project's fake hashed embedder (tests/fakes.py): the keyword index's
@@ -88,6 +90,7 @@ def measure(store: VectorStore, label: str, repeat: int) -> dict[str, Any]:
         added: list[float] = []
         edited: list[float] = []
         removed: list[float] = []
+        first: list[float] = []
         same = True
         try:
             for n in range(repeat):
@@ -101,16 +104,25 @@ def measure(store: VectorStore, label: str, repeat: int) -> dict[str, Any]:
                 took3, ok3 = timed(partial(indexer.remove, [story.id]), n == 0)
                 removed.append(took3)
                 same = same and ok and ok2 and ok3
+            # A command run without the service: a fresh process's retriever, whose write
+            # comes before any read, loads the index saved before it and updates that.
+            for n in range(repeat):
+                indexer.index([_article(900_000 + n)])
+                t0 = time.perf_counter()
+                Retriever(store, embedder, cache_dir=Path(tmp)).refresh()
+                first.append(time.perf_counter() - t0)
+                retriever.refresh()
         finally:
             indexer.remove([_article(900_000 + n).id for n in range(repeat)])
     out.update(build_s=statistics.median(builds), added_s=statistics.median(added),
                edited_s=statistics.median(edited), removed_s=statistics.median(removed),
-               same_scores=same)
+               first_write_s=statistics.median(first), same_scores=same)
     print(f"{label}: {out['chunks']:,} chunks")
     print(f"  build from the store (each write, before)   {_median(builds)}")
     print(f"  update after one new article                {_median(added)}")
     print(f"  update after an edit that shortens it       {_median(edited)}")
     print(f"  update after a removal                      {_median(removed)}")
+    print(f"  a new process's first write (load, update)  {_median(first)}")
     print(f"  updated index scores as a fresh build       {'yes' if same else 'NO'}")
     return out
 

@@ -289,9 +289,12 @@ class Retriever:
                 index, self._primed = self._primed[1], None
             elif folder and folder.exists():
                 index = LexicalIndex.load(folder)
-            if index is None and current is not None and current[0][0] == key[0]:
+            # From the index in use, or (a process that wrote before it read, as a command
+            # run without the service does) from the one saved before its writes.
+            if index is None and (base := current if current is not None
+                                  and current[0][0] == key[0] else self._saved_before(key)):
                 t0 = time.perf_counter()
-                index = self._updated(current[1], current[0][1], key[1], folder)
+                index = self._updated(base, key, folder)
                 if index is not None:
                     self._last_build_s = time.perf_counter() - t0
                     log.info("lexical index: %d chunks, updated in %.2fs", len(index),
@@ -327,13 +330,27 @@ class Retriever:
             index.save(folder)
         return index
 
-    def _updated(self, index: LexicalIndex, since: int, until: int,
+    def _saved_before(self, key: tuple[str, int]) -> tuple[tuple[str, int], LexicalIndex] | None:
+        """The index saved for an earlier version of ``key``'s collection that this
+        process's writes lead on from (the store's journal tells what they did)."""
+        if self.cache_dir is None or not self.cache_dir.exists():
+            return None
+        for folder in self.cache_dir.glob(f"{key[0]}-v*"):
+            version = folder.name.removeprefix(f"{key[0]}-v")
+            if (version.isdigit() and int(version) < key[1]
+                    and self.store.changes(key[0], int(version), key[1]) is not None
+                    and (saved := LexicalIndex.load(folder)) is not None):
+                return (key[0], int(version)), saved
+        return None
+
+    def _updated(self, base: tuple[tuple[str, int], LexicalIndex], key: tuple[str, int],
                  folder: Path | None) -> LexicalIndex | None:
-        """``index`` (of version ``since``) brought to version ``until`` from what the writes
-        between them did, saved in ``folder``; None when the store cannot tell what they did
-        (then it is built again from the store)."""
-        changes = self.store.changes(self.store.collection_name, since, until)
-        if changes is None:
+        """``base`` (an index and the key it was built for) brought to ``key`` from what the
+        writes between them did, saved in ``folder``; None when the store cannot tell what
+        they did (then it is built again from the store)."""
+        (name, since), index = base
+        changes = self.store.changes(name, since, key[1])
+        if name != key[0] or changes is None:
             return None
         chunks, vectors = self.store.chunks(sorted(changes.written))
         updated = index.updated(changes.deleted, chunks, vectors)

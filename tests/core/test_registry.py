@@ -426,8 +426,8 @@ def test_the_keyword_index_follows_writes_from_what_they_wrote(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A write (new, edited, shortened, removed articles) updates the index from the chunks
     it wrote, never by reading the whole store again (tens of seconds at 100,000 chunks),
-    and the result scores as a build from the store would; so does the index a restart
-    loads."""
+    and the result scores as a build from the store would; so does the index saved before
+    a process's first write."""
     from retrieval.articles import article_from_record
     from retrieval.lexical import LexicalIndex, tokenize
 
@@ -476,9 +476,10 @@ def test_the_keyword_index_follows_writes_from_what_they_wrote(
         assert not svc.retriever.lexical().scores(q).any()  # the old text is gone
     finally:
         svc.close()
-    svc = make_services(tmp_path / "data", sample=False)  # a restart loads it, then follows
+    # A command run without the service writes before it reads: the index saved before its
+    # write is loaded and follows it.
+    svc = make_services(tmp_path / "data", sample=False)
     try:
-        svc.retriever.lexical()
         monkeypatch.setattr(LexicalIndex, "build", classmethod(
             lambda cls, chunks: built.append(1) or real(cls, chunks)))
         svc.admin.indexer.index([story("old lighthouse keeper retired", 4)],
