@@ -687,8 +687,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _not_utf8(argv: Sequence[str]) -> str | None:
+    """The first argument that is not UTF-8 text, as typed, or None.
+
+    Python hands such bytes over as lone surrogates (a Latin-1 file name, a terminal set to
+    Latin-1), which no database, URL or tokenizer takes.
+    """
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            try:
+                return arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            except UnicodeEncodeError:
+                return arg.encode("utf-8", "backslashreplace").decode()
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    bad = _not_utf8(sys.argv[1:] if argv is None else argv)
+    if bad is not None:
+        print(f"error: '{bad}' is not UTF-8 text; newsbot takes names, paths and words in "
+              "UTF-8", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -172,3 +172,27 @@ def test_a_dotenv_that_is_not_utf8_is_one_line(
     assert capsys.readouterr().err == ("error: invalid setting: .env is not UTF-8 text (byte "
                                        "0xe9 at offset 38); save it as UTF-8\n")
     assert not (cli_env / "data").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["ingest", "caf\udce9.md"], ["sources", "add", "http://example.org/\udce9"],
+    ["sources", "remove", "\udce9"], ["subscriptions", "add", "--channel", "1", "--topic",
+                                      "caf\udce9"], ["ask", "caf\udce9?"]])
+def test_an_argument_that_is_not_utf8_is_one_line(
+        cli_env: Path, capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    """Bytes that are not UTF-8 (a Latin-1 file name) reach Python as lone surrogates."""
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\\xe9" in err and "is not UTF-8 text" in err, err
+    assert not (cli_env / "data").exists()  # nothing opened, nothing recorded
+
+
+def test_a_chat_line_that_is_not_utf8_is_refused_and_the_chat_goes_on(
+        cli_env: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = iter(["caf\udce9 ol\udce9?", "what did Netflix use AI for in The Eternaut?",
+                  "exit"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    assert main(["chat"]) == 0
+    out = capsys.readouterr().out
+    assert "newsbot> That question is not UTF-8 text" in out and "Buenos Aires" in out

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 ABSTAIN_TEXT = "The articles I have read don't answer that."
 _ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff\u00ad]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _WORD = re.compile(r"[^\W\d_]+")
 _CITATION = re.compile(r"\[(\d{1,2})\](?:\[(\d{1,2})\])*")
 _CITE_ANY = re.compile(r"\[(\d{1,2})\]")
@@ -68,6 +69,10 @@ def latin_lookalikes(text: str) -> str:
 def validate_question(question: str, limit: int) -> str:
     """The normalised question, or QuestionError saying what is wrong; needs no store, so
     a command line can refuse bad input before it opens anything."""
+    if _SURROGATE.search(question or ""):
+        # What Python makes of bytes that are not UTF-8 (a terminal set to Latin-1); no
+        # tokenizer or database takes it.
+        raise QuestionError("That question is not UTF-8 text; please type it again.")
     q = unicodedata.normalize("NFKC", question or "")
     q = latin_lookalikes(_ZERO_WIDTH.sub("", q))
     q = re.sub(r"\s+", " ", q).strip()
