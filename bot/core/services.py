@@ -54,16 +54,32 @@ class Services:
 
     def ensure_sample(self, progress: Progress | None = None) -> IngestReport | None:
         """Load the bundled sample articles into a new data dir (first run, no set-up)."""
-        # Only a data dir that never had a source: one whose sources were all removed stays
-        # empty rather than filling up with examples.
-        if self.state.ever_had_sources() or self.store.count():
+        if not self._wants_sample():
             return None
         with self.admin.write_lock:
-            if self.state.ever_had_sources() or self.store.count():
+            if not self._wants_sample():
                 return None  # another caller loaded it meanwhile
             if progress:
                 progress.start("sample", None)
-            return self.admin.ingest([str(sample_dir())], progress)
+            self.state.set_meta(_SAMPLE_LOAD, self.state.get_meta("source_seq") or "0")
+            report = self.admin.ingest([str(sample_dir())], progress)
+            self.state.set_meta(_SAMPLE_LOAD, "done")
+            return report
+
+    def _wants_sample(self) -> bool:
+        started = self.state.get_meta(_SAMPLE_LOAD)
+        if started is not None and started != "done":
+            # A first load that was stopped (Ctrl-C, an embedding endpoint down) recorded
+            # the sample's source id: it is tried again unless another source came since.
+            seq = int(self.state.get_meta("source_seq") or 0)
+            return self.state.counts()[0] == 0 and seq <= int(started) + 1
+        # Only a data dir that never had a source: one whose sources were all removed stays
+        # empty rather than filling up with examples.
+        return not (self.state.ever_had_sources() or self.store.count())
+
+
+# The source id before the sample's first load began, until it ends ("done").
+_SAMPLE_LOAD = "sample_load"
 
 
 def sample_dir() -> Path:

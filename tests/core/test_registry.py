@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -518,5 +519,30 @@ def test_a_removal_is_out_of_the_keyword_index_when_the_command_returns(
         monkeypatch.undo()
         assert not any(c.id in kiosk for c in svc.store.iter_chunks())
         assert not kiosk & set(svc.retriever.lexical().ids)
+    finally:
+        svc.close()
+
+
+def test_a_first_sample_load_that_was_stopped_is_tried_again(tmp_path: Path) -> None:
+    """Ctrl-C during the first question's load (or an embedding endpoint down) must not
+    leave the data dir without the sample for good."""
+
+    class Interrupted(FakeEmbedder):
+        def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+            raise KeyboardInterrupt
+
+    svc = build_services(make_settings(tmp_path / "data"), embedder=Interrupted())
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            svc.ensure_sample()
+        assert svc.state.counts()[0] == 0
+    finally:
+        svc.close()
+    svc = make_services(tmp_path / "data", sample=False)
+    try:
+        assert svc.ensure_sample() is not None and svc.state.counts()[0] > 0
+        [sample] = svc.state.list_sources()
+        svc.admin.remove_source(str(sample.id))
+        assert svc.ensure_sample() is None  # removed by hand: stays empty
     finally:
         svc.close()
