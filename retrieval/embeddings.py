@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -35,6 +36,10 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray:
         """float32 ``(dim,)``, L2-normalised."""
         ...
+
+
+class EmbeddingUnavailable(RuntimeError):
+    """The embedding model cannot be used as configured; the message says why, in one line."""
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
@@ -104,7 +109,13 @@ class LocalMiniLM:
             cfg = minilm_onnx.BertConfig.from_dir(source)
             if cfg.hidden_size != self.dim:
                 raise ValueError(f"expected a {self.dim}-d model, got {cfg.hidden_size}")
-            model_path = minilm_onnx.ensure_model(self.cache_dir, quantized=self.quantized)
+            try:
+                model_path = minilm_onnx.ensure_model(self.cache_dir, quantized=self.quantized)
+            except OSError as exc:
+                if exc.filename is None:
+                    raise
+                raise EmbeddingUnavailable(f"cannot use the model folder {self.cache_dir}: "
+                                           f"{exc.strerror or exc}") from exc
 
             tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
             # tokenizer.json ships with truncation at 128 and fixed padding to 128; the model
@@ -191,6 +202,7 @@ class OpenAIEmbedder:
 
         key = api_key or os.environ.get("OPENAI_API_KEY") or "unused"  # local servers ignore it
         self.model_id = f"openai:{model}"
+        self.base_url = base_url or "api.openai.com"
         self._dim = dim
         self._client = OpenAIEmbeddings(
             model=model,
@@ -214,11 +226,25 @@ class OpenAIEmbedder:
         items = _check_texts(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self._accept(np.asarray(self._client.embed_documents(items), dtype=np.float32))
+        with self._answering():
+            vectors = self._client.embed_documents(items)
+        return self._accept(np.asarray(vectors, dtype=np.float32))
 
     def embed_query(self, text: str) -> np.ndarray:
-        vector = np.asarray(self._client.embed_query(text), dtype=np.float32)
+        with self._answering():
+            vector = np.asarray(self._client.embed_query(text), dtype=np.float32)
         return self._accept(vector[None, :])[0]
+
+    @contextmanager
+    def _answering(self) -> Iterator[None]:
+        """The endpoint down or refusing: one line naming it, not the client's traceback."""
+        from openai import APIError
+
+        try:
+            yield
+        except APIError as exc:
+            raise EmbeddingUnavailable(f"the embedding endpoint at {self.base_url} failed "
+                                       f"({self.model_id}): {exc}") from exc
 
     def _accept(self, vectors: np.ndarray) -> np.ndarray:
         if vectors.ndim != 2:

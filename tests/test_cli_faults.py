@@ -3,7 +3,9 @@ that goes away, a terminal 80 columns wide, Discord out of reach."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ from bot.cli import main
 from tests.fakes import FakeEmbedder
 
 NEWSBOT = Path(sys.executable).with_name("newsbot")
+REAL_MAKE_EMBEDDER = services_module.make_embedder
 
 
 @pytest.fixture
@@ -93,8 +96,6 @@ def test_source_urls_stay_on_one_line_in_an_80_column_terminal(
 
 
 def test_sync_with_discord_unreachable_is_one_line(tmp_path: Path) -> None:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -196,3 +197,31 @@ def test_a_chat_line_that_is_not_utf8_is_refused_and_the_chat_goes_on(
     assert main(["chat"]) == 0
     out = capsys.readouterr().out
     assert "newsbot> That question is not UTF-8 text" in out and "Buenos Aires" in out
+
+
+@pytest.mark.parametrize("setting", ["endpoint", "model folder"])
+def test_an_embedding_model_that_cannot_be_used_is_one_line(
+        cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        setting: str) -> None:
+    monkeypatch.setattr(services_module, "make_embedder", REAL_MAKE_EMBEDDER)
+    if setting == "endpoint":
+        with socket.socket() as sock:  # a port nothing listens on
+            sock.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+        monkeypatch.setenv("NEWSBOT_EMBEDDING_BACKEND", "openai")
+        monkeypatch.setenv("OPENAI_BASE_URL", url)
+        monkeypatch.setenv("NEWSBOT_LLM_MAX_RETRIES", "0")
+        expected = f"the embedding endpoint at {url} failed"
+    else:
+        (cli_env / "afile").write_text("not a folder")
+        monkeypatch.setenv("NEWSBOT_MODEL_DIR", str(cli_env / "afile" / "models"))
+        expected = f"cannot use the model folder {cli_env / 'afile' / 'models'}"
+    src = cli_env / "items.jsonl"
+    src.write_text(json.dumps({"title": "Tram line opens", "body": "The new tram line to the "
+                               "harbour opened on Monday with twelve stops.",
+                               "url": "https://news.example.org/tram"}) + "\n")
+    assert main(["ingest", str(src)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err and "nothing was lost" in err, err
+    assert main(["sources", "--json"]) == 0
+    assert capsys.readouterr().out.strip() == "[]"  # nothing was recorded

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from bot.core import brief_ops
 from bot.core.admin import Progress
 from bot.core.models import NewsbotError, Turn
+from retrieval.embeddings import EmbeddingUnavailable
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -172,6 +173,9 @@ def execute(op: Operation, ctx: Context, args: Args) -> Result:
         return op.run(ctx, args)
     except NewsbotError:
         raise
+    except EmbeddingUnavailable as exc:
+        raise NewsbotError(f"{str(exc).rstrip('.')}; {op.name} stopped, nothing was lost") \
+            from exc
     except Exception as exc:
         if not _write_refused(exc):
             raise
