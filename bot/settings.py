@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NEWSBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
         env_ignore_empty=True,  # a copied .env.example with blank lines means "default"
+        allow_inf_nan=False,  # "inf" seconds or briefs a second is a typo, not a setting
     )
 
     # Where the store and the state live.
@@ -81,7 +82,7 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("DISCORD_TOKEN", "NEWSBOT_DISCORD_TOKEN")
     )
-    dev_guild_id: int | None = None  # sync app commands to this guild only
+    dev_guild_id: int | None = Field(default=None, gt=0)  # sync app commands to this guild only
     answer_in_threads: bool = True
     user_cooldown_s: float = Field(default=10.0, ge=0)
     max_concurrent_answers: int = Field(default=4, ge=1)
@@ -101,9 +102,10 @@ class Settings(BaseSettings):
     # The running service: feed watcher, admins, alerts.
     poll_minutes: int = Field(default=10, ge=1, le=10080)  # default interval per source
     feed_max_failures: int = Field(default=8, ge=1, le=100)  # in a row, then disabled
-    moderator_role_id: int | None = None  # members with this role may post briefs too
-    admin_role_id: int | None = None  # members with this role may use admin commands too
-    mod_channel_id: int | None = None  # where failures of scheduled work are posted
+    # Members with these roles may post briefs, or use the admin commands, too.
+    moderator_role_id: int | None = Field(default=None, gt=0)
+    admin_role_id: int | None = Field(default=None, gt=0)
+    mod_channel_id: int | None = Field(default=None, gt=0)  # failures of scheduled work go here
     brief_send_rate: float = Field(default=10.0, gt=0, le=50)  # briefs sent per second, at most
     # A channel's briefs at once, at most: more (a wave of articles on a topic, a channel
     # resumed after a long pause) go out as one list of their stories.
@@ -172,6 +174,13 @@ class Settings(BaseSettings):
             value = value.strip().lower()
             if value in ("", "0", "1", "none"):
                 return None
+            if value == "auto":
+                return value
+            if not value.isdigit():
+                raise ValueError("a number of shards (2 or more), or auto; empty for one")
+            value = int(value)
+        if isinstance(value, int) and value < 1:
+            raise ValueError("a number of shards (2 or more), or auto; empty for one")
         return value
 
     @property

@@ -76,6 +76,10 @@ def test_a_model_endpoint_keeps_its_path(monkeypatch: pytest.MonkeyPatch) -> Non
     # Above 1 no article could ever be confident enough: every question would be refused.
     ("NEWSBOT_ABSTAIN_THRESHOLD", "4.2",
      "NEWSBOT_ABSTAIN_THRESHOLD: Input should be less than or equal to 1"),
+    ("NEWSBOT_SHARDS", "-3", "NEWSBOT_SHARDS: a number of shards (2 or more), or auto"),
+    ("NEWSBOT_SHARDS", "two", "NEWSBOT_SHARDS: a number of shards (2 or more), or auto"),
+    ("NEWSBOT_ANSWER_BUDGET_S", "inf", "NEWSBOT_ANSWER_BUDGET_S: Input should be a finite"),
+    ("NEWSBOT_DEV_GUILD_ID", "-1", "NEWSBOT_DEV_GUILD_ID: Input should be greater than 0"),
 ])
 def test_a_bad_setting_is_one_line_naming_it_as_written(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
