@@ -546,3 +546,19 @@ def test_a_first_sample_load_that_was_stopped_is_tried_again(tmp_path: Path) -> 
         assert svc.ensure_sample() is None  # removed by hand: stays empty
     finally:
         svc.close()
+
+
+def test_a_full_reindex_passes_its_check_when_many_articles_share_a_headline(
+        empty: Services, tmp_path: Path) -> None:
+    """A column a feed runs every day ('Letters to the editor') gives many articles one
+    headline: the check that a few articles find themselves must not fail on that."""
+    src = tmp_path / "letters.jsonl"
+    src.write_text("\n".join(json.dumps({
+        "title": "Letters to the editor", "body": f"Reader {n} writes about the {topic} on "
+        f"street {n}, which she says has been neglected for {n + 3} years. " * 4,
+        "url": f"https://news.example.org/letters/{n}", "published_at": f"2025-03-{n:02d}"})
+        for n, topic in enumerate(["bins", "lights", "trees", "buses", "parking"] * 5, 1))
+        + "\n")
+    empty.admin.ingest([str(src)])
+    report = empty.admin.reindex(full=True)
+    assert report.articles == 25 and empty.store.count() == report.chunks
