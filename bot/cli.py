@@ -124,6 +124,11 @@ def call(op: str, args: dict[str, Any], *, label: str | None = None,
             if client is not None:
                 try:
                     return client.call(op, args, bars.event if bars else None)
+                except KeyboardInterrupt:
+                    if _writes(op):
+                        print(f"interrupted: the running service goes on with `{_words(op)}`; "
+                              "`newsbot status` shows when it is done", file=sys.stderr)
+                    raise
                 except ServiceError as exc:
                     if exc.user:
                         raise NewsbotError(str(exc)) from None
@@ -143,9 +148,25 @@ def call(op: str, args: dict[str, Any], *, label: str | None = None,
         try:
             ctx = Context(services, bars.progress() if bars else _quiet_progress())
             return run_operation(op, ctx, args)
+        except KeyboardInterrupt:
+            if _writes(op):
+                print(f"interrupted: `{_words(op)}` stopped; nothing stored before was lost "
+                      "and the store serves as it did; run the command again to finish it",
+                      file=sys.stderr)
+            raise
         finally:
             services.close()
     raise AssertionError("unreachable")
+
+
+def _writes(op: str) -> bool:
+    from bot.core.operations import OPERATIONS
+
+    return OPERATIONS[op].write
+
+
+def _words(op: str) -> str:
+    return "newsbot " + op.replace(".", " ")  # "sources.add" -> "newsbot sources add"
 
 
 def _quiet_progress() -> Progress:

@@ -8,8 +8,10 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import bot.core.services as services_module
@@ -225,3 +227,24 @@ def test_an_embedding_model_that_cannot_be_used_is_one_line(
     assert err.count("\n") == 1 and expected in err and "nothing was lost" in err, err
     assert main(["sources", "--json"]) == 0
     assert capsys.readouterr().out.strip() == "[]"  # nothing was recorded
+
+
+def test_ctrl_c_during_an_ingest_says_what_became_of_it_and_loses_nothing(
+        cli_env: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    class CtrlC(FakeEmbedder):
+        def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+            raise KeyboardInterrupt  # what Python raises when Ctrl-C arrives mid-batch
+
+    src = cli_env / "items.jsonl"
+    src.write_text(json.dumps({"title": "Tram line opens", "body": "The new tram line to the "
+                               "harbour opened on Monday with twelve stops.",
+                               "url": "https://news.example.org/tram"}) + "\n")
+    monkeypatch.setattr(services_module, "make_embedder", lambda settings: CtrlC())
+    assert main(["ingest", str(src)]) == 130
+    assert capsys.readouterr().err == (
+        "interrupted: `newsbot ingest` stopped; nothing stored before was lost and the store "
+        "serves as it did; run the command again to finish it\n")
+    monkeypatch.setattr(services_module, "make_embedder", lambda settings: FakeEmbedder())
+    assert main(["ingest", str(src)]) == 0
+    assert capsys.readouterr().out.startswith("1 added")
