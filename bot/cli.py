@@ -287,9 +287,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
              for s in args.sources]
     result = call("ingest", {"sources": specs}, label="ingest")
     nothing = not (result["added"] or result["updated"] or result["unchanged"])
-    # Nothing loaded, and each skip is the reason a source failed: the errors say it all.
-    only_failures = nothing and sorted(s["reason"] for s in result["skipped"]) == sorted(
-        f["reason"] for f in result["failed"])
+    # Nothing loaded, and each skip (if any) is the reason a source failed: the errors say
+    # it all.
+    only_failures = nothing and {s["reason"] for s in result["skipped"]} <= {
+        f["reason"] for f in result["failed"]}
     if args.json:
         _dump(result)
     elif not (result["failed"] and only_failures):

@@ -248,3 +248,10 @@ def test_ctrl_c_during_an_ingest_says_what_became_of_it_and_loses_nothing(
     monkeypatch.setattr(services_module, "make_embedder", lambda settings: FakeEmbedder())
     assert main(["ingest", str(src)]) == 0
     assert capsys.readouterr().out.startswith("1 added")
+
+
+def test_ingest_of_a_missing_file_is_the_one_error_line(
+        cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ingest", "nowhere.jsonl"]) == 1
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", "error: nowhere.jsonl: no such file or folder\n")

@@ -70,7 +70,7 @@ def source_kind(spec: str) -> SourceKind:
     if path.is_dir():
         return "dir"
     if not path.exists():
-        raise SourceError(f"no such file or folder: {spec}")
+        raise SourceError("no such file or folder")
     kind = _SUFFIX_KINDS.get(path.suffix.lower())
     if kind is None:
         raise SourceError(f"unsupported file type: {path.suffix or path.name}")
