@@ -82,7 +82,10 @@ def test_post_and_subscriptions_from_the_command_line(cli_env: Path,  # noqa: F8
     assert main(["brief", "post", record["url"]]) == 2
     assert "--channel" in capsys.readouterr().err
 
-    assert main(["subscriptions", "add", "--channel", "4242", "--source", str(feed),
+    # A file read once brings no new articles: following it would post nothing, ever.
+    assert main(["subscriptions", "add", "--channel", "4242", "--source", str(feed)]) == 1
+    assert "is not followed" in capsys.readouterr().err
+    assert main(["subscriptions", "add", "--channel", "4242", "--topic", "ferry news",
                  "--keywords", "ferry,timetable", "--daily-cap", "3", "--json"]) == 0
     sub = json.loads(capsys.readouterr().out)
     assert sub["keywords"] == ["ferry", "timetable"] and sub["daily_cap"] == 3

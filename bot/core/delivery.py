@@ -377,6 +377,12 @@ class Desk:
             found = self.state.find_source(str(source).strip())
             if found is None:
                 raise NewsbotError(f"no source {source!r} is registered; see `newsbot sources`")
+            if not found.watch:
+                # Only polls bring new articles to brief: the subscription would stay silent.
+                raise NewsbotError(
+                    f"source {found.label!r} is not followed (it was read once), so it brings "
+                    "no new articles to brief; an admin follows it with `/feeds add` or "
+                    "`newsbot sources add`")
             source_id = found.id
         if topic is not None:
             topic = " ".join(topic.split())

@@ -68,9 +68,12 @@ def _feed(tmp_path: Path, name: str, *records: dict[str, Any]) -> str:
 
 
 def _ingest(svc: Services, spec: str) -> list[str]:
-    """The new articles of ``spec``."""
+    """The new articles of ``spec``, a source followed (as polls would) from now on."""
     report = svc.admin.ingest([spec])
     assert not report.updated_ids
+    source = svc.state.find_source(spec)
+    assert source is not None
+    svc.state.update_source(source.id, watch=True)
     return report.added_ids
 
 
