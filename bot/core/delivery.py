@@ -88,6 +88,9 @@ TITLE_CHARS = 256
 # The most briefs a channel is sent at once: a topic matching a wave of articles, a channel
 # resumed after a long pause, or a queue that grew while Discord was away come as one list.
 BURST = 5
+# The most briefs a paused subscription holds: the newest. A channel the bot was removed from
+# may stay paused for good, and its queue must not grow without end.
+HELD_MAX = 200
 # Why a channel's subscriptions are paused after a 403. Their briefs are held (planned and
 # kept pending, not sent) until a moderator subscribes the channel again.
 PAUSED_REASON = "the bot may not post in that channel (403)"
@@ -272,8 +275,8 @@ class PlanReport:
     folded: int = 0  # other outlets added to a brief not sent yet
     skipped: dict[str, int] = field(default_factory=dict)
 
-    def skip(self, why: str) -> None:
-        self.skipped[why] = self.skipped.get(why, 0) + 1
+    def skip(self, why: str, n: int = 1) -> None:
+        self.skipped[why] = self.skipped.get(why, 0) + n
 
     def to_json(self) -> dict[str, Any]:
         return {"briefs": self.briefs, "updates": self.updates, "folded": self.folded,
@@ -332,6 +335,7 @@ class Desk:
                  mod_channel_id: int | None = None, send_rate: float = 10.0,
                  concurrency: int = 8, retry_base: float = RETRY_BASE_S,
                  send_timeout: float = SEND_TIMEOUT_S, burst: int = BURST,
+                 held_max: int = HELD_MAX,
                  clock: Callable[[], datetime] = utcnow, default_tz: str = "UTC") -> None:
         self.state = state
         self.default_tz = default_tz  # a server's time zone until it sets its own
@@ -349,6 +353,7 @@ class Desk:
         self._lock = asyncio.Lock()  # one delivery pass at a time
         self._planning = threading.Lock()  # one pass over the queued articles at a time
         self.burst = burst
+        self.held_max = held_max
         # When each plan recording now began: what they record waits, to be counted for a
         # burst once all of a batch is in (briefs written by a slow model come in one by one).
         self._plans: list[datetime] = []
@@ -548,6 +553,9 @@ class Desk:
                     continue
                 self._enqueue(sub, article, story_id, briefs, report, now,
                               changed=article.id in changed)
+        for sub in subs:
+            if sub.paused and (dropped := self.state.trim_held(sub.id, self.held_max)):
+                report.skip("held too long while paused", dropped)
         return report
 
     def plan_queued(self, now: datetime | None = None) -> PlanReport:

@@ -863,6 +863,17 @@ class State:
                               "subscription_id = ? AND status = 'pending'",
                               (reason, subscription_id)).rowcount
 
+    def trim_held(self, subscription_id: int, keep: int) -> int:
+        """Give up all but the newest ``keep`` posts the subscription holds that were never
+        tried; how many."""
+        with self.transaction() as db:
+            return db.execute(
+                "UPDATE posts SET status = 'failed', error = 'held while paused; newer ones "
+                "took its place' WHERE rowid IN (SELECT rowid FROM posts WHERE "
+                "subscription_id = ? AND status = 'pending' AND attempts = 0 ORDER BY "
+                "created_at DESC, rowid DESC LIMIT -1 OFFSET ?)",
+                (subscription_id, keep)).rowcount
+
     def held_posts(self, subscription_ids: Iterable[int]) -> int:
         """How many posts of these subscriptions wait, unsent."""
         ids = list(subscription_ids)

@@ -468,3 +468,21 @@ async def test_a_wave_recorded_slowly_still_comes_as_one_list(svc: Services,
     await planning
     await desk.deliver(poster)
     assert [m.kind for m in poster.in_channel(NEWS)] == ["digest"]
+
+
+async def test_a_paused_channel_holds_its_newest_briefs_only(svc: Services,
+                                                             tmp_path: Path) -> None:
+    desk = _desk(svc, topic_threshold=-1.0, held_max=2)
+    desk.subscribe(channel_id=NEWS, topic="local news", now=T0)
+    refused = MemoryPoster(refuse={NEWS: PostError("forbidden", "403 Missing Permissions")})
+    desk.plan(_ingest(svc, _feed(tmp_path, "a", MUSEUM)))
+    await desk.deliver(refused)  # paused
+    for n, (title, who) in enumerate(WAVE[:4]):
+        desk.plan(_ingest(svc, _feed(tmp_path, f"w{n}", {
+            "title": title, "outlet": "Gazette", "url": f"https://gazette.example.org/h{n}",
+            "published_at": f"2025-05-0{n + 1}T08:00:00Z", "body": f"{who} spoke. {title}."})))
+    assert desk.subscribe(channel_id=NEWS, topic="local news").resumed == 3
+    poster = MemoryPoster()
+    await desk.deliver(poster)
+    assert [m.title for m in poster.in_channel(NEWS)] == [
+        MUSEUM["title"], WAVE[2][0], WAVE[3][0]]
