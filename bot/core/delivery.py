@@ -178,6 +178,12 @@ def _creator_id(created_by: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def _clip_title(head: str, tail: str) -> str:
+    """``head + tail`` within an embed title's length, ``head`` shortened if need be."""
+    room = TITLE_CHARS - len(tail)
+    return (head if len(head) <= room else head[: room - 1] + "…") + tail
+
+
 def make_nonce(channel_id: int, item_key: str) -> str:
     """Deterministic per (channel, item), 25 characters (Discord's limit for a nonce)."""
     return hashlib.sha256(f"{channel_id}\x00{item_key}".encode()).hexdigest()[:25]
@@ -701,7 +707,10 @@ class Desk:
             lines = self._digest_lines(sub, since, now)
             if lines:
                 key = f"digest:{sub.id}:{today}"
-                title = f"Top stories, {local.day} {local:%b %Y}"
+                # Named by what it follows: one channel may have digests of several, each
+                # told apart by its readers, and by its title after a failed send.
+                title = _clip_title(f"Top stories: {self._subject(sub)}",
+                                    f", {local.day} {local:%b %Y}")
                 msg = OutMessage(kind="digest", title=title, lines=lines)
                 if self.state.add_post(channel_id=sub.channel_id, item_key=key, kind="digest",
                                        story_id=None, article_id=None, subscription_id=sub.id,
@@ -710,6 +719,12 @@ class Desk:
                     recorded += 1
             self.state.set_last_digest(sub.id, today)
         return recorded
+
+    def _subject(self, sub: Subscription) -> str:
+        if sub.topic is not None:
+            return sub.topic
+        source = self.state.get_source(sub.source_id) if sub.source_id is not None else None
+        return source.label if source is not None else f"source #{sub.source_id}"
 
     def _digest_lines(self, sub: Subscription, since: datetime,
                       until: datetime) -> list[dict[str, Any]]:
@@ -993,9 +1008,8 @@ class Desk:
                 "held; give the bot View Channel, Send Messages and Embed Links there, then "
                 "run /brief subscribe for that channel again (or `newsbot subscriptions "
                 "add`) to resume them.")
-        msg = OutMessage(kind="notice", title="Briefs paused", text=text)
         for target in targets:
-            await self._notice(poster, target, channel, subs, msg)
+            await self._notice(poster, target, channel, subs, text)
 
     async def _creators_inboxes(self, poster: Poster, subs: list[Subscription]) -> list[int]:
         """The direct-message channels of the Discord users who made ``subs``."""
@@ -1010,13 +1024,19 @@ class Desk:
         return inboxes
 
     async def _notice(self, poster: Poster, target: int, channel: int,
-                      subs: list[Subscription], msg: OutMessage) -> None:
+                      subs: list[Subscription], text: str) -> None:
         # Once per pause: a channel resumed and refused again is told of again.
+        ids = ", ".join("#" + str(s.id) for s in subs)
         prefix = f"notice:disabled:{channel}:{','.join(str(s.id) for s in subs)}"
         key, n = prefix, 1
         while self.state.get_post(target, key) is not None:
             n += 1
             key = f"{prefix}:{n}"
+        # A title of its own: after a failed send, the notice is looked for among the
+        # channel's messages by its title, and must not be taken for an earlier one.
+        title = f"Briefs paused: subscription{'s' if len(subs) > 1 else ''} {ids}" + (
+            f" (pause {n})" if n > 1 else "")
+        msg = OutMessage(kind="notice", title=title[:TITLE_CHARS], text=text)
         if not self.state.add_post(channel_id=target, item_key=key, kind="notice",
                                    story_id=None, article_id=None, subscription_id=None,
                                    nonce=make_nonce(target, key), payload=msg.to_json()):

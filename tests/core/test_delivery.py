@@ -251,7 +251,7 @@ async def test_digest_once_a_day_at_the_local_hour(svc: Services, tmp_path: Path
     poster = MemoryPoster()
     await desk.deliver(poster)
     (digest,) = poster.in_channel(NEWS)
-    assert digest.kind == "digest" and digest.title == "Top stories, 1 May 2025"
+    assert digest.kind == "digest" and digest.title == f"Top stories: {feed}, 1 May 2025"
     # The two outlets' ferry reports are one story, listed first.
     assert [(line["title"], line["count"]) for line in digest.lines] == [
         (FERRY["title"], 2), (MUSEUM["title"], 1)]
@@ -486,3 +486,22 @@ async def test_a_paused_channel_holds_its_newest_briefs_only(svc: Services,
     await desk.deliver(poster)
     assert [m.title for m in poster.in_channel(NEWS)] == [
         MUSEUM["title"], WAVE[2][0], WAVE[3][0]]
+
+
+async def test_a_notice_that_failed_is_not_taken_for_an_earlier_one(svc: Services,
+                                                                    tmp_path: Path) -> None:
+    desk = _desk(svc, retry_base=0.0)
+    for channel in (NEWS, SPORT):
+        desk.subscribe(channel_id=channel, topic="ferry strikes", now=T0)
+    poster = MemoryPoster(refuse={NEWS: PostError("forbidden", "403 Missing Permissions")})
+    desk.plan(_ingest(svc, _feed(tmp_path, "a", FERRY)))
+    await desk.deliver(poster)  # #news refuses: the moderators are told
+    assert len(poster.in_channel(MODS)) == 1
+    poster.refuse[SPORT] = PostError("forbidden", "403 Missing Permissions")
+    poster.refuse[MODS] = OSError("connection reset")
+    desk.plan(_ingest(svc, _feed(tmp_path, "b", FERRY_END)))
+    await desk.deliver(poster)  # #sport refuses: telling the moderators fails
+    del poster.refuse[MODS]
+    await desk.deliver(poster)  # tried again: looked for, not found, sent
+    notices = [m.text or "" for m in poster.in_channel(MODS)]
+    assert len(notices) == 2 and f"<#{SPORT}>" in notices[1]
