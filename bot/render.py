@@ -61,6 +61,10 @@ class FeedbackStatsLike(Protocol):
 _MASKED_LINK = re.compile(r"\[([^\[\]\n]{0,300})\]\(\s*<?([^\s()<>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 # A bare http(s) URL not already wrapped in <...>; trailing punctuation stays outside.
 _BARE_URL = re.compile(r"(?<![<\w])(https?://[^\s<>]*[^\s<>.,;:!?'\")\]])")
+# Discord's own link syntax (simple-markdown's) is wider than the form above: a label may
+# hold brackets ("[a [b]]") or a line break, a target parentheses ("/a(b)") or a quoted
+# title. What they all share is "](": a space there leaves text that is never a link.
+_LINK_JOIN = re.compile(r"\]\(")
 _FENCE = re.compile(r"```([^\s`]*)")
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]»”]*(?:\s+)")
 
@@ -120,6 +124,18 @@ def _defuse_masked_link(match: re.Match[str]) -> str:
     return f"{label} (<{url}>)" if label else f"<{url}>"
 
 
+def no_masked_links(text: str) -> str:
+    """``text`` (markdown escaped or not) in which nothing renders as a masked link: every
+    "](" that could join a label to a target gets a space."""
+    return _LINK_JOIN.sub("] (", text)
+
+
+def plain(text: str) -> str:
+    """A name from a feed or a page (an outlet, a source's title) shown as the words it is:
+    no markdown, no masked link."""
+    return no_masked_links(discord.utils.escape_markdown(text))
+
+
 def balance_fences(text: str) -> str:
     """Close a code fence left open, so it cannot swallow what is rendered after it."""
     return text + "\n```" if len(_FENCE.findall(text)) % 2 else text
@@ -129,7 +145,7 @@ def clean_text(text: str) -> str:
     """Text from a model or an article made safe to show: masked links spelled out, links
     wrapped so they do not unfurl, spoiler bars shown as bars (nothing in an answer is
     hidden), code fences balanced."""
-    text = _MASKED_LINK.sub(_defuse_masked_link, text.strip())
+    text = no_masked_links(_MASKED_LINK.sub(_defuse_masked_link, text.strip()))
     text = _BARE_URL.sub(r"<\1>", text)
     text = text.replace("||", "\\|\\|")
     return balance_fences(text)
@@ -225,7 +241,7 @@ def source_line(source: Source) -> str:
     title = discord.utils.escape_markdown(title.replace("[", "(").replace("]", ")"))
     url = safe_url(source.url)
     linked = f"[{title}](<{url}>)" if url else title
-    outlet = discord.utils.escape_markdown(truncate(source.outlet or "", 60))
+    outlet = plain(truncate(source.outlet or "", 60))
     meta = ", ".join(p for p in (outlet, member_date(source.published_at)) if p)
     return f"**[{source.n}]** {linked} · {meta}"
 
@@ -349,7 +365,7 @@ def sources_embed(summaries: Sequence[SourceSummaryLike]) -> discord.Embed:
         return embed
     ordered = sorted(summaries, key=lambda s: s.outlet.lower())
     embed.description = listing(
-        f"**{discord.utils.escape_markdown(truncate(s.outlet, 80))}** · {s.articles} "
+        f"**{plain(truncate(s.outlet, 80))}** · {s.articles} "
         f"article{'s' if s.articles != 1 else ''} · newest {format_date(s.newest)}"
         for s in ordered)
     embed.set_footer(text=f"{len(summaries)} outlets · {total} articles")
@@ -363,7 +379,7 @@ def feeds_embed(sources: Sequence[Mapping[str, Any]]) -> discord.Embed:
         embed.description = "No sources yet: `/feeds add url:` follows a feed or page."
         return embed
     def entry(s: Mapping[str, Any]) -> str:
-        name = discord.utils.escape_markdown(truncate(str(s["name"] or s["spec"]), 80))
+        name = plain(truncate(str(s["name"] or s["spec"]), 80))
         nxt = _parse_iso(s["next_poll"])
         when = discord.utils.format_dt(nxt, "R") if nxt else "not polled"
         health = s["status"] + (f", {s['failures']} failures" if s["failures"] else "")
@@ -371,7 +387,7 @@ def feeds_embed(sources: Sequence[Mapping[str, Any]]) -> discord.Embed:
         line = (f"`{s['id']}` **{name}** · {s['kind']} · {health} · {s['articles']} articles "
                 f"· next {when}" + (f"\n<{url}>" if url else ""))
         if s["last_error"]:
-            line += f"\n↳ {discord.utils.escape_markdown(truncate(str(s['last_error']), 200))}"
+            line += f"\n↳ {clean_text(truncate(str(s['last_error']), 200))}"
         return line
 
     embed.description = listing(entry(s) for s in sources)
@@ -412,8 +428,11 @@ def status_embed(status: Mapping[str, Any], *, detailed: bool = True) -> discord
     for name, value in rows:
         embed.add_field(name=name, value=truncate(str(value), FIELD_VALUE_LIMIT), inline=True)
     for s in failing[:5] if detailed else []:
-        embed.add_field(name=truncate(f"⚠ {s['name'] or s['spec']}", 256),
-                        value=truncate(str(s["last_error"] or s["status"]), FIELD_VALUE_LIMIT),
+        # A source's name and error may be a hostile feed's words (its title, its
+        # Content-Type).
+        embed.add_field(name=truncate(f"⚠ {no_masked_links(s['name'] or s['spec'])}", 256),
+                        value=truncate(clean_text(str(s["last_error"] or s["status"])),
+                                       FIELD_VALUE_LIMIT),
                         inline=False)
     return embed
 
@@ -426,7 +445,7 @@ def feedback_stats_embed(stats: FeedbackStatsLike, *, top: int = 5) -> discord.E
         value=f"👍 {stats.up} · 👎 {stats.down} · {stats.answers} answers",
         inline=False,
     )
-    esc = discord.utils.escape_markdown
+    esc = plain
     unanswered = [f"{count}× {esc(truncate(q, 150))}" for q, count in stats.unanswered[:top]]
     downvoted = [
         f"{n}👎 **{esc(truncate(q, 120))}**: {esc(truncate(' '.join(a.split()), 150))}"

@@ -72,7 +72,9 @@ class Admin(commands.Cog):
         if not channel_id:
             return
         channel = self.bot.get_channel(channel_id) or await self.bot.fetch_channel(channel_id)
-        await channel.send(render.truncate(line, 1900),  # type: ignore[union-attr]
+        # A line may carry a feed's own words (its title as the source's name, what its
+        # server answered): shown as text, never as a link it disguises.
+        await channel.send(render.truncate(render.clean_text(line), 1900),  # type: ignore[union-attr]
                            allowed_mentions=NO_MENTIONS)
 
     async def _call(self, interaction: discord.Interaction[Any], op: str,
@@ -98,7 +100,7 @@ class Admin(commands.Cog):
         label = render.truncate(result["name"] or result["spec"], 100)
         link = render.safe_url(result["spec"])
         await interaction.followup.send(
-            f"Following **{discord.utils.escape_markdown(label)}** "
+            f"Following **{render.plain(label)}** "
             f"(id {result['id']}, {result['kind']}), every {result['every_min']} min.\n"
             f"First fetch: {poll['added']} new articles stored (no briefs are posted for "
             f"them)." + (f"\n<{link}>" if link else ""),
@@ -112,8 +114,7 @@ class Admin(commands.Cog):
                            source: app_commands.Range[str, 1, 2000]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         result = await self._call(interaction, "sources.remove", {"spec": source})
-        label = discord.utils.escape_markdown(
-            render.truncate(result["name"] or result["spec"], 100))
+        label = render.plain(render.truncate(result["name"] or result["spec"], 100))
         await interaction.followup.send(
             f"Removed source {result['id']} ({label}): {result['articles_removed']} articles "
             "left the store.", ephemeral=True, allowed_mentions=NO_MENTIONS)

@@ -80,7 +80,7 @@ def message_embed(msg: OutMessage) -> discord.Embed:
                          outlet=line.get("outlet"), url=line.get("url"), published_at=None)
             more = line.get("count", 1) - 1
             lines.append(render.source_line(src).rsplit(" · ", 1)[0]
-                         + (f" · {src.outlet}" if src.outlet else "")
+                         + (f" · {render.plain(src.outlet)}" if src.outlet else "")
                          + (f" (+{more} more report{'s' if more > 1 else ''})" if more else ""))
         if msg.text:  # how many more a burst's list leaves out
             lines.append(msg.text)

@@ -10,8 +10,11 @@ from types import SimpleNamespace
 import pytest
 
 from bot import render
+from bot.cogs.briefs import message_embed
 from bot.core.briefs import Brief
+from bot.core.delivery import OutMessage
 from bot.core.models import Answer, Source
+from tests.support.markdown import masked_links
 
 
 def _source(n: int, *, title: str = "", url: str | None = None, day: int = 1) -> Source:
@@ -298,3 +301,44 @@ def test_a_time_of_day_is_shown_in_each_readers_zone() -> None:
     assert embed.timestamp == late and embed.footer.text == "The Daily"
     dated = render.brief_embed(replace(brief, published_at=datetime(2024, 3, 2, tzinfo=UTC)))
     assert dated.timestamp is None and dated.footer.text == "The Daily · 2 Mar 2024"
+
+
+# Forms Discord renders as a link with its target hidden behind the label.
+HOSTILE_LINKS = [
+    "[Sign in again](https://evil.example/login)",
+    "[Read [the full] report](https://evil.example/r)",
+    "[Wiki](https://evil.example/Bridge_(1932))",
+    "[Report](https://evil.example/r 'official')",
+    "[Two\nlines](https://evil.example/two)",
+    "[" + "long label " * 30 + "](https://evil.example/long)",
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_LINKS)
+def test_no_form_of_masked_link_survives_in_what_a_feed_or_model_writes(hostile: str) -> None:
+    assert masked_links(hostile)  # the oracle sees the link in the raw text
+    outlet = f"Harbour Herald {hostile}"
+    answer = render.answer_embeds(_answer(f"The bridge reopened [1]. {hostile} [1].",
+                                          [replace(_source(1), outlet=outlet)]))[0]
+    shown = [answer.description, *(f.value for f in answer.fields)]
+    shown.append(render.sources_embed([SimpleNamespace(outlet=outlet, articles=2,
+                                                       newest=None)]).description)
+    failing = {"id": 3, "name": outlet, "spec": "https://feed.example/rss", "kind": "feed",
+               "status": "disabled", "failures": 5, "articles": 0, "next_poll": None,
+               "last_error": f"not a feed: {hostile}"}
+    shown.append(render.feeds_embed([failing]).description)
+    status = render.status_embed({"sources": [failing]}, detailed=True)
+    shown += [f.value for f in status.fields]
+    stats = SimpleNamespace(up=0, down=1, answers=1, unanswered=[(hostile, 2)],
+                            most_downvoted=[(hostile, hostile, 1)])
+    shown += [f.value for f in render.feedback_stats_embed(stats).fields]
+    brief = Brief(article_id="a1", headline="Bridge", synopsis=hostile, points=[hostile],
+                  url="https://news.example/1", published_at=None, outlet=outlet)
+    shown.append(render.brief_embed(brief).description)
+    digest = OutMessage(kind="digest", title="Top stories", lines=[
+        {"title": "Bridge", "url": "https://news.example/1", "outlet": outlet, "count": 2}])
+    shown.append(message_embed(digest).description)
+    for text in shown:  # the sources' own links to their articles are the bot's
+        assert [t for _, t in masked_links(text or "") if "evil" in t] == [], text
+    # The target is spelled out, not lost.
+    assert "evil.example" in answer.description
