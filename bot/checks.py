@@ -8,7 +8,7 @@ services re-check where it matters; these checks are about the Discord surface.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
 import discord
@@ -31,18 +31,45 @@ T = TypeVar("T")
 class NotAllowed(app_commands.CheckFailure):
     """The user lacks the permissions of a moderator or admin command."""
 
-    def __init__(self, access: Access) -> None:
+    def __init__(self, access: Access, why: str | None = None) -> None:
         who = "moderators" if access == "mod" else "admins"
-        super().__init__(f"Only {who} can use this command.")
+        super().__init__(why or f"Only {who} can use this command.")
         self.access = access
+
+
+SEVERAL_SERVERS = ("Admin commands are off while the bot is in several servers: its owner "
+                   "sets NEWSBOT_ADMIN_GUILD_IDS to the server whose admins manage its "
+                   "sources.")
+OTHER_SERVER = "Sources are managed from the bot's home server, not from this one."
+
+
+def admin_server_refusal(interaction: discord.Interaction[Any]) -> str | None:
+    """Why admin commands do not run in this server, or None when they do.
+
+    Sources and the store are shared by every server the bot is in, so the admins of any one
+    server would manage them for all: they are managed from NEWSBOT_ADMIN_GUILD_IDS, else
+    from NEWSBOT_DEV_GUILD_ID, else from the bot's only server. A bot left public in the
+    developer portal can be added to a server by anyone, who is that server's admin.
+    """
+    settings = getattr(interaction.client, "settings", None)
+    home = {g for g in getattr(settings, "admin_guild_ids", None) or [] if isinstance(g, int)}
+    dev = getattr(settings, "dev_guild_id", None)
+    if not home and isinstance(dev, int):
+        home = {dev}
+    if home:
+        return None if interaction.guild_id in home else OTHER_SERVER
+    guilds = getattr(interaction.client, "guilds", None)
+    return SEVERAL_SERVERS if isinstance(guilds, Sequence) and len(guilds) > 1 else None
 
 
 def allowed(access: Access, interaction: discord.Interaction[Any]) -> bool:
     """Whether the user of ``interaction`` has the permissions ``access`` requires, here:
     the permissions, or the role named by NEWSBOT_ADMIN_ROLE_ID / NEWSBOT_MODERATOR_ROLE_ID
-    (admins pass moderator checks too)."""
+    (admins pass moderator checks too); admin commands only in the bot's home server."""
     if interaction.guild is None:
         return False  # these commands act on a server; there is none in a DM
+    if access == "admin" and admin_server_refusal(interaction) is not None:
+        return False
     perms = interaction.permissions
     if perms.administrator or perms >= PERMISSIONS[access]:
         return True
@@ -87,7 +114,9 @@ def predicate(access: Access) -> Callable[[discord.Interaction[Any]], bool]:
 
     def check(interaction: discord.Interaction[Any]) -> bool:
         if not allowed(access, interaction):
-            raise NotAllowed(access)
+            # An admin of another server is told where sources are managed.
+            why = admin_server_refusal(interaction) if access == "admin" else None
+            raise NotAllowed(access, why if why and interaction.guild else None)
         return True
 
     check.newsbot_access = access  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, tzinfo
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from platformdirs import user_data_dir
@@ -21,7 +21,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from retrieval.timeparse import zone_named
 
@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     # Members with these roles may post briefs, or use the admin commands, too.
     moderator_role_id: int | None = Field(default=None, gt=0)
     admin_role_id: int | None = Field(default=None, gt=0)
+    # The servers whose admins manage what every server shares (sources, the store):
+    # comma-separated ids; empty: the dev guild, else the bot's only server.
+    admin_guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     mod_channel_id: int | None = Field(default=None, gt=0)  # failures of scheduled work go here
     brief_send_rate: float = Field(default=10.0, gt=0, le=50)  # briefs sent per second, at most
     # A channel's briefs at once, at most: more (a wave of articles on a topic, a channel
@@ -147,6 +150,15 @@ class Settings(BaseSettings):
             "ws://", "wss://")
         if not value.lower().startswith(schemes):
             raise ValueError(f"must start with {' or '.join(schemes)}")
+        return value
+
+    @field_validator("admin_guild_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, int):
+            return [value]
         return value
 
     @field_validator("collection")

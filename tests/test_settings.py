@@ -49,6 +49,15 @@ def test_prefix_and_conventional_names(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.discord_token is not None and s.discord_token.get_secret_value() == "abc"
 
 
+def test_admin_guild_ids_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSBOT_ADMIN_GUILD_IDS", " 111111111111111111, 222222222222222222 ")
+    assert Settings(_env_file=None).admin_guild_ids == [  # type: ignore[call-arg]
+        111111111111111111, 222222222222222222]
+    monkeypatch.setenv("NEWSBOT_ADMIN_GUILD_IDS", "111111111111111111, newsroom")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
 def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEWSBOT_TOP_K", "50")
     with pytest.raises(ValidationError):
