@@ -255,15 +255,20 @@ def _quotations(text: str) -> list[str]:
     return [q for q in map(_flat, parts) if q.strip()]
 
 
+# The article fence's tags as a model may read them: "</article>", "< /article>", "</ article >".
+_FENCE_TAG = re.compile(r"<\s*/?\s*article\b[^>]*>", re.I)
+
+
 def _attr(value: str) -> str:
-    return value.replace('"', "'").replace("\n", " ")[:200]
+    """A title or outlet as an attribute of the fence: it cannot end the attribute or the tag."""
+    return re.sub(r"[<>]", "", value.replace('"', "'").replace("\n", " "))[:200]
 
 
 def _article_text(art: ArticleHit) -> str:
     """The article's matching chunks in reading order, without instruction-like sentences."""
     chunks = sorted(art.chunks[:3], key=lambda c: int(c.metadata.get("chunk", 0)))
     body = strip_instructions("\n\n".join(c.text for c in chunks))
-    return re.sub(r"</?article\b[^>]*>", "", body, flags=re.I)  # keep the fence intact
+    return _FENCE_TAG.sub("", body)  # keep the fence intact
 
 
 def sources_of(result: SearchResult) -> list[SourceText]:
