@@ -205,6 +205,38 @@ async def test_another_user_is_refused() -> None:
         folder.rmdir()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
+def test_another_user_cannot_read_the_state_or_the_store() -> None:
+    import shutil
+    import subprocess
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="nb-"))
+    folder.chmod(0o755)  # a shared place such as /srv: others may look inside
+    services = make_services(folder / "data", sample=False)
+    try:
+        code = textwrap.dedent("""
+            import os, sys
+            os.setgid(65534); os.setuid(65534)
+            for path in sys.argv[1:]:
+                try:
+                    open(path, "rb").close() if os.path.isfile(path) else os.listdir(path)
+                except PermissionError:
+                    print("EACCES")
+                else:
+                    print("read", path)
+        """)
+        state = services.settings.state_path
+        done = subprocess.run(["python3", "-c", code, str(state),
+                               str(services.settings.chroma_path)],
+                              capture_output=True, text=True, check=True)
+        assert done.stdout.split() == ["EACCES", "EACCES"], done.stdout
+        assert stat.S_IMODE(os.stat(folder / "data").st_mode) == 0o700
+    finally:
+        services.close()
+        shutil.rmtree(folder)
+
+
 def test_operations_check_who_asks(services: Services) -> None:
     member = Actor(name="member", mod=False, admin=False)
     ctx = Context(services, actor=member)

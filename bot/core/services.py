@@ -124,7 +124,10 @@ def build_services(settings: Settings, *, embedder: Embedder | None = None,
     rebuild it). Raises StoreError with a one-line reason when the store cannot be opened.
     """
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # The state holds members' questions and their user ids, and sources' addresses
+        # (a paid feed's key among them): a new data folder is the bot user's alone. One
+        # that exists is left as its owner made it.
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise StoreError(f"cannot use the data folder {settings.data_dir}: "
                          f"{exc.strerror or exc}") from None
