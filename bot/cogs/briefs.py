@@ -498,6 +498,10 @@ class Briefs(commands.Cog):
     @subscribe.autocomplete("source")
     async def source_choices(self, interaction: discord.Interaction[Any],
                              current: str) -> list[app_commands.Choice[str]]:
+        # Commands' checks do not run for their autocomplete: a source's name may be its
+        # address, a paid feed's key and all.
+        if not checks.allowed("mod", interaction):
+            return []
         sources = await asyncio.to_thread(self.services.state.list_sources)
         words = current.lower().split()
         return [app_commands.Choice(name=render.truncate(s.label, 100), value=str(s.id))

@@ -1,6 +1,7 @@
 """Sources and the store are shared by every server the bot is in: only the home server's
-admins manage them. The bot runs in-process on the local Discord; the other server is one
-anybody could add a public bot to, and its owner is that server's admin."""
+admins manage them, and members are not shown them. The bot runs in-process on the local
+Discord; the other server is one anybody could add a public bot to, and its owner is that
+server's admin."""
 
 from __future__ import annotations
 
@@ -48,3 +49,17 @@ async def test_the_admin_of_another_server_manages_no_source(start_on_discord: S
     home = w.server.slash(w.server.owner, w.news, "feeds list")
     assert "Followed sources" in str((await w.wait(
         lambda: [m for m in w.server.responses(home) if m.embeds], "the list"))[0].embeds)
+
+
+async def test_a_member_is_offered_no_source_to_subscribe_to(start_on_discord: Start) -> None:
+    w = await start_on_discord()
+    w.services.state.add_source("https://feeds.example.org/paid.rss?key=s3cret", "feed",
+                                watch=True)
+    # Discord's client offers members no hidden command; a request sent anyway is answered.
+    member = w.server.autocomplete(w.member("nia"), w.news, "brief subscribe", "source", "")
+    owner = w.server.autocomplete(w.server.owner, w.news, "brief subscribe", "source", "")
+    await w.wait(lambda: owner.choices is not None and member.choices is not None,
+                 "both answers")
+    assert member.choices == []
+    assert [c["name"] for c in owner.choices or []] == [
+        "https://feeds.example.org/paid.rss?key=s3cret"]
