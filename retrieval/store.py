@@ -254,8 +254,11 @@ class VectorStore:
         self._touched: set[str] = set()
         self._cut: dict[str, int] = {}
         self._journal_lock = threading.Lock()
+        self._in_flight = 0  # writes to the live collection begun and not yet ended
         self.max_batch = int(client.get_max_batch_size())
         self._collection = self._open_live(check_model)
+        if not self.shared:
+            self._settle(self._collection)
         self._forget_dropped()
 
     @classmethod
@@ -359,9 +362,51 @@ class VectorStore:
         meta["model"] = model_id
         self._collection.modify(metadata=meta)
 
+    def _settle(self, collection: Any) -> None:
+        """After a crash mid-write, give the live collection a version no index was made of.
+
+        A write marks the collection ``writing`` before it changes anything and clears the
+        mark with its version bump; the journal of what writes did lives only in memory. A
+        mark found on opening means a process died in between: the collection may differ
+        from what its version says, so a keyword index saved for that version (or updated
+        from it) could hold chunks the store no longer holds, or miss some it does. A new
+        version makes the next index a build from the store.
+        """
+        meta = dict(collection.metadata or {})
+        if not meta.get("writing"):
+            return
+        log.warning("the store %s was left mid-write by a process that stopped; its keyword "
+                    "index is built again from the store", collection.name)
+        meta.update(version=int(meta.get("version", 0)) + 1, writing=False)
+        collection.modify(metadata=meta)
+
+    @contextmanager
+    def _write(self, collection: Any) -> Iterator[None]:
+        """One write to the live collection: marked unfinished before it changes anything
+        (see :meth:`_settle`), its version bumped (and the mark cleared) once it is done.
+        A write that fails leaves the mark, and its changes for the next version's entry."""
+        with self._journal_lock:
+            self._in_flight += 1
+            meta = dict(collection.metadata or {})
+            if not self.shared and not meta.get("writing"):
+                meta["writing"] = True
+                try:
+                    collection.modify(metadata=meta)
+                except BaseException:
+                    self._in_flight -= 1
+                    raise
+        try:
+            yield
+            self._bump(collection)
+        finally:
+            with self._journal_lock:
+                self._in_flight -= 1
+
     def _bump(self, collection: Any) -> None:
         meta = dict(collection.metadata or {})
         meta["version"] = int(meta.get("version", 0)) + 1
+        if self._in_flight <= 1:  # another write under way keeps the collection marked
+            meta["writing"] = False
         # Under the lock: whoever sees the new version and asks what changed waits for it.
         with self._journal_lock:
             collection.modify(metadata=meta)
@@ -404,9 +449,15 @@ class VectorStore:
     def upsert(self, chunks: Sequence[Chunk], embeddings: np.ndarray, *,
                collection: Any = None) -> None:
         """Insert or replace chunks (ids are deterministic, so this is idempotent)."""
-        col = collection or self._collection
-        if collection is None:
+        if collection is not None:  # a rebuild's collection: not live, no version to keep
+            self._upsert(collection, chunks, embeddings)
+            return
+        col = self._collection
+        with self._write(col):
             self._touch([c.id for c in chunks])
+            self._upsert(col, chunks, embeddings)
+
+    def _upsert(self, col: Any, chunks: Sequence[Chunk], embeddings: np.ndarray) -> None:
         if self._texts:
             # Texts first: a crash before the vectors leaves only rows the retry rewrites.
             self._texts.put(col.name, chunks)
@@ -418,8 +469,6 @@ class VectorStore:
                 documents=None if self._texts else [c.text for c in part],
                 metadatas=[c.metadata for c in part],
             )
-        if collection is None:
-            self._bump(col)
 
     def delete_articles(self, article_ids: Sequence[str], *, keep_below: dict[str, int] | None
                         = None) -> None:
@@ -427,19 +476,20 @@ class VectorStore:
         if not article_ids:
             return
         col = self._collection
-        self._touch(deleted={aid: (keep_below or {}).get(aid, 0) for aid in article_ids})
-        for i in range(0, len(article_ids), 100):
-            part = list(article_ids[i : i + 100])
-            if keep_below is None:
-                col.delete(where={"article_id": {"$in": part}})
-            else:
-                for aid in part:
-                    col.delete(where={"$and": [{"article_id": aid},
-                                               {"chunk": {"$gte": keep_below.get(aid, 0)}}]})
-            if self._texts:
-                for aid in part:
-                    self._texts.delete_articles(col.name, aid, (keep_below or {}).get(aid, 0))
-        self._bump(col)
+        with self._write(col):
+            self._touch(deleted={aid: (keep_below or {}).get(aid, 0) for aid in article_ids})
+            for i in range(0, len(article_ids), 100):
+                part = list(article_ids[i : i + 100])
+                if keep_below is None:
+                    col.delete(where={"article_id": {"$in": part}})
+                else:
+                    for aid in part:
+                        col.delete(where={"$and": [{"article_id": aid},
+                                                   {"chunk": {"$gte": keep_below.get(aid, 0)}}]})
+                if self._texts:
+                    for aid in part:
+                        self._texts.delete_articles(col.name, aid,
+                                                    (keep_below or {}).get(aid, 0))
 
     # -- reading ---------------------------------------------------------------------------
     def count(self) -> int:
