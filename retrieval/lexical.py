@@ -37,6 +37,10 @@ _FORMAT = 6  # bump when what is indexed changes
 _K1 = 1.5
 _B = 0.75
 
+# The share of an updated index's vocabulary that words no chunk holds may reach before
+# they are dropped (see _compacted): a pass over the postings, once in many updates.
+_DEAD_SHARE = 0.25
+
 # "US" would lower-case into the stop word "us"; news writes the country both ways.
 _US = re.compile(r"\bU\.?S\.?(?=\W|$)(?!\.\w)")
 
@@ -153,6 +157,18 @@ class Postings:
         bm25.unique_token_ids_set = set(vocab.values())
         bm25.nonoccurrence_array = None
         return bm25
+
+
+def _compacted(postings: Postings, vocab: dict[str, int]) -> tuple[Postings, dict[str, int]]:
+    """``postings`` and ``vocab`` without the words no chunk holds any more, once they are
+    more than ``_DEAD_SHARE`` of it: updates only ever add words, and those of deleted or
+    edited chunks would otherwise stay, and be saved and scored over, until a build."""
+    live = np.bincount(postings.tokens, minlength=len(vocab)) > 0
+    if len(vocab) - int(live.sum()) <= _DEAD_SHARE * len(vocab):
+        return postings, vocab
+    new_id = np.cumsum(live) - 1  # ids stay in order, so each chunk's stay sorted
+    return (Postings(postings.indptr, new_id[postings.tokens], postings.counts),
+            {w: int(new_id[i]) for w, i in vocab.items() if live[i]})
 
 
 def _by_token(tokens: np.ndarray) -> np.ndarray:
@@ -280,6 +296,11 @@ class LexicalIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def words(self) -> int:
+        """How many distinct (stemmed) words the index knows."""
+        return len(self._vocab)
+
     @classmethod
     def build(cls, chunks: Iterable[StoredChunk]) -> LexicalIndex:
         import bm25s
@@ -316,7 +337,8 @@ class LexicalIndex:
         if not ids:
             return LexicalIndex.build([])
         vocab = dict(self._vocab)  # the index in use keeps its own
-        postings = self.postings.select(keep).then(Postings.of(tokenize(texts), vocab))
+        postings, vocab = _compacted(
+            self.postings.select(keep).then(Postings.of(tokenize(texts), vocab)), vocab)
         index = LexicalIndex(postings.bm25(vocab), ids,
                              [self.meta[i] for i in kept] + new_meta, postings=postings)
         if not chunks or (vectors is not None and len(vectors) == len(chunks)):

@@ -67,3 +67,38 @@ def test_a_periods_nearest_chunks_are_found_by_their_vectors(tmp_path: Path) -> 
     assert index.period_size(span(lo, hi)) == 3
     assert list(index.newest(span(lo, hi))) == [5, 3, 4]
     assert np.allclose(index.cosines(q, [4, 0]), sims[[4, 0]])
+
+
+def test_words_only_removed_chunks_held_leave_the_vocabulary(tmp_path: Path) -> None:
+    """Updates drop words no chunk holds any more (once they are a fair share of the
+    vocabulary), so it stays the size a build from the same chunks has, scoring the same."""
+    def chunk(aid: str, n: int, text: str) -> StoredChunk:
+        return StoredChunk(f"{aid}:{n}", text, {"article_id": aid, "chunk": n})
+
+    def vectors(k: int) -> np.ndarray:
+        return np.ones((k, 4), dtype=np.float32)
+
+    common = "the ferry timetable changed after the harbour council vote"
+    kept = [chunk("keep", 0, f"{common} on tram fares"), chunk("keep", 1, "storm damage")]
+    gone = [chunk("gone", n, f"{common} " + " ".join(f"zorblat{n}x{w}" for w in "abcdefgh"))
+            for n in range(3)]
+    index = LexicalIndex.build(kept + gone)
+    index.set_vectors(vectors(len(kept) + len(gone)))
+    # An edit keeps one chunk of "gone" under new words, a removal drops the rest.
+    edited = chunk("gone", 0, f"{common} with a new pier")
+    step = index.updated({"gone": 1}, [edited], vectors(1))
+    assert step is not None
+    step = step.updated({}, [chunk("new", 0, "lighthouse keeper retires")], vectors(1))
+    assert step is not None
+    fresh = LexicalIndex.build([*kept, edited, chunk("new", 0, "lighthouse keeper retires")])
+    assert step.words == fresh.words
+    assert sorted(step.ids) == sorted(fresh.ids)
+    order = [fresh.position[i] for i in step.ids]
+    for words in ("zorblat0xa", "ferry timetable", "new pier", "lighthouse keeper", "tram"):
+        q = tokenize([words])[0]
+        assert np.allclose(step.scores(q), fresh.scores(q)[order], atol=1e-6), words
+    step.save(tmp_path / "lex")  # and as saved
+    loaded = LexicalIndex.load(tmp_path / "lex")
+    assert loaded is not None and loaded.words == fresh.words
+    assert np.allclose(loaded.scores(tokenize(["new pier"])[0]),
+                       step.scores(tokenize(["new pier"])[0]))
