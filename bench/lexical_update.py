@@ -8,9 +8,9 @@ of:
 (a) a build from the store: what every write cost before the index followed writes (the
     path a restart without a saved index, another process's write or a reindex still takes);
 (b) the update after one new article (as a feed poll writes it), after an edit that
-    shortens an article, and after a removal, each saved to disk as a build is; and a new
-    process's first write (``newsbot ingest`` without the service): the index saved before
-    it loaded, then updated;
+    shortens an article, and after a removal, each saved to disk as a build is, and what
+    each of those writes took in the store; and a new process's first write (``newsbot
+    ingest`` without the service): the index saved before it loaded, then updated;
 and checks that each updated index scores a few queries exactly as a fresh build does.
 
 Vectors come from the project's fake hashed embedder (tests/fakes.py): the keyword index's
@@ -77,8 +77,12 @@ def measure(store: VectorStore, label: str, repeat: int) -> dict[str, Any]:
             builds.append(time.perf_counter() - t0)
         retriever.lexical()  # the index in use, before the writes
 
-        def timed(write: Callable[[], object], check: bool) -> tuple[float, bool]:
+        writes: dict[str, list[float]] = {"added": [], "edited": [], "removed": []}
+
+        def timed(kind: str, write: Callable[[], object], check: bool) -> tuple[float, bool]:
+            t0 = time.perf_counter()
             write()
+            writes[kind].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             retriever.refresh()
             took = time.perf_counter() - t0
@@ -96,12 +100,12 @@ def measure(store: VectorStore, label: str, repeat: int) -> dict[str, Any]:
             for n in range(repeat):
                 story = _article(900_000 + n)
                 shorter = _article(900_000 + n, paragraphs=2)
-                took, ok = timed(partial(indexer.index, [story]), n == 0)
+                took, ok = timed("added", partial(indexer.index, [story]), n == 0)
                 added.append(took)
-                took2, ok2 = timed(partial(indexer.index, [shorter], changed=[shorter.id]),
-                                   n == 0)
+                took2, ok2 = timed("edited", partial(indexer.index, [shorter],
+                                                     changed=[shorter.id]), n == 0)
                 edited.append(took2)
-                took3, ok3 = timed(partial(indexer.remove, [story.id]), n == 0)
+                took3, ok3 = timed("removed", partial(indexer.remove, [story.id]), n == 0)
                 removed.append(took3)
                 same = same and ok and ok2 and ok3
             # A command run without the service: a fresh process's retriever, whose write
@@ -116,7 +120,8 @@ def measure(store: VectorStore, label: str, repeat: int) -> dict[str, Any]:
             indexer.remove([_article(900_000 + n).id for n in range(repeat)])
     out.update(build_s=statistics.median(builds), added_s=statistics.median(added),
                edited_s=statistics.median(edited), removed_s=statistics.median(removed),
-               first_write_s=statistics.median(first), same_scores=same)
+               first_write_s=statistics.median(first), same_scores=same,
+               **{f"write_{k}_s": statistics.median(v) for k, v in writes.items()})
     print(f"{label}: {out['chunks']:,} chunks")
     print(f"  build from the store (each write, before)   {_median(builds)}")
     print(f"  update after one new article                {_median(added)}")
@@ -124,6 +129,9 @@ def measure(store: VectorStore, label: str, repeat: int) -> dict[str, Any]:
     print(f"  update after a removal                      {_median(removed)}")
     print(f"  a new process's first write (load, update)  {_median(first)}")
     print(f"  updated index scores as a fresh build       {'yes' if same else 'NO'}")
+    print("  the store write itself (embedding included): new article "
+          f"{_median(writes['added'])}, edit {_median(writes['edited'])}, removal "
+          f"{_median(writes['removed'])}")
     return out
 
 
