@@ -478,11 +478,15 @@ class Briefs(commands.Cog):
             "topic": topic, "keywords": keywords or [], "daily_cap": daily_cap, "mode": mode,
             "digest_hour": digest_hour, "tz": timezone})
         if sub.get("resumed") is not None:
-            held = sub["resumed"]
-            going = (f"the {held} briefs held meanwhile go out as one list"
-                     if held > self.services.desk.burst else
-                     f"{held} held brief{'' if held == 1 else 's'} "
-                     f"go{'es' if held == 1 else ''} out now")
+            held, listed = sub["resumed"], sub.get("resumed_listed") or 0
+            plural = "" if held == 1 else "s"
+            if listed and listed == held:
+                going = f"the {held} brief{plural} held meanwhile go out as one list"
+            elif listed:
+                going = (f"{held} held briefs go out now, {listed} of them as one list "
+                         "and the others one by one")
+            else:
+                going = f"{held} held brief{plural} go{'es' if held == 1 else ''} out now"
             await interaction.followup.send(
                 f"Subscription #{sub['id']} resumed: {channel.mention} gets its briefs again "
                 f"({going}; its options are as they were).",

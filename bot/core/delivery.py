@@ -15,8 +15,11 @@ tests) sends, edits and lists recent messages. The posted log in SQLite is the q
    the same nonce) when it is not there.
 
 More than ``burst`` briefs for one channel at once (a wave of articles on its topic, a channel
-resumed after a long pause) go out as one list of their stories instead: the list is a post
-of its own, and its briefs are marked sent in it, in one transaction.
+resumed after a long pause) go out as one list of their stories instead. The list is a post
+of its own, owned by no subscription; its briefs stay pending, each with its own
+subscription, and are marked sent in the transaction that confirms the list. So
+unsubscribing one of them drops only its own briefs, the list is held only while all of
+its briefs are (their subscriptions paused), and a list left with no brief is given up.
 
 A 403 from a channel disables its subscriptions and tells the moderators once (in their
 channel, or by direct message to whoever made the subscription); a 404 (the channel is
@@ -172,6 +175,11 @@ class Poster(Protocol):
 _DISCORD_CREATOR = re.compile(r"discord user (\d+)")  # how the Discord adapter names a member
 
 
+def _list_of(row: sqlite3.Row) -> str | None:
+    """The key of the burst's list a pending brief is a line of, if any."""
+    return json.loads(row["payload"]).get("burst")
+
+
 def _creator_id(created_by: str | None) -> int | None:
     """The Discord user who made a subscription (None when it came from the command line)."""
     m = _DISCORD_CREATOR.fullmatch(created_by or "")
@@ -208,6 +216,7 @@ class Subscription:
     last_digest: str | None
     created_by: str | None = None
     resumed: int | None = None  # set by ``Desk.subscribe`` on a resume: the briefs released
+    resumed_listed: int | None = None  # how many of them go out in a list of their stories
 
     @property
     def paused(self) -> bool:
@@ -236,7 +245,8 @@ class Subscription:
                 "keywords": list(self.keywords), "daily_cap": self.daily_cap,
                 "mode": self.mode, "digest_hour": self.digest_hour, "tz": self.tz,
                 "created_at": self.created_at.isoformat(), "enabled": self.enabled,
-                "disabled_reason": self.disabled_reason, "resumed": self.resumed}
+                "disabled_reason": self.disabled_reason, "resumed": self.resumed,
+                "resumed_listed": self.resumed_listed}
 
     def describe(self) -> str:
         what = f"source #{self.source_id}" if self.source_id is not None else \
@@ -432,13 +442,17 @@ class Desk:
             return None
         paused = [s.id for s in subs if s.paused]
         held = self.state.held_posts(paused)
+        # Those a list already carries go in it; the others never tried are listed when
+        # more than a burst (one tried before goes on its own: it may be in the channel).
+        fresh = sum(1 for r in held if self._foldable(r))
+        listed = sum(1 for r in held if _list_of(r)) + (fresh if fresh > self.burst else 0)
         for sub_id in paused:
             self.state.set_subscription_enabled(sub_id, True)
         log.info("channel %s resumed: subscriptions %s, %d held briefs", channel_id, paused,
-                 held)
+                 len(held))
         row = self.state.get_subscription(target.id)
         assert row is not None
-        return replace(Subscription.from_row(row), resumed=held)
+        return replace(Subscription.from_row(row), resumed=len(held), resumed_listed=listed)
 
     def set_timezone(self, guild_id: int, tz: str) -> int:
         """The guild's time zone for digest hours (its subscriptions follow); how many
@@ -659,8 +673,9 @@ class Desk:
     def _fold(self, channel: int, story_id: str, article: Article) -> bool:
         """Add another report of the story to its brief while that is not sent yet.
 
-        Checked and written in one transaction, so a brief being sent at that moment is
-        never changed under the sender (its update is recorded instead).
+        Checked and written in one transaction, so a brief being sent at that moment, or
+        already a line of a burst's list, is never changed under the sender (its update is
+        recorded instead).
         """
         key = f"story:{story_id}"
         with self.state.transaction() as db:
@@ -669,6 +684,8 @@ class Desk:
             if row is None or row["status"] != "pending" or row["attempts"]:
                 return False
             payload = json.loads(row["payload"])
+            if payload.get("burst"):
+                return False
             if any(s["article_id"] == article.id for s in payload["also"]):
                 return True
             payload["also"].append(_source_ref(article))
@@ -768,15 +785,20 @@ class Desk:
         with self._plans_lock:
             planning = min(self._plans, default=None)
         for row in self.state.pending_posts(due=self.clock()):
+            if _list_of(row):
+                continue  # a line of a list: it goes out, and is confirmed, with the list
             if planning is not None and self._foldable(row) and \
                     datetime.fromisoformat(row["created_at"]) >= planning:
                 continue  # a plan is recording its batch: counted for a burst once it is all in
+            if row["item_key"].startswith("burst:") and not self._list_due(row):
+                continue
             by_channel.setdefault(int(row["channel_id"]), []).append(row)
         for channel, rows in by_channel.items():
             foldable = [r for r in rows if self._foldable(r)]
-            if len(foldable) > self.burst:
-                digest = self._fold_burst(channel, foldable)
-                by_channel[channel] = [r for r in rows if not self._foldable(r)] + [digest]
+            if len(foldable) > self.burst and (digest := self._fold_burst(channel, foldable)):
+                listed = {r["item_key"] for r in self.state.list_lines(channel,
+                                                                       digest["item_key"])}
+                by_channel[channel] = [r for r in rows if r["item_key"] not in listed] + [digest]
         todo = list(by_channel)
 
         async def worker() -> None:
@@ -800,56 +822,79 @@ class Desk:
         """A subscription's brief or update never tried: it may go out in a burst's list. (A
         moderator's own post goes as it is; one tried before may be in the channel.)"""
         return (row["subscription_id"] is not None and row["kind"] in ("brief", "update")
-                and not row["attempts"])
+                and not row["attempts"] and not _list_of(row))
 
-    def _fold_burst(self, channel: int, rows: list[sqlite3.Row]) -> sqlite3.Row:
+    def _list_due(self, row: sqlite3.Row) -> bool:
+        """Whether a burst's list goes out now: not while all its briefs are held (their
+        subscriptions paused); given up once none is left (all unsubscribed)."""
+        channel, key = int(row["channel_id"]), row["item_key"]
+        lines = self.state.list_lines(channel, key)
+        if not lines:
+            log.info("list %s in channel %s: its briefs were all dropped; given up", key,
+                     channel)
+            self.state.update_post(channel, key, status="failed", error="its briefs dropped")
+            return False
+        return any(line["sub_enabled"] != 0 for line in lines)
+
+    def _fold_burst(self, channel: int, rows: list[sqlite3.Row]) -> sqlite3.Row | None:
         """More briefs than ``burst`` for one channel at once become one list of their
-        stories, the most reported first. In one transaction, the list is recorded (sent as
-        any post is, exactly once) and its briefs marked sent in it: they are never sent
-        one by one, and a later report of their story is an update (with nothing to reply
-        to). Returns the list's row."""
-        stories: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
-            payload = json.loads(row["payload"])
-            stories.setdefault(row["story_id"] or row["item_key"], []).append(payload)
-        lines = []
-        for payloads in stories.values():
-            lead = payloads[0]
-            count = sum(1 + len(p.get("also") or []) for p in payloads)
-            lines.append({"title": lead["title"], "url": lead.get("url"),
-                          "outlet": (lead.get("brief") or {}).get("outlet"),
-                          "article_id": lead.get("article_id"), "count": count})
-        # Stable: equally reported stories keep the order they came in.
-        lines.sort(key=lambda line: -line["count"])
-        since = min(datetime.fromisoformat(r["created_at"]) for r in rows)
-        n = len(stories)
-        more = n - DIGEST_STORIES
-        msg = OutMessage(kind="digest",
-                         title=f"{n} new stories since {since:%d %b %H:%M} UTC",
-                         lines=lines[:DIGEST_STORIES],
-                         text=f"…and {more} more." if more > 0 else None)
-        keys = sorted(r["item_key"] for r in rows)
-        key = "burst:" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
-        sub_id = rows[0]["subscription_id"]  # held with it when the channel is paused
-        now = utcnow()
+        stories, the most reported first. In one transaction, the briefs are read again (a
+        report the planner added since is in the list, never overwritten), the list is
+        recorded (sent as any post is, exactly once, owned by no subscription) and each brief
+        is marked as a line of it: still pending under its own subscription, never sent on its
+        own, and marked sent when the list is confirmed. Returns the list's row (None when
+        the briefs went meanwhile)."""
+        keys = [r["item_key"] for r in rows]
         with self.state.transaction() as db:
+            marks = ",".join("?" * len(keys))
+            fresh = db.execute(
+                f"SELECT * FROM posts WHERE channel_id = ? AND item_key IN ({marks}) AND "
+                "status = 'pending' AND attempts = 0 AND json_extract(payload, '$.burst') "
+                "IS NULL ORDER BY created_at, rowid", (channel, *keys)).fetchall()
+            if not fresh:
+                return None
+            stories: dict[str, list[dict[str, Any]]] = {}
+            for row in fresh:
+                stories.setdefault(row["story_id"] or row["item_key"], []).append(
+                    json.loads(row["payload"]))
+            lines = []
+            for payloads in stories.values():
+                lead = payloads[0]
+                count = sum(1 + len(p.get("also") or []) for p in payloads)
+                lines.append({"title": lead["title"], "url": lead.get("url"),
+                              "outlet": (lead.get("brief") or {}).get("outlet"),
+                              "article_id": lead.get("article_id"), "count": count})
+            # Stable: equally reported stories keep the order they came in.
+            lines.sort(key=lambda line: -line["count"])
+            since = min(datetime.fromisoformat(r["created_at"]) for r in fresh)
+            n = len(stories)
+            more = n - DIGEST_STORIES
+            msg = OutMessage(kind="digest",
+                             title=f"{n} new stories since {since:%d %b %H:%M} UTC",
+                             lines=lines[:DIGEST_STORIES],
+                             text=f"…and {more} more." if more > 0 else None)
+            digest = hashlib.sha256("\n".join(sorted(r["item_key"] for r in fresh)).encode())
+            key = "burst:" + digest.hexdigest()[:16]
             db.execute(
                 """INSERT OR IGNORE INTO posts (channel_id, item_key, kind, story_id,
                        article_id, subscription_id, nonce, payload, created_at)
-                   VALUES (?, ?, 'digest', NULL, NULL, ?, ?, ?, ?)""",
-                (channel, key, sub_id, make_nonce(channel, key), json.dumps(msg.to_json()),
+                   VALUES (?, ?, 'digest', NULL, NULL, NULL, ?, ?, ?)""",
+                (channel, key, make_nonce(channel, key), json.dumps(msg.to_json()),
                  since.isoformat()))
-            for row in rows:
-                payload = {**json.loads(row["payload"]), "burst": key}
-                db.execute("UPDATE posts SET status = 'sent', sent_at = ?, payload = ? "
-                           "WHERE channel_id = ? AND item_key = ? AND status = 'pending' "
-                           "AND attempts = 0",
-                           (now.isoformat(), json.dumps(payload), channel, row["item_key"]))
-        log.info("channel %s: %d briefs at once, sent as one list (%s)", channel, len(rows),
+            db.executemany("UPDATE posts SET payload = json_set(payload, '$.burst', ?) "
+                           "WHERE channel_id = ? AND item_key = ?",
+                           [(key, channel, r["item_key"]) for r in fresh])
+        log.info("channel %s: %d briefs at once, sent as one list (%s)", channel, len(fresh),
                  key)
-        digest = self.state.get_post(channel, key)
-        assert digest is not None
-        return digest
+        return self.state.get_post(channel, key)
+
+    def _settle(self, channel: int, key: str, **fields: Any) -> None:
+        """Update a post; a list's outcome (sent, failed) is its briefs' too, in the same
+        transaction: a brief is confirmed exactly when the message holding it is."""
+        if key.startswith("burst:") and "status" in fields:
+            self.state.settle_list(channel, key, **fields)
+        else:
+            self.state.update_post(channel, key, **fields)
 
     async def _deliver_row(self, poster: Poster, pacer: Pacer, row: sqlite3.Row,
                            report: DeliveryReport, dead: set[int]) -> None:
@@ -879,8 +924,8 @@ class Desk:
             await self._refused(poster, PostError("transient", repr(exc)), channel, key, row,
                                 report, dead)
             return
-        self.state.update_post(channel, key, status="sent", message_id=message_id,
-                               sent_at=utcnow(), error=None)
+        self._settle(channel, key, status="sent", message_id=message_id, sent_at=utcnow(),
+                     error=None)
         report.sent += 1
         # A brief sent as a line of a burst's list has no message of its own to edit.
         if brief_row is not None and brief_row["status"] == "sent" and \
@@ -913,8 +958,8 @@ class Desk:
                                         self.send_timeout)
         for m in recent:
             if m.nonce == nonce or (m.from_me and m.title == msg.title and m.url == msg.url):
-                self.state.update_post(channel, key, status="sent", message_id=m.id,
-                                       sent_at=utcnow(), error=None)
+                self._settle(channel, key, status="sent", message_id=m.id, sent_at=utcnow(),
+                             error=None)
                 report.reconciled += 1
                 log.info("post %s in channel %s was already there (message %s)", key,
                          channel, m.id)
@@ -954,13 +999,13 @@ class Desk:
         if exc.kind == "rejected":
             # Not the channel's fault, and no retry would change Discord's mind.
             log.error("Discord refused %s in channel %s; given up: %s", key, channel, exc)
-            self.state.update_post(channel, key, status="failed", error=str(exc)[:500])
+            self._settle(channel, key, status="failed", error=str(exc)[:500])
             report.failed += 1
             return
         dead.add(channel)
         subs = [s for s in self.subscriptions(channel_id=channel)]
         if exc.kind == "not_found":
-            self.state.update_post(channel, key, status="failed", error=str(exc)[:500])
+            self._settle(channel, key, status="failed", error=str(exc)[:500])
             report.failed += 1
             self.state.delete_subscriptions(s.id for s in subs)
             report.removed += [s.id for s in subs]
@@ -981,14 +1026,18 @@ class Desk:
     def _give_up(self, channel: int, key: str, row: sqlite3.Row, error: str,
                  report: DeliveryReport) -> None:
         """A row its channel refused: held while its subscription is paused (sent when it
-        is resumed), failed otherwise (a moderator's own post, a removed subscription)."""
-        sub_id = row["subscription_id"]
-        sub = self.state.get_subscription(int(sub_id)) if sub_id is not None else None
-        if sub is not None and Subscription.from_row(sub).paused:
+        is resumed), failed otherwise (a moderator's own post, a removed subscription). A
+        list is held while any of its briefs is."""
+        if key.startswith("burst:"):
+            owners = {r["subscription_id"] for r in self.state.list_lines(channel, key)}
+        else:
+            owners = {row["subscription_id"]}
+        subs = [self.state.get_subscription(int(i)) for i in owners if i is not None]
+        if any(sub is not None and Subscription.from_row(sub).paused for sub in subs):
             self.state.update_post(channel, key, error=error[:500])
             report.waiting += 1
             return
-        self.state.update_post(channel, key, status="failed", error=error[:500])
+        self._settle(channel, key, status="failed", error=error[:500])
         report.failed += 1
 
     async def _tell_mods(self, poster: Poster, channel: int, subs: list[Subscription],

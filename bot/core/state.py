@@ -874,15 +874,37 @@ class State:
                 "created_at DESC, rowid DESC LIMIT -1 OFFSET ?)",
                 (subscription_id, keep)).rowcount
 
-    def held_posts(self, subscription_ids: Iterable[int]) -> int:
-        """How many posts of these subscriptions wait, unsent."""
+    def held_posts(self, subscription_ids: Iterable[int]) -> list[sqlite3.Row]:
+        """The posts of these subscriptions that wait, unsent."""
         ids = list(subscription_ids)
         if not ids:
-            return 0
+            return []
         marks = ",".join("?" * len(ids))
-        row = self._query(f"SELECT COUNT(*) AS n FROM posts WHERE status = 'pending' AND "
-                          f"subscription_id IN ({marks})", ids)[0]
-        return int(row["n"])
+        return self._query(f"SELECT * FROM posts WHERE status = 'pending' AND "
+                           f"subscription_id IN ({marks}) ORDER BY created_at, rowid", ids)
+
+    def list_lines(self, channel_id: int, list_key: str) -> list[sqlite3.Row]:
+        """The pending posts a list carries (marked with its key), each with whether its
+        subscription is enabled (``sub_enabled``: 1, 0, or None when it has none)."""
+        return self._query(
+            "SELECT p.*, s.enabled AS sub_enabled FROM posts p LEFT JOIN subscriptions s ON "
+            "s.id = p.subscription_id WHERE p.channel_id = ? AND p.status = 'pending' AND "
+            "json_extract(p.payload, '$.burst') = ? ORDER BY p.created_at, p.rowid",
+            (channel_id, list_key))
+
+    def settle_list(self, channel_id: int, list_key: str, *, status: str,
+                    message_id: int | None = None, sent_at: datetime | None = None,
+                    error: str | None = None) -> None:
+        """A list's outcome (sent or failed), and its pending posts' with it, in one
+        transaction. Its posts keep no message id: the message is the list's."""
+        with self.transaction() as db:
+            db.execute("UPDATE posts SET status = ?, message_id = ?, sent_at = ?, error = ? "
+                       "WHERE channel_id = ? AND item_key = ?",
+                       (status, message_id, _iso(sent_at), error, channel_id, list_key))
+            db.execute("UPDATE posts SET status = ?, sent_at = ?, error = ? WHERE "
+                       "channel_id = ? AND status = 'pending' AND "
+                       "json_extract(payload, '$.burst') = ?",
+                       (status, _iso(sent_at), error, channel_id, list_key))
 
     def update_post(self, channel_id: int, item_key: str, **fields: Any) -> None:
         allowed = {"status", "attempts", "message_id", "payload", "error", "sent_at",

@@ -433,7 +433,8 @@ async def test_a_wave_of_briefs_or_a_long_pause_comes_as_one_list(
                                    for n, r in enumerate(records[3:7]))]
     for n, record in enumerate(later):
         desk.plan(_ingest(svc, _feed(tmp_path, f"e{n}", record)))
-    assert desk.subscribe(channel_id=NEWS, topic="local news").resumed == 7
+    resumed = desk.subscribe(channel_id=NEWS, topic="local news")
+    assert resumed.resumed == 7 and resumed.resumed_listed == 6  # the refused one on its own
     sent = await desk.deliver(poster)
     assert sent.sent == 2
     assert [m.title for m in poster.in_channel(NEWS)][-2:][0] == MUSEUM["title"]
@@ -505,3 +506,137 @@ async def test_a_notice_that_failed_is_not_taken_for_an_earlier_one(svc: Service
     await desk.deliver(poster)  # tried again: looked for, not found, sent
     notices = [m.text or "" for m in poster.in_channel(MODS)]
     assert len(notices) == 2 and f"<#{SPORT}>" in notices[1]
+
+
+def _wave(lo: int, hi: int, host: str) -> list[dict[str, Any]]:
+    return [{"title": t, "outlet": "Gazette", "url": f"https://{host}/w{i}",
+             "published_at": "2025-05-02T08:00:00Z", "body": f"{who} spoke on item {i}. {t}."}
+            for i, (t, who) in enumerate(WAVE) if lo <= i < hi]
+
+
+def _two_feeds_one_wave(svc: Services, tmp_path: Path, desk: Desk) -> tuple[int, int]:
+    """Channel NEWS follows feed A and feed B; 4 briefs of A's and 3 of B's wait for it."""
+    seed = {"title": "Lighthouse keeper retires", "outlet": "Gazette",
+            "url": "https://a.example.org/seed", "published_at": "2025-04-01T08:00:00Z",
+            "body": "The keeper of the Dunmore lighthouse retired after thirty years."}
+    feed_a = _feed(tmp_path, "a", seed)
+    feed_b = _feed(tmp_path, "b", dict(seed, url="https://b.example.org/seed"))
+    _ingest(svc, feed_a)
+    _ingest(svc, feed_b)
+    sub_a = desk.subscribe(channel_id=NEWS, source=feed_a, now=T0)
+    sub_b = desk.subscribe(channel_id=NEWS, source=feed_b, now=T0)
+    desk.plan(_ingest(svc, _feed(tmp_path, "a", seed, *_wave(0, 4, "a.example.org"))))
+    desk.plan(_ingest(svc, _feed(tmp_path, "b", dict(seed, url="https://b.example.org/seed"),
+                                 *_wave(4, 7, "b.example.org"))))
+    assert desk.queue()["pending"] == 7
+    return sub_a.id, sub_b.id
+
+
+def _posts(svc: Services) -> list[Any]:
+    """Channel NEWS's rows of the posted log, oldest first."""
+    with svc.state.transaction() as db:
+        return db.execute("SELECT * FROM posts WHERE channel_id = ? ORDER BY created_at, "
+                          "rowid", (NEWS,)).fetchall()
+
+
+def _listed_titles(poster: MemoryPoster) -> list[str]:
+    return [line["title"] for m in poster.in_channel(NEWS) for line in m.lines or []]
+
+
+async def test_unsubscribing_one_subscription_of_a_list_keeps_the_others_briefs(
+        svc: Services, tmp_path: Path) -> None:
+    """A list of two subscriptions' briefs whose send failed: unsubscribing one of them drops
+    its own briefs only; the list goes out once and the other's briefs are sent in it."""
+    desk = _desk(svc, topic_threshold=-1.0, burst=5, retry_base=0.0)
+    sub_a, sub_b = _two_feeds_one_wave(svc, tmp_path, desk)
+    down = MemoryPoster(refuse={NEWS: ConnectionResetError("connection reset by peer")})
+    assert (await desk.deliver(down)).waiting == 1
+    desk.unsubscribe(sub_a)
+    poster = MemoryPoster()
+    await desk.deliver(poster)
+    await desk.deliver(poster)
+    (listed,) = poster.in_channel(NEWS)
+    assert listed.kind == "digest" and set(_listed_titles(poster)) >= {t for t, _ in WAVE[4:7]}
+    assert desk.queue()["pending"] == 0
+    b_posts = [r for r in _posts(svc) if r["subscription_id"] == sub_b]
+    assert [r["status"] for r in b_posts] == ["sent"] * 3
+
+
+async def test_a_list_refused_by_a_403_waits_for_any_of_its_subscriptions_resumed(
+        svc: Services, tmp_path: Path) -> None:
+    desk = _desk(svc, topic_threshold=-1.0, burst=5)
+    sub_a, sub_b = _two_feeds_one_wave(svc, tmp_path, desk)
+    refused = MemoryPoster(refuse={NEWS: PostError("forbidden", "403 Missing Permissions")})
+    assert sorted((await desk.deliver(refused)).disabled) == [sub_a, sub_b]
+    poster = MemoryPoster()
+    assert (await desk.deliver(poster)).sent == 0  # paused: the list is held
+    desk.unsubscribe(sub_a)
+    assert (await desk.deliver(poster)).sent == 0  # B is still paused
+    resumed = desk.subscribe(channel_id=NEWS, source=str(tmp_path / "b.jsonl"))
+    assert resumed.id == sub_b and resumed.resumed == 3 and resumed.resumed_listed == 3
+    await desk.deliver(poster)
+    await desk.deliver(poster)
+    assert [m.kind for m in poster.in_channel(NEWS)] == ["digest"]
+    assert set(_listed_titles(poster)) >= {t for t, _ in WAVE[4:7]}
+    assert desk.queue()["pending"] == 0
+    # Every brief unsubscribed: the list has nothing left to carry, and goes nowhere.
+    desk.unsubscribe(sub_b)
+    assert [r["status"] for r in _posts(svc)
+            if r["item_key"].startswith("burst:")] == ["sent"]
+
+
+async def test_a_list_whose_briefs_were_all_dropped_is_not_sent(svc: Services,
+                                                                tmp_path: Path) -> None:
+    desk = _desk(svc, topic_threshold=-1.0, burst=5)
+    sub_a, sub_b = _two_feeds_one_wave(svc, tmp_path, desk)
+    refused = MemoryPoster(refuse={NEWS: PostError("forbidden", "403 Missing Permissions")})
+    await desk.deliver(refused)
+    desk.unsubscribe(sub_a)
+    desk.unsubscribe(sub_b)
+    poster = MemoryPoster()
+    assert (await desk.deliver(poster)).sent == 0 and poster.in_channel(NEWS) == []
+    assert desk.queue()["pending"] == 0
+
+
+async def test_a_crash_after_the_list_went_out_confirms_it_and_its_briefs_once(
+        svc: Services, tmp_path: Path) -> None:
+    desk = _desk(svc, topic_threshold=-1.0, burst=5)
+    sub_a, sub_b = _two_feeds_one_wave(svc, tmp_path, desk)
+    poster = MemoryPoster(crash_after_send=1)
+    with pytest.raises(Crash):
+        await desk.deliver(poster)
+    poster.crash_after_send = None
+    desk.unsubscribe(sub_a)  # after the crash, before the restart
+    again = _desk(svc, topic_threshold=-1.0, burst=5)  # the restarted process
+    assert (await again.deliver(poster)).reconciled == 1
+    await again.deliver(poster)
+    assert [m.kind for m in poster.in_channel(NEWS)] == ["digest"] and poster.sends == 1
+    b_posts = [r for r in _posts(svc) if r["subscription_id"] == sub_b]
+    assert [r["status"] for r in b_posts] == ["sent"] * 3
+
+
+async def test_a_report_added_while_a_list_is_made_is_counted_not_overwritten(
+        svc: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The planner adds a second report to a waiting brief between the delivery pass's read
+    of the queue and its making of the list: the list counts it, and the brief keeps it."""
+    desk = _desk(svc, topic_threshold=-1.0, burst=5)
+    desk.subscribe(channel_id=NEWS, topic="local news", now=T0)
+    records = [*_wave(0, 6, "gazette.example.org"), FERRY]
+    desk.plan(_ingest(svc, _feed(tmp_path, "a", *records)))
+    read = svc.state.pending_posts
+
+    def then_a_report(*args: Any, **kw: Any) -> Any:
+        rows = read(*args, **kw)
+        monkeypatch.setattr(svc.state, "pending_posts", read)
+        desk.plan(_ingest(svc, _feed(tmp_path, "b", FERRY_2)))  # the planner's thread
+        return rows
+
+    monkeypatch.setattr(svc.state, "pending_posts", then_a_report)
+    poster = MemoryPoster()
+    await desk.deliver(poster)
+    (listed,) = poster.in_channel(NEWS)
+    (ferry,) = [line for line in listed.lines or [] if line["title"] == FERRY["title"]]
+    assert ferry["count"] == 2 and listed.lines[0] is ferry
+    (brief,) = [json.loads(r["payload"]) for r in _posts(svc) if r["kind"] == "brief" and
+                json.loads(r["payload"])["article_title"] == FERRY["title"]]
+    assert [s["url"] for s in brief["also"]] == [FERRY_2["url"]]
