@@ -157,8 +157,10 @@ class SearchParams:
     # Earlier turns' terms count at this share of the question's own, in the sentence scores
     # and in the judge. Set.
     context_term_weight: float = 0.3
-    # A follow-up naming something new leads with the article covering its own terms when
-    # that covers this much more of them (IDF share) than the best by the conversation.
+    # A follow-up naming something new, whose best article by the conversation holds none
+    # of its own terms, leads with the article holding at least this IDF share of them.
+    # Set; no bench figure moved on either half (a relative margin, any article holding half
+    # a share more than the best, moved a tuning follow-up's gold article to second).
     new_subject_margin: float = 0.5
     # A further sentence needs at least this chance. Tuned: 0.05 kept ans@ev at its maximum
     # on the tuning half (0.65) where 0.1 lost multi-article evidence.

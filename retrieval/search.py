@@ -717,8 +717,8 @@ def new_subject(articles: list[ArticleHit], texts: dict[str, set[str]], plan: Qu
 
     The conversation pulls the search towards its story; a follow-up's own few terms weigh
     little against it. One that points back at the story ("how fast was it going?") keeps
-    it. The article covering the question's own terms (IDF share) best goes first if it
-    covers at least ``margin`` more of them than the best article.
+    it. When the best article holds none of the question's own terms, the article covering
+    the largest IDF share of them goes first if that share is at least ``margin``.
     """
     terms = plan.terms
     if not plan.context or plan.refers_back or not terms or len(articles) < 2:
