@@ -355,7 +355,7 @@ class Ask(commands.Cog):
             self._in_flight.discard(user_id)
 
     def _refusal(self, user_id: int, *, follow_up: bool) -> str | None:
-        """Why this question cannot be taken now, or None. Follow-ups in a conversation skip
+        """Why this question cannot be taken now, or None. Follow-ups in the bot's thread skip
         the cooldown; they still wait for the member's previous answer."""
         if user_id in self._in_flight:
             return STILL_ANSWERING
@@ -486,7 +486,10 @@ class Ask(commands.Cog):
         except QuestionError as exc:
             await self._say(message, one_line(str(exc)))
             return
-        follow_up = await self._follow_up(message)
+        # Only the bot's thread is a conversation the cooldown spares: a reply to an answer
+        # is a new question in the channel (and may open a thread of its own), so it waits
+        # like a mention, or replying would be a way around the cooldown.
+        follow_up = _bot_thread(message.channel, self.bot.user.id)
         if (refusal := self._refusal(message.author.id, follow_up=follow_up)) is not None:
             if refusal != BUSY:
                 await self._tell_once(message, refusal)
@@ -513,15 +516,6 @@ class Ask(commands.Cog):
             previous = await self._referenced(message)
             return previous is not None and previous.author.id == me.id and bool(previous.embeds)
         return False
-
-    async def _follow_up(self, message: discord.Message) -> bool:
-        """Part of a conversation the bot is in: its thread, or a reply to its answer."""
-        me = self.bot.user
-        assert me is not None
-        if _bot_thread(message.channel, me.id):
-            return True
-        previous = await self._referenced(message) if message.reference is not None else None
-        return previous is not None and previous.author.id == me.id
 
     async def _hint_once(self, message: discord.Message) -> None:
         """Tell the member, once per channel, how to ask when Discord hid their text."""

@@ -249,6 +249,24 @@ async def test_user_cooldown(harness: Harness) -> None:
     assert len(lines) == 1 and lines[0].startswith("You're asking quickly: please wait")
 
 
+async def test_a_reply_to_an_answer_waits_out_the_cooldown_like_a_mention(
+    harness: Harness,
+) -> None:
+    h = harness
+    h.services.settings.answer_in_threads = False
+    h.services.settings.user_cooldown_s = 30
+    calls = spy_ask(h)
+    await h.say(f"<@{h.me.id}> {NETFLIX_Q}")
+    answer = h.message(h.http.sent[0].message_id)
+    await h.say("Does it also use AI earlier in production?", reply_to=answer)
+    await h.say("and who made it?", reply_to=answer, member=1)  # someone else is not held back
+    # A reply is a new question in the channel: it starts the replier's cooldown too.
+    await h.say(f"<@{h.me.id}> {NETFLIX_Q}", member=1)
+    assert len(calls) == 2
+    lines = [s.payload.get("content") for s in h.http.sent if s.payload.get("content")]
+    assert len(lines) == 2 and all(x.startswith("You're asking quickly") for x in lines)
+
+
 async def test_busy_reply_when_every_turn_and_waiting_place_is_taken(harness: Harness) -> None:
     h = harness
     cog = h.bot.get_cog("Ask")
