@@ -113,7 +113,7 @@ def call(op: str, args: dict[str, Any], *, label: str | None = None,
 
     The result is the same either way, so output (and ``--json``) does not depend on it.
     """
-    from bot.control import ControlClient, ServiceError
+    from bot.control import ControlClient, ServiceError, ServiceGone, ServiceUnreachable
     from bot.core.models import NewsbotError, StoreError
 
     settings = settings or _settings()
@@ -129,6 +129,10 @@ def call(op: str, args: dict[str, Any], *, label: str | None = None,
                         print(f"interrupted: the running service goes on with `{_words(op)}`; "
                               "`newsbot status` shows when it is done", file=sys.stderr)
                     raise
+                except ServiceUnreachable:
+                    continue  # it stopped just now: the command runs here (or waits for it)
+                except ServiceGone:
+                    raise NewsbotError(_gone(op)) from None
                 except ServiceError as exc:
                     if exc.user:
                         raise NewsbotError(str(exc)) from None
@@ -157,6 +161,14 @@ def call(op: str, args: dict[str, Any], *, label: str | None = None,
         finally:
             services.close()
     raise AssertionError("unreachable")
+
+
+def _gone(op: str) -> str:
+    """What became of a command whose service stopped (or was killed) while it ran."""
+    if not _writes(op):
+        return "the service stopped before it answered; run the command again"
+    return (f"the service stopped while it ran `{_words(op)}`: nothing stored before was "
+            "lost and the store serves as it did; run the command again to finish it")
 
 
 def _writes(op: str) -> bool:

@@ -50,6 +50,21 @@ class ServiceError(RuntimeError):
         self.user = user
 
 
+class ServiceGone(ServiceError):
+    """The service went away (stopped, killed, crashed) after it took the call and before
+    it answered: the operation may have run in part."""
+
+    def __init__(self) -> None:
+        super().__init__("the service stopped before it answered", user=True)
+
+
+class ServiceUnreachable(ServiceError):
+    """The service stopped between being found and being called: the call never reached it."""
+
+    def __init__(self) -> None:
+        super().__init__("the service stopped before the call reached it", user=True)
+
+
 def socket_path(data_dir: Path) -> Path:
     """The control socket of a data dir: inside it, or (for a long path that a Unix socket
     cannot name) in a private runtime folder, under a name derived from the data dir."""
@@ -217,22 +232,32 @@ class ControlClient:
              on_progress: Callable[[Event], None] | None = None) -> dict[str, Any]:
         """Run ``op`` in the service; progress events go to ``on_progress``."""
         # No read timeout: a reindex streams progress, but an ask may think for a while.
-        with self._client(None) as client, client.stream(
-                "POST", "/v1/call", json={"op": op, "args": args}) as response:
-            if response.status_code != 200:
-                response.read()
-                raise ServiceError(f"the service refused the call: HTTP "
-                                   f"{response.status_code} {response.text.strip()}",
-                                   user=False)
-            for line in response.iter_lines():
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                if "progress" in event:
-                    if on_progress:
-                        on_progress(event["progress"])
-                elif "result" in event:
-                    return dict(event["result"])
-                elif "error" in event:
-                    raise ServiceError(event["error"], user=bool(event.get("user")))
-        raise ServiceError("the service closed the connection before answering", user=False)
+        with self._client(None) as client:
+            try:
+                with client.stream("POST", "/v1/call",
+                                   json={"op": op, "args": args}) as response:
+                    return self._read(response, on_progress)
+            except httpx.ConnectError:
+                raise ServiceUnreachable() from None
+            except httpx.TransportError:
+                raise ServiceGone() from None
+
+    @staticmethod
+    def _read(response: httpx.Response,
+              on_progress: Callable[[Event], None] | None) -> dict[str, Any]:
+        if response.status_code != 200:
+            response.read()
+            raise ServiceError(f"the service refused the call: HTTP "
+                               f"{response.status_code} {response.text.strip()}", user=False)
+        for line in response.iter_lines():
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            if "progress" in event:
+                if on_progress:
+                    on_progress(event["progress"])
+            elif "result" in event:
+                return dict(event["result"])
+            elif "error" in event:
+                raise ServiceError(event["error"], user=bool(event.get("user")))
+        raise ServiceGone()  # the stream ended cleanly but without an answer

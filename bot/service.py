@@ -144,11 +144,13 @@ class NewsService:
         self.stopping.set()
         if self._watcher is not None:
             self._watcher.cancel()
-        if self._control is not None:
-            await self._control.stop()
         deadline = time.monotonic() + GRACE_S
         while self.job is not None and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        # Closed only now: a job that stopped at its batch has told its caller so (new calls
+        # were refused meanwhile, as the service was stopping).
+        if self._control is not None:
+            await self._control.stop()
         if self.job is not None:
             log.warning("abandoning the running %s: what it wrote is kept, and the next "
                         "start completes it", self.job.name)

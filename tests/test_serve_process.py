@@ -226,14 +226,17 @@ def test_kill_9_mid_job_leaves_a_store_that_serves_and_a_rerun_completes(
         openai_server.embedding_delay = 0.25
         args = ["reindex", "--full"] if job == "reindex" else ["ingest", str(big)]
         client = subprocess.Popen([str(NEWSBOT), *args], env=env.vars, text=True,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _wait_for_job(env, job)
         time.sleep(3.0)  # well into embedding and writing (two batches of articles)
         assert client.poll() is None, "the job ended before the kill"
         proc.kill()
         proc.wait(timeout=30)
-        client.wait(timeout=60)
+        _, said = client.communicate(timeout=60)
         assert client.returncode != 0  # the command saw its service go away
+        # ... and says so in one line, not with a traceback of the socket's client.
+        assert said.startswith(f"error: the service stopped while it ran `newsbot {job}`"), said
+        assert said.count("\n") == 1, said
     finally:
         if proc.poll() is None:
             proc.kill()

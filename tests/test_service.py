@@ -324,3 +324,61 @@ async def test_reads_beside_writes_run_a_bounded_number_at_once(tmp_path: Path) 
     finally:
         release.set()
         await svc.stop()
+
+
+async def _reindex_from_the_cli_while_stopping(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, reaches_a_batch: bool) -> str:
+    """`newsbot reindex --full` handed to a service that is stopped while it runs; returns
+    the one line the command ends with."""
+    import bot.core.admin
+    import bot.service
+    from bot import cli
+
+    monkeypatch.setattr(bot.core.admin, "BATCH_ARTICLES", 5)  # 12 sample articles: 3 batches
+    monkeypatch.setattr(bot.service, "GRACE_S", 4.0 if reaches_a_batch else 0.3)
+    services = make_services(tmp_path / "d")
+    slow = SlowEmbedder()
+    services.admin.target_embedder = slow
+    svc = NewsService(services, tick_s=3600)
+    await svc.start()
+    await asyncio.sleep(0.2)  # the start-up sync
+    command = asyncio.ensure_future(asyncio.to_thread(
+        cli.call, "reindex", {"full": True}, settings=services.settings))
+    try:
+        await asyncio.to_thread(slow.entered.wait, 10)
+        stopping = asyncio.ensure_future(svc.stop())
+        if reaches_a_batch:
+            await asyncio.sleep(1.5)
+            slow.release.set()  # the batch ends within the grace: the job stops there
+        await stopping
+        with pytest.raises(NewsbotError) as err:
+            await command
+        return str(err.value)
+    finally:
+        slow.release.set()
+        services.close()
+
+
+async def test_a_command_whose_service_stops_midway_is_told_so_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service abandoned the job (as a kill -9 would end it): the command says what
+    became of it instead of a transport traceback."""
+    said = await _reindex_from_the_cli_while_stopping(tmp_path, monkeypatch,
+                                                      reaches_a_batch=False)
+    assert said.startswith("the service stopped while it ran `newsbot reindex`"), said
+    assert "run the command again" in said and "\n" not in said
+
+
+async def test_a_job_stopped_at_a_batch_by_a_stopping_service_tells_its_command(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    said = await _reindex_from_the_cli_while_stopping(tmp_path, monkeypatch,
+                                                      reaches_a_batch=True)
+    assert said.startswith("stopped because the service is shutting down"), said
+
+
+def test_a_service_gone_before_the_call_reached_it_is_told_apart(tmp_path: Path) -> None:
+    """Nothing ran, so the command may run on its own (it did not reach the service)."""
+    from bot.control import ServiceUnreachable
+
+    with pytest.raises(ServiceUnreachable):
+        ControlClient(tmp_path / "newsbot.sock").call("status", {})
