@@ -279,14 +279,18 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
     # The search's first article counts as on the subject, whatever names and terms its
     # matched chunks hold: they are a few of its paragraphs, and the search, which weighed
     # the whole question, put it first.
-    about = _about(question, result, weights, p.subject_share, p.subject_missing_names) | {0}
+    about = _about(question, result, weights, expected, p.subject_share,
+                   p.subject_missing_names) | {0}
     on_subject = [c for c in scored if c.article in about]
     if expected is not None and not any(c.kind > 0 for c in on_subject[: p.kind_sentences]):
-        # The story is there, the kind of answer asked for is not.
-        return Extract([Picked(lead.text, lead.article, lead.score)], "partial", expected,
-                       _missing(expected), (time.perf_counter() - t0) * 1000, scored)
+        # The story is there, the kind of answer asked for is not: the closest it comes is
+        # its likeliest sentence (another story's amount or date does not answer).
+        closest = on_subject[0] if on_subject else lead
+        return Extract([Picked(closest.text, closest.article, closest.score)], "partial",
+                       expected, _missing(expected), (time.perf_counter() - t0) * 1000,
+                       scored)
     # Another story's sentence, however likely by its words, is not part of this answer.
-    follow = _about(question, result, weights, p.follow_subject_share,
+    follow = _about(question, result, weights, expected, p.follow_subject_share,
                     p.subject_missing_names) | {lead.article}
     picked = [Picked(lead.text, lead.article, lead.score)]
     per_article = {lead.article: 1}
@@ -361,17 +365,23 @@ def _names(question: str) -> list[frozenset[str]]:
 
 
 def _about(question: str, result: SearchResult, weights: dict[str, float],
-           share: float, missing_names: float) -> set[int]:
+           expected: Expected | None, share: float, missing_names: float) -> set[int]:
     """The articles (ranks) about the question's subject: those holding the names it uses
     (:func:`_names`), all but at most ``missing_names`` of them, that cover its terms,
     IDF-weighted, at least ``share`` as well as the article covering them best. Another
     story's amount or date does not answer.
-    A follow-up with no terms of its own ("when was that?") is about its conversation's
-    subject: the earlier turns' terms in ``weights`` then stand for it.
+    A follow-up with no terms of its own ("when was that?"), or only words naming the kind
+    of answer ("how much did it cost?"), is about its conversation's subject: the earlier
+    turns' terms in ``weights`` then stand for it, less those words (a report states a price
+    without the word "cost").
     """
     names = _names(question)
     own = set(tokenize([question])[0])
-    weights = {t: w for t, w in weights.items() if t in own} or weights
+    kind = expected.kind_terms if expected is not None else frozenset()
+    if own - kind:
+        weights = {t: w for t, w in weights.items() if t in own} or weights
+    else:
+        weights = {t: w for t, w in weights.items() if t not in kind} or weights
     covers: dict[int, float] = {}
     for i, a in enumerate(result.articles):
         terms = result.article_terms.get(a.article_id)

@@ -70,6 +70,31 @@ def test_another_storys_amount_does_not_answer_and_the_answer_is_partial() -> No
     assert "amount" in found.note
 
 
+def test_a_partial_answer_comes_closest_with_its_own_story_not_another_storys_amount() -> None:
+    question = "how much will the Aurora ferry repairs cost?"
+    result, embedder = _result(
+        question,
+        "The Aurora ferry ran aground on Saturday and needs repairs. The operator gave no date.",
+        "Repairs to the tram line will cost 300 million euros.")
+    found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+    assert found.candidates[0].article == 1  # the likeliest sentence is the tram's amount
+    assert found.verdict == "partial"
+    assert [p.sentence for p in found.picked] == [
+        "The Aurora ferry ran aground on Saturday and needs repairs."]
+
+
+def test_a_follow_up_asking_only_how_much_is_about_its_conversation() -> None:
+    question = "how much did it cost?"
+    result, embedder = _result(
+        question,
+        "The rocket launch was delayed by a day. Reusing boosters lowers the cost of a launch.",
+        "The headset went on sale on Friday at a price of 3,499 dollars.")
+    result.context_terms = tokenize(["what headset did they launch?"])[0]
+    found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+    assert found.verdict == "answer"
+    assert any("3,499 dollars" in p.sentence for p in found.picked)
+
+
 def test_no_sentences_no_answer() -> None:
     result, embedder = _result("what happened?", "Too short.")
     found = answer_with("what happened?", result, _EvenIdf(), embedder, SearchParams())
