@@ -176,6 +176,9 @@ _KIND_WORDS = frozenset(tokenize(["year date day month time hour long quickly so
                                   "jail sentence term"])[0])
 
 
+_LASTING = frozenset(tokenize(["last lasted lasting take took taken takes"])[0])
+
+
 def expect(question: str) -> Expected | None:
     """The answer ``question`` asks for, when it names a kind or offers choices."""
     kind = expected_type(question)
@@ -186,6 +189,10 @@ def expect(question: str) -> Expected | None:
         # the kind of answer, like "year" or "long".
         said = " ".join(m.group(0) for m in _MONEY_WORDS.finditer(question))
         return Expected(kind, kind_terms=_KIND_WORDS | frozenset(tokenize([said])[0]))
+    if kind is AnswerType.DURATION:
+        # "How long did it last?" is answered "for more than four minutes": the verb of
+        # lasting names the kind of answer too.
+        return Expected(kind, kind_terms=_KIND_WORDS | _LASTING)
     if kind is not AnswerType.CHOICE:
         return Expected(kind, kind_terms=_KIND_WORDS)
     offered = tuple(frozenset(t) for t in tokenize(list(choices(question))) if t)

@@ -137,6 +137,9 @@ def test_the_word_naming_the_kind_of_answer_is_not_a_term_an_article_must_hold()
     # "long" asks for a length of time; the report says "three weeks".
     plan = _plan("how long did the dock strike last?", ["long", "dock", "strike"])
     assert judge([strike], plan, texts, _EvenIdf()) == pytest.approx(0.5 * 0.4 + 0.5 * 1.0)
+    # Nor the verb of lasting: "how long did it last?" is answered "for three weeks".
+    lasting = _plan("how long did the dock strike last?", ["long", "dock", "strike", "last"])
+    assert judge([strike], lasting, texts, _EvenIdf()) == pytest.approx(0.5 * 0.4 + 0.5 * 1.0)
     # Nor is the money word of "how much did it cost?": "at a price of $40".
     cost = _plan("how much did the dock strike cost?", ["dock", "strike", "cost"])
     assert judge([strike], cost, texts, _EvenIdf()) == pytest.approx(0.5 * 0.4 + 0.5 * 1.0)
