@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from retrieval.answer_type import Expected, expect, kind_spans
-from retrieval.lexical import tokenize
+from retrieval.lexical import news_words, tokenize
 from retrieval.params import SearchParams
 from retrieval.text import is_instruction_like, sentences
 
@@ -275,7 +275,8 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
     if not scored:
         return Extract([], "none", expected, _missing(expected),
                        (time.perf_counter() - t0) * 1000, scored)
-    lead = _lead(scored, result, p.lead_share)
+    lead = (_lede(question, result, scored) if expected is None else None) or _lead(
+        scored, result, p.lead_share)
     # The search's first article counts as on the subject, whatever names and terms its
     # matched chunks hold: they are a few of its paragraphs, and the search, which weighed
     # the whole question, put it first.
@@ -304,6 +305,23 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
         per_article[c.article] = per_article.get(c.article, 0) + 1
     return Extract(picked, "answer", expected, _missing(expected),
                    (time.perf_counter() - t0) * 1000, scored)
+
+
+def _lede(question: str, result: SearchResult, scored: list[Candidate]) -> Candidate | None:
+    """The first article's opening sentence, when the question's terms are all in its
+    headline ("any update on the strike?", "what's the latest on the pope?"): such a question
+    asks about the headline's event, and a report's first sentence states it (who, what,
+    when, where). Its likeliest sentence is one that repeats the subject ("Born in Chicago,
+    he is the first pope from the United States"). None when the opening sentence is not a
+    candidate (its chunk was not matched)."""
+    top = result.articles[0]
+    headline = set(tokenize([top.chunks[0].metadata.get("title", "")])[0])
+    own = set(tokenize([question])[0]) - news_words()
+    if not own or not own <= headline:
+        return None
+    opening = next((c for c in top.chunks if c.metadata.get("chunk") == 0), None)
+    first = sentences(opening.text)[:1] if opening is not None else []
+    return next((c for c in scored if c.article == 0 and [c.text] == first), None)
 
 
 def _lead(scored: list[Candidate], result: SearchResult, share: float) -> Candidate:

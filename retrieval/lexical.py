@@ -88,6 +88,13 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
     return out
 
 
+@cache
+def news_words() -> frozenset[str]:
+    """Index terms that ask for news without naming a subject ("any updates?")."""
+    return frozenset(tokenize(["news newest latest new headlines stories story happened "
+                               "happening updates recent going on anything lately"])[0])
+
+
 def _quiet_bm25s() -> None:
     # bm25s sets its own logger to DEBUG on import; its progress chatter is not ours to print.
     logging.getLogger("bm25s").setLevel(logging.WARNING)

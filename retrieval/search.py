@@ -34,7 +34,7 @@ import numpy as np
 from retrieval.answer_type import expect
 from retrieval.chunking import chunk_id
 from retrieval.extractive import SentenceVectors
-from retrieval.lexical import LexicalIndex, tokenize
+from retrieval.lexical import LexicalIndex, news_words, tokenize
 from retrieval.params import SearchParams
 from retrieval.store import StoredChunk, VectorStore
 from retrieval.stories import StoryRule, biggest
@@ -425,7 +425,7 @@ class Retriever:
             tokens = [t for t in tokens if t not in when]
         ctx_tokens = tokenize([" ".join(context)])[0] if context else []
         # A follow-up's "what's new?" asks about its conversation's story, not the news.
-        subject = set(content_terms(tokens)) - _news_words() - set(tokenize([tf.phrase])[0])
+        subject = set(content_terms(tokens)) - news_words() - set(tokenize([tf.phrase])[0])
         digest = not context and (tf.recency or tf.bounded) and not subject
         vec = self.embedder.embed_query(query)
         if context:
@@ -927,13 +927,6 @@ def _mask(lex: LexicalIndex, span: Span, outlet: str | None) -> np.ndarray | Non
     if outlet:
         mask &= lex.outlets == outlet.casefold()
     return mask
-
-
-@lru_cache(maxsize=1)
-def _news_words() -> frozenset[str]:
-    """Index terms that ask for news without naming a subject ("any updates?")."""
-    return frozenset(tokenize(["news newest latest new headlines stories story happened "
-                               "happening updates recent going on anything lately"])[0])
 
 
 def content_terms(tokens: Sequence[str]) -> list[str]:

@@ -95,6 +95,26 @@ def test_a_follow_up_asking_only_how_much_is_about_its_conversation() -> None:
     assert any("3,499 dollars" in p.sentence for p in found.picked)
 
 
+def test_a_question_about_the_headlines_event_leads_with_the_reports_opening() -> None:
+    body = ("Dock workers returned to work on Monday after three weeks on strike over pay. "
+            "The harbour strike was the longest harbour strike in the harbour's history.")
+    meta = {"article_id": "a0", "title": "Harbour strike ends", "chunk": 0}
+    embedder = FakeEmbedder()
+
+    def ask(question: str) -> str:
+        result = SearchResult(
+            [ArticleHit("a0", 1.0, [ChunkHit("a0:0", body, meta)])], TimeFilter(), 0.9,
+            False, [], article_terms={"a0": set(tokenize([body])[0])},
+            vector=embedder.embed_query(question))
+        found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+        assert found.candidates[0].text.startswith("The harbour strike")  # likeliest
+        return found.picked[0].sentence
+
+    assert ask("any update on the harbour strike?").startswith("Dock workers returned")
+    # A term the headline lacks asks for something of its own.
+    assert ask("why was the harbour strike so long?").startswith("The harbour strike")
+
+
 def test_no_sentences_no_answer() -> None:
     result, embedder = _result("what happened?", "Too short.")
     found = answer_with("what happened?", result, _EvenIdf(), embedder, SearchParams())
