@@ -20,6 +20,7 @@ import functools
 import logging
 import math
 import re
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -122,6 +123,9 @@ class ChannelTarget:
         self._channel = channel
         self.reply_to = reply_to
         self.placeholder: discord.Message | None = None
+        # The nonce of the placeholder's send, kept once tried: a send whose response was lost
+        # may still have created it, and Discord returns it for the same nonce.
+        self._nonce: int | None = None
 
     @property
     def channel(self) -> Any:
@@ -132,22 +136,28 @@ class ChannelTarget:
             kwargs.update(reference=self.reply_to, mention_author=False)
         return await self._channel.send(allowed_mentions=NO_MENTIONS, **kwargs)
 
+    async def _show(self, **kwargs: Any) -> discord.Message:
+        """The first message, showing ``kwargs``: the placeholder edited, else sent."""
+        if self.placeholder is None and self._nonce is not None:
+            # The placeholder's send failed without saying whether Discord created it: the
+            # same nonce gets it back if it did (it is then edited), and sends anew if not.
+            self.placeholder = await self._send(nonce=self._nonce, **kwargs)
+        if self.placeholder is not None:
+            return await self.placeholder.edit(allowed_mentions=NO_MENTIONS, **kwargs)
+        return await self._send(**kwargs)
+
     async def progress(self, embed: discord.Embed) -> None:
-        if self.placeholder is None:
-            self.placeholder = await self._send(embed=embed)
+        if self.placeholder is None and self._nonce is None:
+            self._nonce = secrets.randbits(64)
+            self.placeholder = await self._send(embed=embed, nonce=self._nonce)
         else:
-            await self.placeholder.edit(embed=embed, allowed_mentions=NO_MENTIONS)
+            await self._show(embed=embed)
 
     async def deliver(
         self, embeds: Sequence[discord.Embed], view: discord.ui.View
     ) -> tuple[discord.Message, discord.Message]:
         single = len(embeds) == 1
-        if self.placeholder is not None:
-            first = await self.placeholder.edit(
-                embed=embeds[0], view=view if single else None, allowed_mentions=NO_MENTIONS
-            )
-        else:
-            first = await self._send(embed=embeds[0], **({"view": view} if single else {}))
+        first = await self._show(embed=embeds[0], **({"view": view} if single else {}))
         last = first
         for i, embed in enumerate(embeds[1:], 2):
             extra: dict[str, Any] = {"view": view} if i == len(embeds) else {}
@@ -155,8 +165,8 @@ class ChannelTarget:
         return first, last
 
     async def fail(self, line: str) -> None:
-        if self.placeholder is not None:
-            await self.placeholder.edit(content=line, embed=None, allowed_mentions=NO_MENTIONS)
+        if self.placeholder is not None or self._nonce is not None:
+            await self._show(content=line, embed=None)
         else:
             await self._send(content=line)
 
@@ -279,9 +289,11 @@ class Streamer:
                     render.progress_embed("".join(self.parts), question=self.question)
                 )
                 self.edits += 1
-            except discord.HTTPException as exc:
-                # The final answer is still sent; only the live view is lost.
-                log.warning("could not show the answer in progress: %s", exc)
+            except Exception as exc:
+                # An HTTP error, or a connection lost on the way (discord.py raises those
+                # as they are): the final answer is still sent; only the live view is lost.
+                log.warning("could not show the answer in progress: %s",
+                            str(exc) or type(exc).__name__)
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.interval)

@@ -126,3 +126,19 @@ async def test_a_stream_dropped_halfway_never_looks_complete(
     assert "stopped early" in final["footer"]["text"]
     [stream] = model_server.wait_for_streams(1)
     assert not stream.completed
+
+
+async def test_a_lost_response_to_the_answer_in_progress_still_gives_one_answer(
+        start_on_discord: Start, on_model: Any, model_server: FakeOpenAIServer) -> None:
+    w = await start_on_discord(services=on_model)
+    # Discord creates the message that shows the answer being written, but the connection
+    # drops before its response arrives: the bot cannot know the message exists.
+    w.server.sever("POST", MESSAGES, channel_id=w.news.id)
+    model_server.queue_reply(f"{GOOD} {GOOD_2}", chunk_delay=0.02)
+    question = w.server.say(w.member("kim"), w.news, w.mention(QUESTION))
+    answer = await w.answer_to(question)
+    await w.settle()
+    # One message answers the question: the one created without a response, finished.
+    assert [m.id for m in w.server.bot_messages(w.news)] == [answer.id]
+    assert answer.embeds[0]["description"] == f"{GOOD} {GOOD_2}"
+    assert not answer.embeds[0]["description"].endswith(PROGRESS_CURSOR.strip())

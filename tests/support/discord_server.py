@@ -387,6 +387,18 @@ class Stall:
 
 
 @dataclass
+class Sever:
+    """A scripted lost response: the request is carried out, then the connection is closed
+    with no response, as a reset or a proxy's timeout does."""
+
+    method: str
+    route: str
+    times: int = 1
+    params: Mapping[str, str] = field(default_factory=dict)
+    hits: int = 0
+
+
+@dataclass
 class RouteLimit:
     """A per-route rate limit: ``limit`` requests per ``per`` seconds for each channel (or
     guild, or webhook), with Discord's headers, and 429 past it."""
@@ -521,6 +533,7 @@ class LocalDiscord:
         self.failures: list[Failure] = []
         self.limits: list[RouteLimit] = []
         self.stalls: list[Stall] = []
+        self.severs: list[Sever] = []
         self.unhandled: list[Request] = []  # routes the local Discord does not know
         self.identifies = 0
         self.readies = 0
@@ -1313,11 +1326,21 @@ class LocalDiscord:
             self.stalls.append(stall)
         return stall
 
+    def sever(self, method: str, route: str, *, times: int = 1, **params: Any) -> Sever:
+        """The next ``times`` requests to ``method route`` are carried out (a message is
+        created), then their connection is closed with no response: the client sees a
+        dropped connection (not an HTTP error) and never learns that it succeeded."""
+        sever = Sever(method.upper(), route, times, {k: str(v) for k, v in params.items()})
+        with self._lock:
+            self.severs.append(sever)
+        return sever
+
     def clear_faults(self) -> None:
         with self._lock:
             self.failures.clear()
             self.limits.clear()
             self.stalls.clear()
+            self.severs.clear()
 
     def reconnect(self) -> None:
         """Ask every connected session to reconnect (op 7); discord.py resumes."""
@@ -1509,8 +1532,18 @@ class LocalDiscord:
                     st.hits += 1
                     hold = st.seconds
                     break
+            severed = False
+            for sv in self.severs:
+                if (sv.method == request.method and sv.route == route and sv.hits < sv.times
+                        and all(params.get(k) == v for k, v in sv.params.items())):
+                    sv.hits += 1
+                    severed = True
+                    break
         if hold:
             await asyncio.sleep(hold)
+        if severed and request.transport is not None:
+            request.transport.abort()  # a reset: no response, no orderly close
+            return web.Response(status=status)  # written nowhere
         if payload is None:
             return web.Response(status=status, headers=headers)
         # Discord sends exactly "application/json": discord.py parses nothing else as JSON.
