@@ -216,8 +216,9 @@ def _print_answer(answer: dict[str, Any]) -> None:
         console.print("\n[bold]Closest articles[/bold]")
         for s in answer["closest"]:
             date = _day(s["published_at"], zone)
-            console.print(f"  - {escape(s['title'])} ({escape(s['outlet'] or '?')}, {date})",
-                          highlight=False)
+            # Numbered: an answer that says what the articles lack quotes one of them as [n].
+            console.print(f"  [{s['n']}] {escape(s['title'])} ({escape(s['outlet'] or '?')}, "
+                          f"{date})", highlight=False)
     from bot.core.models import origin_label
 
     # One line: where the text came from and, from the note, why or what was left out.

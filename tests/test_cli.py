@@ -135,6 +135,16 @@ def test_chat_keeps_the_conversation_and_opens_the_store_once(
     assert len(opened) == 1
 
 
+def test_the_closest_article_an_answer_quotes_is_listed_under_its_number(
+        cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The story is there, the amount is not: the answer quotes the closest sentence as [1].
+    assert main(["ask", "how much did the building collapse scene in The Eternaut cost?"]) == 0
+    out = capsys.readouterr().out
+    assert "the closest they come" in out and out.count("[1]") == 2
+    assert re.search(r"^  \[1\] Netflix puts generative AI footage", out, re.M)
+    assert re.search(r"^  \[3\] ", out, re.M)
+
+
 def test_article_dates_are_printed_where_the_reader_is() -> None:
     from zoneinfo import ZoneInfo
 
