@@ -136,6 +136,13 @@ class Settings(BaseSettings):
         if not ok:
             raise ValueError("must be an http:// or https:// URL, the API root of an "
                              "OpenAI-compatible server such as http://127.0.0.1:8080/v1")
+        # A pasted endpoint, which the client would extend again (".../chat/completions/chat/
+        # completions"): every answer fell back with a 404.
+        endpoint = re.search(r"/(?:chat/completions|completions|embeddings|models)$", value,
+                             re.I)
+        if endpoint:
+            raise ValueError(f"must be the API root, not an endpoint: "
+                             f"{value[: endpoint.start()]}")
         return value
 
     @field_validator("discord_api_base", "discord_gateway_url", mode="before")

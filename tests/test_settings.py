@@ -74,6 +74,20 @@ def test_a_model_endpoint_that_is_not_an_http_url_is_refused(
         Settings(_env_file=None)  # type: ignore[call-arg]
 
 
+@pytest.mark.parametrize(("url", "root"), [
+    ("http://127.0.0.1:8080/v1/chat/completions", "http://127.0.0.1:8080/v1"),
+    ("http://127.0.0.1:11434/v1/chat/completions/", "http://127.0.0.1:11434/v1"),
+    ("https://llm.example.org/api/v1/embeddings", "https://llm.example.org/api/v1"),
+])
+def test_a_model_endpoint_pasted_for_the_api_root_is_refused_naming_the_root(
+        monkeypatch: pytest.MonkeyPatch, url: str, root: str) -> None:
+    # Accepted, the client asked for .../chat/completions/chat/completions: a 404 per answer.
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    with pytest.raises(ValidationError,
+                       match=re.escape(f"the API root, not an endpoint: {root}")):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
 def test_a_model_endpoint_keeps_its_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", " https://llm.example.org:8443/api/v1/ ")
     assert Settings(_env_file=None).openai_base_url == "https://llm.example.org:8443/api/v1"  # type: ignore[call-arg]
