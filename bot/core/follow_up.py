@@ -19,16 +19,19 @@ from retrieval.lexical import tokenize
 MAX_NEW_TERMS = 2
 _LABEL = re.compile(r"^\s*(?:standalone question|question|rewritten question)\s*:\s*", re.I)
 _CITE = re.compile(r"\[\d{1,2}\]")
+_EMPHASIS = re.compile(r"\*\*|__")  # markdown bold around a label: "**Question:** ..."
 # A reasoning model's thinking, which some servers pass on inline before the reply; a reply
 # cut inside it has no rewrite.
 _REASONING = re.compile(r"^\s*<(think|thinking|reasoning)>.*?(?:</\1>|\Z)", re.I | re.S)
 
 
 def clean_rewrite(text: str, max_chars: int) -> str | None:
-    """The rewrite's first non-empty line without labels and quotes, or None."""
+    """The rewrite's first line of its own: without labels, emphasis and quotes, and past a
+    preface ("Here is the standalone question:"), which small models write however told
+    not to; or None."""
     for line in _REASONING.sub("", text).splitlines():
-        line = _LABEL.sub("", line).strip().strip('"“”\'`*').strip()
-        if line:
+        line = _LABEL.sub("", _EMPHASIS.sub("", line)).strip().strip('"“”\'`*').strip()
+        if line and not line.endswith(":"):
             return line[:max_chars]
     return None
 

@@ -297,7 +297,10 @@ _REWRITE = "What did Netflix boss Ted Sarandos say about generative AI in The Et
     # A reasoning model's rewrite is read past its thinking.
     "<think>\nThe member asks what their boss said: that is Ted Sarandos.\n</think>\n\n"
     + _REWRITE,
-], ids=["plain", "after-thinking"])
+    # Small models preface the question, or set its label in bold, however told not to.
+    f"Sure! Here is the standalone question:\n\n{_REWRITE}",
+    f"**Standalone question:** {_REWRITE}",
+], ids=["plain", "after-thinking", "after-a-preface", "bold-label"])
 def test_condensed_follow_up_with_a_model(tmp_path: Path, rewrite: str) -> None:
     model = ScriptedModel(rewrite,
                           "Sarandos said the effects sequence was finished ten times faster [1].")
