@@ -31,7 +31,7 @@ from retrieval.timeparse import Span
 
 log = logging.getLogger(__name__)
 
-_FORMAT = 6  # bump when what is indexed changes
+_FORMAT = 7  # bump when what is indexed changes
 
 # bm25s's defaults (BM25(), method "lucene"), with which every index here is scored.
 _K1 = 1.5
@@ -52,8 +52,17 @@ def _stopwords() -> list[str]:
     # Words that carry news meaning ("who won", "votes against", "before the vote") stay in.
     keep = {"won", "against", "no", "not", "nor", "up", "down", "off", "out", "over", "under",
             "after", "before", "between", "during", "until"}
-    return sorted((set(STOPWORDS_EN_PLUS) - keep) | {"many", "much", "would", "could", "also",
-                                                     "ever", "us"})
+    # Chat drops the apostrophe: "whats" is "what's", which the token pattern splits into
+    # the stop word "what" and a letter; unknown to the index, it would weigh most.
+    bare = {"whats", "hows", "wheres", "whens", "whos", "whys", "thats", "theres", "heres",
+            "dont", "didnt", "doesnt", "isnt", "wasnt", "arent", "werent", "hasnt", "havent",
+            "hadnt", "cant", "couldnt", "wouldnt", "shouldnt", "im", "ive", "youre", "theyre"}
+    # Chat's asides ("hey, can anyone tell me ...", "pretty sure ...") ask for nothing an
+    # article says.
+    chat = {"hey", "hi", "hello", "anyone", "anybody", "tell", "know", "pretty", "sure",
+            "please", "pls", "thanks", "lol", "btw", "wondering", "curious", "remind"}
+    return sorted((set(STOPWORDS_EN_PLUS) - keep) | bare | chat
+                  | {"many", "much", "would", "could", "also", "ever", "us"})
 
 
 @cache

@@ -52,6 +52,16 @@ def test_off_topic_question_abstains_and_names_closest(services: Services) -> No
     assert answer.sources == []
 
 
+@pytest.mark.parametrize("question", [
+    "whats the latest on the pope",  # "what's" without its apostrophe
+    "tell me about the olympics",
+])
+def test_chat_asides_and_bare_contractions_are_no_terms_an_article_must_hold(
+        services: Services, question: str) -> None:
+    # Such a word, in no article about the subject, counted against every one in the judge.
+    assert not services.ask.ask(question).abstained
+
+
 def test_question_about_a_period_with_no_articles_abstains(services: Services) -> None:
     assert services.ask.ask("who won the football World Cup final in 2022?").abstained
 
