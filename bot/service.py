@@ -181,6 +181,11 @@ class NewsService:
     async def _repair(self) -> None:
         """At start: drop a crashed rebuild's collection and sync the store to the registry
         (a kill -9 mid-ingest or mid-removal leaves them apart)."""
+        store = self.services.store
+        if not store.writable:
+            log.info("the store %s on %s is kept by another data dir: this service reads it "
+                     "and writes nothing to it", store.collection_name, store.location)
+            return
         try:
             await self.call("reindex", {"startup": True, "record": False})
         except Exception:
@@ -273,6 +278,8 @@ class NewsService:
     async def _watch_tick(self) -> None:
         if self.stopping.is_set() or self._writes.locked():
             return  # a long job runs: due sources wait for the next tick
+        if not self.services.store.writable:
+            return  # polls write to a store another data dir keeps: that one's polls do
         try:
             await self.call("poll", {"due_only": True})  # hands its report on itself
         except Exception:

@@ -52,6 +52,10 @@ class StoreUnavailable(RuntimeError):
     """The store cannot be used as configured; the message says what to do."""
 
 
+class StoreReadOnly(StoreUnavailable):
+    """The store on a Chroma server is kept by another registry: this process only reads it."""
+
+
 SEARCH_UNAVAILABLE = "Search is unavailable right now; please try again in a few minutes."
 
 
@@ -231,7 +235,8 @@ class VectorStore:
 
     def __init__(self, client: Any, *, base: str, model_id: str, location: str,
                  lock: StoreLock | None = None, check_model: bool = True,
-                 texts: ChunkTexts | None = None) -> None:
+                 texts: ChunkTexts | None = None, keeper: str | None = None,
+                 may_claim: bool = False) -> None:
         self._client = client
         self._texts = texts
         self.path = Path(location) if lock is not None else None  # embedded store folder
@@ -243,6 +248,10 @@ class VectorStore:
         self._lock = lock
         # A shared server can be written by other processes; the embedded store cannot.
         self.shared = lock is None
+        # On a server, the registry (data dir) that keeps the store: the only one that
+        # writes to it. Another registry lacks the keeper's articles, so its sync would
+        # delete them; it reads the store as it is.
+        self.keeper = keeper if self.shared else None
         self._checked = time.monotonic()
         # What each write to the live collection did, by the version it gave it, so that
         # the keyword index can follow a write without reading the whole store. Only an
@@ -259,12 +268,19 @@ class VectorStore:
         self._collection = self._open_live(check_model)
         if not self.shared:
             self._settle(self._collection)
+        else:
+            self._claim(may_claim)
         self._forget_dropped()
 
     @classmethod
     def open(cls, *, path: Path | None = None, url: str | None = None, base: str = "news",
-             model_id: str, check_model: bool = True) -> VectorStore:
-        """Open the embedded store at ``path`` (locked) or the server at ``url``."""
+             model_id: str, check_model: bool = True, keeper: str | None = None,
+             may_claim: bool = False) -> VectorStore:
+        """Open the embedded store at ``path`` (locked) or the server at ``url``. On a
+        server, ``keeper`` names the registry opening it: the one that made the live
+        collection (or claims one made before keepers were recorded: ``may_claim`` when its
+        registry holds articles, or any registry while the collection is empty) writes to
+        it, any other only reads it."""
         lock = None
         if not url:
             if path is None:
@@ -277,7 +293,8 @@ class VectorStore:
             if path is not None and not url:
                 texts = ChunkTexts(Path(path) / "chunk_texts.sqlite3")
             return cls(client, base=base, model_id=model_id, location=url or str(path),
-                       lock=lock, check_model=check_model, texts=texts)
+                       lock=lock, check_model=check_model, texts=texts, keeper=keeper,
+                       may_claim=may_claim)
         except BaseException:
             if texts:
                 texts.close()
@@ -312,12 +329,47 @@ class VectorStore:
         # Millisecond stamps sort by creation time; two rebuilds in one millisecond cannot
         # happen under the lock.
         name = f"{self.base}-{int(time.time() * 1000)}"
+        meta: dict[str, Any] = {"model": model_id or self.model_id, "complete": complete,
+                                "version": 0}
+        if self.keeper:
+            meta["keeper"] = self.keeper
         return self._client.create_collection(
             name,
             configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}},
-            metadata={"model": model_id or self.model_id, "complete": complete, "version": 0},
+            metadata=meta,
             embedding_function=None,
         )
+
+    def _claim(self, may_claim: bool) -> None:
+        """Record this registry as the keeper of a live collection that names none (made
+        before keepers were recorded), if it may: see :meth:`open`."""
+        meta = dict(self._collection.metadata or {})
+        if not self.keeper or meta.get("keeper"):
+            return
+        if may_claim or not self._collection.count():
+            meta["keeper"] = self.keeper
+            self._collection.modify(metadata=meta)
+
+    def _kept_here(self, collection: Any) -> bool:
+        keeper = (collection.metadata or {}).get("keeper")
+        return self.keeper is None or keeper == self.keeper
+
+    def _droppable(self, collection: Any) -> bool:
+        """This keeper's, or one made before keepers were recorded: never another's."""
+        return self._kept_here(collection) or not (collection.metadata or {}).get("keeper")
+
+    @property
+    def writable(self) -> bool:
+        """Whether this process may write to the store (see :meth:`open`)."""
+        return self._kept_here(self._collection)
+
+    def check_writable(self) -> None:
+        if not self.writable:
+            raise StoreReadOnly(
+                f"the store on the Chroma server at {self.location} ({self.collection_name}) "
+                "is kept by another newsbot data dir, whose registry holds its articles: "
+                "this one only reads it. Run the command with that NEWSBOT_DATA_DIR, or give "
+                "this one a store of its own with NEWSBOT_COLLECTION")
 
     def _open_live(self, check_model: bool) -> Any:
         complete = [c for c in self._ours() if (c.metadata or {}).get("complete")]
@@ -358,6 +410,7 @@ class VectorStore:
         """Record another embedding model on the live collection; only while it is empty."""
         if self.count():
             raise ValueError("a collection holding vectors cannot change its model")
+        self.check_writable()
         meta = dict(self._collection.metadata or {})
         meta["model"] = model_id
         self._collection.modify(metadata=meta)
@@ -385,6 +438,7 @@ class VectorStore:
         """One write to the live collection: marked unfinished before it changes anything
         (see :meth:`_settle`), its version bumped (and the mark cleared) once it is done.
         A write that fails leaves the mark, and its changes for the next version's entry."""
+        self.check_writable()
         with self._journal_lock:
             self._in_flight += 1
             meta = dict(collection.metadata or {})
@@ -610,6 +664,7 @@ class VectorStore:
     def begin_rebuild(self, model_id: str | None = None) -> Any:
         """A fresh, not yet live collection for a reindex (earlier unfinished ones dropped),
         for vectors of ``model_id`` (default: the configured model)."""
+        self.check_writable()
         self.drop_unfinished()
         staging = self._create(complete=False, model_id=model_id)
         return staging
@@ -617,8 +672,10 @@ class VectorStore:
     def drop_unfinished(self) -> int:
         """Drop collections a crashed rebuild left behind; returns how many."""
         dropped = 0
+        if not self.writable:
+            return 0  # the keeper's rebuild may be under way
         for c in self._ours():
-            if not (c.metadata or {}).get("complete"):
+            if not (c.metadata or {}).get("complete") and self._droppable(c):
                 self._client.delete_collection(c.name)
                 dropped += 1
         self._forget_dropped()
@@ -633,7 +690,7 @@ class VectorStore:
         meta = dict(staging.metadata or {})
         meta.update(complete=True, version=self.version_after_switch(staging))
         staging.modify(metadata=meta)  # the switch: one metadata write
-        old = [c.name for c in self._ours() if c.name != staging.name]
+        old = [c.name for c in self._ours() if c.name != staging.name and self._droppable(c)]
         with self._readers_cv:
             with self._journal_lock:  # the journal tells of the collection it replaces
                 self._collection = self._client.get_collection(staging.name,

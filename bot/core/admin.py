@@ -39,7 +39,7 @@ from retrieval.articles import (
 from retrieval.indexer import Indexer
 from retrieval.search import Retriever
 from retrieval.sources import Skipped, SourceError, load_source, source_kind
-from retrieval.store import VectorStore
+from retrieval.store import StoreReadOnly, VectorStore
 
 if TYPE_CHECKING:
     from retrieval.embeddings import Embedder
@@ -208,6 +208,27 @@ def source_kind_of(spec: str) -> str:
     return "file" if kind in FILE_KINDS else "page"
 
 
+class WriteLock:
+    """One write at a time in the process, by the store's keeper only: entering it is
+    refused with one line when the store is another data dir's (see VectorStore.open)."""
+
+    def __init__(self, store: VectorStore) -> None:
+        self._lock = threading.RLock()
+        self._store = store
+
+    def __enter__(self) -> WriteLock:
+        self._lock.acquire()
+        try:
+            self._store.check_writable()
+        except StoreReadOnly as exc:
+            self._lock.release()
+            raise NewsbotError(str(exc)) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
 class AdminService:
     """Ingest, remove, reindex, status. Writes are serialised inside the process."""
 
@@ -220,7 +241,7 @@ class AdminService:
         self.retriever = retriever
         # The configured model; differs from the serving one until a full reindex switches.
         self.target_embedder = target_embedder or indexer.embedder
-        self.write_lock = threading.RLock()
+        self.write_lock = WriteLock(store)
 
     @property
     def model_change_pending(self) -> bool:

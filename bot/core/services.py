@@ -67,6 +67,8 @@ class Services:
             return report
 
     def _wants_sample(self) -> bool:
+        if not self.store.writable:
+            return False  # a store another data dir keeps: its articles, not examples
         started = self.state.get_meta(_SAMPLE_LOAD)
         if started is not None and started != "done":
             # A first load that was stopped (Ctrl-C, an embedding endpoint down) recorded
@@ -132,16 +134,26 @@ def build_services(settings: Settings, *, embedder: Embedder | None = None,
         raise StoreError(f"cannot use the data folder {settings.data_dir}: "
                          f"{exc.strerror or exc}") from None
     configured = embedder or make_embedder(settings)
+    # A store on a server is kept by one registry (see VectorStore.open): it is named first.
+    state = State(settings.state_path) if settings.chroma_url else None
     try:
         store = VectorStore.open(path=settings.chroma_path, url=settings.chroma_url,
                                  base=settings.collection, model_id=configured.model_id,
-                                 check_model=False)
+                                 check_model=False,
+                                 keeper=state.registry_id() if state else None,
+                                 may_claim=bool(state and state.counts()[0]))
     except StoreUnavailable as exc:
+        if state:
+            state.close()
         raise StoreError(str(exc)) from None
+    except BaseException:
+        if state:
+            state.close()
+        raise
     serving = configured
     try:
         if store.built_with != configured.model_id:
-            if store.count() == 0:
+            if store.count() == 0 and store.writable:
                 store.retag(configured.model_id)  # nothing to rebuild: adopt the new model
             else:
                 build_old = previous_embedder or (lambda mid: embedder_for(mid, settings))
@@ -157,9 +169,11 @@ def build_services(settings: Settings, *, embedder: Embedder | None = None,
                         f"the store was built with the embedding model {store.built_with!r} "
                         f"but this configuration uses {configured.model_id!r}; run "
                         "`newsbot reindex --full` to rebuild it.")
-        state = State(settings.state_path)
+        state = state or State(settings.state_path)
     except BaseException:
         store.close()
+        if state:
+            state.close()
         raise
     params = SearchParams()
     if settings.abstain_threshold is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -375,6 +376,16 @@ class State:
         with self.transaction() as db:
             db.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def registry_id(self) -> str:
+        """This registry's own id, made once: it names the data dir that keeps a store
+        shared on a Chroma server (see VectorStore's ``keeper``)."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO meta(key, value) VALUES ('registry_id', ?) "
+                       "ON CONFLICT(key) DO NOTHING", (uuid.uuid4().hex,))
+        value = self.get_meta("registry_id")
+        assert value is not None
+        return value
 
     # -- articles --------------------------------------------------------------------------
     def article_hashes(self, ids: Iterable[str]) -> dict[str, str]:

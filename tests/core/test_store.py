@@ -108,6 +108,47 @@ def test_two_processes_share_a_chroma_server(tmp_path: Path, chroma_server: Chro
     reader.close()
 
 
+@pytest.mark.integration
+async def test_a_data_dir_that_reads_a_shared_store_leaves_it_as_its_keeper_made_it(
+        tmp_path: Path, chroma_server: ChromaServer) -> None:
+    """A second bot process reads the store another data dir built on a Chroma server. Its
+    own registry lacks the keeper's articles: its service's start-up sync deleted them all,
+    and dropped the keeper's rebuild under way. Writes from it are refused in one line."""
+    import asyncio
+
+    from bot.core.models import NewsbotError
+    from bot.service import NewsService
+
+    url = chroma_server.url
+    keeper = make_services(tmp_path / "a", chroma_url=url, collection="kept-news")
+    chunks = keeper.store.count()
+    staging = keeper.store.begin_rebuild()  # the keeper's `reindex --full`, under way
+    reader = make_services(tmp_path / "b", sample=False, chroma_url=url,
+                           collection="kept-news")
+    svc = NewsService(reader, tick_s=3600, control=False)
+    await svc.start()
+    for _ in range(200):
+        if not svc._busy:  # the start-up work is done
+            break
+        await asyncio.sleep(0.05)
+    await svc.stop()
+    reader = make_services(tmp_path / "b", sample=False, chroma_url=url,
+                           collection="kept-news")
+    assert keeper.store.count() == chunks
+    assert staging.name in [c.name for c in chroma_server.client().list_collections()]
+    story = tmp_path / "story.md"
+    story.write_text("---\ntitle: Ferry timetable changes\nurl: https://news.example.org/f\n"
+                     "published_at: 2025-03-02\n---\nThe ferry runs hourly from Monday.\n")
+    for write in (lambda: reader.admin.reindex(), lambda: reader.admin.ingest([str(story)])):
+        with pytest.raises(NewsbotError, match="kept by another newsbot data dir"):
+            write()
+    assert keeper.store.count() == chunks and reader.state.counts()[0] == 0
+    assert not reader.ask.ask("what did Netflix use AI for in The Eternaut?").abstained
+    keeper.store.abort_rebuild(staging)
+    reader.close()
+    keeper.close()
+
+
 def test_a_collection_base_that_begins_another_leaves_the_other_alone(tmp_path: Path) -> None:
     """NEWSBOT_COLLECTION "news" beside "news-sports" (two bots on one Chroma server, or a
     setting changed back): neither takes the other's collection as its own or drops it."""
