@@ -255,3 +255,43 @@ def test_ingest_of_a_missing_file_is_the_one_error_line(
     assert main(["ingest", "nowhere.jsonl"]) == 1
     out, err = capsys.readouterr()
     assert (out, err) == ("", "error: nowhere.jsonl: no such file or folder\n")
+
+
+@pytest.mark.integration
+def test_a_chroma_server_gone_midway_is_one_line_and_a_rerun_completes(
+        cli_env: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server stops while an ingest writes to it (a restart, a crash): one line saying
+    so and what became of the command, not the HTTP client's traceback."""
+    from tests.support.chroma_server import ChromaServer
+
+    def stories(name: str, n: int) -> Path:
+        path = cli_env / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({
+            "title": f"Harbour works, part {name}{i}", "url": f"https://news.example.org/{name}{i}",
+            "body": f"The harbour wall repair number {i} of {name} took three weeks and cost "
+                    f"{i + 2} hundred thousand euros."}) + "\n" for i in range(n)))
+        return path
+
+    class ServerGoes(FakeEmbedder):
+        def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+            chroma.stop()
+            return super().embed_documents(texts)
+
+    with ChromaServer(cli_env / "chroma") as chroma:
+        monkeypatch.setenv("NEWSBOT_CHROMA_URL", chroma.url)
+        assert main(["ingest", str(stories("a", 2))]) == 0
+        monkeypatch.setattr(services_module, "make_embedder", lambda settings: ServerGoes())
+        capsys.readouterr()
+        assert main(["ingest", str(stories("b", 3))]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: the Chroma server at {chroma.url} does not answer: "
+                              "ingest stopped; nothing stored before was lost"), err
+        assert err.count("\n") == 1
+        chroma.start()
+        monkeypatch.setattr(services_module, "make_embedder", lambda settings: FakeEmbedder())
+        assert main(["ingest", str(cli_env / "b.jsonl")]) == 0
+        capsys.readouterr()
+        assert main(["reindex", "--dry-run", "--json"]) == 0
+        sync = json.loads(capsys.readouterr().out)
+        assert (sync["articles"], sync["added"], sync["updated"], sync["deleted"]) == (5, 0, 0, 0)

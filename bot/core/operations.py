@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import httpx
+
 from bot.core import brief_ops
 from bot.core.admin import Progress
 from bot.core.models import NewsbotError, Turn
 from retrieval.embeddings import EmbeddingUnavailable
+from retrieval.store import StoreReadOnly, StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -173,6 +176,19 @@ def execute(op: Operation, ctx: Context, args: Args) -> Result:
         return op.run(ctx, args)
     except NewsbotError:
         raise
+    except StoreReadOnly as exc:
+        raise NewsbotError(str(exc)) from None
+    except (httpx.TransportError, StoreUnavailable) as exc:
+        store = ctx.services.store
+        if not store.shared:
+            raise
+        # The Chroma server stopped (a restart, a crash) while this ran: every write is
+        # ordered so that what it did not finish is finished by running it again.
+        gone = f"the Chroma server at {store.location} does not answer"
+        if not op.write:
+            raise NewsbotError(f"{gone}; try again once it is back") from exc
+        raise NewsbotError(f"{gone}: {op.name} stopped; nothing stored before was lost; run "
+                           "it again once the server is back") from exc
     except EmbeddingUnavailable as exc:
         raise NewsbotError(f"{str(exc).rstrip('.')}; {op.name} stopped, nothing was lost") \
             from exc
