@@ -123,7 +123,7 @@ def call(op: str, args: dict[str, Any], *, label: str | None = None,
             client = ControlClient.find(settings.data_dir)
             if client is not None:
                 try:
-                    return client.call(op, args, bars.event if bars else None)
+                    return client.call(op, args, bars.event if bars else _say_waiting)
                 except KeyboardInterrupt:
                     if _writes(op):
                         print(f"interrupted: the running service goes on with `{_words(op)}`; "
@@ -161,6 +161,12 @@ def call(op: str, args: dict[str, Any], *, label: str | None = None,
         finally:
             services.close()
     raise AssertionError("unreachable")
+
+
+def _say_waiting(event: dict[str, Any]) -> None:
+    """A command without progress bars still says what it waits for (a running reindex)."""
+    if "waiting" in event:
+        print(f"waiting: {event['waiting']}", file=sys.stderr, flush=True)
 
 
 def _gone(op: str) -> str:

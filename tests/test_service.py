@@ -382,3 +382,36 @@ def test_a_service_gone_before_the_call_reached_it_is_told_apart(tmp_path: Path)
 
     with pytest.raises(ServiceUnreachable):
         ControlClient(tmp_path / "newsbot.sock").call("status", {})
+
+
+async def test_a_write_waiting_behind_a_reindex_says_what_it_waits_for(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`sources remove` while a reindex runs waits its turn: it says so instead of hanging
+    without a word for as long as the reindex takes."""
+    from bot import cli
+
+    services = make_services(tmp_path / "d")
+    slow = SlowEmbedder()
+    services.admin.target_embedder = slow
+    svc = NewsService(services, tick_s=3600)
+    await svc.start()
+    try:
+        await asyncio.sleep(0.2)  # the start-up sync
+        reindex = asyncio.ensure_future(svc.call("reindex", {"full": True}))
+        await asyncio.to_thread(slow.entered.wait, 10)
+        remove = asyncio.ensure_future(asyncio.to_thread(
+            cli.call, "sources.remove", {"spec": "1"}, settings=services.settings))
+        for _ in range(100):
+            if svc.waiting:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        assert not remove.done()
+        slow.release.set()
+        await reindex
+        assert (await remove)["articles_removed"] == 12
+        err = capsys.readouterr().err
+        assert err.startswith("waiting: a reindex is running since "), err
+    finally:
+        slow.release.set()
+        await svc.stop()
