@@ -52,6 +52,8 @@ CONTENT_HIDDEN = (
 NOTICE_S = 15.0  # how long a cooldown or still-answering line stays before it is deleted
 REMEMBERED = 10_000  # members (or member and channel pairs) a guard remembers at most
 THREAD_ARCHIVE_MINUTES = 1440
+# Discord's code for a message that has a thread already.
+THREAD_EXISTS = 160004
 STREAM_EDIT_INTERVAL_S = 1.0  # Discord rate-limits edits; once a second reads as live
 
 
@@ -672,8 +674,23 @@ class Ask(commands.Cog):
         except discord.Forbidden:
             self.bot.log_forbidden(channel, "create_public_threads")
         except discord.HTTPException as exc:
+            if exc.code == THREAD_EXISTS and (thread := await self._own_thread(message)):
+                return thread  # opened by an earlier try whose response was lost
             log.warning("could not open a thread in #%s: %s", channel, exc)
         return None
+
+    async def _own_thread(self, message: discord.Message) -> discord.Thread | None:
+        """The thread the bot opened on ``message`` (it has the message's id), or None."""
+        guild = message.guild
+        me = self.bot.user
+        if guild is None or me is None:
+            return None
+        thread = guild.get_thread(message.id)
+        if thread is None:
+            with contextlib.suppress(discord.HTTPException):
+                found = await guild.fetch_channel(message.id)
+                thread = found if isinstance(found, discord.Thread) else None
+        return thread if thread is not None and thread.owner_id == me.id else None
 
     # -- history ---------------------------------------------------------------------------
     async def history(self, message: discord.Message) -> list[Turn]:

@@ -142,3 +142,20 @@ async def test_a_lost_response_to_the_answer_in_progress_still_gives_one_answer(
     assert [m.id for m in w.server.bot_messages(w.news)] == [answer.id]
     assert answer.embeds[0]["description"] == f"{GOOD} {GOOD_2}"
     assert not answer.embeds[0]["description"].endswith(PROGRESS_CURSOR.strip())
+
+
+async def test_a_lost_response_to_opening_the_answers_thread_still_answers_in_it(
+        start_on_discord: Start, on_model: Any, model_server: FakeOpenAIServer) -> None:
+    w = await start_on_discord(services=on_model, answer_in_threads=True)
+    # Discord opens the thread on the question, but the response never arrives.
+    w.server.sever("POST", "/channels/{channel_id}/messages/{message_id}/threads",
+                   channel_id=w.news.id)
+    model_server.queue_reply(f"{GOOD} {GOOD_2}", chunk_delay=0.02)
+    question = w.server.say(w.member("lea"), w.news, w.mention(QUESTION))
+    answer = await w.answer_to(question)
+    await w.settle()
+    # The answer is in the thread Discord opened, and nothing of it in the channel.
+    [thread] = w.server.threads(w.news)
+    assert thread.id == question.id and answer.channel_id == thread.id
+    assert w.server.bot_messages(w.news) == []
+    assert answer.embeds[0]["description"] == f"{GOOD} {GOOD_2}"
