@@ -576,15 +576,15 @@ def _service_store(settings: Settings) -> Services:
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from bot.service import serve
+    from bot.service import leave, serve
 
     services = _service_store(_settings())
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("bot").setLevel(logging.INFO)  # a service says what it does
     try:
-        return asyncio.run(serve(services))
+        return leave(asyncio.run(serve(services)))
     except KeyboardInterrupt:
-        return 0
+        return leave(0)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -594,8 +594,9 @@ def cmd_run(args: argparse.Namespace) -> int:
               "(see .env.example)", file=sys.stderr)
         return 2
     from bot.client import run_bot
+    from bot.service import leave
 
-    return run_bot(_service_store(settings))
+    return leave(run_bot(_service_store(settings)))
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -14,9 +14,11 @@ serving, and the incremental sync run at the next start completes it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -40,6 +42,23 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 GRACE_S = 4.0  # how long a stop waits for the running job to reach a batch boundary
 WATCH_TICK_S = 30.0  # how often the watcher looks for due sources
+
+# Set when a stop leaves a job running on its thread: see leave().
+_abandoned = threading.Event()
+
+
+def leave(code: int) -> int:
+    """The exit of ``serve`` and ``run``: returns ``code``, or, when a stop abandoned a job,
+    ends the process here with it. The job's thread may be inside the embedding model's
+    native code, and the interpreter's normal exit then aborts the process (SIGABRT, exit
+    134, a core dump) at what was an orderly stop."""
+    if not _abandoned.is_set():
+        return code
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 @dataclass(slots=True)
@@ -154,6 +173,7 @@ class NewsService:
         if self.job is not None:
             log.warning("abandoning the running %s: what it wrote is kept, and the next "
                         "start completes it", self.job.name)
+            _abandoned.set()
             return  # its thread still uses the store: the process exit ends both
         for fut in list(self._busy):
             fut.cancel()

@@ -181,6 +181,29 @@ def test_the_cli_works_beside_a_running_service(env: Env, tmp_path: Path) -> Non
     assert env.json("ask", QUESTION) == answer
 
 
+def test_a_stop_that_abandons_a_job_in_the_model_exits_cleanly(env: Env, tmp_path: Path) -> None:
+    """SIGTERM while the local model embeds a batch that outlasts the stop's grace: the job
+    is abandoned and the service exits 0. The interpreter's exit, with the job's thread
+    inside the model's native code, aborted it (exit 134, a core dump)."""
+    proc = env.serve()
+    try:
+        client = subprocess.Popen([str(NEWSBOT), "ingest",
+                                   str(_stories(tmp_path / "b.jsonl", 400))],
+                                  env=env.vars, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        _wait_for_job(env, "ingest")
+        time.sleep(1.0)  # into the batch: several seconds of embedding are left
+        _stop(proc)
+        assert proc.stderr is not None
+        said = proc.stderr.read()
+        assert "abandoning the running ingest" in said, said
+        assert proc.returncode == 0, said
+        client.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_answers_keep_coming_during_a_full_reindex(fast_env: Env, tmp_path: Path) -> None:
     env = fast_env
     proc = env.serve()
