@@ -432,8 +432,7 @@ class Retriever:
             ctx_vec = self.embedder.embed_query(" ".join(context[-2:]))
             vec = vec + p.context_weight * ctx_vec
             vec = vec / (np.linalg.norm(vec) or 1.0)
-        refers_back = bool(context) and not _REFERS_BACK.isdisjoint(
-            w.lower() for w in re.findall(r"[\w']+", query))
+        refers_back = bool(context) and points_back(query)
         return QueryPlan(query, tuple(context), tokens, ctx_tokens, vec, tf, hard_lo, hard_hi,
                          win_lo, win_hi, boosted, outlet, prefer_article_id, digest,
                          refers_back)
@@ -882,6 +881,12 @@ _NOT_NAMES = frozenset((
     "January", "February", "March", "April", "May", "June", "July", "August", "September",
     "October", "November", "December",
 ))
+
+
+def points_back(question: str) -> bool:
+    """Whether ``question`` points back at its conversation's story with a pronoun ("how
+    fast was it going?", "when was that?")."""
+    return not _REFERS_BACK.isdisjoint(w.lower() for w in re.findall(r"[\w']+", question))
 
 
 def repeated_names(article: ArticleHit, question_tokens: set[str], min_mentions: int,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from bot.core.answer_model import answer_with_model
-from bot.core.follow_up import clean_rewrite, keeps_follow_up
+from bot.core.follow_up import clean_rewrite, keeps_follow_up, search_context
 from bot.core.language import ENGLISH_ONLY, not_english
 from bot.core.llm import ChatModel, LLMError
 from bot.core.models import Answer, QuestionError, Source, StoreError, Turn
@@ -153,7 +153,7 @@ class AskService:
             standalone = rewrite or q
             if standalone == q:
                 # Without a model, earlier questions steer the search instead.
-                context = [t.text for t in turns if t.role == "user"][-2:]
+                context = search_context([t.text for t in turns if t.role == "user"])
 
         try:
             result = self.retriever.search(

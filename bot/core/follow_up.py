@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from bot.core.models import Turn
 from retrieval.lexical import tokenize
+from retrieval.search import points_back
 
 # Words a rewrite may add that come from neither the message nor the conversation
 # ("the", "did" are stop words already; this is for "happen", "year", ...).
@@ -45,3 +46,16 @@ def keeps_follow_up(question: str, rewrite: str, turns: Sequence[Turn]) -> bool:
     from_history = (r_terms - q_terms) & h_terms
     invented = r_terms - q_terms - h_terms
     return bool(from_history) and len(invented) <= MAX_NEW_TERMS
+
+
+def search_context(asked: Sequence[str]) -> list[str]:
+    """The earlier questions that steer a follow-up's search without a model: the last two,
+    unless both point back ("what went wrong with it?", "how did they fix it?"); then the
+    last one that named the story stands in for the older, or the story is lost by the
+    third follow-up."""
+    recent = list(asked[-2:])
+    if len(asked) > 2 and all(points_back(q) for q in recent):
+        named = next((q for q in reversed(asked[:-2]) if not points_back(q)), None)
+        if named is not None:
+            recent = [named, recent[-1]]
+    return recent

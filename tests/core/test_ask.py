@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.ask import ABSTAIN_TEXT, latin_lookalikes
+from bot.core.follow_up import search_context
 from bot.core.llm import LLMError, OpenAIChatModel
 from bot.core.models import QuestionError, Turn
 from bot.core.services import Services
@@ -290,6 +291,30 @@ def test_a_follow_up_without_words_of_its_own_is_judged_with_the_conversation(
     switch = services.ask.ask("when was the total eclipse?", history=history)
     assert switch.sources[0].title.startswith("Total solar eclipse")
     assert set(re.findall(r"\[(\d+)\]", switch.text)) == {"1"}
+
+
+def test_a_third_follow_up_that_points_back_keeps_the_story_named_first(
+        services: Services) -> None:
+    asked = ["what's going on with Voyager?", "what was wrong with it?", "how did they fix it?"]
+    history: list[Turn] = []
+    for question in asked:
+        history += [Turn("user", question),
+                    Turn("assistant", services.ask.ask(question, history=history).text)]
+    # The story steers the search: its article comes first (answered with the real model;
+    # the test embedder's similarities are too low to answer from).
+    answer = services.ask.ask("when was it launched?", history=history)
+    assert (answer.sources or answer.closest)[0].title.startswith("Voyager 1")
+
+
+def test_search_context_is_the_last_two_questions_or_the_story_and_the_last() -> None:
+    story = "what's going on with Voyager?"
+    assert search_context([story, "what was wrong with it?"]) == [
+        story, "what was wrong with it?"]
+    assert search_context([story, "what was wrong with it?", "how did they fix it?"]) == [
+        story, "how did they fix it?"]
+    # A question naming its subject is one of the last two: nothing older is needed.
+    assert search_context([story, "and the Pope?", "when was he elected?"]) == [
+        "and the Pope?", "when was he elected?"]
 
 
 def test_long_history_is_cut_and_flagged(services: Services) -> None:
