@@ -423,7 +423,13 @@ class Retriever:
             # says them.
             when = set(tokenize([tf.recency_phrase])[0])
             tokens = [t for t in tokens if t not in when]
-        ctx_tokens = tokenize([" ".join(context)])[0] if context else []
+        ctx_tokens: list[str] = []
+        for earlier_q in context:
+            # An earlier "any update on the strike?" asked when as the query's own "the
+            # latest" does: its "update" is in no article and would count against each.
+            said = parse_time(earlier_q, local).recency_phrase
+            asked_when = set(tokenize([said])[0]) if said else set()
+            ctx_tokens += [t for t in tokenize([earlier_q])[0] if t not in asked_when]
         # A follow-up's "what's new?" asks about its conversation's story, not the news.
         subject = set(content_terms(tokens)) - news_words() - set(tokenize([tf.phrase])[0])
         digest = not context and (tf.recency or tf.bounded) and not subject

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from bot.core.services import Services
+from retrieval.lexical import tokenize
 from retrieval.params import SearchParams
 from retrieval.search import (
     ArticleHit,
@@ -166,6 +167,15 @@ def test_a_follow_up_points_back_by_a_pronoun(services: Services) -> None:
     assert retriever.plan("how fast was it going?", context=earlier).refers_back
     assert not retriever.plan("and the cost?", context=earlier).refers_back
     assert not retriever.plan("how fast was it going?").refers_back  # no conversation
+
+
+def test_an_earlier_question_asking_for_news_lends_its_subject_not_its_news_words(
+        services: Services) -> None:
+    # "update" and "latest" are in no report: as the conversation's terms they counted
+    # against every article, and the follow-up was refused.
+    for earlier in ("any update on the ferry strike?", "what's the latest on the ferry strike?"):
+        plan = services.retriever.plan("how long did it last?", context=(earlier,))
+        assert plan.context_tokens == tokenize(["ferry strike"])[0], earlier
 
 
 def test_second_hop_needs_a_strong_first_article_that_misses_terms_and_names_people() -> None:
