@@ -45,6 +45,20 @@ _DEAD_SHARE = 0.25
 _US = re.compile(r"\bU\.?S\.?(?=\W|$)(?!\.\w)")
 
 
+# Chat's asides ("hey, can anyone tell me ...", "pretty sure ...") ask for nothing an
+# article says: stop words.
+CHAT_ASIDES = frozenset({"hey", "hi", "hello", "anyone", "anybody", "tell", "know", "pretty",
+                         "sure", "please", "pls", "thanks", "lol", "btw", "wondering",
+                         "curious", "remind"})
+
+
+def only_asides(text: str) -> bool:
+    """Whether ``text`` is nothing but chat's asides ("thanks!", "hi", "lol"): it asks
+    nothing, of the news or of a conversation's story."""
+    words = re.findall(r"[^\W\d_]+", text.casefold())
+    return bool(words) and all(w in CHAT_ASIDES for w in words)
+
+
 @cache
 def _stopwords() -> list[str]:
     from bm25s.stopwords import STOPWORDS_EN_PLUS
@@ -57,11 +71,7 @@ def _stopwords() -> list[str]:
     bare = {"whats", "hows", "wheres", "whens", "whos", "whys", "thats", "theres", "heres",
             "dont", "didnt", "doesnt", "isnt", "wasnt", "arent", "werent", "hasnt", "havent",
             "hadnt", "cant", "couldnt", "wouldnt", "shouldnt", "im", "ive", "youre", "theyre"}
-    # Chat's asides ("hey, can anyone tell me ...", "pretty sure ...") ask for nothing an
-    # article says.
-    chat = {"hey", "hi", "hello", "anyone", "anybody", "tell", "know", "pretty", "sure",
-            "please", "pls", "thanks", "lol", "btw", "wondering", "curious", "remind"}
-    return sorted((set(STOPWORDS_EN_PLUS) - keep) | bare | chat
+    return sorted((set(STOPWORDS_EN_PLUS) - keep) | bare | CHAT_ASIDES
                   | {"many", "much", "would", "could", "also", "ever", "us"})
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from retrieval.answer_type import expect
 from retrieval.chunking import chunk_id
 from retrieval.extractive import SentenceVectors
-from retrieval.lexical import LexicalIndex, news_words, tokenize
+from retrieval.lexical import LexicalIndex, news_words, only_asides, tokenize
 from retrieval.params import SearchParams
 from retrieval.store import StoredChunk, VectorStore
 from retrieval.stories import StoryRule, biggest
@@ -398,6 +398,10 @@ class Retriever:
              zone: tzinfo | None = None) -> QueryPlan:
         """Dates, terms and the query vector of one search."""
         p = self.params
+        if only_asides(query):
+            # "thanks!" in a conversation is no follow-up: its words are all stop words, so
+            # it would be judged by the story's terms and answered with the story again.
+            context = ()
         local = (now or datetime.now(UTC)).astimezone(zone or self.zone)
         tf = parse_time(query, local)
         if not tf.bounded and context:

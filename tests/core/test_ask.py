@@ -269,6 +269,17 @@ def test_follow_up_uses_the_conversation(services: Services) -> None:
     assert "fire" in follow.text
 
 
+def test_thanks_in_a_conversation_is_not_answered_with_its_story_again(
+        services: Services) -> None:
+    # Chat's asides are stop words: as a follow-up with no terms of its own, "thanks!" was
+    # judged by the conversation's terms and got the earlier answer once more.
+    first = "when did Notre-Dame cathedral reopen?"
+    history = [Turn("user", first), Turn("assistant", services.ask.ask(first).text)]
+    for aside in ("thanks!", "hi", "lol thanks"):
+        assert services.ask.ask(aside, history=history).abstained, aside
+    assert not services.ask.ask("tell me more", history=history).abstained
+
+
 def test_a_follow_up_without_words_of_its_own_is_judged_with_the_conversation(
         services: Services) -> None:
     # "when was that?" names nothing: the question meant is the earlier one's subject plus
