@@ -268,6 +268,7 @@ class VectorStore:
         self._collection = self._open_live(check_model)
         if not self.shared:
             self._settle(self._collection)
+            self._drop_superseded()
         else:
             self._claim(may_claim)
         self._forget_dropped()
@@ -339,6 +340,16 @@ class VectorStore:
             metadata=meta,
             embedding_function=None,
         )
+
+    def _drop_superseded(self) -> None:
+        """Drop the complete collections the live one replaced: a rebuild that died between
+        its switch and its clean-up left them, each as big as the store. Embedded only: on
+        a server, other processes may read one until they look for the live one again."""
+        for c in self._ours():
+            if c.name != self._collection.name and (c.metadata or {}).get("complete"):
+                log.info("dropping %s, replaced by %s before a crash", c.name,
+                         self._collection.name)
+                self._client.delete_collection(c.name)
 
     def _claim(self, may_claim: bool) -> None:
         """Record this registry as the keeper of a live collection that names none (made

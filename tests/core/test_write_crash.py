@@ -123,3 +123,43 @@ def test_a_write_killed_midway_leaves_no_stale_keyword_index_after_a_restart(
             assert_index_is_the_store(store, retriever)
         finally:
             store.close()
+
+
+# Dies the moment a full rebuild has made its collection live, before it drops the old one.
+REBUILD_CHILD = """
+import os, sys
+from pathlib import Path
+from chromadb.api.client import Client
+from retrieval.indexer import Indexer
+from retrieval.store import VectorStore
+from tests.core.test_write_crash import OTHERS
+from tests.fakes import FakeEmbedder
+
+store = VectorStore.open(path=Path(sys.argv[1]) / "store", model_id=FakeEmbedder.model_id)
+staging = store.begin_rebuild()
+Indexer(store, FakeEmbedder()).index(OTHERS, collection=staging)
+Client.delete_collection = lambda self, *args, **kwargs: os._exit(9)
+store.finish_rebuild(staging)
+"""
+
+
+def test_a_rebuild_killed_after_its_switch_leaves_no_old_collection_behind(
+        tmp_path: Path) -> None:
+    """The old collection (every vector of the store, on disk) was kept until the next full
+    reindex; the next start drops it, as the rebuild would have."""
+    store, _, indexer = open_store(tmp_path)
+    try:
+        indexer.index(OTHERS)
+        old, chunks = store.collection_name, store.count()
+    finally:
+        store.close()
+    run = subprocess.run([sys.executable, "-c", REBUILD_CHILD, str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 9, run.stdout + run.stderr
+    store, retriever, _ = open_store(tmp_path)
+    try:
+        assert store.collection_name != old and store.count() == chunks
+        assert [c.name for c in store._client.list_collections()] == [store.collection_name]
+        assert_index_is_the_store(store, retriever)
+    finally:
+        store.close()
