@@ -181,6 +181,7 @@ class Delivered:
     last: discord.Message
     answer: Answer
     user_id: int
+    guild_id: int | None
 
 
 class ThreadTarget:
@@ -617,7 +618,7 @@ class Ask(commands.Cog):
             log.exception("answering %r failed", question)
             await self._fail(target, GENERIC_FAILURE)
             return None
-        return Delivered(first, last, answer, user_id)
+        return Delivered(first, last, answer, user_id, guild_id)
 
     async def record(self, delivered: Delivered | None) -> None:
         """Keep the answer for feedback votes (done once the member is free to ask again)."""
@@ -630,6 +631,7 @@ class Ask(commands.Cog):
                 channel_id=delivered.last.channel.id,
                 user_id=delivered.user_id,
                 answer=delivered.answer,
+                guild_id=delivered.guild_id,
             )
         except Exception:
             # The member has the answer; only its votes will not count.

@@ -14,6 +14,7 @@ from discord.ext import commands
 from bot import checks, render
 from bot.client import NO_MENTIONS
 from bot.cogs import call_core
+from bot.core.state import AnswerScope
 
 if TYPE_CHECKING:
     from bot.client import NewsBot
@@ -53,7 +54,12 @@ class Meta(commands.Cog):
     @checks.is_mod()
     async def feedback_stats(self, interaction: discord.Interaction[Any]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        stats = await asyncio.to_thread(self.services.feedback.stats)
+        # Only this server's answers: a moderator here has no business with another's.
+        guild = interaction.guild
+        assert guild is not None  # a guild-only command
+        scope = AnswerScope(guild.id, frozenset(
+            [c.id for c in guild.channels] + [t.id for t in guild.threads]))
+        stats = await asyncio.to_thread(self.services.feedback.stats, scope=scope)
         await interaction.followup.send(
             embed=render.feedback_stats_embed(stats), ephemeral=True, allowed_mentions=NO_MENTIONS
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.core.models import Answer
-from bot.core.state import State
+from bot.core.state import AnswerScope, State
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,12 +24,12 @@ class FeedbackService:
         self.state = state
 
     def record_answer(self, *, message_id: int, channel_id: int, user_id: int,
-                      answer: Answer) -> None:
+                      answer: Answer, guild_id: int | None = None) -> None:
         self.state.record_answer(
             message_id=message_id, channel_id=channel_id, user_id=user_id,
             question=answer.question, answer=answer.text,
             sources=[s.to_json() for s in answer.sources], abstained=answer.abstained,
-            mode=answer.mode,
+            mode=answer.mode, guild_id=guild_id,
         )
 
     def vote(self, *, message_id: int, user_id: int, value: int) -> bool:
@@ -38,10 +38,12 @@ class FeedbackService:
             raise ValueError("a vote is +1 or -1")
         return self.state.record_vote(message_id=message_id, user_id=user_id, value=value)
 
-    def stats(self, limit: int = 5) -> FeedbackStats:
-        up, down, answers = self.state.vote_totals()
+    def stats(self, limit: int = 5, *, scope: AnswerScope | None = None) -> FeedbackStats:
+        """Votes and answers of one server (``scope``), or of all when None."""
+        up, down, answers = self.state.vote_totals(scope)
         return FeedbackStats(
             up=up, down=down, answers=answers,
-            unanswered=self.state.unanswered_questions(limit),
-            most_downvoted=[(q, a[:200], n) for q, a, n in self.state.most_downvoted(limit)],
+            unanswered=self.state.unanswered_questions(limit, scope),
+            most_downvoted=[(q, a[:200], n)
+                            for q, a, n in self.state.most_downvoted(limit, scope)],
         )

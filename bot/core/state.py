@@ -90,7 +90,8 @@ CREATE TABLE IF NOT EXISTS answers (
     sources     TEXT NOT NULL,
     abstained   INTEGER NOT NULL,
     mode        TEXT NOT NULL,
-    created_at  TEXT NOT NULL
+    created_at  TEXT NOT NULL,
+    guild_id    INTEGER          -- the server asked in; NULL for answers kept before it was
 );
 CREATE TABLE IF NOT EXISTS votes (
     message_id  INTEGER NOT NULL REFERENCES answers(message_id) ON DELETE CASCADE,
@@ -175,6 +176,15 @@ CREATE TABLE IF NOT EXISTS brief_queue (
     queued_at    TEXT NOT NULL
 );
 """
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerScope:
+    """One server's answers: its id, and its channels and threads (for answers kept before
+    answers named their server)."""
+
+    guild_id: int
+    channel_ids: frozenset[int] = frozenset()
 
 
 def utcnow() -> datetime:
@@ -337,6 +347,8 @@ class State:
                 self._db.execute("ALTER TABLE article_sources ADD COLUMN link TEXT")
             if "retry_at" not in self._columns("posts"):
                 self._db.execute("ALTER TABLE posts ADD COLUMN retry_at TEXT")
+            if "guild_id" not in self._columns("answers"):
+                self._db.execute("ALTER TABLE answers ADD COLUMN guild_id INTEGER")
         with self.transaction() as db:
             if self._columns("sources_v1"):
                 _migrate_sources_v1(db)
@@ -673,14 +685,14 @@ class State:
     # -- answers and feedback --------------------------------------------------------------
     def record_answer(self, *, message_id: int, channel_id: int, user_id: int, question: str,
                       answer: str, sources: list[dict[str, Any]], abstained: bool,
-                      mode: str) -> None:
+                      mode: str, guild_id: int | None = None) -> None:
         with self.transaction() as db:
             db.execute(
                 """INSERT OR REPLACE INTO answers (message_id, channel_id, user_id, question,
-                       answer, sources, abstained, mode, created_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       answer, sources, abstained, mode, created_at, guild_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (message_id, channel_id, user_id, question, answer, json.dumps(sources),
-                 int(abstained), mode, _iso(utcnow())),
+                 int(abstained), mode, _iso(utcnow()), guild_id),
             )
 
     def record_vote(self, *, message_id: int, user_id: int, value: int) -> bool:
@@ -696,29 +708,47 @@ class State:
             )
             return True
 
-    def vote_totals(self) -> tuple[int, int, int]:
+    @staticmethod
+    def _in_guild(scope: AnswerScope | None) -> tuple[str, tuple[Any, ...]]:
+        """The condition on ``answers a`` for one server's answers (every answer when None):
+        those recorded in it, and those kept before answers named their server whose channel
+        is one of its own."""
+        if scope is None:
+            return "1", ()
+        return ("(a.guild_id = ? OR (a.guild_id IS NULL AND a.channel_id IN "
+                "(SELECT value FROM json_each(?))))",
+                (scope.guild_id, json.dumps(sorted(scope.channel_ids))))
+
+    def vote_totals(self, scope: AnswerScope | None = None) -> tuple[int, int, int]:
+        where, args = self._in_guild(scope)
         row = self._query(
-            """SELECT (SELECT COUNT(*) FROM answers) AS answers,
-                      COALESCE(SUM(value = 1), 0) AS up, COALESCE(SUM(value = -1), 0) AS down
-               FROM votes"""
+            f"""SELECT (SELECT COUNT(*) FROM answers a WHERE {where}) AS answers,
+                       COALESCE(SUM(v.value = 1), 0) AS up, COALESCE(SUM(v.value = -1), 0)
+                       AS down
+                FROM votes v JOIN answers a ON a.message_id = v.message_id WHERE {where}""",
+            args + args,
         )[0]
         return int(row["up"]), int(row["down"]), int(row["answers"])
 
-    def unanswered_questions(self, limit: int = 10) -> list[tuple[str, int]]:
+    def unanswered_questions(self, limit: int = 10,
+                             scope: AnswerScope | None = None) -> list[tuple[str, int]]:
+        where, args = self._in_guild(scope)
         rows = self._query(
-            """SELECT question, COUNT(*) AS n FROM answers WHERE abstained = 1
-               GROUP BY lower(question) ORDER BY n DESC, MAX(created_at) DESC LIMIT ?""",
-            (limit,),
+            f"""SELECT question, COUNT(*) AS n FROM answers a WHERE abstained = 1 AND {where}
+                GROUP BY lower(question) ORDER BY n DESC, MAX(created_at) DESC LIMIT ?""",
+            (*args, limit),
         )
         return [(r["question"], int(r["n"])) for r in rows]
 
-    def most_downvoted(self, limit: int = 10) -> list[tuple[str, str, int]]:
+    def most_downvoted(self, limit: int = 10,
+                       scope: AnswerScope | None = None) -> list[tuple[str, str, int]]:
+        where, args = self._in_guild(scope)
         rows = self._query(
-            """SELECT a.question, a.answer, SUM(v.value = -1) AS down
-               FROM answers a JOIN votes v ON v.message_id = a.message_id
-               GROUP BY a.message_id HAVING down > 0 ORDER BY down DESC, a.created_at DESC
-               LIMIT ?""",
-            (limit,),
+            f"""SELECT a.question, a.answer, SUM(v.value = -1) AS down
+                FROM answers a JOIN votes v ON v.message_id = a.message_id WHERE {where}
+                GROUP BY a.message_id HAVING down > 0 ORDER BY down DESC, a.created_at DESC
+                LIMIT ?""",
+            (*args, limit),
         )
         return [(r["question"], r["answer"], int(r["down"])) for r in rows]
 

@@ -16,7 +16,7 @@ import pytest
 from bot.core.admin import normalise_spec
 from bot.core.models import NewsbotError
 from bot.core.services import Services, build_services
-from bot.core.state import State
+from bot.core.state import AnswerScope, State
 from retrieval.articles import Article
 from tests.fakes import FakeEmbedder, make_services, make_settings
 
@@ -562,3 +562,29 @@ def test_a_full_reindex_passes_its_check_when_many_articles_share_a_headline(
     empty.admin.ingest([str(src)])
     report = empty.admin.reindex(full=True)
     assert report.articles == 25 and empty.store.count() == report.chunks
+
+
+def test_answers_kept_before_they_named_their_server_count_where_their_channel_is(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE answers (message_id INTEGER PRIMARY KEY, channel_id INTEGER NOT NULL,
+            user_id INTEGER NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL,
+            sources TEXT NOT NULL, abstained INTEGER NOT NULL, mode TEXT NOT NULL,
+            created_at TEXT NOT NULL);
+        INSERT INTO answers VALUES (1, 10, 5, 'when does the pier reopen?', '', '[]', 1,
+            'extractive', '2025-01-01T00:00:00+00:00');
+    """)
+    db.close()
+    state = State(path)
+    try:
+        state.record_answer(message_id=2, channel_id=20, user_id=5, question="any trams?",
+                            answer="", sources=[], abstained=True, mode="extractive",
+                            guild_id=200)
+        here, there = AnswerScope(100, frozenset({10})), AnswerScope(200, frozenset({20}))
+        assert state.unanswered_questions(scope=here) == [("when does the pier reopen?", 1)]
+        assert state.unanswered_questions(scope=there) == [("any trams?", 1)]
+        assert state.vote_totals(here) == (0, 0, 1) and state.vote_totals() == (0, 0, 2)
+    finally:
+        state.close()
