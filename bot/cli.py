@@ -351,6 +351,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _print_sources(sources: list[dict[str, Any]]) -> None:
+    from bot.core.models import redact_url
+
     if not sources:
         print("no sources yet: `newsbot sources add URL` follows a feed, "
               "`newsbot ingest PATH` loads files")
@@ -361,12 +363,16 @@ def _print_sources(sources: list[dict[str, Any]]) -> None:
         print(f"[{s['id']}] {s['name'] or '(no name)'}  {s['kind']}  {s['status']}  "
               f"failures {s['failures']}  {s['articles']} articles  last fetch {when}  "
               f"next poll {nxt}")
-        print(f"    {s['spec']}")  # alone on its line so it never wraps inside other text
+        # Alone on its line so it never wraps inside other text; a key in it stays hidden
+        # (``--json`` gives the address as stored).
+        print(f"    {redact_url(s['spec'])}")
         if s["last_error"]:
             print(f"    last error: {s['last_error']}")
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
+    from bot.core.models import source_label
+
     if args.action == "list":
         result = call("sources.list", {})
         if args.json:
@@ -393,7 +399,8 @@ def cmd_sources(args: argparse.Namespace) -> int:
         if args.json:
             _dump(result)
         else:
-            print(f"removed source {result['id']} ({result['name'] or result['spec']}): "
+            print(f"removed source {result['id']} "
+                  f"({source_label(result['name'], result['spec'])}): "
                   f"{result['articles_removed']} articles taken out of the store")
         return 0
     result = call("sources.add", {"url": args.target, "name": args.name, "every": args.every,
@@ -402,7 +409,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
         _dump(result)
     else:
         poll = result["poll"]
-        print(f"following [{result['id']}] {result['name'] or result['spec']} "
+        print(f"following [{result['id']}] {source_label(result['name'], result['spec'])} "
               f"({result['kind']}), every {result['every_min']} min; first fetch: "
               f"{poll['added']} new, {poll['updated']} updated, {poll['unchanged']} unchanged")
     return 0

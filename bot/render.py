@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import discord
 
-from bot.core.models import Answer, Source, origin_label
+from bot.core.models import Answer, Source, origin_label, redact_url, source_label
 from retrieval.timeparse import by_day
 
 # Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
@@ -379,11 +379,11 @@ def feeds_embed(sources: Sequence[Mapping[str, Any]]) -> discord.Embed:
         embed.description = "No sources yet: `/feeds add url:` follows a feed or page."
         return embed
     def entry(s: Mapping[str, Any]) -> str:
-        name = plain(truncate(str(s["name"] or s["spec"]), 80))
+        name = plain(truncate(source_label(s["name"], s["spec"]), 80))
         nxt = _parse_iso(s["next_poll"])
         when = discord.utils.format_dt(nxt, "R") if nxt else "not polled"
         health = s["status"] + (f", {s['failures']} failures" if s["failures"] else "")
-        url = safe_url(s["spec"])
+        url = safe_url(redact_url(s["spec"]))
         line = (f"`{s['id']}` **{name}** · {s['kind']} · {health} · {s['articles']} articles "
                 f"· next {when}" + (f"\n<{url}>" if url else ""))
         if s["last_error"]:
@@ -430,7 +430,8 @@ def status_embed(status: Mapping[str, Any], *, detailed: bool = True) -> discord
     for s in failing[:5] if detailed else []:
         # A source's name and error may be a hostile feed's words (its title, its
         # Content-Type).
-        embed.add_field(name=truncate(f"⚠ {no_masked_links(s['name'] or s['spec'])}", 256),
+        label = source_label(s["name"], s["spec"])
+        embed.add_field(name=truncate(f"⚠ {no_masked_links(label)}", 256),
                         value=truncate(clean_text(str(s["last_error"] or s["status"])),
                                        FIELD_VALUE_LIMIT),
                         inline=False)

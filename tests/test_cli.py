@@ -155,3 +155,17 @@ def test_article_dates_are_printed_where_the_reader_is() -> None:
     assert _day("2025-05-08T23:30:00+00:00", tokyo) == "2025-05-09"
     assert _day("2025-05-08T00:00:00+00:00", tokyo) == "2025-05-08"
     assert _day(None, tokyo) == "undated"
+
+
+def test_sources_listing_hides_a_feeds_key(cli_env: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.core.state import State
+
+    state = State(cli_env / "data" / "state.sqlite3")
+    state.add_source("https://feeds.example.org/paid.rss?key=s3cret", "feed", watch=True)
+    state.close()
+    assert main(["sources"]) == 0
+    out = capsys.readouterr().out
+    assert "https://feeds.example.org/paid.rss?key=REDACTED" in out and "s3cret" not in out
+    assert main(["sources", "--json"]) == 0  # for scripts: the address as stored
+    assert json.loads(capsys.readouterr().out)[0]["spec"].endswith("?key=s3cret")

@@ -22,7 +22,7 @@ from bot import checks, render
 from bot.client import NO_MENTIONS, one_line
 from bot.cogs import call_core
 from bot.core.admin import ReindexReport
-from bot.core.models import NewsbotError
+from bot.core.models import NewsbotError, source_label
 
 if TYPE_CHECKING:
     from bot.client import NewsBot
@@ -97,7 +97,7 @@ class Admin(commands.Cog):
         # The source is followed by now: the reply must fit Discord's 2,000 characters
         # whatever the address, or the admin would read a failure. A long address is not
         # linked (cut short it would lead elsewhere).
-        label = render.truncate(result["name"] or result["spec"], 100)
+        label = render.truncate(source_label(result["name"], result["spec"]), 100)
         link = render.safe_url(result["spec"])
         await interaction.followup.send(
             f"Following **{render.plain(label)}** "
@@ -114,7 +114,7 @@ class Admin(commands.Cog):
                            source: app_commands.Range[str, 1, 2000]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         result = await self._call(interaction, "sources.remove", {"spec": source})
-        label = render.plain(render.truncate(result["name"] or result["spec"], 100))
+        label = render.plain(render.truncate(source_label(result["name"], result["spec"]), 100))
         await interaction.followup.send(
             f"Removed source {result['id']} ({label}): {result['articles_removed']} articles "
             "left the store.", ephemeral=True, allowed_mentions=NO_MENTIONS)

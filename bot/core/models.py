@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 
 class NewsbotError(Exception):
@@ -87,3 +89,48 @@ class Answer:
             "closest": [s.to_json() for s in self.closest],
             "note": self.note,
         }
+
+
+# Query parameters whose value is a credential: a word of the name is one of these, or ends
+# in key, token, secret or password ("apikey", "x-auth-token"), and "keyword" or "author"
+# are not.
+_SECRET_WORDS = frozenset(("key", "token", "secret", "password", "passwd", "pwd", "pass",
+                           "auth", "authorization", "sig", "signature", "session",
+                           "sessionid", "sid", "credential", "credentials", "jwt"))
+_SECRET_ENDINGS = ("key", "token", "secret", "password")
+REDACTED = "REDACTED"  # no markdown in it: shown in Discord as it is
+
+
+def _secret_param(name: str) -> bool:
+    words = re.split(r"[^a-z0-9]+", unquote(name).lower())
+    return any(w in _SECRET_WORDS or w.endswith(_SECRET_ENDINGS) for w in words if w)
+
+
+def _redact_params(text: str) -> str:
+    pieces = []
+    for piece in text.split("&"):
+        name, eq, value = piece.partition("=")
+        pieces.append(f"{name}={REDACTED}" if eq and value and _secret_param(name) else piece)
+    return "&".join(pieces)
+
+
+def redact_url(spec: str) -> str:
+    """A source's address as shown to people: a user and password in it, and the values of
+    query parameters named like keys or tokens (``api_key=``, ``token=``, ``sig=``), become
+    ``REDACTED``. Anything else, and a file's path, is shown as stored."""
+    try:
+        parts = urlsplit(spec)
+    except ValueError:
+        return spec
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return spec
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
+    return urlunsplit((parts.scheme, netloc, parts.path, _redact_params(parts.query),
+                       _redact_params(parts.fragment)))
+
+
+def source_label(name: str | None, spec: str) -> str:
+    """How a source is named to people: its name, else its address with secrets hidden."""
+    return name or redact_url(spec)

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.core.models import source_label
 from retrieval.articles import Article
 
 SCHEMA_VERSION = 2
@@ -226,7 +227,8 @@ class SourceRecord:
 
     @property
     def label(self) -> str:
-        return self.name or self.spec
+        """Its name, else its address with any key or password in it hidden."""
+        return source_label(self.name, self.spec)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> SourceRecord:

@@ -13,7 +13,7 @@ from bot import render
 from bot.cogs.briefs import message_embed
 from bot.core.briefs import Brief
 from bot.core.delivery import OutMessage
-from bot.core.models import Answer, Source
+from bot.core.models import Answer, Source, redact_url
 from tests.support.markdown import masked_links
 
 
@@ -221,6 +221,25 @@ def test_feeds_embed_shows_health_and_fits() -> None:
     assert "HTTP 404" in embed.description and "not polled" in embed.description
     assert "<https://feeds.example/1.xml>" in embed.description
     assert "more" in embed.description
+
+
+SECRET_FEED = "https://reader:hunter2@feeds.example/paid.xml?api_key=s3cret&lang=en&token=t0k"
+
+
+def test_a_sources_keys_and_password_are_never_shown() -> None:
+    unnamed = {"id": 1, "name": None, "kind": "feed", "spec": SECRET_FEED, "status": "failing",
+               "failures": 2, "articles": 0, "last_error": "HTTP 500", "next_poll": None}
+    shown = [render.feeds_embed([unnamed]).description or ""]
+    shown += [f.name for f in render.status_embed({"sources": [unnamed]}).fields]
+    assert all("s3cret" not in x and "t0k" not in x and "hunter2" not in x for x in shown)
+    assert "<https://REDACTED@feeds.example/paid.xml?api_key=REDACTED&lang=en&token=REDACTED>" \
+        in shown[0]
+    assert redact_url(SECRET_FEED) == (
+        "https://REDACTED@feeds.example/paid.xml?api_key=REDACTED&lang=en&token=REDACTED")
+    # Nothing to hide: shown as it is; a file's path is no URL.
+    for spec in ("https://feeds.example/news.xml?keyword=ferry&author=ana#top",
+                 "/srv/news/key=abc.jsonl"):
+        assert redact_url(spec) == spec
 
 
 def test_status_embed() -> None:
