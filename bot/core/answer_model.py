@@ -81,6 +81,10 @@ _SAYS_NOT_FOUND = re.compile(
 # A reasoning block a reply may open with (DeepSeek-R1, Qwen3 and others, served inline).
 _REASONING_TAGS = ("<think>", "<thinking>", "<reasoning>")
 _REASONING_OPEN = re.compile(r"\s*<(think|thinking|reasoning)>", re.I)
+# Its end, in a reply that never opened it (some models, and chat templates that put the
+# opening tag in the prompt, leave it out): all before it was reasoning too.
+_REASONING_CLOSE = re.compile(r"</(?:think|thinking|reasoning)>", re.I)
+_CLOSE_TAIL = len("</reasoning>") - 1  # kept from a delta, for a tag split between two
 _FENCE = re.compile(r"</?article\b|\bn=\"\d|^\s*(?:rules|how to answer)\s*:", re.I)
 _LEAD = re.compile(r"^\s*(?:[-*•]\s+|\d{1,2}[.)]\s+|#+\s*|\*\*)?(?:answer\s*:\s*)?", re.I)
 
@@ -514,6 +518,10 @@ class AnswerGate:
         self._reasoning: str | None = None
         self._head = ""  # the reply's start, held back until it is known to be no reasoning
         self.reasoning_cut = False  # the reply ended inside its reasoning block
+        # A reply that opened with no tag is watched for a closing one until it comes.
+        self._unopened = False
+        self._tail = ""
+        self._shown = False  # a sentence was handed on (the next gets a space before it)
 
     @property
     def full(self) -> bool:
@@ -525,6 +533,8 @@ class AnswerGate:
             delta = self._past_reasoning(delta)
             if not delta:
                 return
+        if self._unopened:
+            delta = self._past_unopened_reasoning(delta)
         *done, self._line = (self._line + delta).split("\n")
         for i, line in enumerate(done):
             self._close_line(line, from_open=i == 0)
@@ -533,7 +543,9 @@ class AnswerGate:
             if not self.full:
                 self._take(piece)
         self._released = max(self._released, len(pieces) - 1)
-        if self.full:
+        # Reasoning that never opened its tag often restates the instructions: an echo is
+        # known only once no closing tag can follow, so the reply is read on.
+        if len(self.kept) >= self.max_kept or (self.echo and not self._unopened):
             raise StopStreaming
 
     def _past_reasoning(self, delta: str) -> str:
@@ -548,6 +560,7 @@ class AnswerGate:
             m = _REASONING_OPEN.match(self._head)
             if m is None:
                 self._reasoning, text, self._head = "", self._head, ""
+                self._unopened = True
                 return text
             self._reasoning = f"</{m.group(1).lower()}>"
         end = self._head.lower().find(self._reasoning)
@@ -556,6 +569,23 @@ class AnswerGate:
         text, self._head = self._head[end + len(self._reasoning):].lstrip(), ""
         self._reasoning = ""
         return text
+
+    def _past_unopened_reasoning(self, delta: str) -> str:
+        """``delta``, or, once a closing tag the reply never opened arrives, what follows it:
+        all read before was reasoning, so it is forgotten (nothing of it kept, nor counted
+        as left out) and the reply starts again after the tag."""
+        window = self._tail + delta
+        m = _REASONING_CLOSE.search(window)
+        if m is None:
+            self._tail = window[-_CLOSE_TAIL:]
+            return delta
+        self._unopened, self._tail = False, ""
+        self.kept, self.dropped = [], []
+        self.marker = self.echo = False
+        self.first_shown = None
+        self._line, self._released = "", 0
+        self._numbering, self._seen = {}, set()
+        return window[m.end():].lstrip()
 
     def finish(self, complete: bool) -> None:
         """The stream ended; ``complete`` is False when it was cut (cap, time, error), and
@@ -608,7 +638,8 @@ class AnswerGate:
             shown = CITE.sub(lambda m: f"[{self._numbering[int(m.group(1))]}]", outcome.text)
             if self.first_shown is None:
                 self.first_shown = time.monotonic()
-            self.on_text(shown if len(self.kept) == 1 else " " + shown)
+            self.on_text(" " + shown if self._shown else shown)
+            self._shown = True
 
     @property
     def text(self) -> str:

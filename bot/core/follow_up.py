@@ -24,13 +24,17 @@ _EMPHASIS = re.compile(r"\*\*|__")  # markdown bold around a label: "**Question:
 # A reasoning model's thinking, which some servers pass on inline before the reply; a reply
 # cut inside it has no rewrite.
 _REASONING = re.compile(r"^\s*<(think|thinking|reasoning)>.*?(?:</\1>|\Z)", re.I | re.S)
+# ... or ended by a closing tag it never opened: all before that is thinking too.
+_UNOPENED_REASONING = re.compile(r"^.*?</(?:think|thinking|reasoning)>", re.I | re.S)
 
 
 def clean_rewrite(text: str, max_chars: int) -> str | None:
     """The rewrite's first line of its own: without labels, emphasis and quotes, and past a
     preface ("Here is the standalone question:"), which small models write however told
     not to; or None."""
-    for line in _REASONING.sub("", text).splitlines():
+    reply = _REASONING.sub("", text) if _REASONING.match(text) else \
+        _UNOPENED_REASONING.sub("", text, count=1)
+    for line in reply.splitlines():
         line = _LABEL.sub("", _EMPHASIS.sub("", line)).strip().strip('"“”\'`*').strip()
         if line and not line.endswith(":"):
             return line[:max_chars]

@@ -290,6 +290,21 @@ def test_a_reasoning_block_is_never_shown(checker: SentenceChecker, size: int) -
     assert shown == [GOOD_1] and gate.dropped == [] and not gate.echo
 
 
+@pytest.mark.parametrize("size", [1, 4, 50])
+def test_reasoning_without_its_opening_tag_is_not_the_answer(checker: SentenceChecker,
+                                                             size: int) -> None:
+    # Some reasoning models (and chat templates) leave out "<think>": everything before
+    # "</think>" is still their thinking, neither kept nor counted as left out.
+    gate, _ = _stream(f"{REASONING.removeprefix('<think>')}{GOOD_1}", checker, size=size)
+    assert gate.text == GOOD_1 and gate.cited == [1]
+    assert gate.dropped == [] and not gate.echo and not gate.marker
+    # Thinking that restates the instructions is no echo that ends the reply.
+    restated = ("I must copy names, numbers and dates exactly as the article gives them. "
+                "I end every sentence with the number of the article it comes from.\n")
+    gate, _ = _stream(f"{restated}</think>\n{GOOD_1}", checker, size=size)
+    assert gate.text == GOOD_1 and gate.dropped == [] and not gate.echo
+
+
 def test_a_reply_cut_while_reasoning_says_so(checker: SentenceChecker) -> None:
     gate, shown = _stream(REASONING[:120], checker, complete=False)
     assert shown == [] and gate.reasoning_cut

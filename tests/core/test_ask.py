@@ -346,7 +346,9 @@ _REWRITE = "What did Netflix boss Ted Sarandos say about generative AI in The Et
     # Small models preface the question, or set its label in bold, however told not to.
     f"Sure! Here is the standalone question:\n\n{_REWRITE}",
     f"**Standalone question:** {_REWRITE}",
-], ids=["plain", "after-thinking", "after-a-preface", "bold-label"])
+    # Some reasoning models leave out the opening tag: all before the closing one is thinking.
+    "The member asks what their boss said: that is Ted Sarandos.\n</think>\n\n" + _REWRITE,
+], ids=["plain", "after-thinking", "after-a-preface", "bold-label", "after-unopened-thinking"])
 def test_condensed_follow_up_with_a_model(tmp_path: Path, rewrite: str) -> None:
     model = ScriptedModel(rewrite,
                           "Sarandos said the effects sequence was finished ten times faster [1].")

@@ -308,6 +308,16 @@ def test_a_reasoning_models_thinking_is_not_the_answer(svc: Services,
     assert answer.note is None
 
 
+def test_thinking_without_its_opening_tag_is_neither_the_answer_nor_left_out(
+        svc: Services, server: FakeOpenAIServer) -> None:
+    server.queue_reply("The member asks about The Eternaut. Article 1 says Netflix used "
+                       "generative AI for a building collapsing in Buenos Aires. End every "
+                       f"sentence with the article number.\n</think>\n\n{GOOD}",
+                       stream_chunk_size=5)
+    answer = _ask(svc, server)
+    assert answer.mode == "model" and answer.text == GOOD and answer.note is None
+
+
 def test_a_list_of_sources_after_the_answer_is_neither_shown_nor_noted(
         svc: Services, server: FakeOpenAIServer) -> None:
     server.queue_reply(f"{GOOD}\n\nSources:\n[1] Netflix puts generative AI footage into an "
