@@ -433,10 +433,6 @@ class LazyChatModel(ChatModelBase):
         self._lock = threading.Lock()
 
     @property
-    def built(self) -> bool:
-        return self._model is not None
-
-    @property
     def fields(self) -> str:
         """The cap fields sent: what the client learnt, else the setting."""
         return str(getattr(self._model, "fields", self._settings.llm_token_fields))
