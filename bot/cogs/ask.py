@@ -568,10 +568,11 @@ class Ask(commands.Cog):
                 guild_id=message.guild.id if message.guild else None)
 
     async def _thread_article(self, channel: Any) -> str | None:
-        """In a brief's thread (it shares the brief's id), the brief's article comes first."""
+        """In a brief's thread (it shares the brief's id), or one opened for a story of a
+        list, that story's article comes first."""
         if not isinstance(channel, discord.Thread):
             return None
-        return await asyncio.to_thread(self.services.state.article_of_message, channel.id)
+        return await asyncio.to_thread(self.services.state.article_of_thread, channel.id)
 
     # -- answering -------------------------------------------------------------------------
     async def _answer(

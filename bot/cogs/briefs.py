@@ -1,5 +1,6 @@
 """Briefs in Discord: ``/brief post|subscribe|unsubscribe|list``, the delivery loop that sends
-what the posted log holds, and the "Ask about this" button under every brief.
+what the posted log holds, the "Ask about this" button under every brief, and the menu of
+stories under a list of them (a burst of briefs, a daily digest) to ask about one.
 
 Parse -> check -> call -> render, as everywhere: the commands are for moderators (hidden by
 default permissions, checked at run time, and checked again by the service's operations);
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 DELIVER_EVERY_S = 2.0
 ASK_ID = "newsbot:brief-ask:{article}"
+LIST_ASK_ID = "newsbot:list-ask"
+MENU_OPTIONS = 25  # Discord's most for one select menu; a list holds fewer stories
 THREAD_HELLO = ("Ask about this story here: answers come from this article first, then from "
                 "related coverage.")
 
@@ -160,6 +163,65 @@ def ask_view(article_id: str | None) -> discord.ui.View | None:
     return view
 
 
+class ListAskMenu(discord.ui.DynamicItem[discord.ui.Select[Any]], template=LIST_ASK_ID):
+    """"Ask about one of these stories" under a list: a story picked gets a thread of its
+    own (one per story and channel, found again when picked again), whose questions are
+    answered from its article first, as in a brief's thread. A message can hold one thread,
+    so these are opened in the channel rather than on the list."""
+
+    def __init__(self, options: list[discord.SelectOption]) -> None:
+        super().__init__(discord.ui.Select(custom_id=LIST_ASK_ID, options=options,
+                                           placeholder="Ask about one of these stories",
+                                           min_values=1, max_values=1))
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any],
+                             item: discord.ui.Select[Any], match: re.Match[str]) -> ListAskMenu:
+        return cls(list(item.options))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        # Only a story the list offers: a forged request names no other article.
+        picked = next((o for o in self.item.options if o.value in self.item.values), None)
+        channel = interaction.channel
+        cog = interaction.client.get_cog("Briefs")  # type: ignore[attr-defined]
+        if picked is None or not isinstance(channel, discord.TextChannel) or \
+                not isinstance(cog, Briefs):
+            await interaction.response.send_message(
+                "Questions about a story are asked in a thread of a server channel.",
+                ephemeral=True, allowed_mentions=NO_MENTIONS)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        thread = await cog.story_thread(channel, picked.value, picked.label)
+        if thread is None:
+            await interaction.followup.send(
+                "I cannot open a thread here (the bot needs Create Public Threads).",
+                ephemeral=True, allowed_mentions=NO_MENTIONS)
+            return
+        await interaction.followup.send(f"Ask your question in {thread.mention}.",
+                                        ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+
+def list_view(lines: list[dict[str, Any]]) -> discord.ui.View | None:
+    """The menu of a list's stories (those with an article), or None."""
+    options: list[discord.SelectOption] = []
+    for line in lines:
+        article_id = str(line.get("article_id") or "")
+        if not article_id or len(article_id) > 100 or \
+                any(o.value == article_id for o in options):
+            continue
+        title = " ".join(str(line.get("title") or "").split()) or "this story"
+        outlet = " ".join(str(line.get("outlet") or "").split())
+        options.append(discord.SelectOption(label=render.truncate(title, 100), value=article_id,
+                                            description=render.truncate(outlet, 100) or None))
+        if len(options) == MENU_OPTIONS:
+            break
+    if not options:
+        return None
+    view = discord.ui.View(timeout=None)
+    view.add_item(ListAskMenu(options))
+    return view
+
+
 # -- the Poster ---------------------------------------------------------------------------------
 class DiscordPoster:
     """The core's Poster over discord.py: sends with the nonce (discord.py adds
@@ -183,7 +245,8 @@ class DiscordPoster:
         channel = await self._channel(channel_id)
         kwargs: dict[str, Any] = {"embed": message_embed(message), "nonce": nonce,
                                   "allowed_mentions": NO_MENTIONS}
-        view = ask_view(message.article_id) if message.kind in ("brief", "update") else None
+        view = (ask_view(message.article_id) if message.kind in ("brief", "update")
+                else list_view(message.lines) if message.kind == "digest" else None)
         if view is not None:
             kwargs["view"] = view
         if message.reply_to:
@@ -377,9 +440,10 @@ class Briefs(commands.Cog):
         self.services = bot.services
         self.poster = DiscordPoster(bot)
         self.loop_task = tasks.loop(seconds=DELIVER_EVERY_S, name="newsbot-briefs")(self._tick)
+        self._story_threads = asyncio.Lock()  # two picks of one story open one thread
 
     async def cog_load(self) -> None:
-        self.bot.add_dynamic_items(AskButton)
+        self.bot.add_dynamic_items(AskButton, ListAskMenu)
         if self.bot.service is not None:
             self.bot.service.poll_listeners.append(self._after_poll)
         self.loop_task.start()
@@ -397,6 +461,34 @@ class Briefs(commands.Cog):
             await self.deliver_now()
         except Exception:
             log.exception("delivering briefs failed; the queue is kept for the next pass")
+
+    async def story_thread(self, channel: discord.TextChannel, article_id: str,
+                           title: str) -> discord.Thread | None:
+        """The thread to ask about a story of a list in ``channel``: the one opened before
+        (archived or not), else a new one; None when it cannot be opened."""
+        state = self.services.state
+        async with self._story_threads:
+            known = await asyncio.to_thread(state.story_thread, channel.id, article_id)
+            if known is not None:
+                thread = channel.guild.get_thread(known)
+                if thread is None:
+                    with contextlib.suppress(discord.HTTPException):  # gone: a new one
+                        found = await channel.guild.fetch_channel(known)
+                        thread = found if isinstance(found, discord.Thread) else None
+                if thread is not None:
+                    return thread
+            try:
+                thread = await channel.create_thread(
+                    name=render.truncate(title, 100), type=discord.ChannelType.public_thread,
+                    auto_archive_duration=1440)
+            except discord.HTTPException as exc:
+                log.warning("could not open a thread on a story in #%s: %s", channel, exc)
+                return None
+            await asyncio.to_thread(state.record_story_thread, thread_id=thread.id,
+                                    channel_id=channel.id, article_id=article_id)
+        with contextlib.suppress(discord.HTTPException):
+            await thread.send(THREAD_HELLO, allowed_mentions=NO_MENTIONS)
+        return thread
 
     async def _after_poll(self, report: Any) -> None:
         if self.bot.is_ready():
@@ -558,4 +650,4 @@ async def setup(bot: NewsBot) -> None:
     await bot.add_cog(Briefs(bot))
 
 
-__all__ = ["Briefs", "DiscordPoster", "message_embed"]
+__all__ = ["Briefs", "DiscordPoster", "list_view", "message_embed"]

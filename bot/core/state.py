@@ -164,6 +164,15 @@ CREATE TABLE IF NOT EXISTS guild_settings (
     updated_at  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS posts_story ON posts(channel_id, story_id);
+-- Threads opened to ask about one story of a list (a brief posted alone has its own, on its
+-- message, sharing its id): the article their questions are answered from first.
+CREATE TABLE IF NOT EXISTS story_threads (
+    thread_id   INTEGER PRIMARY KEY,
+    channel_id  INTEGER NOT NULL,
+    article_id  TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS story_threads_story ON story_threads(channel_id, article_id);
 -- New and changed articles of a poll, waiting for the brief desk to plan them. Written in the
 -- transaction that records the articles, removed once planned: a crash in between leaves
 -- them here for the next start (or poll) to plan, never lost.
@@ -842,6 +851,29 @@ class State:
         rows = self._query("SELECT article_id FROM posts WHERE message_id = ? AND kind IN "
                            "('brief', 'update') AND status = 'sent'", (message_id,))
         return rows[0]["article_id"] if rows else None
+
+    def article_of_thread(self, thread_id: int) -> str | None:
+        """The article questions in a thread are about: the brief it was opened on (it shares
+        the brief's id), or the story of a list it was opened for."""
+        found = self.article_of_message(thread_id)
+        if found is not None:
+            return found
+        rows = self._query("SELECT article_id FROM story_threads WHERE thread_id = ?",
+                           (thread_id,))
+        return rows[0]["article_id"] if rows else None
+
+    def story_thread(self, channel_id: int, article_id: str) -> int | None:
+        """The thread opened in a channel to ask about a story of a list, if any."""
+        rows = self._query("SELECT thread_id FROM story_threads WHERE channel_id = ? AND "
+                           "article_id = ?", (channel_id, article_id))
+        return int(rows[0]["thread_id"]) if rows else None
+
+    def record_story_thread(self, *, thread_id: int, channel_id: int, article_id: str) -> None:
+        """A thread opened for a story of a list (replacing one found gone)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO story_threads (thread_id, channel_id, article_id, "
+                       "created_at) VALUES (?, ?, ?, ?)",
+                       (thread_id, channel_id, article_id, _iso(utcnow())))
 
     def source_ids_of(self, article_id: str) -> set[int]:
         rows = self._query("SELECT source_id FROM article_sources WHERE article_id = ?",

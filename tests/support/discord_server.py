@@ -64,7 +64,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -1164,6 +1164,23 @@ class LocalDiscord:
             data = {"custom_id": custom_id, "component_type": 2}
             return self._interact(3, user, channel, data, message=message)
 
+    def choose(self, user: User, message: Message, custom_id: str,
+               values: Sequence[str]) -> Interaction:
+        """``user`` picks ``values`` in the select menu ``custom_id`` on ``message``. Refuses,
+        as Discord's client does, a value that is not one of the menu's options."""
+        with self._lock:
+            channel = self._channel(message.channel_id)
+            assert channel is not None
+            menu = next((c for row in message.components for c in row.get("components") or []
+                         if c.get("type") == 3 and c.get("custom_id") == custom_id), None)
+            if menu is None:
+                raise ValueError(f"no select menu {custom_id!r} on that message")
+            offered = {o["value"] for o in menu.get("options") or []}
+            if not set(values) <= offered:
+                raise ValueError(f"{sorted(set(values) - offered)} not among the options")
+            data = {"custom_id": custom_id, "component_type": 3, "values": list(values)}
+            return self._interact(3, user, channel, data, message=message)
+
     def submit_modal(self, user: User, opened: Interaction, values: Mapping[str, str], *,
                      bypass_client_checks: bool = False) -> Interaction:
         """``user`` submits the modal the bot showed in answer to ``opened``, with ``values``
@@ -1753,9 +1770,41 @@ class LocalDiscord:
                 total += self._check_embed(e, f"embeds.{i}")
             if total > EMBED_LIMITS["total"]:
                 raise _form_error("embeds", "Embed size exceeds maximum size of 6000")
+        self._check_components(body.get("components"))
         if creating and not (content or embeds or body.get("components")
                              or body.get("sticker_ids") or body.get("attachments")):
             raise ApiError(400, 50006, "Cannot send an empty message")
+
+    @staticmethod
+    def _check_components(rows: list[dict[str, Any]] | None) -> None:
+        """Discord's limits on action rows and on select menus (a string select's options,
+        labels, values and placeholder)."""
+        if not rows:
+            return
+        if len(rows) > 5:
+            raise _form_error("components", "Must be 5 or fewer in length.")
+        for i, row in enumerate(rows):
+            for j, c in enumerate(row.get("components") or []):
+                where = f"components.{i}.components.{j}"
+                if len(str(c.get("custom_id") or "")) > 100:
+                    raise _form_error(f"{where}.custom_id", "Must be 100 or fewer in length.")
+                if c.get("type") != 3:
+                    continue
+                options = c.get("options") or []
+                if not 1 <= len(options) <= 25:
+                    raise _form_error(f"{where}.options", "Must be between 1 and 25 in length.")
+                if len(str(c.get("placeholder") or "")) > 150:
+                    raise _form_error(f"{where}.placeholder", "Must be 150 or fewer in length.")
+                for k, o in enumerate(options):
+                    for key in ("label", "value", "description"):
+                        if len(str(o.get(key) or "")) > 100:
+                            raise _form_error(f"{where}.options.{k}.{key}",
+                                              "Must be 100 or fewer in length.")
+                    if not o.get("label") or not o.get("value"):
+                        raise _form_error(f"{where}.options.{k}", "This field is required",
+                                          "BASE_TYPE_REQUIRED")
+                if len({o["value"] for o in options}) < len(options):
+                    raise _form_error(f"{where}.options", "Values must be unique")
 
     @staticmethod
     def _check_embed(e: dict[str, Any], where: str) -> int:
