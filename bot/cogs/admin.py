@@ -22,7 +22,7 @@ from bot import checks, render
 from bot.client import NO_MENTIONS, one_line
 from bot.cogs import call_core
 from bot.core.admin import ReindexReport
-from bot.core.models import NewsbotError, source_label
+from bot.core.models import NewsbotError, redact_url, source_label
 
 if TYPE_CHECKING:
     from bot.client import NewsBot
@@ -98,7 +98,7 @@ class Admin(commands.Cog):
         # whatever the address, or the admin would read a failure. A long address is not
         # linked (cut short it would lead elsewhere).
         label = render.truncate(source_label(result["name"], result["spec"]), 100)
-        link = render.safe_url(result["spec"])
+        link = render.safe_url(redact_url(result["spec"]))
         await interaction.followup.send(
             f"Following **{render.plain(label)}** "
             f"(id {result['id']}, {result['kind']}), every {result['every_min']} min.\n"

@@ -51,6 +51,21 @@ async def test_a_member_is_refused_by_the_check_and_again_by_the_service(
 
 
 @pytest.mark.usefixtures("allow_private_urls")
+async def test_a_feed_followed_by_its_keyed_address_is_shown_with_the_key_hidden(
+        harness: Harness) -> None:
+    h = harness
+    cog = _cog(h)
+    with StaticServer() as http:
+        url = http.add("/paid.xml?token=s3cret", rss(numbered_items(0, 1)),
+                       content_type="application/rss+xml")
+        rec = make_interaction(h, permissions=ADMIN)
+        await cog.feeds_add.callback(cog, rec.interaction, url, None, None)
+    [line] = rec.ephemeral
+    assert "/paid.xml?token=REDACTED" in line and "s3cret" not in line
+    assert h.services.state.list_sources()[-1].spec == url  # stored as given
+
+
+@pytest.mark.usefixtures("allow_private_urls")
 async def test_an_admin_follows_lists_and_removes_a_feed(harness: Harness) -> None:
     h = harness
     cog = _cog(h)
