@@ -242,12 +242,18 @@ def _dump(data: object) -> None:
 
 # -- commands ----------------------------------------------------------------------------------
 def cmd_ask(args: argparse.Namespace) -> int:
-    from bot.core.ask import validate_question
+    from bot.control import ControlClient
 
-    validate_question(args.question, _settings().max_question_chars)  # before opening anything
+    settings = _settings()
+    # A running service checks the question itself; the answer machinery this check
+    # imports was about 40% of such a command's CPU.
+    if ControlClient.find(settings.data_dir) is None:
+        from bot.core.ask import validate_question
+
+        validate_question(args.question, settings.max_question_chars)  # before opening
     answer = call("ask", {"question": args.question, "since": args.since,
                           "source": args.source},
-                  label=None if args.json else "sample")
+                  label=None if args.json else "sample", settings=settings)
     if args.json:
         _dump({k: v for k, v in answer.items() if k != "history_cut"})
     else:

@@ -415,3 +415,31 @@ async def test_a_write_waiting_behind_a_reindex_says_what_it_waits_for(
     finally:
         slow.release.set()
         await svc.stop()
+
+
+async def test_ask_from_the_command_line_leaves_the_answering_to_the_service(
+        service: NewsService) -> None:
+    """With a service running, `newsbot ask` loads none of the answer machinery (about 40%
+    of the command's CPU): the service checks the question as a local run would."""
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("NEWSBOT_", "OPENAI_", "DISCORD_"))}
+    env["NEWSBOT_DATA_DIR"] = str(service.services.settings.data_dir)
+    code = ("import sys; from bot.cli import main; code = main(sys.argv[1:]); "
+            "print('loaded:', 'bot.core.ask' in sys.modules); sys.exit(code)")
+
+    async def ask(question: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", code, "ask", question, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    rc, out, err = await ask(QUESTION)
+    assert rc == 0 and "Buenos Aires" in out, err
+    assert out.rstrip().endswith("loaded: False"), out
+    rc, out, err = await ask("x" * 501)
+    assert rc == 1 and err == ("error: That question is 501 characters long; the limit is "
+                               "500. Please shorten it.\n"), err
