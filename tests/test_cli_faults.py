@@ -150,6 +150,20 @@ def test_a_binary_file_is_one_line_and_records_nothing(
     assert capsys.readouterr().out.strip() == "[]"
 
 
+def test_an_export_saved_in_cp1252_is_one_line_and_records_nothing(
+        cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = cli_env / "harbour.jsonl"
+    path.write_bytes(json.dumps({
+        "title": "Harbour caf\u00e9 wins a licence", "url": "https://harbour.example/cafe",
+        "body": "The caf\u00e9 on the harbour wall may now open until midnight."},
+        ensure_ascii=False).encode("cp1252") + b"\n")
+    assert main(["ingest", str(path)]) == 1
+    assert capsys.readouterr() == ("", f"error: {path}: not UTF-8 text: byte 0xe9 at line 1, "
+                                       "column 23; save the file as UTF-8\n")
+    assert main(["sources", "--json"]) == 0
+    assert capsys.readouterr().out.strip() == "[]"
+
+
 def test_importing_a_file_that_is_not_text_is_one_line(
         cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = cli_env / "backup.jsonl"

@@ -156,8 +156,9 @@ def _load_file(path: Path, kind: SourceKind, name: str, source: str,
 
 
 def _binary(path: Path) -> bool:
-    """Whether ``path`` holds binary data: text files (UTF-8, and the Latin-1 that JSON
-    and feed files are read leniently as) have no NUL byte; 8 KB of anything else has one."""
+    """Whether ``path`` holds binary data: text files (UTF-8, and the Latin-1 or cp1252 that
+    feeds may declare and other files are refused as) have no NUL byte; 8 KB of anything
+    else has one."""
     with path.open("rb") as fh:
         return b"\x00" in fh.read(8192)
 

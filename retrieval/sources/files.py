@@ -21,6 +21,20 @@ _LIST_KEYS = ("articles", "items")
 _OUTLET_KEYS = ("outlet", "publisher", "site_name")
 # An ATX heading of level one: "# Title" (optionally closed by #s).
 _H1 = re.compile(r"^#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.M)
+# What "surrogateescape" makes of a byte that is not UTF-8: files are read with it so such a
+# byte is found and named, never silently replaced by U+FFFD (a cp1252 export's accents).
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
+
+def _not_utf8(text: str, *, first_line: int = 1) -> str | None:
+    """Why ``text`` (read with "surrogateescape") cannot be used, or None when it is UTF-8."""
+    odd = _NOT_UTF8.search(text)
+    if odd is None:
+        return None
+    line_start = text.rfind("\n", 0, odd.start()) + 1
+    line = first_line + text.count("\n", 0, odd.start())
+    return (f"not UTF-8 text: byte 0x{ord(odd.group()) - 0xdc00:02x} at line {line}, "
+            f"column {odd.start() - line_start + 1}; save the file as UTF-8")
 
 
 def _record(record: Any, *, name: str, source: str,
@@ -35,12 +49,15 @@ def _record(record: Any, *, name: str, source: str,
 
 def load_json(path: Path, *, name: str, source: str) -> Iterator[Article | Skipped]:
     """A list of records, an object with an "articles"/"items" list, or a single record."""
-    with path.open(encoding="utf-8-sig", errors="replace") as fh:
-        try:
-            data = json.load(fh)
-        except json.JSONDecodeError:
-            yield Skipped(name, "invalid JSON")
-            return
+    text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")
+    if why := _not_utf8(text):
+        yield Skipped(name, why)
+        return
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        yield Skipped(name, "invalid JSON")
+        return
     outlet: str | None = None
     if isinstance(data, Mapping):
         key = next((k for k in _LIST_KEYS if isinstance(data.get(k), list)), None)
@@ -59,9 +76,12 @@ def load_json(path: Path, *, name: str, source: str) -> Iterator[Article | Skipp
 
 def load_jsonl(path: Path, *, name: str, source: str) -> Iterator[Article | Skipped]:
     """One record per line, read line by line so large exports stream."""
-    with path.open(encoding="utf-8-sig", errors="replace") as fh:
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
+                continue
+            if why := _not_utf8(line, first_line=lineno):
+                yield Skipped(f"{name}:{lineno}", why)
                 continue
             try:
                 record = json.loads(line)
@@ -77,13 +97,14 @@ def load_markdown(path: Path, *, name: str, source: str) -> Iterator[Article | S
     Without a title in the front matter, the first "# heading" is the title (and leaves the
     body, so the text does not repeat it).
     """
+    text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")
+    if why := _not_utf8(text):
+        yield Skipped(name, why)
+        return
     try:
-        post = frontmatter.load(str(path), encoding="utf-8-sig")
+        post = frontmatter.loads(text)
     except yaml.YAMLError:
         yield Skipped(name, "invalid front matter")
-        return
-    except UnicodeDecodeError:
-        yield Skipped(name, "not UTF-8 text")
         return
     record: dict[str, Any] = {str(k): v for k, v in post.metadata.items()}
     body = post.content

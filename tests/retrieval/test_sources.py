@@ -129,6 +129,28 @@ def test_invalid_json_file(tmp_path: Path) -> None:
     assert load(path) == ([], [Skipped("bad.json", "invalid JSON")])
 
 
+def test_files_not_in_utf8_are_refused_where_the_first_odd_byte_is(tmp_path: Path) -> None:
+    """A cp1252 export is not read with its accents replaced: each file (each line of a
+    JSONL file) says it is not UTF-8 and where."""
+    record = {"title": "Caf\u00e9 on the quay reopens", "url": "https://quay.example/cafe",
+              "body": "The \u201cquay caf\u00e9\u201d reopened after the storm repairs."}
+    plain = {"title": "Quay car park resurfaced", "url": "https://quay.example/car-park",
+             "body": "The car park on the quay has been resurfaced and reopened."}
+    (tmp_path / "quay.jsonl").write_bytes(
+        (json.dumps(plain) + "\n" + json.dumps(record, ensure_ascii=False) + "\n")
+        .encode("cp1252"))
+    (tmp_path / "quay.json").write_bytes(
+        json.dumps([plain, record], ensure_ascii=False, indent=1).encode("cp1252"))
+    (tmp_path / "quay.md").write_bytes(
+        f"---\ntitle: {record['title']}\n---\n{record['body']}\n".encode("cp1252"))
+    why = "not UTF-8 text: byte 0x{:02x} at line {}, column {}; save the file as UTF-8"
+    articles, skipped = load(tmp_path)
+    assert [a.title for a in articles] == ["Quay car park resurfaced"]  # its line is UTF-8
+    assert skipped == [Skipped("quay.json", why.format(0xe9, 8, 16)),
+                       Skipped("quay.jsonl:2", why.format(0xe9, 2, 15)),
+                       Skipped("quay.md", why.format(0xe9, 2, 11))]
+
+
 def test_lenient_field_names() -> None:
     articles, skipped = load(DATA / "lenient.json")
     assert not skipped
