@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 Callback = Callable[[int], None]
 BATCH_ARTICLES = 512  # about 2,300 chunks: the embedder batches them by length
+READ_PROGRESS_S = 0.2  # how often an ingest reports the articles it has read
 FILE_KINDS = frozenset({"dir", "json", "jsonl", "markdown", "feed"})
 # The page at an article's own address replaces another source's text only when it holds at
 # least this share of it: a consent wall or a paywall there is much shorter than the story,
@@ -266,13 +267,21 @@ class AdminService:
                     continue
                 articles: list[Article] = []
                 skipped: list[Skipped] = []
+                unreported, reported_at = 0, time.monotonic()
                 for item in load_source(spec, timeout_s=self.settings.fetch_timeout_s,
                                         max_bytes=self.settings.max_feed_bytes,
                                         allow_private=self.settings.allow_private_urls):
                     if isinstance(item, Skipped):
                         skipped.append(item)
-                    else:
-                        articles.append(item)
+                        continue
+                    articles.append(item)
+                    unreported += 1
+                    # Counted as read (a feed's pages can take a while), a few times a second.
+                    if time.monotonic() - reported_at >= READ_PROGRESS_S:
+                        progress.done_articles(unreported)
+                        unreported, reported_at = 0, time.monotonic()
+                if unreported:
+                    progress.done_articles(unreported)
                 report.skipped += skipped
                 if not articles:
                     # Nothing usable: no source row is recorded, and the command says why.
@@ -283,7 +292,8 @@ class AdminService:
                     continue
                 if kind == "page" and (len(articles) > 1 or articles[0].url != spec):
                     kind = "feed"  # a URL that gave several items, or items elsewhere
-                self.record(spec, kind, articles, report, progress)
+                # Articles were counted as read; the write moves the chunk count.
+                self.record(spec, kind, articles, report, replace(progress, articles=None))
             self.note_ingest(report)
         self.retriever.refresh()  # whoever ingested may ask next
         report.seconds = time.perf_counter() - t0

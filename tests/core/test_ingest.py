@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.admin import Progress
 from bot.core.models import NewsbotError
 from bot.core.services import Services
 from tests.fakes import FakeEmbedder, make_services
@@ -42,6 +43,26 @@ def test_reingest_adds_nothing(empty: Services, tmp_path: Path) -> None:
     assert first.chunks == status["chunks"] > 0
     assert (second.added, second.updated, second.unchanged, second.chunks) == (0, 0, 5, 0)
     assert empty.admin.status()["chunks"] == status["chunks"]
+
+
+def test_ingest_progress_moves_as_articles_are_read_and_chunks_embedded(
+        empty: Services, tmp_path: Path) -> None:
+    """Far fewer articles than one write batch: the bars still move from the start."""
+    body = "\n\n".join(f"Section {i} of the ferry timetable review covers the winter "
+                       f"crossings, the crew rota and the fares on the early boat. " * 4
+                       for i in range(5))
+    src = _write_jsonl(tmp_path / "a.jsonl", [_record(i, body) for i in range(1, 41)])
+    empty.admin.indexer.embed_step = 64  # a few steps for these 200 chunks
+    events: list[dict[str, object]] = []
+    report = empty.admin.ingest([str(src)], Progress.emitting(events.append))
+    read = [e["articles"] for e in events if "articles" in e]
+    embedded = [e["chunks"] for e in events if "chunks" in e]
+    assert sum(read) == report.added == 40 and sum(embedded) == report.chunks
+    # The articles are counted as they are read, before their chunks are embedded ...
+    assert events.index(next(e for e in events if "articles" in e)) < events.index(
+        next(e for e in events if "chunks" in e))
+    # ... and the chunks a few at a time, not once for the whole batch.
+    assert len(embedded) >= 3 and max(embedded) <= 64 < report.chunks
 
 
 def test_changed_article_replaces_all_its_chunks(empty: Services, tmp_path: Path) -> None:
