@@ -38,7 +38,9 @@ from retrieval.articles import (
 )
 from retrieval.indexer import Indexer
 from retrieval.search import Retriever
-from retrieval.sources import Skipped, SourceError, load_source, source_kind
+from retrieval.sources import Skipped, SourceError, fetch_url, load_source, source_kind
+from retrieval.sources.feeds import Feed, read_feed
+from retrieval.sources.web import Failure, Fetcher, page_article
 from retrieval.store import StoreReadOnly, VectorStore
 
 if TYPE_CHECKING:
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Callback = Callable[[int], None]
+# (spec, the feed, the fetcher it was read with, report, progress) -> why nothing was recorded
+FeedIngest = Callable[[str, "Feed", "Fetcher", "IngestReport", "Progress"], str | None]
 BATCH_ARTICLES = 512  # about 2,300 chunks: the embedder batches them by length
 READ_PROGRESS_S = 0.2  # how often an ingest reports the articles it has read
 FILE_KINDS = frozenset({"dir", "json", "jsonl", "markdown", "feed"})
@@ -243,6 +247,9 @@ class AdminService:
         # The configured model; differs from the serving one until a full reindex switches.
         self.target_embedder = target_embedder or indexer.embedder
         self.write_lock = WriteLock(store)
+        # How a feed URL given to ingest is read and recorded: as its polls are (set where
+        # the services are wired; without it, each item is stored at its own link).
+        self.feed_ingest: FeedIngest | None = None
 
     @property
     def model_change_pending(self) -> bool:
@@ -265,12 +272,30 @@ class AdminService:
                 except SourceError as exc:
                     report.failed.append(Skipped(raw, str(exc)))
                     continue
+                fetcher = Fetcher(timeout_s=self.settings.fetch_timeout_s,
+                                  max_bytes=self.settings.max_feed_bytes,
+                                  allow_private=self.settings.allow_private_urls)
+                items: Iterable[Article | Skipped] = ()
+                if kind == "page" and self.feed_ingest is not None:
+                    got = fetch_url(spec, fetcher)
+                    if isinstance(got, Skipped):
+                        items = [got]
+                    elif got[1] is None:
+                        items = [page_article(got[0], name=spec, source=spec)]
+                    else:
+                        # A feed URL: its items are recorded as a poll of it records them.
+                        feed = read_feed(got[0], got[1], spec)
+                        why = (feed.reason if isinstance(feed, Failure)
+                               else self.feed_ingest(spec, feed, fetcher, report, progress))
+                        if why:
+                            report.failed.append(Skipped(raw, why))
+                        continue
+                else:
+                    items = load_source(spec, fetcher=fetcher)
                 articles: list[Article] = []
                 skipped: list[Skipped] = []
                 unreported, reported_at = 0, time.monotonic()
-                for item in load_source(spec, timeout_s=self.settings.fetch_timeout_s,
-                                        max_bytes=self.settings.max_feed_bytes,
-                                        allow_private=self.settings.allow_private_urls):
+                for item in items:
                     if isinstance(item, Skipped):
                         skipped.append(item)
                         continue

@@ -183,6 +183,8 @@ def build_services(settings: Settings, *, embedder: Embedder | None = None,
     indexer = Indexer(store, serving)
     model = model or build_chat_model(settings)
     admin = AdminService(settings, state, store, indexer, retriever, target_embedder=configured)
+    sources = SourceService(settings, state, admin)
+    admin.feed_ingest = sources.ingest_feed
     return Services(
         settings=settings,
         state=state,
@@ -191,7 +193,7 @@ def build_services(settings: Settings, *, embedder: Embedder | None = None,
         retriever=retriever,
         ask=AskService(settings, retriever, model, guild_zones=state.guild_tz),
         admin=admin,
-        sources=SourceService(settings, state, admin),
+        sources=sources,
         feedback=FeedbackService(state),
         briefs=BriefService(state, admin, model),
         desk=Desk(state, serving, model=model, mod_channel_id=settings.mod_channel_id,

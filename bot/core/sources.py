@@ -16,7 +16,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,7 +27,7 @@ from bot.core.state import BriefIntake, SourceRecord, State, utcnow
 from bot.settings import Settings
 from retrieval.articles import Article, make_article_id, own_article_id
 from retrieval.sources import Skipped, feeds
-from retrieval.sources.feeds import FeedEntry, Probe, complete_entries, poll_feed
+from retrieval.sources.feeds import Feed, FeedEntry, Probe, complete_entries, poll_feed
 from retrieval.sources.web import Failure, Fetcher, NotModified, page_article
 
 log = logging.getLogger(__name__)
@@ -75,29 +75,40 @@ def fetch_source(fetcher: Fetcher, source: SourceRecord, is_known: Known, *,
         return Fetched(error=feed.reason)
     if isinstance(feed, NotModified):
         return Fetched(not_modified=True, etag=feed.etag, last_modified=feed.last_modified)
+    return read_items(fetcher, feed, is_known, budget_s=budget_s)
+
+
+def read_items(fetcher: Fetcher, feed: Feed, is_known: Known, *, budget_s: float | None,
+               on_read: Callable[[int], None] | None = None) -> Fetched:
+    """The new or changed items of ``feed``, each read from the page its link leads to when
+    the feed gives only a teaser; within ``budget_s`` (None: all of them), ``on_read``
+    told how many articles each step read."""
     out = Fetched(skipped=list(feed.skipped), etag=feed.etag, last_modified=feed.last_modified)
     fresh = [e for e in feed.entries if not is_known(e)]
     out.known = len(feed.entries) - len(fresh)
     # Pages are read a few at a time within one budget for the poll: items not reached are
     # left for the next poll (they are still new then), so a slow site cannot hold the
     # watcher for longer than the budget however many new items its feed lists.
-    deadline = time.monotonic() + budget_s
+    deadline = None if budget_s is None else time.monotonic() + budget_s
     step = fetcher.concurrency * 2
     read: list[tuple[FeedEntry, Article]] = []
     for start in range(0, len(fresh), step):
-        left = deadline - time.monotonic()
-        if left <= 0:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
             out.deferred = len(fresh) - start
             if out.deferred:
                 out.etag = out.last_modified = None  # the next poll must see them again
             break
         group = fresh[start : start + step]
+        before = len(read)
         for entry, item in zip(group, complete_entries(fetcher, group, budget_s=left),
                                strict=True):
             if isinstance(item, Skipped):
                 out.skipped.append(item)
             else:
                 read.append((entry, item))
+        if on_read is not None and len(read) > before:
+            on_read(len(read) - before)
     # A page that several items lead to (a consent wall, a home page) is none of theirs.
     reached = Counter(item.id for _, item in read)
     for entry, item in read:
@@ -284,19 +295,11 @@ class SourceService:
             result.outcome = "not modified"
         elif fetched.articles:
             report = IngestReport()
-            guids = self.state.known_guids(source.id)  # once per poll, not once per item
-            articles = [_same_id(guids, a)
-                        for a in self._own_pages(source, fetched.articles, fetched.item_links)]
             # Queued for briefs in the transaction that records them: planning them later
             # may be cut short by a crash, but the queue is picked up again.
-            articles = self.admin.sync_articles(
-                articles, source.id, report, progress, guids={a.id: a.ext_id for a in articles},
-                briefs=BriefIntake(source.id, first_fetch=source.polls == 0,
-                                   backfill=source.backfill))
-            pairs = list(zip(articles, fetched.articles, strict=True))
-            self.state.set_item_hashes(
-                source.id, {a.id: fetched.item_hashes.get(orig.id) for a, orig in pairs},
-                {a.id: fetched.item_links.get(orig.id) for a, orig in pairs})
+            self._record(source, fetched, report, progress,
+                         BriefIntake(source.id, first_fetch=source.polls == 0,
+                                     backfill=source.backfill))
             result.added, result.updated = report.added, report.updated
             result.unchanged += report.unchanged
             result.added_ids, result.updated_ids = report.added_ids, report.updated_ids
@@ -319,6 +322,50 @@ class SourceService:
             else fetched.last_modified or source.last_modified)
         result.seconds = time.perf_counter() - t0
         return result
+
+    def _record(self, source: SourceRecord, fetched: Fetched, report: IngestReport,
+                progress: Progress | None, briefs: BriefIntake | None) -> None:
+        """Record the articles of one read of ``source`` as this source knows its items,
+        with each item's hash and link remembered for the next read."""
+        guids = self.state.known_guids(source.id)  # once per read, not once per item
+        articles = [_same_id(guids, a)
+                    for a in self._own_pages(source, fetched.articles, fetched.item_links)]
+        articles = self.admin.sync_articles(
+            articles, source.id, report, progress, guids={a.id: a.ext_id for a in articles},
+            briefs=briefs)
+        pairs = list(zip(articles, fetched.articles, strict=True))
+        self.state.set_item_hashes(
+            source.id, {a.id: fetched.item_hashes.get(orig.id) for a, orig in pairs},
+            {a.id: fetched.item_links.get(orig.id) for a, orig in pairs})
+
+    def ingest_feed(self, spec: str, feed: Feed, fetcher: Fetcher, report: IngestReport,
+                    progress: Progress) -> str | None:
+        """Ingest a feed URL once (``newsbot ingest``): its items recorded as a poll records
+        them (each at the page its link leads to, its link remembered), but every item at
+        once and no brief queued. Returns why nothing was recorded, or None. Call under
+        the admin's ``write_lock``."""
+        held = self.state.find_source(spec)
+        fetched = read_items(fetcher, feed, self._known(held) if held else lambda e: False,
+                             budget_s=None, on_read=progress.done_articles)
+        report.skipped += fetched.skipped
+        report.unchanged += fetched.known
+        if not fetched.articles and not fetched.known:
+            return (fetched.skipped[0].reason if len(fetched.skipped) == 1
+                    else f"no usable articles ({len(fetched.skipped)} skipped)"
+                    if fetched.skipped else "feed has no entries")
+        source = self.state.add_source(spec, "feed")
+        try:
+            if fetched.articles:
+                # Articles were counted as read; the write moves the chunk count.
+                self._record(source, fetched, report, replace(progress, articles=None), None)
+        except BaseException:
+            if held is None and not self.state.article_ids_for_source(source.id):
+                self.state.delete_source(source.id)  # stopped before anything landed
+            raise
+        now = utcnow()
+        self.state.update_source(source.id, last_fetch=now, last_ok=now,
+                                 polls=source.polls + 1, last_error=None)
+        return None
 
     def _failed(self, source: SourceRecord, result: SourcePoll, error: str, now: datetime,
                 interval: timedelta, t0: float) -> SourcePoll:

@@ -21,7 +21,9 @@ from urllib.parse import urlsplit
 from retrieval.articles import Article
 
 if TYPE_CHECKING:
-    from retrieval.sources.web import Fetcher
+    from feedparser import FeedParserDict
+
+    from retrieval.sources.web import Fetcher, Page
 
 # The submodules import Skipped from here, so they are imported inside the functions below.
 
@@ -163,22 +165,30 @@ def _binary(path: Path) -> bool:
         return b"\x00" in fh.read(8192)
 
 
-def _load_url(spec: str, fetcher: Fetcher, full_text: Fetcher | None,
-              ) -> Iterator[Article | Skipped]:
+def fetch_url(spec: str, fetcher: Fetcher) -> tuple[Page, FeedParserDict | None] | Skipped:
+    """The page at ``spec`` and, when it is a feed, the feed parsed; or why neither."""
     from retrieval.sources import feeds, web
 
     page = fetcher.get(spec)
     if isinstance(page, web.Failure):
-        yield Skipped(spec, page.reason)
-        return
+        return Skipped(spec, page.reason)
     if isinstance(page, web.NotModified) or not page.body.strip():
-        yield Skipped(spec, "empty body")
-        return
+        return Skipped(spec, "empty body")
     try:
-        feed = feeds.sniff(page)
+        return page, feeds.sniff(page)
     except feeds.FeedError as err:
-        yield Skipped(spec, str(err))
+        return Skipped(spec, str(err))
+
+
+def _load_url(spec: str, fetcher: Fetcher, full_text: Fetcher | None,
+              ) -> Iterator[Article | Skipped]:
+    from retrieval.sources import feeds, web
+
+    got = fetch_url(spec, fetcher)
+    if isinstance(got, Skipped):
+        yield got
         return
+    page, feed = got
     if feed is not None:
         yield from feeds.feed_items(feed, name=spec, source=spec, fetcher=full_text)
     else:

@@ -436,8 +436,9 @@ def feed_items(parsed: FeedParserDict, *, name: str, source: str,
     """One Article (or Skipped) per entry; a Skipped for the whole feed when it has none.
 
     With a ``fetcher``, entries whose text is short are completed from their linked page.
-    Each article is at its entry's link: a feed read in one go (``newsbot ingest``) keeps
-    no links, so only a followed feed's items take the address their page redirects to.
+    Each article is at its entry's link: a read that keeps no links (a feed file) cannot
+    tell a page its items share from one an earlier item reached, so only a caller that
+    remembers item links reads them at their pages (:func:`complete_entries`).
     """
     if not parsed.entries:
         yield Skipped(name, _unreadable(parsed) or "feed has no entries")
@@ -511,10 +512,14 @@ def poll_feed(fetcher: Fetcher, url: str, *, etag: str | None = None,
         return Failure(str(err))
     if parsed is None:
         return Failure(f"not a feed: {_what_it_is(got)}")
-    why = _unreadable(parsed)
-    if why:
+    return read_feed(got, parsed, source or url)
+
+
+def read_feed(page: Page, parsed: FeedParserDict, source: str) -> Feed | Failure:
+    """The feed ``page`` holds (as :func:`sniff` parsed it), or why it is no usable feed."""
+    if why := _unreadable(parsed):
         return Failure(why)
-    feed = _feed(got, parsed, source or url)
+    feed = _feed(page, parsed, source)
     return Failure(why) if (why := _broken(feed.entries, parsed)) else feed
 
 

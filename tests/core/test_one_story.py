@@ -410,3 +410,34 @@ def test_a_followed_feed_ingested_too_is_one_article_per_item(svc: Services,
     report = svc.admin.ingest([feed])
     assert (report.added, report.updated, report.unchanged) == (0, 0, 1)
     assert list(svc.state.iter_articles()) == [article]
+
+
+def test_a_feed_ingested_once_stores_each_item_where_a_followed_feed_does(
+        tmp_path: Path, allow_private_urls: None, http: StaticServer) -> None:
+    page = http.add("/news/ferry", article_page(TITLE, PARAGRAPHS))
+    feed = http.add("/feed.xml", rss([_listing(http, "redirect")]),
+                    content_type="application/rss+xml")
+    stored: dict[str, tuple[str | None, str, str]] = {}
+    for how in ("follow", "ingest"):
+        services = make_services(tmp_path / how, sample=False, fetch_timeout_s=3)
+        try:
+            if how == "ingest":
+                assert services.admin.ingest([feed]).added == 1
+            else:
+                assert services.sources.add(feed)["poll"]["added"] == 1
+            [article] = services.state.iter_articles()
+            stored[how] = (article.url, article.id, article.title)
+        finally:
+            services.close()
+    assert stored["ingest"] == stored["follow"] and stored["ingest"][0] == page
+    # Ingested again after the outlet retitled the story (its link now leads elsewhere): the
+    # link was remembered, so it is the same article, updated, as for a followed feed.
+    services = make_services(tmp_path / "ingest", sample=False, fetch_timeout_s=3)
+    try:
+        _retitled(http, "/feed.xml")
+        report = services.admin.ingest([feed])
+        assert (report.added, report.updated) == (0, 1)
+        [after] = services.state.iter_articles()
+        assert (after.id, after.url) == (article.id, http.url("/news/ferry-cancelled"))
+    finally:
+        services.close()
