@@ -224,10 +224,6 @@ class ControlClient:
                             base_url="http://newsbot",
                             timeout=httpx.Timeout(5.0, read=read_timeout))
 
-    def ping(self) -> dict[str, Any]:
-        with self._client(5.0) as client:
-            return dict(client.get("/v1/ping").raise_for_status().json())
-
     def call(self, op: str, args: dict[str, Any],
              on_progress: Callable[[Event], None] | None = None) -> dict[str, Any]:
         """Run ``op`` in the service; progress events go to ``on_progress``."""

@@ -613,11 +613,6 @@ class State:
             "AND (next_poll IS NULL OR next_poll <= ?) ORDER BY next_poll", (_iso(now),))
         return [SourceRecord.from_row(r) for r in rows]
 
-    def next_due(self) -> datetime | None:
-        rows = self._query("SELECT MIN(next_poll) AS t FROM sources "
-                           "WHERE watch = 1 AND status != 'disabled'")
-        return _dt(rows[0]["t"]) if rows else None
-
     def update_source(self, source_id: int, **fields: Any) -> None:
         """Set columns of one source (datetimes are stored as ISO text)."""
         allowed = {"name", "watch", "every_min", "backfill", "last_fetch", "last_ok",
