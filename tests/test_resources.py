@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.control import ControlClient
+from bot.core.services import Services
 from bot.service import NewsService
 from tests.fakes import make_services
 from tests.support.feeds import article_page, numbered_items, rss, story_paragraphs
@@ -67,6 +68,39 @@ async def settled_beside_the_loop(fds: int, thr: int, slack: int = 2,
         await asyncio.sleep(0.05)
 
 
+async def quiet(service: NewsService, wait_s: float = 60.0) -> None:
+    """Until the listeners of the service's last poll (briefs), which run after it
+    returns, are done."""
+    deadline = time.monotonic() + wait_s
+    while service._busy:
+        assert time.monotonic() < deadline, "the service's background work did not end"
+        await asyncio.sleep(0.05)
+
+
+def store_connections() -> int:
+    return sum(os.readlink(f"/proc/self/fd/{fd}").endswith("chroma.sqlite3")
+               for fd in os.listdir("/proc/self/fd") if os.path.islink(f"/proc/self/fd/{fd}"))
+
+
+def fill_the_store_pool(services: Services) -> None:
+    """Bring Chroma's SQLite pool to its bound. It opens a connection (with a worker thread)
+    whenever a request finds none idle, and keeps it: how many a run opens depends on how
+    its requests happen to overlap, which a busy machine changes. Full, it opens no more."""
+    def reads() -> None:
+        for _ in range(20):
+            services.store.count()
+
+    unchanged = 0
+    while unchanged < 2:  # two bursts of concurrent reads in a row open nothing new
+        before = store_connections()
+        burst = [threading.Thread(target=reads) for _ in range(16)]
+        for t in burst:
+            t.start()
+        for t in burst:
+            t.join()
+        unchanged = unchanged + 1 if store_connections() == before else 0
+
+
 def test_closed_services_release_the_store_files_and_threads(tmp_path: Path) -> None:
     # Each store holds about seven descriptors (Chroma's SQLite file, segment files, its
     # runtime's event loop) and a few threads while open.
@@ -108,13 +142,12 @@ async def test_a_service_answering_and_polling_keeps_its_files_and_threads(
                 assert report["sources"][0]["added"] == 1
 
             await round_(3)  # warm-up: the model, the keyword index, the first fetch
-            await asyncio.sleep(0.2)  # the poll's listeners (briefs) run after it returns
-            fds, thr = await settled_beside_the_loop(open_fds(), threads_but_the_loops_pool(),
-                                                     slack=0,
-                                                     wait_s=1.0)
+            await quiet(service)
+            await asyncio.to_thread(fill_the_store_pool, service.services)
+            fds, thr = open_fds(), threads_but_the_loops_pool()
             for n in range(4, 12):
                 await round_(n)
-            await asyncio.sleep(0.2)
+            await quiet(service)
             after = await settled_beside_the_loop(fds, thr)
         finally:
             await service.stop()
