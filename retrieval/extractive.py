@@ -308,15 +308,19 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
 
 
 def _lede(question: str, result: SearchResult, scored: list[Candidate]) -> Candidate | None:
-    """The first article's opening sentence, when the question's terms are all in its
-    headline ("any update on the strike?", "what's the latest on the pope?"): such a question
-    asks about the headline's event, and a report's first sentence states it (who, what,
-    when, where). Its likeliest sentence is one that repeats the subject ("Born in Chicago,
-    he is the first pope from the United States"). None when the opening sentence is not a
-    candidate (its chunk was not matched)."""
+    """The first article's opening sentence, when the question asks for news ("any update
+    on the strike?", "what's the latest on the pope?") of a subject whose terms are all in
+    its headline: such a question asks about the headline's event, and a report's first
+    sentence states it (who, what, when, where), where its likeliest may only repeat the
+    subject ("Born in Chicago, he is the first pope from the United States"). A question of
+    its own ("is the pope from the US?") keeps its likeliest sentence. None when the opening
+    sentence is not a candidate (its chunk was not matched)."""
+    asked = set(tokenize([question])[0])
+    if not (asked & news_words() or result.time.recency):
+        return None  # a question of its own ("is the pope from the US?"), not for news
     top = result.articles[0]
     headline = set(tokenize([top.chunks[0].metadata.get("title", "")])[0])
-    own = set(tokenize([question])[0]) - news_words()
+    own = asked - news_words()
     if not own or not own <= headline:
         return None
     opening = next((c for c in top.chunks if c.metadata.get("chunk") == 0), None)
