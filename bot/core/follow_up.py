@@ -59,7 +59,10 @@ def search_context(asked: Sequence[str]) -> list[str]:
     third follow-up."""
     recent = list(asked[-2:])
     if len(asked) > 2 and all(points_back(q) for q in recent):
-        named = next((q for q in reversed(asked[:-2]) if not points_back(q)), None)
+        # A question that names the story has words of its own: "thanks!" or "why?" points
+        # back at nothing, yet names nothing either.
+        named = next((q for q in reversed(asked[:-2])
+                      if not points_back(q) and tokenize([q])[0]), None)
         if named is not None:
             recent = [named, recent[-1]]
     return recent

@@ -323,6 +323,9 @@ def test_search_context_is_the_last_two_questions_or_the_story_and_the_last() ->
         story, "what was wrong with it?"]
     assert search_context([story, "what was wrong with it?", "how did they fix it?"]) == [
         story, "how did they fix it?"]
+    # An aside between them names no story: the one named before it is kept.
+    assert search_context([story, "thanks!", "what was wrong with it?",
+                           "how did they fix it?"]) == [story, "how did they fix it?"]
     # A question naming its subject is one of the last two: nothing older is needed.
     assert search_context([story, "and the Pope?", "when was he elected?"]) == [
         "and the Pope?", "when was he elected?"]
