@@ -122,14 +122,15 @@ class AskButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
                 ephemeral=True, allowed_mentions=NO_MENTIONS)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        thread = await brief_thread(message, channel)
-        if thread is None:
-            await interaction.followup.send(
-                "I cannot open a thread here (the bot needs Create Public Threads).",
-                ephemeral=True, allowed_mentions=NO_MENTIONS)
-            return
-        await interaction.followup.send(f"Ask your question in {thread.mention}.",
-                                        ephemeral=True, allowed_mentions=NO_MENTIONS)
+        await _point_to(interaction, await brief_thread(message, channel))
+
+
+async def _point_to(interaction: discord.Interaction[Any],
+                    thread: discord.Thread | None) -> None:
+    """The member's private reply to an ask control: the thread to ask in, or why none."""
+    text = (f"Ask your question in {thread.mention}." if thread is not None else
+            "I cannot open a thread here (the bot needs Create Public Threads).")
+    await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
 
 async def brief_thread(message: discord.Message,
@@ -191,14 +192,7 @@ class ListAskMenu(discord.ui.DynamicItem[discord.ui.Select[Any]], template=LIST_
                 ephemeral=True, allowed_mentions=NO_MENTIONS)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        thread = await cog.story_thread(channel, picked.value, picked.label)
-        if thread is None:
-            await interaction.followup.send(
-                "I cannot open a thread here (the bot needs Create Public Threads).",
-                ephemeral=True, allowed_mentions=NO_MENTIONS)
-            return
-        await interaction.followup.send(f"Ask your question in {thread.mention}.",
-                                        ephemeral=True, allowed_mentions=NO_MENTIONS)
+        await _point_to(interaction, await cog.story_thread(channel, picked.value, picked.label))
 
 
 def list_view(lines: list[dict[str, Any]]) -> discord.ui.View | None:
