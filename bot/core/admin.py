@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -334,19 +334,26 @@ class AdminService:
         if not new_source:
             articles = self._as_followed(source.id, articles)
         recorded: list[Article] = []
-        try:
+        with self.fetched_once(source, new=new_source):
             for batch in _batches(articles, BATCH_ARTICLES):
                 if progress is not None:
                     progress.check()
                 recorded += self.sync_articles(batch, source.id, report, progress)
+        return recorded
+
+    @contextmanager
+    def fetched_once(self, source: SourceRecord, *, new: bool) -> Iterator[None]:
+        """Around a one-off load of ``source``: recorded as a good fetch when it ends, and a
+        ``new`` source dropped again if it stops before anything landed."""
+        try:
+            yield
         except BaseException:
-            if new_source and not self.state.article_ids_for_source(source.id):
-                self.state.delete_source(source.id)  # stopped before anything landed
+            if new and not self.state.article_ids_for_source(source.id):
+                self.state.delete_source(source.id)
             raise
         now = utcnow()
         self.state.update_source(source.id, last_fetch=now, last_ok=now,
                                  polls=source.polls + 1, last_error=None)
-        return recorded
 
     def _as_followed(self, source_id: int, articles: list[Article]) -> list[Article]:
         """``articles`` (read at their items' links), where one whose link this source

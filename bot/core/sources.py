@@ -354,17 +354,10 @@ class SourceService:
                     else f"no usable articles ({len(fetched.skipped)} skipped)"
                     if fetched.skipped else "feed has no entries")
         source = self.state.add_source(spec, "feed")
-        try:
+        with self.admin.fetched_once(source, new=held is None):
             if fetched.articles:
                 # Articles were counted as read; the write moves the chunk count.
                 self._record(source, fetched, report, replace(progress, articles=None), None)
-        except BaseException:
-            if held is None and not self.state.article_ids_for_source(source.id):
-                self.state.delete_source(source.id)  # stopped before anything landed
-            raise
-        now = utcnow()
-        self.state.update_source(source.id, last_fetch=now, last_ok=now,
-                                 polls=source.polls + 1, last_error=None)
         return None
 
     def _failed(self, source: SourceRecord, result: SourcePoll, error: str, now: datetime,
