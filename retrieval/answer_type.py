@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
+from typing import Literal
 
 from retrieval.lexical import tokenize
 
@@ -225,6 +226,55 @@ def kind_spans(expected: Expected, sentence: str) -> list[tuple[int, int]]:
         # "How long?" is often answered with the two dates it lies between.
         spans += [m.span() for m in _DATE.finditer(sentence)]
     return spans
+
+
+# The answers some questions look for without naming a kind: "who ...?" a name, "where
+# ...?" a place, "why ...?" a reason, "what did she say / how did he react?" words said.
+# Only a hint for the sentence scores: an answer may well say "his brother" or "at home".
+Cue = Literal["who", "where", "why", "said"]
+_CUE_WH = re.compile(r"\b(what|who|whom|whose|which|where|why|how|when)\b")
+# "What did the minister say / tell them?", "how did she react?": the question asks for words
+# said, not "which firm announced cuts?".
+_SPEECH_ASKED = re.compile(r"\bwhat (?:did|does|do|has|have|had|will|would) .{0,60}?\b(?:say|tell|"
+                           r"claim|argue|propose|suggest|warn|reply)\b|\bhow (?:did|does|do|has|"
+                           r"have|will|would) .{0,60}?\b(?:react|respond|reply)\b")
+_NAME_RUN = re.compile(r"\b[A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)*")
+_PLACE = re.compile(r"\b(?:in|at|near|from|to|outside|inside|into|of)\s+(?:the\s+)?"
+                    r"([A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)*)")
+_CALENDAR_WORD = re.compile(rf"(?:{_MONTHS_DAYS})\.?", re.I)  # "on Monday" names no one
+_REASON = re.compile(r"\b(?:because|due to|so that|in order to|as a result|owing to|reasons?|"
+                     r"since|blamed|caused|after)\b", re.I)
+_SPEECH = re.compile(r"[\"“”]|\b(?:said|says|told|tells|stated|states|argued|argues|claimed|"
+                     r"claims|suggested|proposed|called|described|announced|wrote)\b")
+
+
+def cue(question: str) -> Cue | None:
+    """The answer a question without a named kind looks for, by its first question word."""
+    q = question.lower()
+    m = _CUE_WH.search(q)
+    wh = m.group(1) if m else ""
+    if wh in ("who", "whom", "whose"):
+        return "who"
+    if wh in ("where", "why"):
+        return wh  # type: ignore[return-value]
+    return "said" if _SPEECH_ASKED.search(q) else None
+
+
+def holds_cue(kind: Cue, question: str, sentence: str) -> bool:
+    """Whether ``sentence`` holds what ``kind`` looks for, beyond the question's own words:
+    a name or a place the question does not use, a reason, words said."""
+    if kind == "why":
+        return bool(_REASON.search(sentence))
+    if kind == "said":
+        return bool(_SPEECH.search(sentence))
+    asked = set(re.findall(r"[\w'’-]+", question.lower()))
+    if kind == "where":
+        runs = (m.group(1) for m in _PLACE.finditer(sentence))
+    else:  # a sentence's capitalised first word alone is no name
+        runs = (m.group(0) for m in _NAME_RUN.finditer(sentence)
+                if m.start() > 0 or " " in m.group(0))
+    return any(w.lower() not in asked and not _CALENDAR_WORD.fullmatch(w)
+               for run in runs for w in run.split())
 
 
 def supplies(kind: AnswerType, sentence: str) -> bool:

@@ -6,9 +6,13 @@ stating the answer from meaning and words together (the weights are fitted, see
 
 - the cosine between the question's vector (the search's, pulled towards the conversation a
   follow-up continues) and the sentence's, from the embedding model already loaded, all the
-  sentences of one answer in one batch;
+  sentences of one answer in one batch; and the cosine with the question less its names,
+  which is what it asks rather than whom about: "who shot the minister?" is answered by the
+  sentence naming the gunman, not the one restating that the minister was shot;
 - the IDF-weighted share of the question's terms the sentence holds (an earlier turn's terms
-  count less), and how many terms it adds;
+  count less), of its terms other than names, and how many terms it adds;
+- for "who", "where", "why" and "what did she say?", whether the sentence holds a name or a
+  place the question does not use, a reason, or words said;
 - for a question that asks for a kind of answer (an amount, a number, a date, a year, a
   time, a length of time, a prison term), whether the sentence states one, and whether the
   question's own terms stand next to it: "how many died" is not answered by a count of
@@ -36,7 +40,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from retrieval.answer_type import Expected, expect, kind_spans
+from retrieval.answer_type import Expected, cue, expect, holds_cue, kind_spans
 from retrieval.lexical import news_words, tokenize
 from retrieval.params import SearchParams
 from retrieval.text import is_instruction_like, sentences
@@ -210,21 +214,31 @@ def kind_evidence(sentence: str, expected: Expected, predicate: dict[str, float]
 
 def score(cands: list[Candidate], weights: dict[str, float], vector: np.ndarray | None,
           embedder: Embedder | None, expected: Expected | None, predicate: dict[str, float],
-          p: SearchParams, cache: SentenceVectors | None = None) -> list[Candidate]:
+          p: SearchParams, cache: SentenceVectors | None = None, question: str = "",
+          asked: np.ndarray | None = None) -> list[Candidate]:
     """Every candidate with its chance of stating the answer, most likely first.
 
     Only the likeliest by words are embedded (``cache`` keeps their vectors); the others are
-    given the mean cosine of those, so a sentence of another article can still follow.
+    given the mean cosines of those, so a sentence of another article can still follow.
+    Besides the cosine with the question's ``vector``, they are compared with ``asked``, the
+    vector of the question less its names: what is asked, not whom about. A sentence that
+    restates the story the question names shares its names; the one that answers is closer
+    to what it asks.
     """
     if not cands:
         return []
     total = sum(weights.values()) or 1.0
+    own = sum(predicate.values())
+    looks_for = cue(question) if expected is None and question else None
     rows = []
     for c in cands:
         lexical = sum(w for t, w in weights.items() if t in c.terms) / total
         kind = kind_evidence(c.text, expected, predicate, p.kind_window) if expected else 0.0
         new = sum(1 for t in c.terms if t not in weights)
+        said = sum(w for t, w in predicate.items() if t in c.terms) / own if own else 0.0
+        hint = float(looks_for is not None and holds_cue(looks_for, question, c.text))
         logit = (p.sentence_lexical * lexical + p.sentence_kind * kind
+                 + p.sentence_predicate * said + p.sentence_cue * hint
                  + p.sentence_novelty * min(new, 20) / 20
                  + p.sentence_length * len(c.text) / 300 + p.article_rank * c.article
                  + p.chunk_rank * c.chunk + p.sentence_bias)
@@ -232,20 +246,42 @@ def score(cands: list[Candidate], weights: dict[str, float], vector: np.ndarray 
     # Only the likeliest by words are embedded: the model's time is most of an answer's.
     rows.sort(key=lambda r: -r[0])
     dense = np.zeros(len(rows), dtype=np.float32)
+    meaning = np.zeros(len(rows), dtype=np.float32)
     n = min(p.dense_sentences, len(rows))
     if vector is not None and embedder is not None and n:
         texts = [r[3].text for r in rows[:n]]
-        vectors = (cache.embed(embedder, texts) if cache is not None
-                   else embedder.embed_documents(texts))
+        vectors = _embed(embedder, texts, cache)
         dense[:n] = vectors @ vector
         dense[n:] = float(dense[:n].mean())
+        if asked is not None:
+            meaning[:n] = vectors @ asked
+            meaning[n:] = float(meaning[:n].mean())
     out = []
-    for (logit, lexical, kind, c), d in zip(rows, dense, strict=True):
-        chance = 1.0 / (1.0 + float(np.exp(-(logit + p.sentence_dense * float(d)))))
+    for (logit, lexical, kind, c), d, m in zip(rows, dense, meaning, strict=True):
+        chance = 1.0 / (1.0 + float(np.exp(-(logit + p.sentence_dense * float(d)
+                                              + p.sentence_unnamed * float(m)))))
         out.append(Candidate(c.text, c.article, c.chunk, c.terms, lexical, float(d), kind,
                              chance))
     out.sort(key=lambda c: -c.score)
     return out
+
+
+def _embed(embedder: Embedder, texts: Sequence[str],
+           cache: SentenceVectors | None) -> np.ndarray:
+    return cache.embed(embedder, texts) if cache is not None else np.asarray(
+        embedder.embed_documents(list(texts)), dtype=np.float32)
+
+
+def _asked(question: str, result: SearchResult, embedder: Embedder | None,
+           cache: SentenceVectors | None) -> np.ndarray | None:
+    """The vector of the question less its names; the search's own when it has none and is
+    not pulled towards a conversation (the same vector: no second embedding)."""
+    if embedder is None or result.vector is None:
+        return None
+    unnamed = _CAPITALISED.sub("", question)
+    if unnamed == question and not result.context_terms:
+        return result.vector
+    return _embed(embedder, [unnamed], cache)[0]
 
 
 def answer(question: str, result: SearchResult, retriever: Retriever) -> Extract:
@@ -271,7 +307,7 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
     weights = term_weights(question, result.context_terms, idf, p)
     predicate = _predicate(question, weights, expected)
     scored = score(candidates(result, p), weights, result.vector, embedder, expected,
-                   predicate, p, cache)
+                   predicate, p, cache, question, _asked(question, result, embedder, cache))
     if not scored:
         return Extract([], "none", expected, _missing(expected),
                        (time.perf_counter() - t0) * 1000, scored)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.answer_type import AnswerType, choices, expect, expected_type, kind_spans, supplies
+from retrieval.answer_type import (
+    AnswerType,
+    choices,
+    cue,
+    expect,
+    expected_type,
+    holds_cue,
+    kind_spans,
+    supplies,
+)
 
 
 @pytest.mark.parametrize(("question", "kind"), [
@@ -104,3 +113,29 @@ def test_a_choice_is_stated_by_naming_one_of_the_answers() -> None:
 def test_a_choice_cannot_be_checked_without_the_answers_offered() -> None:
     with pytest.raises(ValueError, match="choice"):
         supplies(AnswerType.CHOICE, "Either will do.")
+
+
+@pytest.mark.parametrize(("question", "looks_for"), [
+    ("who stole the bell from the chapel?", "who"),
+    ("so where did the ferry end up?", "where"),
+    ("why was the bridge shut for a week?", "why"),
+    ("what did the harbour master say about the storm?", "said"),
+    ("how did the council react to the vote?", "said"),
+    ("which bakery announced it would close?", None),
+    ("how many ferries sank?", None),
+])
+def test_a_question_without_a_named_kind_may_still_look_for_one(question: str,
+                                                               looks_for: str | None) -> None:
+    assert cue(question) == looks_for
+
+
+def test_a_sentence_holds_the_cue_only_beyond_the_questions_own_words() -> None:
+    q = "who stole the bell from St Anne's chapel?"
+    assert holds_cue("who", q, "Police charged Martin Okafor, a roofer, with the theft.")
+    assert not holds_cue("who", q, "The bell was taken from St Anne's chapel on Monday.")
+    assert not holds_cue("who", q, "Thieves took the bell overnight.")  # first word only
+    w = "where did the ferry end up?"
+    assert holds_cue("where", w, "The ferry drifted onto a sandbank near Port Ellis.")
+    assert not holds_cue("where", w, "The ferry lost power in the storm.")
+    assert holds_cue("why", "why was it shut?", "It was shut because a cable snapped.")
+    assert holds_cue("said", "what did she say?", 'She said the port would reopen.')

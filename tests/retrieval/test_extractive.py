@@ -260,3 +260,17 @@ def test_month_names_are_not_names_another_report_of_the_story_must_hold() -> No
     found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
     assert found.verdict == "answer"
     assert any("9 million pounds" in p.sentence for p in found.picked)
+
+
+def test_who_is_answered_by_the_sentence_naming_someone_not_the_one_restating_the_story(
+) -> None:
+    # Words only: the restatement holds every term of the question, the answer one of them,
+    # beside a name the question does not use.
+    question = "who shot Mayor Elena Varga in Dunmore?"
+    result, _ = _result(
+        question,
+        "Mayor Elena Varga was shot in Dunmore on Friday evening. Police say she was shot "
+        "twice by Tomas Brody, a former council clerk. Varga is in a stable condition.")
+    found = answer_with(question, result, _EvenIdf(), None, SearchParams())
+    assert found.verdict == "answer"
+    assert "Tomas Brody" in found.picked[0].sentence
