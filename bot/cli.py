@@ -147,6 +147,11 @@ def call(op: str, args: dict[str, Any], *, label: str | None = None,
                     continue
                 raise
             break
+        else:
+            # Found each time and gone each time: a service that keeps restarting. Running
+            # here would race it for the store.
+            raise NewsbotError(f"the service on {settings.data_dir} kept stopping before the "
+                               "command reached it; see its log, then run the command again")
         from bot.core.operations import Context, run_operation
 
         try:

@@ -309,3 +309,21 @@ def test_a_chroma_server_gone_midway_is_one_line_and_a_rerun_completes(
         assert main(["reindex", "--dry-run", "--json"]) == 0
         sync = json.loads(capsys.readouterr().out)
         assert (sync["articles"], sync["added"], sync["updated"], sync["deleted"]) == (5, 0, 0, 0)
+
+
+def test_a_service_that_vanishes_before_every_call_is_one_line(
+        cli_env: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service found each time and gone each time before the call reached it (one that
+    keeps restarting): the command gives up with one line and opens nothing itself."""
+    from bot.control import ControlClient
+
+    def find(cls: type[ControlClient], data_dir: Path) -> ControlClient:
+        return cls(cli_env / "gone.sock")  # nothing listens there: a real refused connect
+
+    monkeypatch.setattr(ControlClient, "find", classmethod(find))
+    assert main(["ingest", str(cli_env / "items.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the service on ") and "kept stopping" in err, err
+    assert err.count("\n") == 1, err
+    assert not (cli_env / "data").exists()  # the store was not opened here
