@@ -89,8 +89,8 @@ class _Bars:
             task = self.bars.tasks[self._chunks]
             if task.elapsed:
                 self.bars.update(self._chunks, rate=f"{task.completed / task.elapsed:.1f}/s")
-        elif "waiting" in event:
-            print(f"waiting: {event['waiting']}", file=sys.stderr)
+        else:
+            _say_waiting(event)
 
     def progress(self) -> Progress:
         from bot.core.admin import Progress
@@ -169,7 +169,8 @@ def call(op: str, args: dict[str, Any], *, label: str | None = None,
 
 
 def _say_waiting(event: dict[str, Any]) -> None:
-    """A command without progress bars still says what it waits for (a running reindex)."""
+    """The one line a command says while it waits its turn (behind a running reindex),
+    with progress bars or without."""
     if "waiting" in event:
         print(f"waiting: {event['waiting']}", file=sys.stderr, flush=True)
 

@@ -384,10 +384,12 @@ def test_a_service_gone_before_the_call_reached_it_is_told_apart(tmp_path: Path)
         ControlClient(tmp_path / "newsbot.sock").call("status", {})
 
 
+@pytest.mark.parametrize("label", [None, "remove"], ids=["plain", "with-bars"])
 async def test_a_write_waiting_behind_a_reindex_says_what_it_waits_for(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`sources remove` while a reindex runs waits its turn: it says so instead of hanging
-    without a word for as long as the reindex takes."""
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], label: str | None) -> None:
+    """`sources remove` while a reindex runs waits its turn: it says so, once, instead of
+    hanging without a word for as long as the reindex takes (a command that draws progress
+    bars as well)."""
     from bot import cli
 
     services = make_services(tmp_path / "d")
@@ -400,7 +402,8 @@ async def test_a_write_waiting_behind_a_reindex_says_what_it_waits_for(
         reindex = asyncio.ensure_future(svc.call("reindex", {"full": True}))
         await asyncio.to_thread(slow.entered.wait, 10)
         remove = asyncio.ensure_future(asyncio.to_thread(
-            cli.call, "sources.remove", {"spec": "1"}, settings=services.settings))
+            cli.call, "sources.remove", {"spec": "1"}, label=label,
+            settings=services.settings))
         for _ in range(100):
             if svc.waiting:
                 break
@@ -412,6 +415,7 @@ async def test_a_write_waiting_behind_a_reindex_says_what_it_waits_for(
         assert (await remove)["articles_removed"] == 12
         err = capsys.readouterr().err
         assert err.startswith("waiting: a reindex is running since "), err
+        assert err.count("waiting:") == 1, err
     finally:
         slow.release.set()
         await svc.stop()
