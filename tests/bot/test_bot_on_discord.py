@@ -17,6 +17,7 @@ from retrieval.store import SEARCH_UNAVAILABLE
 from tests.bot.conftest import OnDiscord, is_answer
 from tests.fakes import ScriptedModel, make_services
 from tests.support.chroma_server import ChromaServer
+from tests.support.discord_server import Message
 
 NETFLIX_Q = "what did Netflix use generative AI for in The Eternaut?"
 Start = Callable[..., Awaitable[OnDiscord]]
@@ -209,18 +210,26 @@ async def test_mention_markup_is_shown_as_names_in_the_thread_title_and_query(
 async def test_cooldown_is_told_once_and_the_line_goes_away(
     start_on_discord: Start, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(ask_cog, "NOTICE_S", 0.3)
     w = await start_on_discord(user_cooldown_s=60, answer_in_threads=False)
+    # The cog runs from the module load_extension executed afresh, not the one imported
+    # here: set on this one, the line stayed its full 15 s, as long as the wait below.
+    monkeypatch.setattr(w.bot.extensions["bot.cogs.ask"], "NOTICE_S", 0.3)
     jo = w.member("jo")
     await w.answer_to(w.server.say(jo, w.news, w.mention(NETFLIX_Q)))
     calls = spy_ask(w)
     for text in ("and the music?", "and the cast?", "and the budget?"):
         w.server.say(jo, w.news, w.mention(text))
     await w.settle()
-    told = [m for m in w.server.channel_messages(w.news, include_deleted=True)
-            if m.content.startswith("You're asking quickly")]
-    assert len(told) == 1 and calls == []
-    await w.wait(lambda: w.server.messages[told[0].id].deleted, "the line to go")
+
+    def told() -> list[Message]:
+        return [m for m in w.server.channel_messages(w.news, include_deleted=True)
+                if m.content.startswith("You're asking quickly")]
+
+    # The bot may have taken the marker of settle() before its reply was posted: waited for.
+    [line] = await w.wait(told, "the cooldown line")
+    await w.wait(lambda: w.server.messages[line.id].deleted, "the line to go")
+    await w.settle()
+    assert len(told()) == 1 and calls == []
 
 
 async def test_a_conversation_in_the_bots_thread_is_not_held_back_by_the_cooldown(
