@@ -345,15 +345,22 @@ class AdminService:
     def fetched_once(self, source: SourceRecord, *, new: bool) -> Iterator[None]:
         """Around a one-off load of ``source``: recorded as a good fetch when it ends, and a
         ``new`` source dropped again if it stops before anything landed."""
+        with self.dropped_if_stopped(source, new=new):
+            yield
+        now = utcnow()
+        self.state.update_source(source.id, last_fetch=now, last_ok=now,
+                                 polls=source.polls + 1, last_error=None)
+
+    @contextmanager
+    def dropped_if_stopped(self, source: SourceRecord, *, new: bool) -> Iterator[None]:
+        """Around the first load of ``source``: when ``new``, it is dropped again if the load
+        stops (Ctrl-C, a fault, a stopping service) before any of its articles landed."""
         try:
             yield
         except BaseException:
             if new and not self.state.article_ids_for_source(source.id):
                 self.state.delete_source(source.id)
             raise
-        now = utcnow()
-        self.state.update_source(source.id, last_fetch=now, last_ok=now,
-                                 polls=source.polls + 1, last_error=None)
 
     def _as_followed(self, source_id: int, articles: list[Article]) -> list[Article]:
         """``articles`` (read at their items' links), where one whose link this source

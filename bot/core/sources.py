@@ -217,6 +217,7 @@ class SourceService:
         if found.kind == "none":
             raise NewsbotError(f"cannot follow {url}: {found.reason}")
         with self.admin.write_lock:
+            new = self.state.find_source(url) is None
             source = self.state.add_source(url, found.kind, name=name, watch=True,
                                            every_min=every_min, backfill=backfill)
             # A feed's own title is only a default name: for a source that has none (and
@@ -229,7 +230,8 @@ class SourceService:
                 self.state.update_source(source.id, status="ok", failures=0, last_error=None,
                                          next_poll=utcnow())
             source = self.state.get_source(source.id) or source
-            result = self.poll_source(source, progress)
+            with self.admin.dropped_if_stopped(source, new=new):
+                result = self.poll_source(source, progress)
         return {"id": source.id, "kind": source.kind, "name": source.name, "spec": source.spec,
                 "title": found.title, "found": found.reason,
                 "every_min": source.every_min or self.settings.poll_minutes,

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.core.admin import Progress
 from bot.core.models import NewsbotError
-from bot.core.services import Services
+from bot.core.services import Services, build_services
 from bot.core.state import utcnow
-from tests.fakes import make_services
+from tests.fakes import FakeEmbedder, make_services, make_settings
 from tests.support.feeds import (
     Item,
     article_page,
@@ -378,3 +379,37 @@ def test_a_fault_reading_one_source_fails_it_and_the_poll_goes_on(
     assert (a.outcome, a.error) == ("failed", "could not be read (OverflowError)")
     assert (b.outcome, b.added) == ("changed", 1)
     assert [s.id for s in svc.state.due_sources(utcnow())] == []  # it backs off
+
+
+def test_an_add_stopped_before_anything_landed_leaves_no_source(
+        tmp_path: Path, allow_private_urls: None, http: StaticServer) -> None:
+    """Ctrl-C during the first fetch of `sources add`: the feed is not left followed with
+    no articles (as a one-off load of a new source is not); one followed before stays."""
+
+    class CtrlC(FakeEmbedder):
+        stop = False
+
+        def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+            if self.stop:
+                raise KeyboardInterrupt  # what Python raises when Ctrl-C arrives mid-batch
+            return super().embed_documents(texts)
+
+    embedder = CtrlC()
+    svc = build_services(make_settings(tmp_path / "data", fetch_timeout_s=3), embedder=embedder)
+    try:
+        url = _serve(http, numbered_items(0, 3, long_text=True))
+        embedder.stop = True
+        with pytest.raises(KeyboardInterrupt):
+            svc.sources.add(url, name="harbour")
+        assert svc.admin.source_list() == []
+        embedder.stop = False
+        added = svc.sources.add(url, name="harbour")
+        assert (added["name"], added["poll"]["added"]) == ("harbour", 3)
+        _serve(http, numbered_items(0, 4, long_text=True))
+        embedder.stop = True
+        with pytest.raises(KeyboardInterrupt):
+            svc.sources.add(url)
+        [row] = svc.admin.source_list()
+        assert (row["name"], row["articles"]) == ("harbour", 3)
+    finally:
+        svc.close()
