@@ -7,9 +7,11 @@ killed part-way. Processes are killed with SIGKILL where a crash is the point.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -412,3 +414,38 @@ def test_a_deleted_file_source_is_removed_by_the_path_it_was_given(
         assert removed.stdout.startswith(f"removed source 1 ({notes}): 3 articles")
     finally:
         _stop(proc)
+
+
+def test_a_first_load_killed_before_anything_landed_leaves_no_source(
+        fast_env: Env, openai_server: FakeOpenAIServer, tmp_path: Path) -> None:
+    """`newsbot ingest` of a new file, with no service up, killed while its first batch is
+    embedded: nothing of it landed, so it is not listed as a source with no articles."""
+    env = fast_env
+    openai_server.embedding_delay = 60.0  # the first batch cannot land before the kill
+    stories = _stories(tmp_path / "a.jsonl", 5)
+    proc = subprocess.Popen([str(NEWSBOT), "ingest", str(stories)], env=env.vars,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=env.data.parent)
+    try:
+        deadline = time.monotonic() + 60
+        while not _recorded_sources(env) or not openai_server.requests_to("/embeddings"):
+            assert proc.poll() is None and time.monotonic() < deadline, "no batch was embedded"
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert env.json("sources") == []
+
+
+def _recorded_sources(env: Env) -> list[str]:
+    """The specs of the registry's sources, read beside the process that writes them."""
+    path = env.data / "state.sqlite3"
+    if not path.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        try:
+            return [row[0] for row in db.execute("SELECT spec FROM sources")]
+        except sqlite3.OperationalError:  # the schema is not written yet
+            return []

@@ -170,6 +170,12 @@ def build_services(settings: Settings, *, embedder: Embedder | None = None,
                         f"but this configuration uses {configured.model_id!r}; run "
                         "`newsbot reindex --full` to rebuild it.")
         state = state or State(settings.state_path)
+        if not settings.chroma_url:
+            # The embedded store is held by this process alone (see VectorStore.open): no
+            # load is under way, so a new source that one killed left empty is dropped.
+            for source in state.drop_unloaded_sources():
+                log.info("source %s (%s) dropped: its first load was stopped before any "
+                         "article landed", source.id, source.label)
     except BaseException:
         store.close()
         if state:

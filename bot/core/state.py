@@ -649,6 +649,18 @@ class State:
                            part)
         return orphans
 
+    def drop_unloaded_sources(self) -> list[SourceRecord]:
+        """Forget the one-off sources (a file, page or feed given to ingest) whose first load
+        was killed before any article landed: never fetched, holding nothing. Returns them.
+        Only for a process that holds the data dir alone: another's load may be under way."""
+        rows = self._query(
+            "SELECT * FROM sources WHERE watch = 0 AND last_fetch IS NULL AND id NOT IN "
+            "(SELECT source_id FROM article_sources)")
+        dropped = [SourceRecord.from_row(r) for r in rows]
+        for source in dropped:
+            self.delete_source(source.id)
+        return dropped
+
     def link_articles(self, source_id: int, items: Iterable[tuple[str, str | None]]) -> None:
         """Record that the source delivered these (article id, GUID) pairs."""
         with self.transaction() as db:

@@ -588,3 +588,24 @@ def test_answers_kept_before_they_named_their_server_count_where_their_channel_i
         assert state.vote_totals(here) == (0, 0, 1) and state.vote_totals() == (0, 0, 2)
     finally:
         state.close()
+
+
+def test_only_a_one_off_source_a_kill_left_empty_is_dropped_at_the_next_open(
+        tmp_path: Path) -> None:
+    """What a killed first load leaves (a file source recorded, nothing of it landed) is
+    gone when the data dir is next opened; a loaded file and a followed feed whose first
+    poll is still to come stay."""
+    loaded = _jsonl(tmp_path / "loaded.jsonl", [1, 2])
+    svc = make_services(tmp_path / "data", sample=False)
+    try:
+        svc.admin.ingest([str(loaded)])
+        svc.state.add_source("https://news.example.org/feed.xml", "feed", watch=True)
+        svc.state.add_source(str(tmp_path / "killed.jsonl"), "file")  # as a kill leaves it
+    finally:
+        svc.close()
+    svc = make_services(tmp_path / "data", sample=False)
+    try:
+        assert [s["spec"] for s in svc.admin.source_list()] == [
+            str(loaded), "https://news.example.org/feed.xml"]
+    finally:
+        svc.close()
