@@ -51,6 +51,12 @@ class Env:
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """A command left running in the background, its output dropped."""
+        return subprocess.Popen([str(NEWSBOT), *args], env=self.vars, text=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                cwd=self.data.parent)
+
     def serve(self) -> subprocess.Popen[str]:
         proc = subprocess.Popen([str(NEWSBOT), "serve"], env=self.vars, text=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -189,10 +195,7 @@ def test_a_stop_that_abandons_a_job_in_the_model_exits_cleanly(env: Env, tmp_pat
     inside the model's native code, aborted it (exit 134, a core dump)."""
     proc = env.serve()
     try:
-        client = subprocess.Popen([str(NEWSBOT), "ingest",
-                                   str(_stories(tmp_path / "b.jsonl", 400))],
-                                  env=env.vars, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        client = env.start("ingest", str(_stories(tmp_path / "b.jsonl", 400)))
         _wait_for_job(env, "ingest")
         time.sleep(1.0)  # into the batch: several seconds of embedding are left
         _stop(proc)
@@ -288,10 +291,7 @@ def test_sigterm_during_a_long_job_stops_within_seconds(fast_env: Env, tmp_path:
     env = fast_env
     proc = env.serve()
     try:
-        client = subprocess.Popen([str(NEWSBOT), "ingest",
-                                   str(_stories(tmp_path / "b.jsonl", 600))],
-                                  env=env.vars, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        client = env.start("ingest", str(_stories(tmp_path / "b.jsonl", 600)))
         _wait_for_job(env, "ingest")
         assert _stop(proc) < 10
         client.wait(timeout=60)
@@ -423,9 +423,7 @@ def test_a_first_load_killed_before_anything_landed_leaves_no_source(
     env = fast_env
     openai_server.embedding_delay = 60.0  # the first batch cannot land before the kill
     stories = _stories(tmp_path / "a.jsonl", 5)
-    proc = subprocess.Popen([str(NEWSBOT), "ingest", str(stories)], env=env.vars,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            cwd=env.data.parent)
+    proc = env.start("ingest", str(stories))
     try:
         deadline = time.monotonic() + 60
         while not _recorded_sources(env) or not openai_server.requests_to("/embeddings"):
