@@ -93,8 +93,10 @@ def clean_text(text: str) -> str:
     return "\n\n".join(" ".join(line.strip() for line in p.split("\n")) for p in paragraphs if p)
 
 
-def canonical_url(url: str | None) -> str | None:
-    """Lower-case scheme and host, drop fragments, default ports and tracking parameters."""
+def canonical_url(url: str | None, *, sort_query: bool = True) -> str | None:
+    """Lower-case scheme and host, drop fragments, default ports and tracking parameters;
+    the query's parameters sorted unless ``sort_query`` is false (an address to fetch, whose
+    server may read them in order)."""
     if not url or not isinstance(url, str):
         return None
     try:
@@ -110,10 +112,9 @@ def canonical_url(url: str | None) -> str | None:
     scheme = parts.scheme.lower()
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         netloc = f"{netloc}:{port}"
-    query = urlencode(
-        sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-               if not _TRACKING_PARAMS.match(k))
-    )
+    params = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+              if not _TRACKING_PARAMS.match(k)]
+    query = urlencode(sorted(params) if sort_query else params)
     path = parts.path or "/"
     if len(path) > 1:
         path = path.rstrip("/")

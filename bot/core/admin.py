@@ -193,8 +193,8 @@ class SourceSummary:
 
 def normalise_spec(spec: str) -> str:
     """Sources are remembered as absolute paths or canonical URLs (scheme and host in lower
-    case, no fragment or tracking parameters, no ``..``), so one source is recorded once and
-    removal finds it again."""
+    case, no fragment or tracking parameters, no ``..``; the query's order kept, as the
+    server may need it), so one source is recorded once and removal finds it again."""
     spec = spec.strip()
     if spec.lower().startswith(("http://", "https://")):
         try:
@@ -203,7 +203,7 @@ def normalise_spec(spec: str) -> str:
         except ValueError:
             raise SourceError(f"not a valid URL: {spec}") from None
         path = posixpath.normpath(parts.path) if parts.path not in ("", "/") else parts.path
-        return canonical_url(urlunsplit(parts._replace(path=path))) or spec
+        return canonical_url(urlunsplit(parts._replace(path=path)), sort_query=False) or spec
     return str(Path(spec).expanduser().resolve())
 
 

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.core.admin import AdminService, IngestReport, Progress
+from bot.core.admin import AdminService, IngestReport, Progress, normalise_spec
 from bot.core.models import NewsbotError
 from bot.core.state import BriefIntake, SourceRecord, State, utcnow
 from bot.settings import Settings
@@ -204,6 +204,9 @@ class SourceService:
             raise NewsbotError("the interval must be between 1 and 10080 minutes")
         if backfill < 0:
             raise NewsbotError("backfill must be 0 or more")
+        # Followed and recorded in the one form ingest and removal use: "HTTP://Host/feed"
+        # or the feed with a tracking parameter is the source already followed, not another.
+        url = normalise_spec(url)
         if name is not None:
             name = name.strip() or None
             other = self.state.find_source(name) if name else None

@@ -413,3 +413,20 @@ def test_an_add_stopped_before_anything_landed_leaves_no_source(
         assert (row["name"], row["articles"]) == ("harbour", 3)
     finally:
         svc.close()
+
+
+def test_a_source_added_under_another_spelling_is_the_same_source(
+        svc: Services, http: StaticServer) -> None:
+    url = _serve(http, numbered_items(0, 2, long_text=True))
+    first = svc.sources.add(url, name="harbour")
+    scheme, rest = url.split("://", 1)
+    for spelling in (f"{scheme.upper()}://{rest}", f"{url}?utm_source=newsletter#top",
+                     url.replace("/feed.xml", "/news/../feed.xml")):
+        again = svc.sources.add(spelling)
+        assert (again["id"], again["spec"]) == (first["id"], url)
+    assert [s.spec for s in svc.state.list_sources()] == [url]
+    assert svc.admin.remove_source(f"{scheme.upper()}://{rest}")[0].id == first["id"]
+    # The query is read as given: a server may need its parameters in their order.
+    ordered = http.add("/q.xml?region=west&lang=ga", rss(numbered_items(3, 4, long_text=True)),
+                       content_type="application/rss+xml")
+    assert svc.sources.add(ordered + "&utm_medium=rss")["spec"] == ordered
