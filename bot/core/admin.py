@@ -204,6 +204,8 @@ def normalise_spec(spec: str) -> str:
             raise SourceError(f"not a valid URL: {spec}") from None
         path = posixpath.normpath(parts.path) if parts.path not in ("", "/") else parts.path
         return canonical_url(urlunsplit(parts._replace(path=path)), sort_query=False) or spec
+    if "://" in spec:  # an address of another scheme, not a relative path: left to refuse
+        return spec
     return str(Path(spec).expanduser().resolve())
 
 

@@ -67,7 +67,9 @@ def source_kind(spec: str) -> SourceKind:
             raise SourceError(f"not a valid URL: {spec}")
         return "url"
     if "://" in spec:
-        raise SourceError(f"unsupported URL scheme: {parts.scheme or spec}")
+        hint = ("give the file's path instead" if parts.scheme.lower() == "file"
+                else "only http:// and https:// addresses are read")
+        raise SourceError(f"unsupported URL scheme: {parts.scheme or spec} ({hint})")
     path = Path(spec).expanduser()
     if path.is_dir():
         return "dir"

@@ -114,6 +114,16 @@ def test_malformed_inputs_are_reported_and_the_rest_goes_in(empty: Services,
     assert len(undated) == 1
 
 
+def test_an_address_of_another_scheme_is_refused_as_such(empty: Services) -> None:
+    """Not taken for a relative path that does not exist ("no such file or folder")."""
+    report = empty.admin.ingest(["ftp://files.example.org/news.xml",
+                                 "file:///srv/news/a.jsonl"])
+    assert [s.reason for s in report.failed] == [
+        "unsupported URL scheme: ftp (only http:// and https:// addresses are read)",
+        "unsupported URL scheme: file (give the file's path instead)"]
+    assert empty.state.list_sources() == []
+
+
 def test_remove_source_takes_its_articles_out(empty: Services, tmp_path: Path) -> None:
     a = _write_jsonl(tmp_path / "a.jsonl", [_record(1), _record(2)])
     b = _write_jsonl(tmp_path / "b.jsonl", [_record(3)])
