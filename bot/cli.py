@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from bot.settings import Settings
 
 EXAMPLE_QUESTION = "what did Netflix use AI for in The Eternaut?"
+# How long a command waits for a service that holds the store to open its socket.
+SERVICE_START_WAIT_S = 10.0
 
 
 def _settings() -> Settings:
@@ -118,6 +120,7 @@ def call(op: str, args: dict[str, Any], *, label: str | None = None,
 
     settings = settings or _settings()
     bars = _Bars(label) if label else None
+    deadline = time.monotonic() + SERVICE_START_WAIT_S
     with bars or contextlib.nullcontext():
         for attempt in range(40):
             client = ControlClient.find(settings.data_dir)
@@ -141,8 +144,10 @@ def call(op: str, args: dict[str, Any], *, label: str | None = None,
             try:
                 services = _services(settings, check_model=check_model)
             except StoreError as exc:
-                # A service that is starting holds the store before its socket is up.
-                if "in use by" in str(exc) and "newsbot" in str(exc) and attempt < 39:
+                # A service that is starting holds the store before its socket is up; a
+                # command holds it until it ends, which may be minutes away: say so at once.
+                if (_held_by_a_service(str(exc)) and attempt < 39
+                        and time.monotonic() < deadline):
                     time.sleep(0.25)
                     continue
                 raise
@@ -166,6 +171,11 @@ def call(op: str, args: dict[str, Any], *, label: str | None = None,
         finally:
             services.close()
     raise AssertionError("unreachable")
+
+
+def _held_by_a_service(error: str) -> bool:
+    """Whether a store-in-use error names `newsbot serve` or `newsbot run` as the holder."""
+    return "in use by" in error and ("(newsbot serve" in error or "(newsbot run" in error)
 
 
 def _say_waiting(event: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -327,3 +328,34 @@ def test_a_service_that_vanishes_before_every_call_is_one_line(
     assert err.startswith("error: the service on ") and "kept stopping" in err, err
     assert err.count("\n") == 1, err
     assert not (cli_env / "data").exists()  # the store was not opened here
+
+
+@pytest.mark.parametrize(("holder", "waits"), [("newsbot ingest big.jsonl", False),
+                                               ("newsbot chat", False),
+                                               ("newsbot serve", True)])
+def test_a_store_another_command_holds_is_refused_at_once(
+        cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        holder: str, waits: bool) -> None:
+    """Only a service that is starting (its socket not up yet) is worth waiting for: a
+    command holds the store until it ends, which may be minutes away."""
+    import bot.cli
+    from retrieval.store import StoreLock
+
+    lock = StoreLock(cli_env / "data" / "chroma.lock")
+    lock.acquire()
+    lock.owner_path.write_text(json.dumps({"pid": 4242, "cmd": holder}))
+    opened = bot.cli._services
+    tries: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        tries.append(1)
+        return opened(*args, **kwargs)
+
+    monkeypatch.setattr(bot.cli, "_services", counted)
+    monkeypatch.setattr(bot.cli, "SERVICE_START_WAIT_S", 0.5)
+    try:
+        assert main(["status"]) == 1
+    finally:
+        lock.release()
+    assert f"in use by pid 4242 ({holder})" in capsys.readouterr().err
+    assert (len(tries) > 1) == waits
