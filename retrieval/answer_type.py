@@ -232,12 +232,17 @@ def kind_spans(expected: Expected, sentence: str) -> list[tuple[int, int]]:
 # ...?" a place, "why ...?" a reason, "what did she say / how did he react?" words said.
 # Only a hint for the sentence scores: an answer may well say "his brother" or "at home".
 Cue = Literal["who", "where", "why", "said"]
-_CUE_WH = re.compile(r"\b(what|who|whom|whose|which|where|why|how|when)\b")
-# "What did the minister say / tell them?", "how did she react?": the question asks for words
-# said, not "which firm announced cuts?".
-_SPEECH_ASKED = re.compile(r"\bwhat (?:did|does|do|has|have|had|will|would) .{0,60}?\b(?:say|tell|"
-                           r"claim|argue|propose|suggest|warn|reply)\b|\bhow (?:did|does|do|has|"
-                           r"have|will|would) .{0,60}?\b(?:react|respond|reply)\b")
+# Chat writes "who's" as "whos", "who'll" as "wholl", "where's" as "wheres".
+_CUE_WH = re.compile(r"\b(what|who|whom|whose|which|where|why|how|when)"
+                     r"(?:['’]?(?:s|ll|d)|['’](?:re|ve))?\b")
+# "What did the minister say / tell them?", "what has she said?", "how did she react?": the
+# question asks for words said, not "which firm announced cuts?". "what'd" is "what did",
+# "what's" (with "said") "what has".
+_AUX = r"(?:['’]?[ds]|\s+(?:did|does|do|has|have|had|will|would))\s"
+_SPEECH_ASKED = re.compile(
+    rf"\bwhat{_AUX}.{{0,60}}?\b(?:say|said|tell|told|claim(?:ed)?|argued?|proposed?|"
+    rf"suggest(?:ed)?|warn(?:ed)?|repl(?:y|ied))\b"
+    rf"|\bhow{_AUX}.{{0,60}}?\b(?:react(?:ed)?|respond(?:ed)?|repl(?:y|ied))\b")
 _NAME_RUN = re.compile(r"\b[A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)*")
 _PLACE = re.compile(r"\b(?:in|at|near|from|to|outside|inside|into|of)\s+(?:the\s+)?"
                     r"([A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)*)")

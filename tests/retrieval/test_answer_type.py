@@ -123,6 +123,21 @@ def test_a_choice_cannot_be_checked_without_the_answers_offered() -> None:
     ("how did the council react to the vote?", "said"),
     ("which bakery announced it would close?", None),
     ("how many ferries sank?", None),
+    # Chat drops the apostrophe, or keeps a contraction.
+    ("whos running the harbour now", "who"),
+    ("wholl pay for the new roof", "who"),
+    ("wheres the ferry now", "where"),
+    ("whys the bridge still shut", "why"),
+    ("what'd the harbour master say", "said"),
+    ("what’d she tell the crew?", "said"),
+    ("how'd the council react", "said"),
+    # The perfect tense asks for words said as much as the past does.
+    ("what has the harbour master said about the storm?", "said"),
+    ("what have the ferry owners told passengers?", "said"),
+    ("how have fishermen reacted to the ban?", "said"),
+    ("what has the harbour master got to say?", "said"),
+    ("whose boat sank?", "who"),
+    ("whatever happened to the ferry?", None),
 ])
 def test_a_question_without_a_named_kind_may_still_look_for_one(question: str,
                                                                looks_for: str | None) -> None:
