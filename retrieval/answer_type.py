@@ -243,9 +243,12 @@ _SPEECH_ASKED = re.compile(
     rf"\bwhat{_AUX}.{{0,60}}?\b(?:say|said|tell|told|claim(?:ed)?|argued?|proposed?|"
     rf"suggest(?:ed)?|warn(?:ed)?|repl(?:y|ied))\b"
     rf"|\bhow{_AUX}.{{0,60}}?\b(?:react(?:ed)?|respond(?:ed)?|repl(?:y|ied))\b")
-_NAME_RUN = re.compile(r"\b[A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)*")
-_PLACE = re.compile(r"\b(?:in|at|near|from|to|outside|inside|into|of)\s+(?:the\s+)?"
-                    r"([A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)*)")
+# A run of capitalised words, accented ones too ("Émile Zola", "Łódź", "Ørsted").
+_UPPER = "".join(ch for ch in map(chr, range(0x530)) if ch.isupper())  # Latin, Greek, Cyrillic
+_CAPS = rf"[{_UPPER}][\w'’-]+(?:\s+[{_UPPER}][\w'’-]+)*"
+_NAME_RUN = re.compile(rf"\b{_CAPS}")
+_PLACE = re.compile(rf"\b(?i:in|at|near|from|to|outside|inside|into|of)\s+(?:(?i:the)\s+)?"
+                    rf"({_CAPS})")
 _CALENDAR_WORD = re.compile(rf"(?:{_MONTHS_DAYS})\.?", re.I)  # "on Monday" names no one
 _REASON = re.compile(r"\b(?:because|due to|so that|in order to|as a result|owing to|reasons?|"
                      r"since|blamed|caused|after)\b", re.I)
@@ -272,14 +275,21 @@ def holds_cue(kind: Cue, question: str, sentence: str) -> bool:
         return bool(_REASON.search(sentence))
     if kind == "said":
         return bool(_SPEECH.search(sentence))
-    asked = set(re.findall(r"[\w'’-]+", question.lower()))
+    asked = {_word(w) for w in re.findall(r"[\w'’-]+", question)}
     if kind == "where":
         runs = (m.group(1) for m in _PLACE.finditer(sentence))
-    else:  # a sentence's capitalised first word alone is no name
+    else:  # a sentence's capitalised first word alone (after a quotation mark) is no name
+        first = re.search(r"\w", sentence)
+        opens = first.start() if first else 0
         runs = (m.group(0) for m in _NAME_RUN.finditer(sentence)
-                if m.start() > 0 or " " in m.group(0))
-    return any(w.lower() not in asked and not _CALENDAR_WORD.fullmatch(w)
+                if m.start() > opens or " " in m.group(0))
+    return any(_word(w) not in asked and not _CALENDAR_WORD.fullmatch(w)
                for run in runs for w in run.split())
+
+
+def _word(word: str) -> str:
+    """A word as a name is compared: "Anne’s" and "anne's" are one."""
+    return word.lower().replace("’", "'")
 
 
 def supplies(kind: AnswerType, sentence: str) -> bool:

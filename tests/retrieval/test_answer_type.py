@@ -154,3 +154,20 @@ def test_a_sentence_holds_the_cue_only_beyond_the_questions_own_words() -> None:
     assert not holds_cue("where", w, "The ferry lost power in the storm.")
     assert holds_cue("why", "why was it shut?", "It was shut because a cable snapped.")
     assert holds_cue("said", "what did she say?", 'She said the port would reopen.')
+
+
+def test_a_name_the_question_uses_is_no_new_name_however_it_is_written() -> None:
+    q = "who stole the bell from St Anne's chapel?"
+    assert not holds_cue("who", q, "The bell was taken from St Anne’s chapel on Monday.")
+    # A quotation's first word is the sentence's first word.
+    assert not holds_cue("who", "who won the race?", "“We did it,” the captain shouted.")
+    assert not holds_cue("who", "who won the race?", '"It is over," the coach said.')
+    assert holds_cue("who", "who won the race?", "“We did it,” Maria Lopez shouted.")
+
+
+def test_places_and_names_may_open_a_sentence_or_be_written_with_accents() -> None:
+    w = "where did the capsule come down?"
+    assert holds_cue("where", w, "In Houston, the capsule came down on a barge.")
+    assert holds_cue("where", w, "The capsule came down near Łódź.")
+    assert not holds_cue("where", w, "In the end, the capsule came down.")
+    assert holds_cue("who", "who won the contract?", "The contract went to Ørsted.")
