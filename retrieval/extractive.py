@@ -275,11 +275,15 @@ def _embed(embedder: Embedder, texts: Sequence[str],
 def _asked(question: str, result: SearchResult, embedder: Embedder | None,
            cache: SentenceVectors | None) -> np.ndarray | None:
     """The vector of the question less its names; the search's own when it has none and is
-    not pulled towards a conversation (the same vector: no second embedding)."""
+    not pulled towards a conversation (the same vector: no second embedding), or when
+    nothing but names is asked: "who is Tomas Brody?" less its names is "who is ?", and a
+    question typed in title case ("Who Won The Final?") is all capitalised words."""
     if embedder is None or result.vector is None:
         return None
     unnamed = _CAPITALISED.sub("", question)
     if unnamed == question and not result.context_terms:
+        return result.vector
+    if not any(len(t) > 1 for t in tokenize([unnamed])[0]):
         return result.vector
     return _embed(embedder, [unnamed], cache)[0]
 

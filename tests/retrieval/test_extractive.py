@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from retrieval.answer_type import expect
-from retrieval.extractive import SentenceVectors, answer_with, kind_evidence
+from retrieval.extractive import SentenceVectors, _asked, answer_with, kind_evidence
 from retrieval.lexical import tokenize
 from retrieval.params import SearchParams
 from retrieval.search import ArticleHit, ChunkHit, SearchResult
@@ -274,3 +274,16 @@ def test_who_is_answered_by_the_sentence_naming_someone_not_the_one_restating_th
     found = answer_with(question, result, _EvenIdf(), None, SearchParams())
     assert found.verdict == "answer"
     assert "Tomas Brody" in found.picked[0].sentence
+
+
+def test_what_is_asked_is_compared_without_the_names_unless_nothing_else_is_left() -> None:
+    embedder = FakeEmbedder()
+    question = "who shot Mayor Elena Varga in Dunmore?"
+    result, _ = _result(question, "Mayor Elena Varga was shot in Dunmore on Friday.")
+    assert np.allclose(_asked(question, result, embedder, None),
+                       embedder.embed_query("who shot in"))
+    # Less its names, "who is Tomas Brody?" asks nothing, and a question typed in title case
+    # has nothing but capitalised words: the question's own vector stands for what it asks.
+    for question in ("who is Tomas Brody?", "Who Won The Dunmore Regatta?"):
+        result, _ = _result(question, "Tomas Brody won the Dunmore regatta on Sunday.")
+        assert _asked(question, result, embedder, None) is result.vector
