@@ -6,7 +6,9 @@ on the clock, "how long?" by a length of time, "what sentence did he get?" by a 
 "how old?" by an age, "how fast?" by a speed, and "..., the mill or the mine?" by one of the
 answers offered. The kind is read from the question's own words; a sentence states it where
 it holds such an expression (:func:`kind_spans`), and the extractive answer checks that the
-expression stands next to the question's terms. Every other question has no expected kind.
+expression stands next to the question's terms. Every other question has no expected kind;
+"who", "where", "why" and "what did she say?" still hint at what answers them (:func:`cue`,
+:func:`holds_cue`): a name or place the question does not use, a reason, words said.
 """
 
 from __future__ import annotations
@@ -257,7 +259,9 @@ _SPEECH = re.compile(r"[\"“”]|\b(?:said|says|told|tells|stated|states|argued
 
 
 def cue(question: str) -> Cue | None:
-    """The answer a question without a named kind looks for, by its first question word."""
+    """The answer a question without a named kind looks for: by its first question word
+    (chat's "whos" and "wheres" included) a name, a place or a reason; words said for "what
+    did she say?" or "how did he react?"; None for any other."""
     q = question.lower()
     m = _CUE_WH.search(q)
     wh = m.group(1) if m else ""

@@ -223,22 +223,24 @@ def score(cands: list[Candidate], weights: dict[str, float], vector: np.ndarray 
     Besides the cosine with the question's ``vector``, they are compared with ``asked``, the
     vector of the question less its names: what is asked, not whom about. A sentence that
     restates the story the question names shares its names; the one that answers is closer
-    to what it asks.
+    to what it asks. ``question`` gives the cue of a question that expects no kind of answer
+    (:func:`~retrieval.answer_type.cue`): without it, no sentence is scored on one.
     """
     if not cands:
         return []
     total = sum(weights.values()) or 1.0
-    own = sum(predicate.values())
+    predicate_total = sum(predicate.values())
     looks_for = cue(question) if expected is None and question else None
     rows = []
     for c in cands:
         lexical = sum(w for t, w in weights.items() if t in c.terms) / total
         kind = kind_evidence(c.text, expected, predicate, p.kind_window) if expected else 0.0
         new = sum(1 for t in c.terms if t not in weights)
-        said = sum(w for t, w in predicate.items() if t in c.terms) / own if own else 0.0
+        held = (sum(w for t, w in predicate.items() if t in c.terms) / predicate_total
+                if predicate_total else 0.0)  # of the question's terms other than names
         hint = float(looks_for is not None and holds_cue(looks_for, question, c.text))
         logit = (p.sentence_lexical * lexical + p.sentence_kind * kind
-                 + p.sentence_predicate * said + p.sentence_cue * hint
+                 + p.sentence_predicate * held + p.sentence_cue * hint
                  + p.sentence_novelty * min(new, 20) / 20
                  + p.sentence_length * len(c.text) / 300 + p.article_rank * c.article
                  + p.chunk_rank * c.chunk + p.sentence_bias)

@@ -153,7 +153,10 @@ def test_a_sentence_holds_the_cue_only_beyond_the_questions_own_words() -> None:
     assert holds_cue("where", w, "The ferry drifted onto a sandbank near Port Ellis.")
     assert not holds_cue("where", w, "The ferry lost power in the storm.")
     assert holds_cue("why", "why was it shut?", "It was shut because a cable snapped.")
+    assert not holds_cue("why", "why was it shut?", "It was shut on Monday.")
     assert holds_cue("said", "what did she say?", 'She said the port would reopen.')
+    assert holds_cue("said", "what did she say?", "“The port will reopen,” she wrote.")
+    assert not holds_cue("said", "what did she say?", "The port reopened on Monday.")
 
 
 def test_a_name_the_question_uses_is_no_new_name_however_it_is_written() -> None:
