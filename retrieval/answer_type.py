@@ -254,8 +254,10 @@ _PLACE = re.compile(rf"\b(?i:in|at|near|from|to|outside|inside|into|of)\s+(?:(?i
 _CALENDAR_WORD = re.compile(rf"(?:{_MONTHS_DAYS})\.?", re.I)  # "on Monday" names no one
 _REASON = re.compile(r"\b(?:because|due to|so that|in order to|as a result|owing to|reasons?|"
                      r"since|blamed|caused|after)\b", re.I)
+# The verbs a question asks about ("what did she warn?") report words said too.
 _SPEECH = re.compile(r"[\"“”]|\b(?:said|says|told|tells|stated|states|argued|argues|claimed|"
-                     r"claims|suggested|proposed|called|described|announced|wrote)\b")
+                     r"claims|suggested|proposed|called|described|announced|wrote|added|adds|"
+                     r"warned|warns|replied|replies)\b")
 
 
 def cue(question: str) -> Cue | None:

@@ -159,6 +159,15 @@ def test_a_sentence_holds_the_cue_only_beyond_the_questions_own_words() -> None:
     assert not holds_cue("said", "what did she say?", "The port reopened on Monday.")
 
 
+@pytest.mark.parametrize("sentence", [
+    "He added that the port would reopen within a week.",
+    "The harbour master warned that the pier could collapse.",
+    "She replied that no ferry would sail before Friday.",
+])
+def test_words_said_are_found_whatever_the_verb_that_reports_them(sentence: str) -> None:
+    assert holds_cue("said", "what did the harbour master say?", sentence)
+
+
 def test_a_name_the_question_uses_is_no_new_name_however_it_is_written() -> None:
     q = "who stole the bell from St Anne's chapel?"
     assert not holds_cue("who", q, "The bell was taken from St Anne’s chapel on Monday.")
