@@ -460,7 +460,8 @@ class AdminService:
         Ids come from the URL alone, so any feed can list an item under another outlet's
         link with text of its own. A version that differs from a registered article held
         by other sources is therefore never written over it: with the same words (only
-        another outlet's name or date) it is that article, now held by this source too;
+        another headline, outlet name or date) it is that article, now held by this source
+        too;
         with other words it is kept under an id of its own, cited with this source's outlet,
         so neither version is lost or passed off as the other. The source that first
         delivered the article still updates it (an outlet editing a story that an aggregator
@@ -774,8 +775,10 @@ def _own_page(source: SourceRecord, article: Article) -> bool:
 
 def _words(article: Article) -> str:
     """The hash of an article's words, whatever the spacing and paragraph breaks between
-    them (a feed's one block and its page's paragraphs say the same)."""
-    return text_hash(" ".join(article.title.split()), " ".join(article.text.split()))
+    them (a feed's one block and its page's paragraphs say the same). The headline is left
+    out: a feed's item often names the story otherwise than its page does, and the same
+    text under another headline is the same story."""
+    return text_hash("", " ".join(article.text.split()))
 
 
 def _batches(items: Iterable[Article], size: int) -> Iterator[list[Article]]:

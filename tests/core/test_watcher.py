@@ -430,3 +430,24 @@ def test_a_source_added_under_another_spelling_is_the_same_source(
     ordered = http.add("/q.xml?region=west&lang=ga", rss(numbered_items(3, 4, long_text=True)),
                        content_type="application/rss+xml")
     assert svc.sources.add(ordered + "&utm_medium=rss")["spec"] == ordered
+
+
+def test_a_story_read_again_under_another_headline_is_the_same_article(
+        svc: Services, http: StaticServer) -> None:
+    """A page loaded on its own, then listed by two feeds whose teasers are completed from
+    it under headlines of their own: its words are the page's, so it is that article, held
+    by every source, not one copy per feed."""
+    page = http.add("/news/ferry", article_page("Ferry timetable changes for the summer",
+                                                story_paragraphs(7)))
+    assert svc.admin.ingest([page]).added == 1
+    [article] = svc.state.iter_articles()
+    for n, headline in enumerate(("Ferry news", "Summer sailings announced")):
+        teaser = Item(title=headline, link=page, guid=f"teaser-{n}", description="Read more.",
+                      pub_date="Mon, 03 Jun 2024 09:00:00 GMT")
+        feed = http.add(f"/feed{n}.xml", rss([teaser], title=f"Coast Daily {n}"),
+                        content_type="application/rss+xml")
+        first = svc.sources.add(feed)["poll"]
+        assert (first["added"], first["updated"]) == (0, 0)
+    assert list(svc.state.iter_articles()) == [article]  # its headline, outlet and date kept
+    assert sorted(row["articles"] for row in svc.admin.source_list()) == [1, 1, 1]
+    assert {c.article_id for c in svc.store.iter_chunks()} == {article.id}
