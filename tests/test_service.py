@@ -248,6 +248,19 @@ def test_operations_check_who_asks(services: Services) -> None:
     assert json.dumps(run_operation("ask", ctx, {"question": QUESTION}))
 
 
+def test_asking_for_an_outlet_no_article_is_from_is_refused_naming_them(
+        services: Services) -> None:
+    """`newsbot ask --source`: a misspelt outlet is told apart from articles that do not
+    answer."""
+    ctx = Context(services)
+    with pytest.raises(NewsbotError) as refused:
+        run_operation("ask", ctx, {"question": QUESTION, "source": "Sample Wyre"})
+    assert str(refused.value) == ("no article is from an outlet named 'Sample Wyre'; "
+                                  "the outlets are: Sample Wire")
+    answer = run_operation("ask", ctx, {"question": QUESTION, "source": " sample wire "})
+    assert answer["sources"]
+
+
 @pytest.mark.usefixtures("allow_private_urls")
 async def test_moderators_hear_once_of_a_failed_reindex_and_a_disabled_source(
         tmp_path: Path) -> None:

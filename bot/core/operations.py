@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from bot.core.services import Services
 
 Args = dict[str, Any]
+OUTLETS_NAMED = 10  # of the outlets a misspelt one is refused with
 Result = dict[str, Any]
 
 
@@ -76,10 +77,26 @@ def _ask(ctx: Context, args: Args) -> Result:
     ask.validate(args["question"])  # bad input is refused before anything is written
     if args.get("load_sample", True):
         ctx.services.ensure_sample(ctx.progress)
+    outlet = (args.get("source") or "").strip() or None
+    if outlet is not None:
+        _check_outlet(ctx, outlet)
     history = [Turn(t["role"], t["text"]) for t in args.get("history") or []]
-    answer = ask.ask(args["question"], history=history, since=since,
-                     outlet=args.get("source"))
+    answer = ask.ask(args["question"], history=history, since=since, outlet=outlet)
     return {**answer.to_json(), "history_cut": answer.history_cut}
+
+
+def _check_outlet(ctx: Context, outlet: str) -> None:
+    """Refuse an outlet no article is from (a typo), naming those there are, rather than
+    answer that nothing matched."""
+    outlets = sorted({r["outlet"] for r in ctx.services.state.outlet_summary() if r["outlet"]},
+                     key=str.casefold)
+    if outlet.casefold() in {o.casefold() for o in outlets}:
+        return
+    listed = ", ".join(outlets[:OUTLETS_NAMED])
+    more = f" and {len(outlets) - OUTLETS_NAMED} more" if len(outlets) > OUTLETS_NAMED else ""
+    raise NewsbotError(f"no article is from an outlet named {outlet!r}; "
+                       + (f"the outlets are: {listed}{more}" if outlets else "there are no "
+                          "articles yet"))
 
 
 def _status(ctx: Context, args: Args) -> Result:
