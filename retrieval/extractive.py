@@ -7,8 +7,9 @@ stating the answer from meaning and words together (the weights are fitted, see
 - the cosine between the question's vector (the search's, pulled towards the conversation a
   follow-up continues) and the sentence's, from the embedding model already loaded, all the
   sentences of one answer in one batch; and the cosine with the question less its names,
-  which is what it asks rather than whom about: "who shot the minister?" is answered by the
-  sentence naming the gunman, not the one restating that the minister was shot;
+  which is what it asks rather than whom about: "who shot Minister Varga?" is answered by
+  the sentence naming the gunman, not the one restating that Varga was shot (names are the
+  capitalised words inside the question: one typed in lower case keeps them);
 - the IDF-weighted share of the question's terms the sentence holds (an earlier turn's terms
   count less), of its terms other than names, and how many terms it adds;
 - for "who", "where", "why" and "what did she say?", whether the sentence holds a name or a
