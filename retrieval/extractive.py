@@ -313,8 +313,10 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
     expected = expect(question)
     weights = term_weights(question, result.context_terms, idf, p)
     predicate = _predicate(question, weights, expected)
-    scored = score(candidates(result, p), weights, result.vector, embedder, expected,
-                   predicate, p, cache, question, _asked(question, result, embedder, cache))
+    cands = candidates(result, p)
+    asked = _asked(question, result, embedder, cache) if cands else None
+    scored = score(cands, weights, result.vector, embedder, expected, predicate, p, cache,
+                   question, asked)
     if not scored:
         return Extract([], "none", expected, _missing(expected),
                        (time.perf_counter() - t0) * 1000, scored)
