@@ -119,8 +119,8 @@ class SearchParams:
     # History: first fitted by logistic regression on the tuning half's sentences (evidence
     # sentence or not); first sentences stated the evidence for 0.39 (tuning) and 0.47
     # (checking) of single-article questions, mostly because the likeliest sentence was one
-    # that restates the story the question names ("X, the party's general secretary, was
-    # shot") rather than the one that answers it ("... by his brother").
+    # that restates the story the question names ("Mayor Varga was shot on Friday") rather
+    # than the one that answers it ("... shot by a former council clerk").
     # Now: the question's cosine less its names (what is asked, not whom about), the
     # predicate share and the cue were added, and every weight but the ranks refitted by a
     # listwise fit (one softmax over each question's candidate sentences) on the tuning
@@ -133,8 +133,9 @@ class SearchParams:
     # restatement of the headline is not the answer) raised first sentences further but
     # lost temporal and multi-article answers on both halves ("which happened first?" and
     # "what's the latest?" are answered by the headline's event). Removing names also costs
-    # where the name tells two stories apart ("was GM's slump worse in January or March?"
-    # lost GM's figure on the checking half, the one multi-article answer it lost).
+    # where the name tells two stories apart (a question comparing one firm's figures in two
+    # reports lost that firm's figure on the checking half, the one multi-article answer it
+    # lost).
     sentence_dense: float = 1.9
     sentence_unnamed: float = 2.03
     sentence_lexical: float = 0.85
