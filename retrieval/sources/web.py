@@ -393,6 +393,14 @@ def _proxied() -> bool:
 def _connect_failure(exc: httpx.ConnectError) -> Failure:
     cause: BaseException | None = exc
     while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            # Resolved by the connection itself (private hosts allowed, or a proxy's host):
+            # as the address check says it, not as a host that refused the connection.
+            try:
+                host = exc.request.url.host
+            except RuntimeError:  # raised outside a client: no request to name
+                host = "the host"
+            return Failure(f"cannot resolve {host}")
         if isinstance(cause, ssl.SSLCertVerificationError):
             return Failure(f"TLS certificate not trusted: {cause.verify_message}")
         if isinstance(cause, ssl.SSLError):

@@ -133,6 +133,14 @@ def test_connection_refused_is_transient() -> None:
     assert got == Failure("cannot connect to host")
 
 
+def test_a_host_that_does_not_resolve_is_named_when_private_hosts_are_allowed() -> None:
+    """Not taken for a host that refused the connection (the name has no address at all)."""
+    assert local().get("http://harbour.invalid/feed") == Failure(
+        "cannot resolve harbour.invalid")
+    assert Fetcher().get("http://harbour.invalid/feed") == Failure(
+        "cannot resolve harbour.invalid")
+
+
 def test_malformed_urls_are_permanent() -> None:
     assert Fetcher().get("ftp://127.0.0.1/feed") == Failure("not an http(s) URL", permanent=True)
     assert Fetcher().get("http://[::1/feed") == Failure("invalid URL", permanent=True)
