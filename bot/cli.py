@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, tzinfo
@@ -458,9 +459,13 @@ def _print_brief(brief: dict[str, Any]) -> None:
     date = _day(brief["published_at"], _settings().zone)
     console.print(f"[dim]{escape(brief['outlet'] or 'unknown outlet')}, {date}[/dim]\n",
                   highlight=False)
-    console.print(escape(brief["synopsis"]))
+    # Wrapped here rather than by rich: a point's lines hang under its text, and no line
+    # ends in the space it was broken at.
+    width = max(console.width, 40)
+    console.print(escape(textwrap.fill(brief["synopsis"], width)), soft_wrap=True)
     for point in brief["points"]:
-        console.print(f"  • {escape(point)}")
+        console.print(escape(textwrap.fill(point, width, initial_indent="  • ",
+                                           subsequent_indent="    ")), soft_wrap=True)
     if brief["url"]:
         print(f"\n{brief['url']}")  # never wrapped: a URL must stay one line to click
     if "mode" in brief:

@@ -53,6 +53,13 @@ def test_preview_by_url_ingests_then_by_id(cli_env: Path,  # noqa: F811
         out = capsys.readouterr().out
         assert "Tram depot to house workshops" in out and "extractive" in out
         assert len(server.requests) == fetched
+    # Wrapped to the terminal, a key point's lines hang under its text, none ending in a space.
+    lines = out.splitlines()
+    points = lines[next(i for i, line in enumerate(lines) if line.startswith("  • ")):
+                   next(i for i, line in enumerate(lines) if line.startswith("http"))]
+    assert all(line.startswith(("  • ", "    ")) for line in points if line), points
+    assert any(line.startswith("    ") for line in points), points  # a point was wrapped
+    assert not [line for line in lines if line.endswith(" ")], lines
 
 
 def test_preview_of_unknown_article_is_a_short_error(cli_env: Path,  # noqa: F811
