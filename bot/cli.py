@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import textwrap
 import time
@@ -590,14 +591,21 @@ def _service_store(settings: Settings) -> Services:
     the store until it ends: the service waits for it (as such a command waits for a
     starting service) instead of exiting; a running service's store is refused."""
     from bot.control import ControlClient
-    from bot.core.models import StoreError
+    from bot.core.models import NewsbotError, StoreError
 
     told = False
     while True:
         try:
             return _services(settings)
         except StoreError as exc:
-            if "in use by" not in str(exc) or ControlClient.find(settings.data_dir):
+            if "in use by" in str(exc) and ControlClient.find(settings.data_dir):
+                holder = re.search(r"in use by (pid \d+) \((.*)\);", str(exc))
+                raise NewsbotError(
+                    f"newsbot already runs on {settings.data_dir}"
+                    + (f" ({holder[1]}, {holder[2]})" if holder else "")
+                    + "; commands are handed to it, so stop it before starting another"
+                ) from None
+            if "in use by" not in str(exc):
                 raise
             if not told:
                 holder = str(exc).split("; ")[0]

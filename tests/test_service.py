@@ -138,6 +138,27 @@ async def test_stopping_abandons_a_long_job_within_the_grace(
     services.close()
 
 
+async def test_a_second_service_on_a_data_dir_is_refused_in_one_line(
+        service: NewsService, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Not told to run a Chroma server, as a second process on the store is: every command
+    is handed to the service already there."""
+    import bot.core.services as services_module
+    from bot.cli import main
+
+    for var in list(os.environ):
+        if var.startswith(("NEWSBOT_", "OPENAI_", "DISCORD_")):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("NEWSBOT_DATA_DIR", str(service.services.settings.data_dir))
+    monkeypatch.setattr(services_module, "make_embedder", lambda settings: FakeEmbedder())
+    assert await asyncio.to_thread(main, ["serve"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: newsbot already runs on "
+                          f"{service.services.settings.data_dir} (pid {os.getpid()}, "), err
+    assert err.endswith("); commands are handed to it, so stop it before starting "
+                        "another\n") and err.count("\n") == 1, err
+
+
 async def test_a_stale_socket_is_replaced_and_a_live_one_refused(tmp_path: Path) -> None:
     data = tmp_path / "d"
     data.mkdir()
