@@ -128,7 +128,10 @@ _ASKS = (
     (AnswerType.TIME, re.compile(r"\b(?:what|which) time\b|\bwhat hour\b")),
     (AnswerType.DATE, re.compile(r"\b(?:what|which) (?:date|day|month)\b")),
 )
-_WH = re.compile(r"\b(what|who|whom|whose|which|where|why|how|when)\b", re.I)
+# A question word, as chat writes it too: "who's" as "whos", "who'll" as "wholl", "when's"
+# as "whens".
+_WH = re.compile(r"\b(what|who|whom|whose|which|where|why|how|when)"
+                 r"(?:['’]?(?:s|ll|d)|['’](?:re|ve))?\b", re.I)
 
 
 def expected_type(question: str) -> AnswerType | None:
@@ -234,9 +237,6 @@ def kind_spans(expected: Expected, sentence: str) -> list[tuple[int, int]]:
 # ...?" a place, "why ...?" a reason, "what did she say / how did he react?" words said.
 # Only a hint for the sentence scores: an answer may well say "his brother" or "at home".
 Cue = Literal["who", "where", "why", "said"]
-# Chat writes "who's" as "whos", "who'll" as "wholl", "where's" as "wheres".
-_CUE_WH = re.compile(r"\b(what|who|whom|whose|which|where|why|how|when)"
-                     r"(?:['’]?(?:s|ll|d)|['’](?:re|ve))?\b")
 # "What did the minister say / tell them?", "what has she said?", "how did she react?": the
 # question asks for words said, not "which firm announced cuts?". "what'd" is "what did",
 # "what's" (with "said") "what has".
@@ -265,7 +265,7 @@ def cue(question: str) -> Cue | None:
     (chat's "whos" and "wheres" included) a name, a place or a reason; words said for "what
     did she say?" or "how did he react?"; None for any other."""
     q = question.lower()
-    m = _CUE_WH.search(q)
+    m = _WH.search(q)
     wh = m.group(1) if m else ""
     if wh in ("who", "whom", "whose"):
         return "who"

@@ -30,6 +30,7 @@ from retrieval.answer_type import (
     ("when did the museum reopen?", AnswerType.DATE),
     ("so when is the launch planned now?", AnswerType.DATE),
     ("ok quick one, any idea when the bridge opens", AnswerType.DATE),
+    ("whens the bridge opening", AnswerType.DATE),  # chat leaves the apostrophe out
     ("in what year did the band split up?", AnswerType.YEAR),
     ("what time did the polls close?", AnswerType.TIME),
     ("what day does the festival start?", AnswerType.DATE),
