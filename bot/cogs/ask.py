@@ -55,6 +55,8 @@ THREAD_ARCHIVE_MINUTES = 1440
 # Discord's code for a message that has a thread already.
 THREAD_EXISTS = 160004
 STREAM_EDIT_INTERVAL_S = 1.0  # Discord rate-limits edits; once a second reads as live
+# Messages read between an /ask answer's first part and a later one, to find the parts between.
+PARTS_WINDOW = 50
 
 
 def cooldown_line(seconds: float) -> str:
@@ -163,7 +165,11 @@ class ChannelTarget:
         last = first
         for i, embed in enumerate(embeds[1:], 2):
             extra: dict[str, Any] = {"view": view} if i == len(embeds) else {}
-            last = await self._channel.send(embed=embed, allowed_mentions=NO_MENTIONS, **extra)
+            # Each later part replies to the part before it, so a reply to any part leads
+            # back through the answer to its question.
+            last = await self._channel.send(
+                embed=embed, allowed_mentions=NO_MENTIONS, mention_author=False,
+                reference=last.to_reference(fail_if_not_exists=False), **extra)
         return first, last
 
     async def fail(self, line: str) -> None:
@@ -707,23 +713,56 @@ class Ask(commands.Cog):
             return await self._thread_turns(message.channel, before=message)
         wanted = self.settings.history_turns + 1
         previous: list[discord.Message] = []
-        if message.reference is not None:
-            current = message
-            while len(previous) < wanted:
-                earlier = await self._referenced(current)
-                if earlier is None:
-                    break
-                previous.append(earlier)
-                current = earlier
-            previous.reverse()
+        told = 0  # messages that are turns of their own: an answer's later parts are not
+        current = message
+        while told < wanted:
+            earlier = await self._earlier(current)
+            if not earlier:
+                break
+            previous[:0] = earlier
+            told += sum(not self._later_part(m) for m in earlier)
+            current = earlier[0]
         return self._turns(previous)[-wanted:]
+
+    async def _earlier(self, message: discord.Message) -> list[discord.Message]:
+        """The messages just before ``message`` in its conversation, oldest first: the one it
+        replies to; for a later part of an /ask answer (a follow-up message, which cannot
+        reply), the answer's parts before it."""
+        me = self.bot.user
+        meta = message.interaction_metadata
+        first_id = meta.original_response_message_id if meta is not None else None
+        if me is None or message.author.id != me.id or meta is None or first_id is None:
+            earlier = await self._referenced(message)
+            return [earlier] if earlier is not None else []
+        channel = message.channel
+        try:
+            first = meta.original_response_message or await channel.fetch_message(first_id)
+            between = [m async for m in channel.history(
+                limit=PARTS_WINDOW, after=discord.Object(first_id), before=message,
+                oldest_first=True)]
+        except discord.NotFound:
+            return []
+        except discord.Forbidden:
+            self.bot.log_forbidden(channel, "read_message_history")
+            return []
+        return [first, *(m for m in between if m.author.id == me.id
+                         and m.interaction_metadata is not None
+                         and m.interaction_metadata.id == meta.id)]
+
+    def _later_part(self, message: discord.Message) -> bool:
+        """A part of a split answer after its first: the bot's embed without the question
+        as its title."""
+        me = self.bot.user
+        return (me is not None and message.author.id == me.id and bool(message.embeds)
+                and not message.embeds[0].title)
 
     async def _thread_turns(self, thread: Any, *, before: discord.Message | None) -> list[Turn]:
         """The turns of the bot's thread before ``before`` (all of them when None)."""
         if self.settings.history_turns == 0:
             return []
         wanted = self.settings.history_turns + 1
-        found = await self._thread_messages(thread, wanted, before=before)
+        # Read twice the turns wanted: an answer split over messages is one turn.
+        found = await self._thread_messages(thread, 2 * wanted, before=before)
         return self._turns(found)[-wanted:]
 
     async def _thread_messages(
@@ -779,6 +818,11 @@ class Ask(commands.Cog):
                 continue
             if not m.embeds:
                 continue  # a busy or error line, not an answer
+            if self._later_part(m) and turns and turns[-1].role == "assistant":
+                # The rest of a split answer: one turn with the parts before it.
+                more = render.embed_text(m.embeds[0]).strip()
+                turns[-1] = Turn("assistant", f"{turns[-1].text}\n\n{more}".strip())
+                continue
             title = m.embeds[0].title
             if title and (m.interaction_metadata is not None or not turns
                           or turns[-1].role != "user"):

@@ -4,6 +4,7 @@ mentions, cooldowns and permissions, through discord.py's real HTTP client and g
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.cogs import ask as ask_cog
-from bot.core.models import Turn
+from bot.core.models import NewsbotError, Turn
 from retrieval.store import SEARCH_UNAVAILABLE
 from tests.bot.conftest import OnDiscord, is_answer
 from tests.fakes import ScriptedModel, make_services
@@ -150,6 +151,83 @@ async def test_a_403_inside_threads_is_logged_once_for_their_channel(
         str(t.id) for t in threads}
     warned = [r for r in caplog.records if "missing permission" in r.getMessage()]
     assert len(warned) == 1 and f"channel {w.news.id}" in warned[0].getMessage()
+
+
+# -- answers split over several messages ---------------------------------------------------------
+
+# An answer of about 12,000 characters: more than two messages.
+LONG_TEXT = " ".join(f"Point {i}: the effects team kept adding detail to the collapsing "
+                     "building until the shot matched the comic's panels [1]." for i in range(110))
+
+
+def answer_at_length(w: OnDiscord) -> None:
+    """The core's answers, with their text replaced by a long one (the core's checks of a
+    model's long reply take seconds; this is about how Discord shows it)."""
+    real = w.services.ask.ask
+    w.services.ask.ask = (  # type: ignore[method-assign]
+        lambda question, **kwargs: dataclasses.replace(real(question, **kwargs), text=LONG_TEXT))
+
+
+def split_answer(parts: list[Message]) -> list[Message]:
+    """The answer's messages once its last (the one with the buttons) is sent."""
+    return parts if parts and is_answer(parts[-1]) else []
+
+
+def whole_text(parts: list[Message]) -> str:
+    return "\n\n".join(p.embeds[0]["description"] for p in parts)
+
+
+async def test_a_reply_to_any_part_of_a_split_answer_continues_its_conversation(
+    start_on_discord: Start,
+) -> None:
+    w = await start_on_discord(answer_in_threads=False)
+    answer_at_length(w)
+    ida, jan = w.member("ida"), w.member("jan")
+    w.server.say(ida, w.news, w.mention(NETFLIX_Q))
+    parts = await w.wait(lambda: split_answer(
+        [m for m in w.server.bot_messages(w.news) if m.embeds]), "the answer's parts")
+    assert len(parts) > 2 and parts[0].embeds[0]["title"] == NETFLIX_Q
+    calls = spy_ask(w, fail=NewsbotError("enough"))
+    for member, part in ((ida, parts[-1]), (jan, parts[1])):
+        reply = w.server.say(member, w.news, "who said it was faster?", reply_to=part)
+        await w.wait(lambda r=reply: w.server.replies_to(r), "the reply's answer")
+    assert [c["history"] for c in calls] == [
+        [Turn("user", NETFLIX_Q), Turn("assistant", whole_text(parts))],
+        [Turn("user", NETFLIX_Q), Turn("assistant", whole_text(parts[:2]))],
+    ]
+
+
+async def test_a_split_answer_in_the_bots_thread_is_one_turn(start_on_discord: Start) -> None:
+    w = await start_on_discord()
+    answer_at_length(w)
+    mia = w.member("mia")
+    w.server.say(mia, w.news, w.mention(NETFLIX_Q))
+    thread = await w.wait(lambda: next(iter(w.server.threads()), None), "the thread")
+    parts = await w.wait(lambda: split_answer(w.server.bot_messages(thread)), "the parts")
+    assert len(parts) > 2
+    calls = spy_ask(w, fail=NewsbotError("enough"))
+    follow = w.server.say(mia, thread, w.mention("who said it was faster?"))
+    await w.wait(lambda: [m for m in w.server.bot_messages(thread) if m.id > follow.id],
+                 "the follow-up's answer")
+    assert calls[0]["history"] == [Turn("user", NETFLIX_Q),
+                                   Turn("assistant", whole_text(parts))]
+
+
+async def test_a_reply_to_the_last_part_of_a_split_ask_answer_has_its_question(
+    start_on_discord: Start,
+) -> None:
+    w = await start_on_discord(answer_in_threads=False)
+    answer_at_length(w)
+    kai = w.member("kai")
+    inter = w.server.slash(kai, w.news, "ask", question=NETFLIX_Q)
+    parts = await w.wait(lambda: split_answer(w.server.responses(inter)), "the answer's parts")
+    assert len(parts) > 2
+    w.server.say(w.member("lou"), w.news, "unrelated chat after the answer")
+    calls = spy_ask(w, fail=NewsbotError("enough"))
+    reply = w.server.say(kai, w.news, w.mention("who said it was faster?"), reply_to=parts[-1])
+    await w.wait(lambda: w.server.replies_to(reply), "the reply's answer")
+    assert calls[0]["history"] == [Turn("user", NETFLIX_Q),
+                                   Turn("assistant", whole_text(parts))]
 
 
 # -- /ask ----------------------------------------------------------------------------------------

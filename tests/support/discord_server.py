@@ -925,6 +925,10 @@ class LocalDiscord:
                 "user": self._user_payload(self.users[inter.user_id]),
                 "authorizing_integration_owners": {"0": str(msg.guild_id or 0)},
             }
+            if inter.original_id is not None and msg.id != inter.original_id:
+                # Discord names the response a follow-up message goes with.
+                out["interaction_metadata"]["original_response_message_id"] = str(
+                    inter.original_id)
         if msg.reference_id is not None:
             ref = self.messages.get(msg.reference_id)
             out["message_reference"] = {
