@@ -50,6 +50,7 @@ CONTENT_HIDDEN = (
     "reads this conversation too."
 )
 NOTICE_S = 15.0  # how long a cooldown or still-answering line stays before it is deleted
+NOTICES_CLEARED_S = 5.0  # at shutdown, how long the lines still shown may take to delete
 REMEMBERED = 10_000  # members (or member and channel pairs) a guard remembers at most
 THREAD_ARCHIVE_MINUTES = 1440
 # Discord's code for a message that has a thread already.
@@ -337,6 +338,8 @@ class Ask(commands.Cog):
         self._cooldown_told: dict[int, float] = {}  # member -> the question start already told
         self._in_flight: set[int] = set()
         self._hinted: OrderedDict[tuple[int, int], None] = OrderedDict()
+        # Cooldown lines waiting to be deleted: done by the bot at shutdown, not left behind.
+        self._notices: dict[asyncio.Task[None], discord.Message] = {}
         # Discord's own client refuses a longer question, so members never type one in vain.
         # This cog's copy of the command gets its own parameter: the class's stays as it was.
         param = copy.copy(self.ask._params["question"])
@@ -345,6 +348,19 @@ class Ask(commands.Cog):
 
     async def cog_unload(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        await self._clear_notices()
+
+    async def _clear_notices(self) -> None:
+        """Delete the lines still waiting to go (discord.py's ``delete_after`` is a task that
+        dies with the bot and leaves them in the channel for good)."""
+        pending = list(self._notices.items())
+        self._notices.clear()
+        for task, _ in pending:
+            task.cancel()
+        if pending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(
+                    *(_delete(line) for _, line in pending)), NOTICES_CLEARED_S)
 
     # -- limits ----------------------------------------------------------------------------
     def cooldown_left(self, user_id: int) -> float:
@@ -558,7 +574,11 @@ class Ask(commands.Cog):
         if self._cooldown_told.get(user_id) == started:
             return
         self._cooldown_told[user_id] = started
-        await self._say(message, line, delete_after=NOTICE_S)
+        sent = await self._say(message, line)
+        if sent is not None:
+            task = asyncio.create_task(_delete(sent, after=NOTICE_S))
+            self._notices[task] = sent
+            task.add_done_callback(lambda t: self._notices.pop(t, None))
 
     async def _answer_message(self, message: discord.Message, question: str) -> Delivered | None:
         history = await self.history(message)
@@ -652,16 +672,16 @@ class Ask(commands.Cog):
         except discord.HTTPException as exc:
             log.warning("could not tell the user %r: %s", line, exc)
 
-    async def _say(self, message: discord.Message, line: str, *,
-                   delete_after: float | None = None) -> None:
-        """One short reply line (a message cannot be answered ephemerally)."""
+    async def _say(self, message: discord.Message, line: str) -> discord.Message | None:
+        """One short reply line (a message cannot be answered ephemerally); None when it
+        could not be sent."""
         try:
-            await message.reply(line, mention_author=False, allowed_mentions=NO_MENTIONS,
-                                delete_after=delete_after)
+            return await message.reply(line, mention_author=False, allowed_mentions=NO_MENTIONS)
         except discord.Forbidden:
             self.bot.log_forbidden(message.channel, self.bot.missing_permission(message.channel))
         except discord.HTTPException as exc:
             log.warning("could not reply %r: %s", line, exc)
+        return None
 
     async def open_thread(
         self, message: discord.Message, channel: discord.TextChannel, name: str
@@ -834,6 +854,16 @@ class Ask(commands.Cog):
 
 
 _MASS = re.compile(r"@\u200b(?:everyone|here)\b")
+
+
+async def _delete(message: discord.Message, *, after: float = 0.0) -> None:
+    """Delete one of the bot's lines, after a while; one gone already is no matter."""
+    await asyncio.sleep(after)
+    try:
+        await message.delete()
+    except discord.HTTPException as exc:
+        if not isinstance(exc, discord.NotFound):
+            log.warning("could not delete the line %r: %s", message.content, exc)
 
 
 def _bot_thread(channel: Any, bot_id: int) -> bool:

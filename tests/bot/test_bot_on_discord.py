@@ -310,6 +310,20 @@ async def test_cooldown_is_told_once_and_the_line_goes_away(
     assert len(told()) == 1 and calls == []
 
 
+async def test_a_cooldown_line_still_shown_goes_when_the_bot_stops(
+    start_on_discord: Start,
+) -> None:
+    w = await start_on_discord(user_cooldown_s=60, answer_in_threads=False)
+    ned = w.member("ned")
+    await w.answer_to(w.server.say(ned, w.news, w.mention(NETFLIX_Q)))
+    w.server.say(ned, w.news, w.mention("and the music?"))
+    [line] = await w.wait(lambda: [m for m in w.server.bot_messages(w.news)
+                                   if m.content.startswith("You're asking quickly")],
+                          "the cooldown line")
+    await w.bot.close()  # well within the line's 15 s
+    assert w.server.messages[line.id].deleted
+
+
 async def test_a_conversation_in_the_bots_thread_is_not_held_back_by_the_cooldown(
     start_on_discord: Start,
 ) -> None:
