@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from bot.core.models import NewsbotError
+from bot.threads import call_soon
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class ControlServer:
         events: asyncio.Queue[Event] = asyncio.Queue()
 
         def emit(event: Event) -> None:  # called from worker threads
-            loop.call_soon_threadsafe(events.put_nowait, event)
+            call_soon(loop, events.put_nowait, event)
 
         task = asyncio.ensure_future(self.handler(op, args, emit))
         try:

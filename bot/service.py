@@ -32,6 +32,7 @@ from bot.control import ControlServer, Emit, socket_path
 from bot.core.admin import Cancelled, Progress
 from bot.core.models import NewsbotError
 from bot.core.operations import Actor, Context, NotPermitted, execute, lookup
+from bot.threads import call_soon
 
 if TYPE_CHECKING:
     from bot.core.services import Services
@@ -91,9 +92,10 @@ async def in_thread(func: Callable[[], T]) -> T:
         try:
             result = func()
         except BaseException as exc:  # handed to the awaiting coroutine
-            loop.call_soon_threadsafe(_settle, future, None, exc)
+            if not call_soon(loop, _settle, future, None, exc):
+                log.debug("%s failed after the service stopped: %r", func, exc)
         else:
-            loop.call_soon_threadsafe(_settle, future, result, None)
+            call_soon(loop, _settle, future, result, None)  # dropped once the loop is closed
 
     threading.Thread(target=target, daemon=True, name="newsbot-job").start()
     return await future

@@ -138,6 +138,36 @@ async def test_stopping_abandons_a_long_job_within_the_grace(
     services.close()
 
 
+def test_work_ending_after_the_service_stopped_prints_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A worker thread still busy when the service stops (here its warm-up) ends after the
+    event loop has closed: its result is dropped without a word. It used to die printing
+    "RuntimeError: Event loop is closed"."""
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_warm_up() -> None:
+        entered.set()
+        release.wait(10)
+
+    async def serve_and_stop() -> None:
+        svc = NewsService(make_services(tmp_path / "d"), tick_s=3600, control=False)
+        svc._warm_up = slow_warm_up  # type: ignore[method-assign]
+        await svc.start()
+        await asyncio.to_thread(entered.wait, 10)
+        await svc.stop()
+
+    asyncio.run(serve_and_stop())  # as `newsbot serve` runs: the loop is closed after it
+    died: list[Any] = []
+    monkeypatch.setattr(threading, "excepthook", died.append)
+    workers = [t for t in threading.enumerate() if t.name == "newsbot-job"]
+    release.set()
+    for worker in workers:
+        worker.join(10)
+    assert died == []
+    assert "Event loop is closed" not in capfd.readouterr().err
+
+
 async def test_a_second_service_on_a_data_dir_is_refused_in_one_line(
         service: NewsService, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,6 +23,7 @@ from bot.client import NO_MENTIONS, one_line
 from bot.cogs import call_core
 from bot.core.admin import ReindexReport
 from bot.core.models import NewsbotError, redact_url, source_label
+from bot.threads import call_soon
 
 if TYPE_CHECKING:
     from bot.client import NewsBot
@@ -152,7 +153,7 @@ class Admin(commands.Cog):
         loop = asyncio.get_running_loop()
 
         def emit(event: dict[str, Any]) -> None:  # from the job's thread
-            loop.call_soon_threadsafe(_fold, state, event)
+            call_soon(loop, _fold, state, event)
 
         job = asyncio.ensure_future(
             self._call(interaction, "reindex", {"full": full, "dry_run": dry_run}, emit))

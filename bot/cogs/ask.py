@@ -36,6 +36,7 @@ from discord.ext import commands
 from bot import render
 from bot.client import GENERIC_FAILURE, NO_MENTIONS, one_line, send_ephemeral
 from bot.core.models import Answer, NewsbotError, QuestionError, Turn
+from bot.threads import call_soon
 
 if TYPE_CHECKING:
     from bot.client import NewsBot
@@ -278,7 +279,7 @@ class Streamer:
 
     def feed(self, delta: str) -> None:
         """Called from the worker thread with each delta."""
-        self.loop.call_soon_threadsafe(self._on_delta, delta)
+        call_soon(self.loop, self._on_delta, delta)  # dropped once the bot has stopped
 
     def _on_delta(self, delta: str) -> None:
         if self._stop.is_set():
