@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import posixpath
 import random
 import threading
 import time
@@ -21,16 +20,15 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from bot.core.models import NewsbotError
-from bot.core.state import BriefIntake, SourceRecord, State, utcnow
+from bot.core.state import BriefIntake, SourceRecord, State, source_url, utcnow
 from bot.settings import Settings
 from retrieval.articles import (
     Article,
-    canonical_url,
     make_article_id,
     other_scheme,
     own_article_id,
@@ -198,12 +196,10 @@ def normalise_spec(spec: str) -> str:
     spec = spec.strip()
     if spec.lower().startswith(("http://", "https://")):
         try:
-            parts = urlsplit(spec)
-            parts.port  # noqa: B018  (raises on a port out of range)
+            urlsplit(spec).port  # noqa: B018  (raises on a port out of range)
         except ValueError:
             raise SourceError(f"not a valid URL: {spec}") from None
-        path = posixpath.normpath(parts.path) if parts.path not in ("", "/") else parts.path
-        return canonical_url(urlunsplit(parts._replace(path=path)), sort_query=False) or spec
+        return source_url(spec) or spec
     if "://" in spec:  # an address of another scheme, not a relative path: left to refuse
         return spec
     return str(Path(spec).expanduser().resolve())

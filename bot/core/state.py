@@ -14,6 +14,7 @@ redirects to.
 from __future__ import annotations
 
 import json
+import posixpath
 import sqlite3
 import threading
 import uuid
@@ -23,9 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from bot.core.models import source_label
-from retrieval.articles import Article
+from retrieval.articles import Article, canonical_url
 
 SCHEMA_VERSION = 2
 
@@ -267,6 +269,69 @@ def _migrate_sources_v1(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE sources_v1")
 
 
+def source_url(spec: str) -> str | None:
+    """The form a source's URL is recorded in: canonical (scheme and host in lower case, no
+    fragment, default port, trailing slash or tracking parameters), no ``..`` in its path,
+    its query's order kept (the server may need it); None when ``spec`` is no usable http(s)
+    URL."""
+    try:
+        parts = urlsplit(spec.strip())
+        parts.port  # noqa: B018  (raises on a port out of range)
+    except ValueError:
+        return None
+    path = posixpath.normpath(parts.path) if parts.path not in ("", "/") else parts.path
+    return canonical_url(urlunsplit(parts._replace(path=path)), sort_query=False)
+
+
+def _canonical_source_urls(db: sqlite3.Connection) -> None:
+    """Sources recorded before their URLs were kept in canonical form get that form, so
+    adding the feed again finds them. One whose canonical form another source has already
+    (added since) is merged into the older of the two. Idempotent: canonical specs are left
+    as they are."""
+    rows = db.execute("SELECT id, spec FROM sources WHERE spec LIKE 'http%' ORDER BY id")
+    for row in rows.fetchall():
+        url = source_url(row["spec"])
+        if url is None or url == row["spec"]:
+            continue
+        db.execute("UPDATE articles SET source = ? WHERE source = ?", (url, row["spec"]))
+        twin = db.execute("SELECT id FROM sources WHERE spec = ?", (url,)).fetchone()
+        if twin is None:
+            db.execute("UPDATE sources SET spec = ? WHERE id = ?", (url, row["id"]))
+        else:
+            keep, gone = sorted((int(row["id"]), int(twin["id"])))
+            _merge_source(db, keep, gone, url)
+
+
+def _merge_source(db: sqlite3.Connection, keep: int, gone: int, spec: str) -> None:
+    """Source ``gone`` is the same as ``keep``: its articles (with the items it has seen),
+    subscriptions and queued briefs go to ``keep``, which takes ``spec``."""
+    db.execute(
+        """INSERT OR IGNORE INTO article_sources (article_id, source_id, guid, item_hash, link,
+               first_seen)
+           SELECT article_id, ?, guid, item_hash, link, first_seen FROM article_sources
+           WHERE source_id = ?""", (keep, gone))
+    for sub in db.execute("SELECT id, channel_id, topic FROM subscriptions WHERE source_id = ?",
+                          (gone,)).fetchall():
+        same = db.execute("SELECT id FROM subscriptions WHERE source_id = ? AND channel_id = ?",
+                          (keep, sub["channel_id"])).fetchone()
+        if same is None:
+            db.execute("UPDATE subscriptions SET source_id = ? WHERE id = ?", (keep, sub["id"]))
+        else:  # the channel follows it twice: one subscription, with both's posts
+            db.execute("UPDATE posts SET subscription_id = ? WHERE subscription_id = ?",
+                       (same["id"], sub["id"]))
+            db.execute("DELETE FROM subscriptions WHERE id = ?", (sub["id"],))
+    db.execute("UPDATE brief_queue SET source_id = ? WHERE source_id = ?", (keep, gone))
+    other = db.execute("SELECT * FROM sources WHERE id = ?", (gone,)).fetchone()
+    db.execute("DELETE FROM sources WHERE id = ?", (gone,))
+    db.execute(
+        """UPDATE sources SET spec = ?, name = COALESCE(name, ?), watch = MAX(watch, ?),
+               every_min = COALESCE(every_min, ?), backfill = MAX(backfill, ?),
+               polls = MAX(polls, ?), next_poll = COALESCE(next_poll, ?)
+           WHERE id = ?""",
+        (spec, other["name"], other["watch"], other["every_min"], other["backfill"],
+         other["polls"], other["next_poll"], keep))
+
+
 def _add_source(db: sqlite3.Connection, spec: str, kind: str, *, name: str | None,
                 watch: bool, every_min: int | None, backfill: int) -> SourceRecord:
     now = _iso(utcnow())
@@ -363,6 +428,7 @@ class State:
         with self.transaction() as db:
             if self._columns("sources_v1"):
                 _migrate_sources_v1(db)
+            _canonical_source_urls(db)
             db.execute("INSERT INTO meta(key, value) VALUES ('schema', ?) "
                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                        (str(SCHEMA_VERSION),))
@@ -565,10 +631,12 @@ class State:
             ids: dict[str, int] = {}
             for rec in sources:
                 name = rec.get("name")
+                # An export written before URLs were recorded in canonical form.
+                spec = source_url(rec["spec"]) or rec["spec"]
                 taken = name and db.execute("SELECT 1 FROM sources WHERE name = ? AND spec != ?",
-                                            (name, rec["spec"])).fetchone()
+                                            (name, spec)).fetchone()
                 ids[rec["spec"]] = _add_source(
-                    db, rec["spec"], rec["kind"], name=None if taken else name,
+                    db, spec, rec["kind"], name=None if taken else name,
                     watch=bool(rec.get("watch")), every_min=rec.get("every_min"),
                     backfill=int(rec.get("backfill") or 0)).id
             known = {r["id"]: r["content_hash"] for r in db.execute(

@@ -609,3 +609,82 @@ def test_only_a_one_off_source_a_kill_left_empty_is_dropped_at_the_next_open(
             str(loaded), "https://news.example.org/feed.xml"]
     finally:
         svc.close()
+
+
+_T = "2025-01-01T00:00:00+00:00"
+
+
+def _old_state(path: Path, rows: str) -> None:
+    """A state file as it was written before source URLs were recorded in canonical form:
+    the URL kept as it was typed."""
+    State(path).close()
+    db = sqlite3.connect(path)
+    db.executescript(rows.replace("$T", _T))
+    db.close()
+
+
+def _article_row(article_id: str, source: str) -> str:
+    return (f"INSERT INTO articles VALUES ('{article_id}', NULL, '{source}', "
+            f"'https://news.example.org/{article_id}', 'Pier {article_id}', NULL, NULL, NULL, "
+            f"'The pier reopens.', 'h{article_id}', 1, '$T', '$T');")
+
+
+def test_source_urls_recorded_as_typed_are_made_canonical_when_the_state_opens(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    typed = "HTTPS://News.Example.org:443/harbour/feed.xml/?utm_source=rss"
+    _old_state(path, f"""
+        INSERT INTO sources (id, spec, kind, name, watch, added_at, polls)
+            VALUES (1, '{typed}', 'feed', 'harbour', 1, '$T', 4);
+        INSERT INTO sources (id, spec, kind, added_at) VALUES (2, '/srv/trams.jsonl', 'file', '$T');
+        {_article_row("a1", typed)}
+        INSERT INTO article_sources (article_id, source_id, guid, first_seen)
+            VALUES ('a1', 1, 'item-1', '$T');
+        INSERT INTO subscriptions (channel_id, source_id, created_at) VALUES (10, 1, '$T');
+    """)
+    canonical = "https://news.example.org/harbour/feed.xml"
+    for _ in range(2):  # a second open changes nothing
+        state = State(path)
+        try:
+            assert [(s.id, s.spec) for s in state.list_sources()] == [
+                (1, canonical), (2, "/srv/trams.jsonl")]
+            # Adding the feed again, as sources add records it now, is the source followed.
+            assert state.add_source(canonical, "feed", watch=True).id == 1
+            assert state.known_guids(1) == {"item-1": "a1"}
+            assert [r["source_id"] for r in state.subscriptions()] == [1]
+            assert state.get_article("a1").source == canonical  # type: ignore[union-attr]
+            assert state.get_source(1).polls == 4  # type: ignore[union-attr]
+        finally:
+            state.close()
+
+
+def test_a_source_added_again_since_under_its_canonical_url_is_merged_into_the_first(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    typed, canonical = "HTTP://Harbour.example.org/feed.xml#top", "http://harbour.example.org/feed.xml"
+    _old_state(path, f"""
+        INSERT INTO sources (id, spec, kind, watch, added_at, polls)
+            VALUES (1, '{typed}', 'feed', 1, '$T', 5);
+        INSERT INTO sources (id, spec, kind, name, watch, added_at, polls)
+            VALUES (2, '{canonical}', 'feed', 'harbour', 1, '$T', 1);
+        {_article_row("a1", typed)}
+        {_article_row("a2", canonical)}
+        INSERT INTO article_sources (article_id, source_id, guid, first_seen) VALUES
+            ('a1', 1, 'item-1', '$T'), ('a1', 2, 'item-1', '$T'), ('a2', 2, 'item-2', '$T');
+        INSERT INTO subscriptions (id, channel_id, source_id, created_at) VALUES
+            (1, 10, 1, '$T'), (2, 20, 1, '$T'), (3, 10, 2, '$T'), (4, 30, 2, '$T');
+        INSERT INTO posts (channel_id, item_key, kind, subscription_id, nonce, payload,
+            created_at) VALUES (10, 'a2', 'brief', 3, 'n', '{{}}', '$T');
+        INSERT INTO brief_queue (article_id, source_id, queued_at) VALUES ('a2', 2, '$T');
+    """)
+    state = State(path)
+    try:
+        [source] = state.list_sources()
+        assert (source.id, source.spec, source.name, source.polls) == (1, canonical, "harbour", 5)
+        assert state.known_guids(1) == {"item-1": "a1", "item-2": "a2"}
+        assert sorted((r["channel_id"], r["source_id"]) for r in state.subscriptions()) == [
+            (10, 1), (20, 1), (30, 1)]
+        assert state.get_post(10, "a2")["subscription_id"] == 1  # type: ignore[index]
+        assert [r["source_id"] for r in state.queued_briefs()] == [1]
+    finally:
+        state.close()
