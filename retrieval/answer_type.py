@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
+from itertools import pairwise
 from typing import Literal
 
 from retrieval.lexical import tokenize
@@ -174,6 +175,9 @@ class Expected:
     # The question's words that name the kind ("year", "time"), which a sentence giving the
     # answer need not repeat.
     kind_terms: frozenset[str] = frozenset()
+    # A date alone answers "how long after the vote did he resign?" or "how long has it been
+    # shut?", not "how long did the eclipse last?".
+    one_date: bool = True
 
 
 _KIND_WORDS = frozenset(tokenize(["year date day month time hour long quickly soon number "
@@ -198,13 +202,15 @@ def expect(question: str) -> Expected | None:
     if kind is AnswerType.DURATION:
         # "How long did it last?" is answered "for more than four minutes": the verb of
         # lasting names the kind of answer too.
-        return Expected(kind, kind_terms=_KIND_WORDS | _LASTING)
+        lasting = bool(_LASTING & set(tokenize([question])[0]))
+        return Expected(kind, kind_terms=_KIND_WORDS | _LASTING, one_date=not lasting)
     if kind is not AnswerType.CHOICE:
         return Expected(kind, kind_terms=_KIND_WORDS)
     offered = tuple(frozenset(t) for t in tokenize(list(choices(question))) if t)
     return Expected(kind, offered, _KIND_WORDS) if offered else None
 
 
+_SINCE = re.compile(r"\b(?:since|until|till)\s+(?:\w+\s+){0,2}$", re.I)
 _PATTERNS = {AnswerType.MONEY: _MONEY, AnswerType.NUMBER: _NUMBER, AnswerType.DATE: _DATE,
              AnswerType.YEAR: _YEAR, AnswerType.TIME: _TIME, AnswerType.DURATION: _DURATION,
              AnswerType.AGE: _AGE, AnswerType.SPEED: _SPEED}
@@ -228,8 +234,15 @@ def kind_spans(expected: Expected, sentence: str) -> list[tuple[int, int]]:
         return spans + [m.span() for m in re.finditer(r"\bdeath\b", sentence, re.I)]
     spans = [m.span() for m in _PATTERNS[kind].finditer(sentence)]
     if kind is AnswerType.DURATION:
-        # "How long?" is often answered with the two dates it lies between.
-        spans += [m.span() for m in _DATE.finditer(sentence)]
+        # "How long?" is often answered with the two dates it lies between, or the one it
+        # has lasted since; for how long something lasted or took, a single date ("it
+        # crossed on 8 April") is when, not how long.
+        dates = [m.span() for m in _DATE.finditer(sentence)]
+        apart = any(sentence[a[1]:b[0]].strip(" ,") for a, b in pairwise(dates))
+        if expected.one_date or apart:  # "8 April 2024" is one date in two matches
+            spans += dates
+        else:
+            spans += [d for d in dates if _SINCE.search(sentence, 0, d[0])]
     return spans
 
 

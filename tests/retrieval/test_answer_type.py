@@ -93,6 +93,19 @@ def test_spans_point_at_what_is_stated() -> None:
         "300 million euros", "€2"]
 
 
+def test_a_date_alone_says_when_a_thing_lasted_from_not_how_long() -> None:
+    lasted = expect("how long did the ferry strike last?")
+    after = expect("how long after the vote did the mayor resign?")
+    assert lasted is not None and after is not None
+    one_day = "Ferries stopped sailing on 2 March 2023."
+    assert not kind_spans(lasted, one_day)
+    assert kind_spans(after, one_day)  # the day it came, the other the vote's
+    for sentence in ("The strike ran from 2 March to 19 April 2023.",
+                     "No ferry has sailed since 2 March 2023.",
+                     "The crews stayed out for six weeks."):
+        assert kind_spans(lasted, sentence), sentence
+
+
 def test_choices_are_the_answers_an_either_or_question_offers() -> None:
     assert choices("how did the match end, a draw or a penalty shoot-out?") == (
         "a draw", "a penalty shoot-out")
