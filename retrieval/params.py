@@ -91,6 +91,15 @@ class SearchParams:
     # search before the second hop changed): on the tuning half no value caught more nulls,
     # and at 0.50 false abstentions reached 3.7% (tuning) and 3.5% (checking).
     abstain_threshold: float = 0.42
+    # A follow-up pointing back at its conversation's story ("where could people see it?")
+    # that its words do not match is answered from that story when its best article is the
+    # story at least this well: 0.5 * cosine + 0.5 * IDF share of the terms of the earlier
+    # questions that named it. Its closest sentence is said to be only the closest unless it
+    # holds one of the follow-up's own words. Set: above the 0.42 of any answer, and, on the
+    # bundled sample, where the story's article (cosines 0.29-0.44, every term held) passes
+    # and another story's does not; no bench figure moved on either half (no bench follow-up
+    # was refused as weak before).
+    story_share: float = 0.6
 
     # -- extractive answer -------------------------------------------------------------------
     # Sentences are taken from this many of the best articles (their matched chunks). Set: an

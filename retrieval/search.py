@@ -119,6 +119,9 @@ class QueryPlan:
     digest: bool = False
     # A follow-up that points back at its conversation's story ("how fast was it going?").
     refers_back: bool = False
+    # The terms of the earlier questions that named the story ("any news on the eclipse?"),
+    # not those that point back at it ("how long did it last?").
+    story_terms: tuple[str, ...] = ()
 
     @property
     def terms(self) -> list[str]:
@@ -161,6 +164,9 @@ class SearchResult:
     context_terms: list[str] = field(default_factory=list)
     # A list of the news (see :meth:`Retriever.newest`), for a question with no subject.
     digest: bool = False
+    # Answered only for being about the conversation's story (:func:`story_confidence`):
+    # its best article may not state what the follow-up asks.
+    on_story: bool = False
 
 
 class Retriever:
@@ -428,12 +434,16 @@ class Retriever:
             when = set(tokenize([tf.recency_phrase])[0])
             tokens = [t for t in tokens if t not in when]
         ctx_tokens: list[str] = []
+        story: list[str] = []
         for earlier_q in context:
             # An earlier "any update on the strike?" asked when as the query's own "the
             # latest" does: its "update" is in no article and would count against each.
             said = parse_time(earlier_q, local).recency_phrase
             asked_when = set(tokenize([said])[0]) if said else set()
-            ctx_tokens += [t for t in tokenize([earlier_q])[0] if t not in asked_when]
+            own = [t for t in tokenize([earlier_q])[0] if t not in asked_when]
+            ctx_tokens += own
+            if not points_back(earlier_q):
+                story += [t for t in content_terms(own) if t not in news_words()]
         # A follow-up's "what's new?" asks about its conversation's story, not the news.
         subject = set(content_terms(tokens)) - news_words() - set(tokenize([tf.phrase])[0])
         digest = not context and (tf.recency or tf.bounded) and not subject
@@ -445,7 +455,7 @@ class Retriever:
         refers_back = bool(context) and points_back(query)
         return QueryPlan(query, tuple(context), tokens, ctx_tokens, vec, tf, hard_lo, hard_hi,
                          win_lo, win_hi, boosted, outlet, prefer_article_id, digest,
-                         refers_back)
+                         refers_back, tuple(dict.fromkeys(story)))
 
     # -- stages 2 and 3: candidates, fusion ------------------------------------------------
     def candidates(self, vec: np.ndarray, lex: LexicalIndex, lex_scores: np.ndarray,
@@ -643,10 +653,14 @@ class Retriever:
             articles = diversify(articles, texts, terms, lex, p)
         confidence = judge(articles, plan, texts, lex, hop=hop,
                            context_share=p.context_term_weight)
+        # A follow-up pointing back at a story its words do not match ("what was wrong with
+        # it?" of a report saying "the fault") is still about that story.
+        on_story = (confidence < p.abstain_threshold and plan.refers_back
+                    and story_confidence(articles, plan, texts, lex) >= p.story_share)
         return SearchResult(
             articles=articles[:k], time=plan.time, confidence=confidence,
-            weak=confidence < p.abstain_threshold, query_terms=terms,
-            took_ms=(time.perf_counter() - t0) * 1000,
+            weak=confidence < p.abstain_threshold and not on_story, query_terms=terms,
+            took_ms=(time.perf_counter() - t0) * 1000, on_story=on_story,
             joint=hop is not None and len(articles) > 1 and articles[1] is hop,
             article_terms={a.article_id: texts[a.article_id] for a in articles[:k]
                            if a.article_id in texts},
@@ -856,6 +870,16 @@ def judge(articles: Sequence[ArticleHit], plan: QueryPlan, texts: dict[str, set[
     return confidence
 
 
+def story_confidence(articles: Sequence[ArticleHit], plan: QueryPlan,
+                     texts: dict[str, set[str]], idf: Idf) -> float:
+    """How well the best article is the story the conversation named: its cosine and the
+    IDF share of the story's terms (of the earlier questions that named it) it holds."""
+    if not articles or not plan.story_terms:
+        return 0.0
+    return coverage_confidence(articles[:1], [], idf, texts, context=plan.story_terms,
+                               context_share=1.0)
+
+
 def coverage_confidence(articles: Sequence[ArticleHit], terms: Sequence[str], idf: Idf,
                         texts: dict[str, set[str]], *, jointly: bool = False,
                         context: Sequence[str] = (), context_share: float = 0.0) -> float:
@@ -882,6 +906,9 @@ def coverage_confidence(articles: Sequence[ArticleHit], terms: Sequence[str], id
 # Words by which a follow-up points back at the story its conversation is about.
 _REFERS_BACK = frozenset(("it", "its", "he", "him", "his", "she", "her", "they", "them",
                           "their", "this", "that", "these", "those"))
+# "When is the next one?", "which one won?"; not "in one day".
+_ONE_OF_THEM = re.compile(r"\b(?:the|that|this|which|next|last|first|other|same)\s+one\b",
+                          re.IGNORECASE)
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)*\b")
 _NOT_NAMES = frozenset((
     "The", "A", "An", "In", "On", "At", "For", "From", "By", "With", "And", "But", "Or", "Of",
@@ -896,7 +923,8 @@ _NOT_NAMES = frozenset((
 def points_back(question: str) -> bool:
     """Whether ``question`` points back at its conversation's story with a pronoun ("how
     fast was it going?", "when was that?")."""
-    return not _REFERS_BACK.isdisjoint(w.lower() for w in re.findall(r"[\w']+", question))
+    return (not _REFERS_BACK.isdisjoint(w.lower() for w in re.findall(r"[\w']+", question))
+            or _ONE_OF_THEM.search(question) is not None)
 
 
 def repeated_names(article: ArticleHit, question_tokens: set[str], min_mentions: int,

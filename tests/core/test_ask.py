@@ -317,6 +317,20 @@ def test_a_third_follow_up_that_points_back_keeps_the_story_named_first(
     assert (answer.sources or answer.closest)[0].title.startswith("Voyager 1")
 
 
+def test_a_follow_up_about_the_story_in_words_it_does_not_use_gets_its_closest_sentence(
+        services: Services) -> None:
+    # "where could people see it?": the eclipse report says where its path crossed, not
+    # "people" or "see". Refused as matching weakly before; the story is the conversation's,
+    # so its closest sentence is given, said to be only the closest.
+    first = "any news on the eclipse?"
+    history = [Turn("user", first), Turn("assistant", services.ask.ask(first).text)]
+    where = services.ask.ask("where could people watch it?", history=history)
+    assert where.text.startswith("The articles don't say that; the closest they come: ")
+    assert (where.sources or where.closest)[0].title.startswith("Total solar eclipse")
+    # Another story's words are still not answered from this one.
+    assert services.ask.ask("what did the pope say about it?", history=history).abstained
+
+
 def test_search_context_is_the_last_two_questions_or_the_story_and_the_last() -> None:
     story = "what's going on with Voyager?"
     assert search_context([story, "what was wrong with it?"]) == [

@@ -28,6 +28,7 @@ from retrieval.search import (
     prefer_recent,
     refresh_gap,
     second_hop,
+    story_confidence,
 )
 from retrieval.timeparse import Span, TimeFilter
 from tests.fakes import make_services
@@ -166,6 +167,8 @@ def test_a_follow_up_points_back_by_a_pronoun(services: Services) -> None:
     earlier = ("who landed near the moon's pole?",)
     assert retriever.plan("how fast was it going?", context=earlier).refers_back
     assert not retriever.plan("and the cost?", context=earlier).refers_back
+    assert retriever.plan("when is the next one?", context=earlier).refers_back
+    assert not retriever.plan("did anyone land in one go?", context=earlier).refers_back
     assert not retriever.plan("how fast was it going?").refers_back  # no conversation
 
 
@@ -176,6 +179,20 @@ def test_an_earlier_question_asking_for_news_lends_its_subject_not_its_news_word
     for earlier in ("any update on the ferry strike?", "what's the latest on the ferry strike?"):
         plan = services.retriever.plan("how long did it last?", context=(earlier,))
         assert plan.context_tokens == tokenize(["ferry strike"])[0], earlier
+
+
+def test_the_story_is_what_the_earlier_questions_named_not_what_they_asked_of_it(
+        services: Services) -> None:
+    earlier = ("any news on the ferry strike?", "how long did it last?")
+    plan = services.retriever.plan("when is the next one?", context=earlier)
+    assert plan.refers_back
+    assert plan.story_terms == tuple(tokenize(["ferry strike"])[0])
+    strike = _article("strike", 0.5, sim=0.4)
+    other = _article("other", 0.5, sim=0.4)
+    texts = {"strike": {"ferri", "strike", "crew"}, "other": {"tram", "strike"}}
+    assert story_confidence([strike], plan, texts, _EvenIdf()) == pytest.approx(0.7)
+    assert story_confidence([other], plan, texts, _EvenIdf()) == pytest.approx(0.45)
+    assert story_confidence([strike], replace(plan, story_terms=()), texts, _EvenIdf()) == 0
 
 
 def test_second_hop_needs_a_strong_first_article_that_misses_terms_and_names_people() -> None:

@@ -57,6 +57,21 @@ def test_the_answer_leads_with_a_sentence_stating_the_kind_asked_for() -> None:
     assert len(found.picked) <= SearchParams().answer_sentences
 
 
+def test_a_follow_up_kept_for_its_story_is_answered_only_by_a_sentence_with_its_words() -> None:
+    story = ("The ferry strike ended on Friday after nine days. The next strike vote is due "
+             "in March. Crews returned to the harbour on Saturday.")
+    for question, verdict in (("when is the next one?", "answer"),
+                              ("who designed it?", "partial")):
+        result, embedder = _result(question, story)
+        result = replace(result, on_story=True)
+        found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+        assert found.verdict == verdict, question
+    assert len(found.picked) == 1  # the closest sentence alone
+    same, embedder = _result("who designed it?", story)
+    assert answer_with("who designed it?", same, _EvenIdf(), embedder,
+                       SearchParams()).verdict == "answer"  # found by its own words
+
+
 def test_another_storys_amount_does_not_answer_and_the_answer_is_partial() -> None:
     question = "how much will the ferry repairs cost?"
     result, embedder = _result(
