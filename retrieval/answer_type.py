@@ -178,6 +178,8 @@ class Expected:
     # A date alone answers "how long after the vote did he resign?" or "how long has it been
     # shut?", not "how long did the eclipse last?".
     one_date: bool = True
+    # "How many athletes ...?" counts things: "six kilometres" measures, it does not count.
+    counts: bool = False
 
 
 _KIND_WORDS = frozenset(tokenize(["year date day month time hour long quickly soon number "
@@ -204,12 +206,24 @@ def expect(question: str) -> Expected | None:
         # lasting names the kind of answer too.
         lasting = bool(_LASTING & set(tokenize([question])[0]))
         return Expected(kind, kind_terms=_KIND_WORDS | _LASTING, one_date=not lasting)
+    if kind is AnswerType.NUMBER:
+        counted = _COUNTED.search(question)
+        counts = counted is not None and not _MEASURE_WORD.fullmatch(counted.group(1))
+        return Expected(kind, kind_terms=_KIND_WORDS, counts=counts)
     if kind is not AnswerType.CHOICE:
         return Expected(kind, kind_terms=_KIND_WORDS)
     offered = tuple(frozenset(t) for t in tokenize(list(choices(question))) if t)
     return Expected(kind, offered, _KIND_WORDS) if offered else None
 
 
+# Units a number measures in; a count of people or seats is in none of them.
+_MEASURES = (r"(?:kilomet(?:re|er)s?|km|met(?:re|er)s?|miles?|feet|foot|ft|inch(?:es)?|yards?"
+             r"|light[\s-]years?|kilograms?|kg|grams?|tonnes?|tons?|pounds?|lbs?|degrees?"
+             r"|hectares?|acres?|square|cubic|litres?|liters?|gallons?|barrels?|knots?|mph"
+             rf"|{_UNITS[3:-1]})")
+_MEASURE_WORD = re.compile(_MEASURES, re.I)
+_MEASURED = re.compile(rf"(?:\s?(?:million|billion|thousand|hundred))?[\s-]{_MEASURES}\b", re.I)
+_COUNTED = re.compile(r"\bhow many\s+([\w-]+)", re.I)
 _SINCE = re.compile(r"\b(?:since|until|till)\s+(?:\w+\s+){0,2}$", re.I)
 _PATTERNS = {AnswerType.MONEY: _MONEY, AnswerType.NUMBER: _NUMBER, AnswerType.DATE: _DATE,
              AnswerType.YEAR: _YEAR, AnswerType.TIME: _TIME, AnswerType.DURATION: _DURATION,
@@ -233,6 +247,10 @@ def kind_spans(expected: Expected, sentence: str) -> list[tuple[int, int]]:
         spans = [m.span() for m in _DURATION.finditer(sentence)]
         return spans + [m.span() for m in re.finditer(r"\bdeath\b", sentence, re.I)]
     spans = [m.span() for m in _PATTERNS[kind].finditer(sentence)]
+    if kind is AnswerType.NUMBER and expected.counts:
+        dates = [m.span() for m in _DATE.finditer(sentence)]  # "on 26 July" counts nothing
+        spans = [(a, b) for a, b in spans if not _MEASURED.match(sentence, b)
+                 and not any(lo <= a and b <= hi for lo, hi in dates)]
     if kind is AnswerType.DURATION:
         # "How long?" is often answered with the two dates it lies between, or the one it
         # has lasted since; for how long something lasted or took, a single date ("it

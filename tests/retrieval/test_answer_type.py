@@ -106,6 +106,19 @@ def test_a_date_alone_says_when_a_thing_lasted_from_not_how_long() -> None:
         assert kind_spans(lasted, sentence), sentence
 
 
+def test_a_count_of_things_is_not_a_measure() -> None:
+    riders = expect("how many riders finished the race?")
+    distance = expect("how many kilometres was the race?")
+    assert riders is not None and distance is not None
+    measured = "The riders covered 180 kilometres in the hills; 7.5 million people watched."
+    assert [measured[a:b] for a, b in kind_spans(riders, measured)] == ["7.5", "million"]
+    assert [measured[a:b] for a, b in kind_spans(distance, measured)] == [
+        "180", "7.5", "million"]
+    assert kind_spans(riders, "Only 96 of the 176 riders finished, after nine days.") == [
+        (5, 7), (15, 18)]
+    assert not kind_spans(riders, "The race started on 26 July in Lille.")  # a day's date
+
+
 def test_choices_are_the_answers_an_either_or_question_offers() -> None:
     assert choices("how did the match end, a draw or a penalty shoot-out?") == (
         "a draw", "a penalty shoot-out")

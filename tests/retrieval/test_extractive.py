@@ -38,7 +38,7 @@ def test_kind_evidence_wants_the_question_terms_next_to_the_number() -> None:
     predicate = {t: 1.0 for t in tokenize(["people died tower collapsed"])[0]}
     near = kind_evidence("Officials said 39 people died when the tower collapsed.", expected,
                          predicate, window=8)
-    far = kind_evidence("The tower, built in 1,000 days, was famous. Nobody had warned that it "
+    far = kind_evidence("The tower, home to 1,000 families, was famous. Nobody had warned that it "
                         "could ever come down on the people who died.", expected, predicate,
                         window=3)
     none = kind_evidence("The tower collapsed on Sunday.", expected, predicate, window=8)
