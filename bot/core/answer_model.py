@@ -334,6 +334,9 @@ REASONS = {
 # repeat of them (small models echo their prompt).
 ECHO_SHARE = 0.7
 ECHO_SENTENCES = 2  # this many repeated instructions and the reply is an echo
+# This many repeats of its own sentences and a reply is looping: a small model that starts
+# over rarely stops before its token limit, which a slow one reaches in a minute.
+LOOP_REPEATS = 3
 
 
 def _instruction_sentences() -> list[set[str]]:
@@ -524,8 +527,12 @@ class AnswerGate:
         self._shown = False  # a sentence was handed on (the next gets a space before it)
 
     @property
+    def looping(self) -> bool:
+        return sum(d.reason == "repeat" for d in self.dropped) >= LOOP_REPEATS
+
+    @property
     def full(self) -> bool:
-        return self.echo or len(self.kept) >= self.max_kept
+        return self.echo or self.looping or len(self.kept) >= self.max_kept
 
     def feed(self, delta: str) -> None:
         """Take a delta; raises StopStreaming once enough sentences were kept."""
@@ -545,7 +552,8 @@ class AnswerGate:
         self._released = max(self._released, len(pieces) - 1)
         # Reasoning that never opened its tag often restates the instructions: an echo is
         # known only once no closing tag can follow, so the reply is read on.
-        if len(self.kept) >= self.max_kept or (self.echo and not self._unopened):
+        if (len(self.kept) >= self.max_kept or self.looping
+                or (self.echo and not self._unopened)):
             raise StopStreaming
 
     def _past_reasoning(self, delta: str) -> str:

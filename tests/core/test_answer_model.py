@@ -195,6 +195,14 @@ def test_a_looping_reply_keeps_one_copy(checker: SentenceChecker) -> None:
     assert shown == [GOOD_1] and [d.reason for d in gate.dropped] == ["repeat", "repeat"]
 
 
+def test_a_reply_starting_over_and_over_is_no_longer_read(checker: SentenceChecker) -> None:
+    gate = AnswerGate(checker)
+    gate.feed(f"{GOOD_1} {GOOD_1} ")
+    with pytest.raises(StopStreaming):
+        gate.feed(f"{GOOD_1} {GOOD_1} {GOOD_2}")
+    assert gate.text == GOOD_1 and gate.looping
+
+
 def test_hyphenated_names_and_a_stray_full_stop_are_read_alike() -> None:
     lab = SourceText(n=1, title="Lab tests a new flu-like virus", outlet="Health Desk",
                      date="2025-05-01",

@@ -124,13 +124,26 @@ def test_the_budget_holds_against_a_server_that_trickles(svc: Services,
 
 def test_the_budget_holds_against_a_server_that_never_stops(svc: Services) -> None:
     with FakeOpenAIServer(cap_mode="none") as server:
+        # No sentence ever ends: nothing to show, nothing that repeats.
+        server.queue_reply("and then the scene went on ", forever=True, stream_chunk_size=8,
+                           chunk_delay=0.005)
+        shown: list[str] = []
+        answer = _ask(svc, server, shown=shown)
+        [stream] = server.wait_for_streams(1)
+    assert stream.client_left and not stream.completed
+    assert answer.mode == "extractive" and shown == []
+    assert "timed out" in (answer.note or "")
+
+
+def test_a_server_repeating_itself_forever_is_left_once_it_loops(svc: Services) -> None:
+    with FakeOpenAIServer(cap_mode="none") as server:
         server.queue_reply(f"{GOOD} ", forever=True, stream_chunk_size=8, chunk_delay=0.005)
         shown: list[str] = []
         answer = _ask(svc, server, shown=shown)
         [stream] = server.wait_for_streams(1)
     assert stream.client_left and not stream.completed
     assert answer.mode == "model" and answer.text == GOOD == "".join(shown)
-    assert "timed out" in (answer.note or "") and "repeat" in (answer.note or "")
+    assert "repeat" in (answer.note or "") and "timed out" not in (answer.note or "")
 
 
 def test_a_runaway_answer_is_closed_once_enough_was_said(svc: Services) -> None:
