@@ -21,9 +21,10 @@ stating the answer from meaning and words together (the weights are fitted, see
 - its article's and chunk's ranks, and its length.
 
 The answer leads with the most likely sentence (of an article from the period the question
-names, or of the newest report for "the latest") and adds up to three more. When the question
-asks for a kind of answer that none of the likeliest sentences states, the answer is partial:
-the articles cover the story, not the fact asked for.
+names, or of the newest report for "the latest") and adds up to three more, five for a
+question asking two things. When the question asks for a kind of answer that none of the
+likeliest sentences states, the answer is partial: the articles cover the story, not the fact
+asked for.
 """
 
 from __future__ import annotations
@@ -345,8 +346,9 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
                     p.subject_missing_names) | {lead.article}
     picked = [Picked(lead.text, lead.article, lead.score)]
     per_article = {lead.article: 1}
+    most = p.answer_sentences + (p.two_part_sentences if asks_two_things(question) else 0)
     for c in scored:
-        if len(picked) >= p.answer_sentences or c.score < p.follow_min:
+        if len(picked) >= most or c.score < p.follow_min:
             break
         if (c is lead or per_article.get(c.article, 0) >= p.per_article
                 or c.article not in follow):
@@ -355,6 +357,29 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
         per_article[c.article] = per_article.get(c.article, 0) + 1
     return Extract(picked, "answer", expected, _missing(expected),
                    (time.perf_counter() - t0) * 1000, scored)
+
+
+# Where a question's parts meet: "the ferry line shut in May - when will the line reopen?",
+# "why did the ferry stop? when will the line reopen?", "what did the repairs cost, and who
+# paid for the work?".
+_PARTS = re.compile(r"\s+[-\u2013\u2014]+\s+|;\s+|[.?!]\s+(?=\w)"
+                    r"|,?\s+and\s+(?=(?:who|what|when|where|why|how|which|did|was|were|is|are"
+                    r"|do|does)\b)|,\s+(?=(?:who|what|when|where|why|how|which)\b)",
+                    re.IGNORECASE)
+
+
+def asks_two_things(question: str) -> bool:
+    """Whether ``question`` has two parts that each ask or name something: a question word
+    and a term, or two terms ("so ok - when does the line reopen?" has one). Its answer may
+    need a sentence for each, often from two reports."""
+    def asks(part: str) -> bool:
+        terms = sum(len(w) > 1 for w in tokenize([part])[0])
+        return terms >= 2 or (terms == 1 and _QUESTION_WORD.search(part) is not None)
+    return sum(map(asks, _PARTS.split(question))) > 1
+
+
+_QUESTION_WORD = re.compile(r"\b(?:what|who|whom|whose|which|where|why|how|when)\b",
+                            re.IGNORECASE)
 
 
 def _lede(question: str, result: SearchResult, scored: list[Candidate]) -> Candidate | None:

@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 import numpy as np
 
 from retrieval.answer_type import expect
-from retrieval.extractive import SentenceVectors, _asked, answer_with, kind_evidence
+from retrieval.extractive import (
+    SentenceVectors,
+    _asked,
+    answer_with,
+    asks_two_things,
+    kind_evidence,
+)
 from retrieval.lexical import tokenize
 from retrieval.params import SearchParams
 from retrieval.search import ArticleHit, ChunkHit, SearchResult
@@ -70,6 +76,23 @@ def test_a_follow_up_kept_for_its_story_is_answered_only_by_a_sentence_with_its_
     same, embedder = _result("who designed it?", story)
     assert answer_with("who designed it?", same, _EvenIdf(), embedder,
                        SearchParams()).verdict == "answer"  # found by its own words
+
+
+def test_a_question_asking_two_things_gets_room_for_both() -> None:
+    assert asks_two_things("who closed the ferry line - and when will the line reopen?")
+    assert asks_two_things("why did the ferry line close? when does the line reopen?")
+    assert asks_two_things("why did it close, and who runs it now?")
+    assert not asks_two_things("hey - when does the ferry line reopen?")
+    assert not asks_two_things("so ok - when does the ferry line reopen?")
+    assert not asks_two_things("when does the ferry line that closed in May reopen?")
+    reports = [" ".join(f"The ferry line {verb} {n}." for verb in ("closed", "reopens", "runs"))
+               for n in ("on the coast", "at the port", "in the bay")]
+    one = "why did the ferry line close?"
+    two = "why did the ferry line close, and who runs the ferry line now?"
+    for question, most in ((one, 4), (two, 6)):
+        result, embedder = _result(question, *reports)
+        found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+        assert len(found.picked) == most, question
 
 
 def test_another_storys_amount_does_not_answer_and_the_answer_is_partial() -> None:
