@@ -248,9 +248,10 @@ def kind_spans(expected: Expected, sentence: str) -> list[tuple[int, int]]:
         return spans + [m.span() for m in re.finditer(r"\bdeath\b", sentence, re.I)]
     spans = [m.span() for m in _PATTERNS[kind].finditer(sentence)]
     if kind is AnswerType.NUMBER and expected.counts:
-        dates = [m.span() for m in _DATE.finditer(sentence)]  # "on 26 July" counts nothing
+        # Neither "on 26 July" nor "£150 million" counts anything.
+        other = [m.span() for m in (*_DATE.finditer(sentence), *_MONEY.finditer(sentence))]
         spans = [(a, b) for a, b in spans if not _MEASURED.match(sentence, b)
-                 and not any(lo <= a and b <= hi for lo, hi in dates)]
+                 and not any(lo <= a and b <= hi for lo, hi in other)]
     if kind is AnswerType.DURATION:
         # "How long?" is often answered with the two dates it lies between, or the one it
         # has lasted since; for how long something lasted or took, a single date ("it

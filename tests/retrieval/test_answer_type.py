@@ -117,6 +117,7 @@ def test_a_count_of_things_is_not_a_measure() -> None:
     assert kind_spans(riders, "Only 96 of the 176 riders finished, after nine days.") == [
         (5, 7), (15, 18)]
     assert not kind_spans(riders, "The race started on 26 July in Lille.")  # a day's date
+    assert not kind_spans(riders, "The organisers spent €4 million on the race.")  # money
 
 
 def test_choices_are_the_answers_an_either_or_question_offers() -> None:
