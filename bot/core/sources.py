@@ -300,11 +300,15 @@ class SourceService:
             result.outcome = "not modified"
         elif fetched.articles:
             report = IngestReport()
-            # Queued for briefs in the transaction that records them: planning them later
-            # may be cut short by a crash, but the queue is picked up again.
-            self._record(source, fetched, report, progress,
-                         BriefIntake(source.id, first_fetch=source.polls == 0,
-                                     backfill=source.backfill))
+            try:
+                # Queued for briefs in the transaction that records them: planning them
+                # later may be cut short by a crash, but the queue is picked up again.
+                self._record(source, fetched, report, progress,
+                             BriefIntake(source.id, first_fetch=source.polls == 0,
+                                         backfill=source.backfill))
+            except Exception:
+                self._record_failed(source, now, interval)
+                raise
             result.added, result.updated = report.added, report.updated
             result.unchanged += report.unchanged
             result.added_ids, result.updated_ids = report.added_ids, report.updated_ids
@@ -364,6 +368,18 @@ class SourceService:
                 # Articles were counted as read; the write moves the chunk count.
                 self._record(source, fetched, report, replace(progress, articles=None), None)
         return None
+
+    def _record_failed(self, source: SourceRecord, now: datetime, interval: timedelta) -> None:
+        """A poll whose articles the store could not take (a Chroma server that does not
+        answer, a full disk) recorded nothing, and its validators are kept, so its items are
+        still new at the next poll: that one comes after the source's interval, not at the
+        watcher's next tick (which would read the feed, its new pages and embed them again
+        every 30 s while the store is away). Not the source's failure: no back-off."""
+        try:
+            self.state.update_source(source.id, last_fetch=now, next_poll=now + interval)
+        except Exception:  # the state may be what refused the write; the poll's error says so
+            log.warning("could not reschedule source %s after a failed poll", source.id,
+                        exc_info=True)
 
     def _failed(self, source: SourceRecord, result: SourcePoll, error: str, now: datetime,
                 interval: timedelta, t0: float) -> SourcePoll:
