@@ -55,6 +55,7 @@ class Brief:
     article_id: str
     mode: Literal["model", "extractive"] = "extractive"
     notes: list[str] = field(default_factory=list)  # what the checks dropped, and why
+    model_error: str | None = None  # why the model did not answer, when it was asked
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -362,9 +363,10 @@ def model_brief(article: Article, model: ChatModel) -> Brief:
     body = strip_instructions(article.text)[:MODEL_INPUT_CHARS]
     try:
         raw = model.complete([("system", system), ("human", f"{article.title}\n\n{body}")])
-    except LLMError:
+    except LLMError as exc:
         brief = extractive_brief(article)
         brief.notes.append("the model did not answer, so the brief is extractive")
+        brief.model_error = exc.reason
         return brief
     reply = parse_reply(raw)
     if reply is None:

@@ -94,6 +94,9 @@ BURST = 5
 # The most briefs a paused subscription holds: the newest. A channel the bot was removed from
 # may stay paused for good, and its queue must not grow without end.
 HELD_MAX = 200
+# After the model did not answer a brief, the briefs planned in this long are extractive
+# rather than each waiting out the answer budget for it again.
+MODEL_REST = timedelta(minutes=5)
 # Why a channel's subscriptions are paused after a 403. Their briefs are held (planned and
 # kept pending, not sent) until a moderator subscribes the channel again.
 PAUSED_REASON = "the bot may not post in that channel (403)"
@@ -374,6 +377,7 @@ class Desk:
         # burst once all of a batch is in (briefs written by a slow model come in one by one).
         self._plans: list[datetime] = []
         self._plans_lock = threading.Lock()
+        self._model_rests_until: datetime | None = None  # see _brief
 
     # -- subscriptions ---------------------------------------------------------------------
     def subscribe(self, *, channel_id: int, guild_id: int | None = None,
@@ -609,7 +613,20 @@ class Desk:
 
     def _brief(self, article: Article, cache: dict[str, Brief]) -> Brief:
         if article.id not in cache:
-            cache[article.id] = write_brief(article, self.model)
+            now = self.clock()
+            resting = self._model_rests_until is not None and now < self._model_rests_until
+            brief = write_brief(article, None if resting else self.model)
+            if resting:
+                brief.notes.append("the model did not answer a brief moments ago, so this "
+                                   "one is extractive")
+            elif brief.model_error is not None:
+                # Each brief waits out the whole answer budget for a model that hangs, and a
+                # wave's briefs are held until all are written: the rest are extractive.
+                self._model_rests_until = now + MODEL_REST
+                log.warning("the model did not write a brief (%s): briefs are extractive "
+                            "for the next %d minutes", brief.model_error,
+                            MODEL_REST // timedelta(minutes=1))
+            cache[article.id] = brief
         return cache[article.id]
 
     def _enqueue(self, sub: Subscription, article: Article, story_id: str,
