@@ -318,6 +318,10 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
     asked = _asked(question, result, embedder, cache) if cands else None
     scored = score(cands, weights, result.vector, embedder, expected, predicate, p, cache,
                    question, asked)
+    if result.on_story:
+        # Answered for being the conversation's story, not for its words: only that story's
+        # sentences answer, however likely another's ("what did he say?" is no quote of it).
+        scored = [c for c in scored if c.article == 0]
     if not scored:
         return Extract([], "none", expected, _missing(expected),
                        (time.perf_counter() - t0) * 1000, scored)

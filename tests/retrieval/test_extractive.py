@@ -73,6 +73,12 @@ def test_a_follow_up_kept_for_its_story_is_answered_only_by_a_sentence_with_its_
         found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
         assert found.verdict == verdict, question
     assert len(found.picked) == 1  # the closest sentence alone
+    # Only the story's sentences: another report's quote is not what "he" said.
+    quoted = "The mayor said: \"We will talk again next week.\" Talks on the tram resumed."
+    result, embedder = _result("what did they say about it?", story, quoted)
+    found = answer_with("what did they say about it?", replace(result, on_story=True),
+                        _EvenIdf(), embedder, SearchParams())
+    assert {p.article for p in found.picked} == {0}
     same, embedder = _result("who designed it?", story)
     assert answer_with("who designed it?", same, _EvenIdf(), embedder,
                        SearchParams()).verdict == "answer"  # found by its own words
