@@ -189,6 +189,10 @@ _KIND_WORDS = frozenset(tokenize(["year date day month time hour long quickly so
 
 
 _LASTING = frozenset(tokenize(["last lasted lasting take took taken takes"])[0])
+_LASTING_VERB = re.compile(r"\b(?<!the\s)(?<!its\s)(?<!their\s)(?<!his\s)(?<!her\s)"
+                           r"(?<!this\s)(?<!that\s)(?:last|lasted|lasting|lasts|take|took|"
+                           r"taken|takes|taking)\b", re.I)
+_FROM_WHEN = re.compile(r"\b(?:ago|since)\b", re.I)
 
 
 def expect(question: str) -> Expected | None:
@@ -204,11 +208,15 @@ def expect(question: str) -> Expected | None:
     if kind is AnswerType.DURATION:
         # "How long did it last?" is answered "for more than four minutes": the verb of
         # lasting names the kind of answer too.
-        lasting = bool(_LASTING & set(tokenize([question])[0]))
+        # "The last strike" names which strike, and "how long ago / since ...?" asks from
+        # when: a date alone answers both.
+        lasting = _LASTING_VERB.search(question) and not _FROM_WHEN.search(question)
         return Expected(kind, kind_terms=_KIND_WORDS | _LASTING, one_date=not lasting)
     if kind is AnswerType.NUMBER:
-        counted = _COUNTED.search(question)
-        counts = counted is not None and not _MEASURE_WORD.fullmatch(counted.group(1))
+        # "How many riders?" counts; "how many light years / billion kilometres / dollars?"
+        # asks for a measure or an amount in that unit.
+        counts = (_COUNTED.search(question) is not None
+                  and _COUNTED_IN_UNITS.search(question) is None)
         return Expected(kind, kind_terms=_KIND_WORDS, counts=counts)
     if kind is not AnswerType.CHOICE:
         return Expected(kind, kind_terms=_KIND_WORDS)
@@ -221,9 +229,12 @@ _MEASURES = (r"(?:kilomet(?:re|er)s?|km|met(?:re|er)s?|miles?|feet|foot|ft|inch(
              r"|light[\s-]years?|kilograms?|kg|grams?|tonnes?|tons?|pounds?|lbs?|degrees?"
              r"|hectares?|acres?|square|cubic|litres?|liters?|gallons?|barrels?|knots?|mph"
              rf"|{_UNITS[3:-1]})")
-_MEASURE_WORD = re.compile(_MEASURES, re.I)
-_MEASURED = re.compile(rf"(?:\s?(?:million|billion|thousand|hundred))?[\s-]{_MEASURES}\b", re.I)
-_COUNTED = re.compile(r"\bhow many\s+([\w-]+)", re.I)
+_SCALES = r"(?:million|billion|trillion|thousand|hundred)s?"
+# "180 kilometres", "a 42km race".
+_MEASURED = re.compile(rf"(?:\s?{_SCALES})?[\s-]?{_MEASURES}\b", re.I)
+_COUNTED = re.compile(r"\bhow many\b", re.I)
+_COUNTED_IN_UNITS = re.compile(
+    rf"\bhow many\s+(?:{_SCALES}\s+)?(?:{_MEASURES}|{_CURRENCY})(?![\w-])", re.I)
 _SINCE = re.compile(r"\b(?:since|until|till)\s+(?:\w+\s+){0,2}$", re.I)
 _PATTERNS = {AnswerType.MONEY: _MONEY, AnswerType.NUMBER: _NUMBER, AnswerType.DATE: _DATE,
              AnswerType.YEAR: _YEAR, AnswerType.TIME: _TIME, AnswerType.DURATION: _DURATION,

@@ -120,6 +120,40 @@ def test_a_count_of_things_is_not_a_measure() -> None:
     assert not kind_spans(riders, "The organisers spent €4 million on the race.")  # money
 
 
+def test_the_last_one_is_not_a_verb_of_lasting() -> None:
+    # "the last strike" names which strike; "ago" and "since" ask for a point in time.
+    one_day = "The previous strike began on 3 May 2021."
+    for question in ("how long ago was the last ferry strike?",
+                     "how long since the last strike?",
+                     "how long has it been since their last walkout?"):
+        asked = expect(question)
+        assert asked is not None and kind_spans(asked, one_day), question
+    lasted = expect("how long did the last strike last?")
+    assert lasted is not None and not kind_spans(lasted, one_day)
+
+
+def test_a_count_asked_in_a_unit_or_a_currency_takes_that_measure() -> None:
+    for question, sentence, stated in (
+            ("how many light years away is the nebula?", "It lies 1,300 light years away.",
+             ["1,300"]),
+            ("how many billion kilometres has the probe flown?",
+             "The probe has flown 24 billion kilometres.", ["24", "billion"]),
+            ("how many dollars did the stadium cost?", "The stadium cost $1.2 billion.",
+             ["1.2", "billion"]),
+            ("how many euros is the fine?", "The fine is 40 million euros.",
+             ["40", "million"])):
+        asked = expect(question)
+        assert asked is not None
+        assert [sentence[a:b] for a, b in kind_spans(asked, sentence)] == stated, question
+
+
+def test_a_unit_written_against_its_number_still_measures() -> None:
+    riders = expect("how many riders started?")
+    assert riders is not None
+    sentence = "Over 42km, carrying 9kg packs, 154 riders started."
+    assert [sentence[a:b] for a, b in kind_spans(riders, sentence)] == ["154"]
+
+
 def test_choices_are_the_answers_an_either_or_question_offers() -> None:
     assert choices("how did the match end, a draw or a penalty shoot-out?") == (
         "a draw", "a penalty shoot-out")
