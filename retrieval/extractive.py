@@ -340,9 +340,11 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
         return Extract([Picked(closest.text, closest.article, closest.score)], "partial",
                        expected, _missing(expected), (time.perf_counter() - t0) * 1000,
                        scored)
-    if result.on_story and not predicate.keys() & lead.terms:
+    if result.on_story and not predicate.keys() & lead.terms and not lead.kind:
         # A follow-up about the conversation's story whose words neither its articles nor
-        # this sentence hold ("who designed it?"): the closest the story comes, said so.
+        # this sentence hold ("who designed it?"): the closest the story comes, said so. A
+        # sentence stating the kind asked for ("how fast was it going?": "160 km/h") is
+        # the answer, whatever its words.
         return Extract([Picked(lead.text, lead.article, lead.score)], "partial", expected,
                        _missing(expected), (time.perf_counter() - t0) * 1000, scored)
     # Another story's sentence, however likely by its words, is not part of this answer.

@@ -101,6 +101,20 @@ def test_a_question_asking_two_things_gets_room_for_both() -> None:
         assert len(found.picked) == most, question
 
 
+def test_a_follow_up_kept_for_its_story_is_answered_by_the_kind_it_asks_for() -> None:
+    # "how fast was it going?" of a report on a train: no sentence says "going", one
+    # states a speed, and that is the answer, not the closest the story comes to one.
+    story = ("The night train left the capital on time. It reached 160 km/h on the coastal "
+             "stretch before the brakes failed. Nobody was hurt.")
+    for question in ("how fast was it going?", "how long did it take?"):
+        result, embedder = _result(question, story.replace(
+            "Nobody was hurt.", "The trip took four hours. Nobody was hurt."))
+        found = answer_with(question, replace(result, on_story=True), _EvenIdf(), embedder,
+                            SearchParams())
+        assert found.verdict == "answer", question
+        assert found.picked[0].sentence.startswith(("It reached", "The trip took")), question
+
+
 def test_another_storys_amount_does_not_answer_and_the_answer_is_partial() -> None:
     question = "how much will the ferry repairs cost?"
     result, embedder = _result(
