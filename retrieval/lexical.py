@@ -109,9 +109,10 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
 
 @cache
 def news_words() -> frozenset[str]:
-    """Index terms that ask for news without naming a subject ("any updates?")."""
+    """Index terms that ask for news without naming a subject ("any updates?", "what's
+    up with the strike?")."""
     return frozenset(tokenize(["news newest latest new headlines stories story happened "
-                               "happening updates recent going on anything lately"])[0])
+                               "happening updates recent going on up anything lately"])[0])
 
 
 def _quiet_bm25s() -> None:

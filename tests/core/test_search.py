@@ -193,6 +193,10 @@ def test_the_story_is_what_the_earlier_questions_named_not_what_they_asked_of_it
     assert story_confidence([strike], plan, texts, _EvenIdf()) == pytest.approx(0.7)
     assert story_confidence([other], plan, texts, _EvenIdf()) == pytest.approx(0.45)
     assert story_confidence([strike], replace(plan, story_terms=()), texts, _EvenIdf()) == 0
+    # Chat's "what's up with ...?" asks for news of the story as "any news on ...?" does.
+    plan = services.retriever.plan("what went wrong with it?",
+                                   context=("what's up with the ferry strike?",))
+    assert plan.story_terms == tuple(tokenize(["ferry strike"])[0])
 
 
 def test_second_hop_needs_a_strong_first_article_that_misses_terms_and_names_people() -> None:
