@@ -368,7 +368,10 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
 # Where a question's parts meet: "the ferry line shut in May - when will the line reopen?",
 # "why did the ferry stop? when will the line reopen?", "what did the repairs cost, and who
 # paid for the work?".
-_PARTS = re.compile(r"\s+[-\u2013\u2014]+\s+|;\s+|[.?!]\s+(?=\w)"
+# A title's or an initial's full stop ("Dr. Varga", "the U.S. coast guard") ends no part.
+_PARTS = re.compile(r"\s+[-\u2013\u2014]+\s+|;\s+|[?!]\s+(?=\w)"
+                    r"|(?<!\b[A-Z])(?<!\b(?:Dr|Mr|Ms|St|Jr|Sr|No))(?<!\b(?:Mrs|Gen|Gov|Sen|Rev))"
+                    r"(?<!\bProf)\.\s+(?=\w)"
                     r"|,?\s+and\s+(?=(?:who|what|when|where|why|how|which|did|was|were|is|are"
                     r"|do|does)\b)|,\s+(?=(?:who|what|when|where|why|how|which)\b)",
                     re.IGNORECASE)
@@ -376,11 +379,11 @@ _PARTS = re.compile(r"\s+[-\u2013\u2014]+\s+|;\s+|[.?!]\s+(?=\w)"
 
 def asks_two_things(question: str) -> bool:
     """Whether ``question`` has two parts that each ask or name something: a question word
-    and a term, or two terms ("so ok - when does the line reopen?" has one). Its answer may
-    need a sentence for each, often from two reports."""
+    ("and where is she from?"), or two terms ("so ok - when does the line reopen?" has
+    one). Its answer may need a sentence for each, often from two reports."""
     def asks(part: str) -> bool:
         terms = sum(len(w) > 1 for w in tokenize([part])[0])
-        return terms >= 2 or (terms == 1 and _QUESTION_WORD.search(part) is not None)
+        return terms >= 2 or _QUESTION_WORD.search(part) is not None
     return sum(map(asks, _PARTS.split(question))) > 1
 
 

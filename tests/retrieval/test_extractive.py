@@ -91,6 +91,11 @@ def test_a_question_asking_two_things_gets_room_for_both() -> None:
     assert not asks_two_things("hey - when does the ferry line reopen?")
     assert not asks_two_things("so ok - when does the ferry line reopen?")
     assert not asks_two_things("when does the ferry line that closed in May reopen?")
+    # A part may ask with its question word alone; a title's full stop ends no part.
+    assert asks_two_things("who is the new harbour master, and where is she from?")
+    assert not asks_two_things("what did Dr. Varga say about the ferry line?")
+    assert not asks_two_things("what did the U.S. coast guard say about the ferry line?")
+    assert not asks_two_things("hey - where is it?")
     reports = [" ".join(f"The ferry line {verb} {n}." for verb in ("closed", "reopens", "runs"))
                for n in ("on the coast", "at the port", "in the bay")]
     one = "why did the ferry line close?"
