@@ -331,7 +331,11 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
     # matched chunks hold: they are a few of its paragraphs, and the search, which weighed
     # the whole question, put it first.
     about = _about(question, result, weights, expected, p.subject_share,
-                   p.subject_missing_names) | {0}
+                   p.subject_missing_names, idf) | {0}
+    if result.story_terms and lead.article not in about:
+        # "When did it start?" of the conversation's story: another report's "starting
+        # price" and date match its one word, not its subject.
+        lead = next((c for c in scored if c.article in about), lead)
     on_subject = [c for c in scored if c.article in about]
     if expected is not None and not any(c.kind > 0 for c in on_subject[: p.kind_sentences]):
         # The story is there, the kind of answer asked for is not: the closest it comes is
@@ -349,7 +353,7 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
                        _missing(expected), (time.perf_counter() - t0) * 1000, scored)
     # Another story's sentence, however likely by its words, is not part of this answer.
     follow = _about(question, result, weights, expected, p.follow_subject_share,
-                    p.subject_missing_names) | {lead.article}
+                    p.subject_missing_names, idf) | {lead.article}
     picked = [Picked(lead.text, lead.article, lead.score)]
     per_article = {lead.article: 1}
     most = p.answer_sentences + (p.two_part_sentences if asks_two_things(question) else 0)
@@ -471,11 +475,14 @@ def _names(question: str) -> list[frozenset[str]]:
 
 
 def _about(question: str, result: SearchResult, weights: dict[str, float],
-           expected: Expected | None, share: float, missing_names: float) -> set[int]:
+           expected: Expected | None, share: float, missing_names: float,
+           idf: Idf) -> set[int]:
     """The articles (ranks) about the question's subject: those holding the names it uses
     (:func:`_names`), all but at most ``missing_names`` of them, that cover its terms,
     IDF-weighted, at least ``share`` as well as the article covering them best. Another
     story's amount or date does not answer.
+    A follow-up pointing back at its story ("when did it start?") is about the terms that
+    named the story too (``result.story_terms``), at their full weight.
     A follow-up with no terms of its own ("when was that?"), or only words naming the kind
     of answer ("how much did it cost?"), is about its conversation's subject: the earlier
     turns' terms in ``weights`` then stand for it, less those words (a report states a price
@@ -486,6 +493,9 @@ def _about(question: str, result: SearchResult, weights: dict[str, float],
     kind = expected.kind_terms if expected is not None else frozenset()
     if own - kind:
         weights = {t: w for t, w in weights.items() if t in own} or weights
+        # A follow-up pointing back ("when did it start?") is about the story the
+        # conversation named as much as about its own words.
+        weights |= {t: idf.idf(t) for t in result.story_terms if t not in weights}
     else:
         weights = {t: w for t, w in weights.items() if t not in kind} or weights
     covers: dict[int, float] = {}
@@ -496,7 +506,12 @@ def _about(question: str, result: SearchResult, weights: dict[str, float],
         elif sum(not n <= terms for n in names) <= missing_names * len(names):
             covers[i] = sum(w for t, w in weights.items() if t in terms)
     best = max(covers.values(), default=0.0)
-    return {i for i, c in covers.items() if c >= share * best}
+    # Another story holding the follow-up's own word ("started selling") and none of the
+    # conversation's is not what it points back at.
+    story = set(result.story_terms)
+    return {i for i, c in covers.items() if c >= share * best
+            and (not story or story & result.article_terms.get(result.articles[i].article_id,
+                                                                  set()))}
 
 
 def _missing(expected: Expected | None) -> str:

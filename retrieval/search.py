@@ -167,6 +167,9 @@ class SearchResult:
     # Answered only for being about the conversation's story (:func:`story_confidence`):
     # its best article may not state what the follow-up asks.
     on_story: bool = False
+    # For a follow-up pointing back at its conversation's story, the terms that named the
+    # story (:attr:`QueryPlan.story_terms`); none for any other question.
+    story_terms: tuple[str, ...] = ()
 
 
 class Retriever:
@@ -665,6 +668,7 @@ class Retriever:
             article_terms={a.article_id: texts[a.article_id] for a in articles[:k]
                            if a.article_id in texts},
             vector=plan.vector, context_terms=content_terms(plan.context_tokens),
+            story_terms=plan.story_terms if plan.refers_back else (),
         )
 
 

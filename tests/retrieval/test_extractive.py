@@ -120,6 +120,30 @@ def test_a_follow_up_kept_for_its_story_is_answered_by_the_kind_it_asks_for() ->
         assert found.picked[0].sentence.startswith(("It reached", "The trip took")), question
 
 
+def test_a_follow_up_pointing_back_is_answered_from_its_story_not_by_its_own_word() -> None:
+    # "when did it start?" after asking about the tram strike: the bakery report's "started"
+    # and date match its one word, but the conversation is about the strike.
+    question = "when did it start?"
+    strike = ("The tram strike was called by the drivers' union. Drivers walked out on 3 March "
+              "over pay.")
+    bakery = "The bakery started selling its new loaf on 9 May at a starting price of two euros."
+    result, embedder = _result(question, strike, bakery)
+    strike_terms = tokenize(["what's the tram strike about?"])[0]
+    about_strike = replace(result, context_terms=strike_terms, story_terms=tuple(strike_terms))
+    found = answer_with(question, about_strike, _EvenIdf(), embedder, SearchParams())
+    assert [p.article for p in found.picked] == [0]
+    assert found.picked[0].sentence.startswith("Drivers walked out")
+    # Asked without a conversation, the bakery's sentence answers.
+    result, embedder = _result(question, strike, bakery)
+    alone = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+    assert alone.picked[0].article == 1
+    # So it does when the follow-up names the bakery, which the search then puts first.
+    asked = "when did the bakery start selling it?"
+    result, embedder = _result(asked, bakery, strike)
+    result = replace(result, context_terms=strike_terms, story_terms=tuple(strike_terms))
+    assert answer_with(asked, result, _EvenIdf(), embedder, SearchParams()).picked[0].article == 0
+
+
 def test_another_storys_amount_does_not_answer_and_the_answer_is_partial() -> None:
     question = "how much will the ferry repairs cost?"
     result, embedder = _result(
