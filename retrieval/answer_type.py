@@ -66,8 +66,9 @@ _MONEY = re.compile(
     rf"|\b(?:{_CARDINALS})\s(?:{_CURRENCY})\b",
     re.I,
 )
+# "in March 2021" is a month and a year, not "March 20".
 _DATE = re.compile(
-    rf"{_YEAR_RE}|\b(?:{_MONTHS_DAYS})\b\.?(?:\s\d{{1,2}}(?:st|nd|rd|th)?)?"
+    rf"{_YEAR_RE}|\b(?:{_MONTHS_DAYS})\b\.?(?:\s\d{{1,2}}(?:st|nd|rd|th)?\b)?"
     r"|\b\d{1,2}(?:st|nd|rd|th)?\s(?:of\s)?(?:" + _MONTHS_DAYS + r")\b"
     r"|\b(?:yesterday|today|tomorrow|tonight|ago|(?:last|this|next|that) "
     r"(?:week|month|year|morning|night|spring|summer|autumn|fall|winter))\b",
@@ -115,6 +116,8 @@ _ASKS = (
         r"\b(?:prison|jail) (?:sentence|term)\b|\bwhat sentence\b|\bsentenced to what\b"
         r"|\bhow (?:many years|long) (?:in|behind) (?:prison|jail|bars)\b"
         r"|\bhow many years in (?:prison|jail)\b")),
+    # "How many years old is she?" asks an age, not a length of time.
+    (AnswerType.AGE, re.compile(r"\bhow many years old\b")),
     (AnswerType.DURATION, re.compile(
         r"\bhow long\b|\bhow many (?:seconds|minutes|hours|days|weeks|months|years|decades)\b"
         r"|\bhow (?:quickly|soon)\b")),

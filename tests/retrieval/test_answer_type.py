@@ -26,6 +26,7 @@ from retrieval.answer_type import (
     ("what was the final death toll of the storm?", AnswerType.NUMBER),
     ("how fast was the train going when it derailed?", AnswerType.SPEED),
     ("how old was the skipper?", AnswerType.AGE),
+    ("how many years old is the lighthouse keeper?", AnswerType.AGE),
     ("and how far is the new reservoir from town", AnswerType.NUMBER),
     ("when did the museum reopen?", AnswerType.DATE),
     ("so when is the launch planned now?", AnswerType.DATE),
@@ -152,6 +153,14 @@ def test_a_unit_written_against_its_number_still_measures() -> None:
     assert riders is not None
     sentence = "Over 42km, carrying 9kg packs, 154 riders started."
     assert [sentence[a:b] for a, b in kind_spans(riders, sentence)] == ["154"]
+
+
+def test_a_month_and_year_is_no_day_of_the_month() -> None:
+    when = expect("when did the pier close?")
+    assert when is not None
+    sentence = "The pier closed in March 2021 and reopened on 4 June 2023."
+    assert [sentence[a:b] for a, b in kind_spans(when, sentence)] == [
+        "March", "2021", "4 June", "2023"]
 
 
 def test_choices_are_the_answers_an_either_or_question_offers() -> None:
