@@ -926,7 +926,7 @@ _NOT_NAMES = frozenset((
 
 def points_back(question: str) -> bool:
     """Whether ``question`` points back at its conversation's story with a pronoun ("how
-    fast was it going?", "when was that?")."""
+    fast was it going?", "when was that?") or "one" ("when is the next one?")."""
     return (not _REFERS_BACK.isdisjoint(w.lower() for w in re.findall(r"[\w']+", question))
             or _ONE_OF_THEM.search(question) is not None)
 
