@@ -355,6 +355,12 @@ class OpenAIChatModel(ChatModelBase):
                         return
                     log.info("chat model %s: %s; retrying in %.1f s", self.name, reason, wait)
                     await asyncio.sleep(wait)
+        except asyncio.CancelledError:
+            # Closing the client (the service stops) cancels this: a caller still waiting
+            # must hear so now, not at its deadline (the process waited out the answer
+            # budget before it could exit).
+            events.put(("error", LLMError("closed", detail="the chat client was closed")))
+            raise
         finally:
             closed.set()
 
