@@ -145,6 +145,16 @@ class NewsBot(commands.Bot):
     async def on_ready(self) -> None:
         log.info("connected as %s to %d guilds", self.user, len(self.guilds))
 
+    async def close(self) -> None:
+        """Finish the answers being written (see ``Ask.wind_down``), then disconnect."""
+        ask = self.get_cog("Ask")
+        if ask is not None and not self.is_closed():
+            try:
+                await ask.wind_down()  # type: ignore[attr-defined]
+            except Exception:  # stopping goes on regardless
+                log.exception("finishing the answers in progress at the stop failed")
+        await super().close()
+
     # -- owner text commands -----------------------------------------------------------------
     async def owner_command(self, message: discord.Message) -> commands.Context[NewsBot] | None:
         """The context of an owner's text command in ``message``, or None: every other mention

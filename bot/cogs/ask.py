@@ -57,6 +57,7 @@ THREAD_ARCHIVE_MINUTES = 1440
 # Discord's code for a message that has a thread already.
 THREAD_EXISTS = 160004
 STREAM_EDIT_INTERVAL_S = 1.0  # Discord rate-limits edits; once a second reads as live
+STOP_GRACE_S = 5.0  # at a stop, how long the answers being written may take to finish
 # Messages read between an /ask answer's first part and a later one, to find the parts between.
 PARTS_WINDOW = 50
 
@@ -338,6 +339,7 @@ class Ask(commands.Cog):
         self._last_question: dict[int, float] = {}
         self._cooldown_told: dict[int, float] = {}  # member -> the question start already told
         self._in_flight: set[int] = set()
+        self._answering: set[asyncio.Task[Any]] = set()  # tasks showing an answer
         self._hinted: OrderedDict[tuple[int, int], None] = OrderedDict()
         # Cooldown lines waiting to be deleted: done by the bot at shutdown, not left behind.
         self._notices: dict[asyncio.Task[None], discord.Message] = {}
@@ -350,6 +352,18 @@ class Ask(commands.Cog):
     async def cog_unload(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
         await self._clear_notices()
+
+    async def wind_down(self, grace: float = STOP_GRACE_S) -> None:
+        """Before the bot stops: the answers being written are finished now, from what the
+        model wrote so far (checked, and marked as possibly incomplete), instead of being
+        left "Writing…" for good when the connection to Discord closes under them."""
+        tasks = {t for t in self._answering if not t.done()}
+        if not tasks:
+            return
+        model = self.services.ask.model
+        if model is not None:
+            await asyncio.to_thread(model.close)  # a model still writing stops at once
+        await asyncio.wait(tasks, timeout=grace)
 
     async def _clear_notices(self) -> None:
         """Delete the lines still waiting to go (discord.py's ``delete_after`` is a task that
@@ -617,6 +631,10 @@ class Ask(commands.Cog):
         """Ask the core and show the answer. Failures become one line for the user; the
         traceback goes to the log. Returns what was delivered (``record`` it afterwards)."""
         streamer = Streamer(target, question, asyncio.get_running_loop())
+        task = asyncio.current_task()
+        if task is not None:
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
         try:
             try:
                 answer: Answer = await asyncio.get_running_loop().run_in_executor(
