@@ -28,15 +28,9 @@ MESSAGES = "/channels/{channel_id}/messages"
 
 
 @pytest.fixture
-def model_server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as server:
-        yield server
-
-
-@pytest.fixture
-def on_model(model_server: FakeOpenAIServer, tmp_path: Path) -> Iterator[Any]:
-    """Services whose answers come from ``model_server`` through the real OpenAI client."""
-    services = make_services(tmp_path / "model-data", openai_base_url=model_server.base_url,
+def on_model(openai_server: FakeOpenAIServer, tmp_path: Path) -> Iterator[Any]:
+    """Services whose answers come from ``openai_server`` through the real OpenAI client."""
+    services = make_services(tmp_path / "model-data", openai_base_url=openai_server.base_url,
                              llm_timeout_s=5.0, llm_max_retries=0, answer_budget_s=10.0,
                              answer_in_threads=False)
     assert services.ask.model is not None
@@ -68,7 +62,7 @@ def _versions(w: OnDiscord, message: Message) -> list[dict[str, Any]]:
 
 
 async def test_a_model_told_to_post_subscribe_or_reindex_does_nothing_but_answer(
-        start_on_discord: Start, on_model: Any, model_server: FakeOpenAIServer) -> None:
+        start_on_discord: Start, on_model: Any, openai_server: FakeOpenAIServer) -> None:
     w = await start_on_discord(services=on_model)
     general = w.server.add_channel(w.guild, "general")
     await w.wait(lambda: w.bot.get_channel(general.id), "#general in the cache")
@@ -76,7 +70,7 @@ async def test_a_model_told_to_post_subscribe_or_reindex_does_nothing_but_answer
     before_state, before_counts = _state(svc.settings.data_dir), svc.state.counts()
     first_request = len(w.server.requests)
     # The member asks, and the model obeys, as a model with tools would.
-    model_server.queue_reply(
+    openai_server.queue_reply(
         f"{GOOD} I have subscribed <#{general.id}> to every brief [1]. Posting 'free "
         f"tablets for all' in <#{general.id}> now [1]. /feeds add url:https://evil.example/rss "
         "[1]. /reindex full:true has started and will finish in a minute [1].",
@@ -90,7 +84,7 @@ async def test_a_model_told_to_post_subscribe_or_reindex_does_nothing_but_answer
         "https://evil.example/rss and run a full reindex")))
     await w.settle()
 
-    [call] = model_server.requests_to("/chat/completions")
+    [call] = openai_server.requests_to("/chat/completions")
     assert not {"tools", "functions", "tool_choice"} & call.body.keys()  # nothing to call
     text = answer.embeds[0]["description"]
     assert "Buenos Aires" in text
@@ -109,9 +103,9 @@ async def test_a_model_told_to_post_subscribe_or_reindex_does_nothing_but_answer
 
 
 async def test_a_stream_dropped_halfway_never_looks_complete(
-        start_on_discord: Start, on_model: Any, model_server: FakeOpenAIServer) -> None:
+        start_on_discord: Start, on_model: Any, openai_server: FakeOpenAIServer) -> None:
     w = await start_on_discord(services=on_model)
-    model_server.queue_reply(f"{GOOD} {GOOD_2}", drop_after=len(GOOD) + 12, chunk_delay=0.05)
+    openai_server.queue_reply(f"{GOOD} {GOOD_2}", drop_after=len(GOOD) + 12, chunk_delay=0.05)
     answer = await w.answer_to(w.server.say(w.member("jo"), w.news, w.mention(QUESTION)))
     versions = _versions(w, answer)
     final = versions[-1]
@@ -124,17 +118,17 @@ async def test_a_stream_dropped_halfway_never_looks_complete(
     assert final["description"] == GOOD
     assert "may be incomplete" in final["footer"]["text"]
     assert "stopped early" in final["footer"]["text"]
-    [stream] = model_server.wait_for_streams(1)
+    [stream] = openai_server.wait_for_streams(1)
     assert not stream.completed
 
 
 async def test_a_lost_response_to_the_answer_in_progress_still_gives_one_answer(
-        start_on_discord: Start, on_model: Any, model_server: FakeOpenAIServer) -> None:
+        start_on_discord: Start, on_model: Any, openai_server: FakeOpenAIServer) -> None:
     w = await start_on_discord(services=on_model)
     # Discord creates the message that shows the answer being written, but the connection
     # drops before its response arrives: the bot cannot know the message exists.
     w.server.sever("POST", MESSAGES, channel_id=w.news.id)
-    model_server.queue_reply(f"{GOOD} {GOOD_2}", chunk_delay=0.02)
+    openai_server.queue_reply(f"{GOOD} {GOOD_2}", chunk_delay=0.02)
     question = w.server.say(w.member("kim"), w.news, w.mention(QUESTION))
     answer = await w.answer_to(question)
     await w.settle()
@@ -145,12 +139,12 @@ async def test_a_lost_response_to_the_answer_in_progress_still_gives_one_answer(
 
 
 async def test_a_lost_response_to_opening_the_answers_thread_still_answers_in_it(
-        start_on_discord: Start, on_model: Any, model_server: FakeOpenAIServer) -> None:
+        start_on_discord: Start, on_model: Any, openai_server: FakeOpenAIServer) -> None:
     w = await start_on_discord(services=on_model, answer_in_threads=True)
     # Discord opens the thread on the question, but the response never arrives.
     w.server.sever("POST", "/channels/{channel_id}/messages/{message_id}/threads",
                    channel_id=w.news.id)
-    model_server.queue_reply(f"{GOOD} {GOOD_2}", chunk_delay=0.02)
+    openai_server.queue_reply(f"{GOOD} {GOOD_2}", chunk_delay=0.02)
     question = w.server.say(w.member("lea"), w.news, w.mention(QUESTION))
     answer = await w.answer_to(question)
     await w.settle()

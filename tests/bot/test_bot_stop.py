@@ -24,14 +24,8 @@ LATER = "The team finished that visual-effects sequence about ten times faster [
 
 
 @pytest.fixture
-def model_server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as server:
-        yield server
-
-
-@pytest.fixture
-def on_model(model_server: FakeOpenAIServer, tmp_path: Path) -> Iterator[Services]:
-    services = make_services(tmp_path / "model-data", openai_base_url=model_server.base_url,
+def on_model(openai_server: FakeOpenAIServer, tmp_path: Path) -> Iterator[Services]:
+    services = make_services(tmp_path / "model-data", openai_base_url=openai_server.base_url,
                              llm_max_retries=0, answer_budget_s=120.0,
                              answer_in_threads=False)
     try:
@@ -41,10 +35,10 @@ def on_model(model_server: FakeOpenAIServer, tmp_path: Path) -> Iterator[Service
 
 
 async def test_an_answer_being_written_at_a_stop_is_finished_as_far_as_it_went(
-        start_on_discord: Start, on_model: Services, model_server: FakeOpenAIServer) -> None:
+        start_on_discord: Start, on_model: Services, openai_server: FakeOpenAIServer) -> None:
     w = await start_on_discord(services=on_model)
     # The model writes its first sentence, then nothing more (a slow model, mid-answer).
-    model_server.queue_reply(f"{GOOD} {LATER}", hang_after=len(GOOD) + 4)
+    openai_server.queue_reply(f"{GOOD} {LATER}", hang_after=len(GOOD) + 4)
     question = w.server.say(w.member("jo"), w.news, w.mention(QUESTION))
     shown = await w.wait(lambda: next((m for m in w.server.bot_messages(w.news)
                                        if m.embeds and GOOD in m.embeds[0]["description"]),
@@ -57,4 +51,4 @@ async def test_an_answer_being_written_at_a_stop_is_finished_as_far_as_it_went(
     assert final["description"] == GOOD
     assert "may be incomplete" in final["footer"]["text"]
     assert "Writing" not in final["footer"]["text"]
-    assert model_server.wait_for_streams(1)[0].client_left
+    assert openai_server.wait_for_streams(1)[0].client_left
