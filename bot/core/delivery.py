@@ -261,7 +261,9 @@ class Subscription:
             extra.append(f"at most {self.daily_cap} a day")
         if self.mode == "digest":
             extra.append(f"daily digest at {self.digest_hour:02d}:00 {self.tz}")
-        if not self.enabled:
+        if self.paused:  # as the moderators' notice and the README call it
+            extra.append(f"paused, its briefs held: {self.disabled_reason}")
+        elif not self.enabled:
             extra.append(f"disabled: {self.disabled_reason or 'no reason given'}")
         return f"#{self.id} <#{self.channel_id}> follows {what}" + (
             f" ({'; '.join(extra)})" if extra else "")
@@ -1070,7 +1072,7 @@ class Desk:
                         reason)
             return
         text = (f"Briefs to <#{channel}> are paused: {reason}. Subscriptions "
-                f"{', '.join('#' + str(s.id) for s in subs)} are disabled and their briefs "
+                f"{', '.join('#' + str(s.id) for s in subs)} are paused and their briefs "
                 "held; give the bot View Channel, Send Messages and Embed Links there, then "
                 "run /brief subscribe for that channel again (or `newsbot subscriptions "
                 "add`) to resume them.")

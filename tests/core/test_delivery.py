@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.core.delivery import Desk, PostError, make_nonce
+from bot.core.delivery import PAUSED_REASON, Desk, PostError, Subscription, make_nonce
 from bot.core.models import NewsbotError
 from bot.core.services import Services
 from tests.fakes import make_services
@@ -640,3 +641,11 @@ async def test_a_report_added_while_a_list_is_made_is_counted_not_overwritten(
     (brief,) = [json.loads(r["payload"]) for r in _posts(svc) if r["kind"] == "brief" and
                 json.loads(r["payload"])["article_title"] == FERRY["title"]]
     assert [s["url"] for s in brief["also"]] == [FERRY_2["url"]]
+
+
+def test_a_subscription_refused_by_its_channel_is_listed_as_paused() -> None:
+    sub = Subscription(7, 42, None, None, "ferry strikes", (), None, "immediate", 9, "UTC",
+                       datetime(2025, 5, 1, tzinfo=UTC), False, PAUSED_REASON, None)
+    assert "paused, its briefs held: the bot may not post" in sub.describe()
+    other = replace(sub, disabled_reason="removed by a moderator")
+    assert "disabled: removed by a moderator" in other.describe()
