@@ -138,6 +138,11 @@ _WH = re.compile(r"\b(what|who|whom|whose|which|where|why|how|when)"
                  r"(?:['’]?(?:s|ll|d)|['’](?:re|ve))?\b", re.I)
 
 
+def asks_with_question_word(text: str) -> bool:
+    """Whether ``text`` holds a question word, chat's forms ("whos", "when's") included."""
+    return _WH.search(text) is not None
+
+
 def expected_type(question: str) -> AnswerType | None:
     """The kind of answer ``question`` asks for, when its words name one."""
     q = question.lower()

@@ -42,7 +42,14 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from retrieval.answer_type import Expected, cue, expect, holds_cue, kind_spans
+from retrieval.answer_type import (
+    Expected,
+    asks_with_question_word,
+    cue,
+    expect,
+    holds_cue,
+    kind_spans,
+)
 from retrieval.lexical import news_words, tokenize
 from retrieval.params import SearchParams
 from retrieval.text import is_instruction_like, sentences
@@ -387,12 +394,8 @@ def asks_two_things(question: str) -> bool:
     one). Its answer may need a sentence for each, often from two reports."""
     def asks(part: str) -> bool:
         terms = sum(len(w) > 1 for w in tokenize([part])[0])
-        return terms >= 2 or _QUESTION_WORD.search(part) is not None
+        return terms >= 2 or asks_with_question_word(part)
     return sum(map(asks, _PARTS.split(question))) > 1
-
-
-_QUESTION_WORD = re.compile(r"\b(?:what|who|whom|whose|which|where|why|how|when)\b",
-                            re.IGNORECASE)
 
 
 def _lede(question: str, result: SearchResult, scored: list[Candidate]) -> Candidate | None:
