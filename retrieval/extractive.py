@@ -338,7 +338,7 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
     # matched chunks hold: they are a few of its paragraphs, and the search, which weighed
     # the whole question, put it first.
     about = _about(question, result, weights, expected, p.subject_share,
-                   p.subject_missing_names, idf) | {0}
+                   p.subject_missing_names, p.story_hold, idf) | {0}
     if result.story_terms and lead.article not in about:
         # "When did it start?" of the conversation's story: another report's "starting
         # price" and date match its one word, not its subject.
@@ -360,7 +360,7 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
                        _missing(expected), (time.perf_counter() - t0) * 1000, scored)
     # Another story's sentence, however likely by its words, is not part of this answer.
     follow = _about(question, result, weights, expected, p.follow_subject_share,
-                    p.subject_missing_names, idf) | {lead.article}
+                    p.subject_missing_names, p.story_hold, idf) | {lead.article}
     picked = [Picked(lead.text, lead.article, lead.score)]
     per_article = {lead.article: 1}
     most = p.answer_sentences + (p.two_part_sentences if asks_two_things(question) else 0)
@@ -479,7 +479,7 @@ def _names(question: str) -> list[frozenset[str]]:
 
 def _about(question: str, result: SearchResult, weights: dict[str, float],
            expected: Expected | None, share: float, missing_names: float,
-           idf: Idf) -> set[int]:
+           story_hold: float, idf: Idf) -> set[int]:
     """The articles (ranks) about the question's subject: those holding the names it uses
     (:func:`_names`), all but at most ``missing_names`` of them, that cover its terms,
     IDF-weighted, at least ``share`` as well as the article covering them best. Another
@@ -509,12 +509,16 @@ def _about(question: str, result: SearchResult, weights: dict[str, float],
         elif sum(not n <= terms for n in names) <= missing_names * len(names):
             covers[i] = sum(w for t, w in weights.items() if t in terms)
     best = max(covers.values(), default=0.0)
-    # Another story holding the follow-up's own word ("started selling") and none of the
-    # conversation's is not what it points back at.
-    story = set(result.story_terms)
-    return {i for i, c in covers.items() if c >= share * best
-            and (not story or story & result.article_terms.get(result.articles[i].article_id,
-                                                                  set()))}
+    # Another story holding the follow-up's own word ("started selling") and few of the
+    # conversation's terms is not what it continues (``story_hold`` of theirs, by IDF).
+    story = {t: idf.idf(t) for t in result.story_terms}
+    least = story_hold * sum(story.values())
+
+    def on_story(i: int) -> bool:
+        terms = result.article_terms.get(result.articles[i].article_id, set())
+        return sum(w for t, w in story.items() if t in terms) >= least
+
+    return {i for i, c in covers.items() if c >= share * best and (not story or on_story(i))}
 
 
 def _missing(expected: Expected | None) -> str:

@@ -122,6 +122,8 @@ class QueryPlan:
     # The terms of the earlier questions that named the story ("any news on the eclipse?"),
     # not those that point back at it ("how long did it last?").
     story_terms: tuple[str, ...] = ()
+    # The question's own vector, before the conversation pulls it (a follow-up's only).
+    own_vector: np.ndarray | None = None
 
     @property
     def terms(self) -> list[str]:
@@ -450,7 +452,7 @@ class Retriever:
         # A follow-up's "what's new?" asks about its conversation's story, not the news.
         subject = set(content_terms(tokens)) - news_words() - set(tokenize([tf.phrase])[0])
         digest = not context and (tf.recency or tf.bounded) and not subject
-        vec = self.embedder.embed_query(query)
+        vec = own = self.embedder.embed_query(query)
         if context:
             ctx_vec = self.embedder.embed_query(" ".join(context[-2:]))
             vec = vec + p.context_weight * ctx_vec
@@ -458,7 +460,8 @@ class Retriever:
         refers_back = bool(context) and points_back(query)
         return QueryPlan(query, tuple(context), tokens, ctx_tokens, vec, tf, hard_lo, hard_hi,
                          win_lo, win_hi, boosted, outlet, prefer_article_id, digest,
-                         refers_back, tuple(dict.fromkeys(story)))
+                         refers_back, tuple(dict.fromkeys(story)),
+                         own if context else None)
 
     # -- stages 2 and 3: candidates, fusion ------------------------------------------------
     def candidates(self, vec: np.ndarray, lex: LexicalIndex, lex_scores: np.ndarray,
@@ -646,7 +649,12 @@ class Retriever:
             articles = prefer_recent(articles, p.recency_margin)
         terms = plan.terms
         texts = token_sets(articles[: max(p.coverage_pool, 3)])
-        articles = new_subject(articles, texts, plan, lex, p.new_subject_margin)
+        def said(a: ArticleHit) -> float:
+            return own_match(plan, a, lex)
+
+        articles = new_subject(articles, texts, plan, lex, p.new_subject_margin, said,
+                               p.own_match)
+        articles = keep_story(articles, texts, plan, lex, said, p.own_match, p.story_hold)
         hop = second_hop(plan, articles, texts, lex, p,
                          lambda text: self._articles(text, lex, plan, current))
         if hop is not None:
@@ -656,9 +664,12 @@ class Retriever:
             articles = diversify(articles, texts, terms, lex, p)
         confidence = judge(articles, plan, texts, lex, hop=hop,
                            context_share=p.context_term_weight)
-        # A follow-up pointing back at a story its words do not match ("what was wrong with
-        # it?" of a report saying "the fault") is still about that story.
-        on_story = (confidence < p.abstain_threshold and plan.refers_back
+        # A follow-up pointing back at its story ("what was wrong with it?" of a report saying
+        # "the fault"), or saying nothing another story matches ("who lost?" after an
+        # election), continues that story: whatever its words match, it is about that story.
+        continues = continues_story(articles, plan, texts, lex, said, p.own_match,
+                                    p.story_hold)
+        on_story = (confidence < p.abstain_threshold and continues
                     and story_confidence(articles, plan, texts, lex) >= p.story_share)
         return SearchResult(
             articles=articles[:k], time=plan.time, confidence=confidence,
@@ -668,7 +679,7 @@ class Retriever:
             article_terms={a.article_id: texts[a.article_id] for a in articles[:k]
                            if a.article_id in texts},
             vector=plan.vector, context_terms=content_terms(plan.context_tokens),
-            story_terms=plan.story_terms if plan.refers_back else (),
+            story_terms=plan.story_terms if continues else (),
         )
 
 
@@ -738,14 +749,18 @@ def prefer_recent(articles: list[ArticleHit], margin: float) -> list[ArticleHit]
 
 
 def new_subject(articles: list[ArticleHit], texts: dict[str, set[str]], plan: QueryPlan,
-                idf: Idf, margin: float) -> list[ArticleHit]:
+                idf: Idf, margin: float, said: Callable[[ArticleHit], float],
+                least_said: float) -> list[ArticleHit]:
     """A follow-up naming something new ("what about the eclipse?") leads with the article
     that covers what it names, when the best one by the whole conversation does not.
 
     The conversation pulls the search towards its story; a follow-up's own few terms weigh
     little against it. One that points back at the story ("how fast was it going?") keeps
     it. When the best article holds none of the question's own terms, the article covering
-    the largest IDF share of them goes first if that share is at least ``margin``.
+    the largest IDF share of them goes first if that share is at least ``margin`` and it
+    matches the question's own words by meaning, ``said`` at least ``least_said``
+    (:func:`own_match`): "who lost?" after an election shares a word with a probe that
+    "lost contact", not a subject.
     """
     terms = plan.terms
     if not plan.context or plan.refers_back or not terms or len(articles) < 2:
@@ -758,9 +773,66 @@ def new_subject(articles: list[ArticleHit], texts: dict[str, set[str]], plan: Qu
         return 1.0 - missing_share(terms, texts[a.article_id], idf)
 
     top = max(pool, key=covers)
-    if top is articles[0] or covers(articles[0]) > 0 or covers(top) < margin:
+    if (top is articles[0] or covers(articles[0]) > 0 or covers(top) < margin
+            or said(top) < least_said):
         return articles
     return [top, *(a for a in articles if a is not top)]
+
+
+def keep_story(articles: list[ArticleHit], texts: dict[str, set[str]], plan: QueryPlan,
+               idf: Idf, said: Callable[[ArticleHit], float], least_said: float,
+               hold: float) -> list[ArticleHit]:
+    """A follow-up stays with its conversation's story unless what it says itself matches
+    another article.
+
+    Its own few words ("how long did the work take?") can outweigh the conversation in the
+    word search and put another story first (a probe's repair "work"). When the first
+    article holds less than ``hold`` of the story's terms (of the earlier questions that
+    named it, by IDF) and matches the follow-up's own words by meaning (``said``,
+    :func:`own_match`) less than ``least_said``, the article holding most of them goes first
+    instead.
+    """
+    if not plan.context or not plan.story_terms or len(articles) < 2:
+        return articles
+    pool = [a for a in articles if a.article_id in texts]
+    if not pool or articles[0] not in pool:
+        return articles
+
+    def story(a: ArticleHit) -> float:
+        return 1.0 - missing_share(plan.story_terms, texts[a.article_id], idf)
+
+    best = max(pool, key=story)  # the first of equals: the search's order
+    if (story(articles[0]) >= hold or story(best) <= story(articles[0])
+            or said(articles[0]) >= least_said):
+        return articles
+    return [best, *(a for a in articles if a is not best)]
+
+
+def continues_story(articles: Sequence[ArticleHit], plan: QueryPlan,
+                    texts: dict[str, set[str]], idf: Idf, said: Callable[[ArticleHit], float],
+                    least_said: float, hold: float) -> bool:
+    """Whether a follow-up continues its conversation's story: it points back at it ("how
+    fast was it going?"), its best article is the story's (holding ``hold`` of the story's
+    terms), or that article does not match what it says (``said`` below ``least_said``), so
+    its words name no other story ("who lost?")."""
+    if not plan.context or not articles:
+        return False
+    top = articles[0]
+    return (plan.refers_back or said(top) < least_said
+            or (top.article_id in texts
+                and 1.0 - missing_share(plan.story_terms, texts[top.article_id], idf) >= hold))
+
+
+def own_match(plan: QueryPlan, article: ArticleHit, lex: LexicalIndex) -> float:
+    """The best cosine of a follow-up's own vector with ``article``'s matched chunks (1 for
+    a question that is no follow-up, or a chunk the keyword index does not know yet)."""
+    if plan.own_vector is None:
+        return 1.0
+    positions = [lex.position.get(c.id) for c in article.chunks]
+    if None in positions:
+        return 1.0
+    cosines = lex.cosines(plan.own_vector, positions)  # type: ignore[arg-type]
+    return 1.0 if cosines is None or not len(cosines) else float(cosines.max())
 
 
 def missing_share(terms: Sequence[str], covered: set[str], idf: Idf) -> float:

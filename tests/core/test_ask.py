@@ -331,6 +331,29 @@ def test_a_follow_up_about_the_story_in_words_it_does_not_use_gets_its_closest_s
     assert services.ask.ask("what did the pope say about it?", history=history).abstained
 
 
+def test_a_follow_up_whose_words_match_another_story_only_by_a_word_keeps_its_story(
+        services: Services) -> None:
+    # "who lost?" after the election shares one word with a probe that "lost contact", and
+    # "how long did the work take?" after the cathedral with a probe's repair "work": the
+    # word search put the probe first, and its sentences answered.
+    for first, follow in (("who won the uk election?", "who lost?"),
+                          ("what happened at notre dame?", "how long did the work take?")):
+        history = [Turn("user", first), Turn("assistant", services.ask.ask(first).text)]
+        answer = services.ask.ask(follow, history=history)
+        titles = [s.title for s in answer.sources or answer.closest]
+        assert titles and not titles[0].startswith(("Parker", "Voyager")), (follow, titles)
+        assert "contact" not in answer.text and "spacecraft" not in answer.text, answer.text
+    # Asked of the cathedral's conversation in words its report holds, it is answered.
+    first = "what happened at notre dame?"
+    history = [Turn("user", first), Turn("assistant", services.ask.ask(first).text)]
+    ceremony = services.ask.ask("who came to the ceremony?", history=history)
+    assert not ceremony.abstained
+    assert "heads of state" in ceremony.text.split("[1]")[0]
+    # A follow-up naming another story still moves to it.
+    eclipse = services.ask.ask("and the eclipse?", history=history)
+    assert eclipse.sources[0].title.startswith("Total solar eclipse")
+
+
 def test_search_context_is_the_last_two_questions_or_the_story_and_the_last() -> None:
     story = "what's going on with Voyager?"
     assert search_context([story, "what was wrong with it?"]) == [

@@ -19,10 +19,12 @@ from retrieval.search import (
     ChunkHit,
     QueryPlan,
     boost_window,
+    continues_story,
     coverage_confidence,
     diversify,
     group,
     judge,
+    keep_story,
     new_subject,
     prefer_article,
     prefer_recent,
@@ -153,13 +155,52 @@ def test_a_follow_up_naming_a_new_subject_leads_with_the_article_about_it() -> N
     earlier = ("when does the new bridge open?",)
     switch = QueryPlan("what about the eclipse?", earlier, ["eclips"], ["bridg", "open"],
                        np.zeros(3, dtype=np.float32), TimeFilter())
-    ranked = new_subject([story, other], texts, switch, _EvenIdf(), 0.5)
+    said = {"bridge": 0.1, "eclipse": 0.4}
+
+    def says(a: ArticleHit) -> float:
+        return said[a.article_id]
+
+    ranked = new_subject([story, other], texts, switch, _EvenIdf(), 0.5, says, 0.3)
     assert [a.article_id for a in ranked] == ["eclipse", "bridge"]
     # Pointing back at the story, or a term the story holds, keeps it first.
     back = replace(switch, query="did the eclipse delay it?", refers_back=True)
     toll = replace(switch, query="and the toll?", tokens=["toll", "eclips"])
     for plan in (back, toll):
-        assert new_subject([story, other], texts, plan, _EvenIdf(), 0.5)[0] is story
+        assert new_subject([story, other], texts, plan, _EvenIdf(), 0.5, says, 0.3)[0] is story
+    # So does an article sharing the follow-up's one word but not what it says: "who lost?"
+    # is no question about a probe that "lost contact".
+    said["eclipse"] = 0.05
+    assert new_subject([story, other], texts, switch, _EvenIdf(), 0.5, says, 0.3)[0] is story
+
+
+def test_a_follow_up_keeps_its_story_unless_what_it_says_matches_another() -> None:
+    election, probe = _article("election", 0.6), _article("probe", 0.9)
+    texts = {"election": {"labour", "won", "uk", "elect", "defeat"},
+             "probe": {"probe", "lost", "contact", "sun"}}
+    lost = QueryPlan("who lost?", ("who won the uk election?",), ["lost"],
+                     ["won", "uk", "elect"], np.zeros(3, dtype=np.float32), TimeFilter(),
+                     story_terms=("won", "uk", "elect"))
+    said = {"election": 0.18, "probe": 0.05}
+
+    def says(a: ArticleHit) -> float:
+        return said[a.article_id]
+
+    # The probe came first by its one word; the follow-up says nothing of it.
+    ranked = keep_story([probe, election], texts, lost, _EvenIdf(), says, 0.3, 0.5)
+    assert [a.article_id for a in ranked] == ["election", "probe"]
+    assert continues_story(ranked, lost, texts, _EvenIdf(), says, 0.3, 0.5)
+    # What it says matches the first article: it names another story, which stays first.
+    said["probe"] = 0.45
+    assert keep_story([probe, election], texts, lost, _EvenIdf(), says, 0.3, 0.5)[0] is probe
+    assert not continues_story([probe, election], lost, texts, _EvenIdf(), says, 0.3, 0.5)
+    # A first article holding the story's terms is the story (another report of it).
+    report = _article("report", 0.9)
+    texts["report"] = {"uk", "elect", "turnout"}
+    assert keep_story([report, election], texts, lost, _EvenIdf(), says, 0.3, 0.5)[0] is report
+    # No conversation, no story to keep.
+    alone = replace(lost, context=(), story_terms=())
+    assert keep_story([probe, election], texts, alone, _EvenIdf(), says, 0.3, 0.5)[0] is probe
+    assert not continues_story([probe], alone, texts, _EvenIdf(), says, 0.3, 0.5)
 
 
 def test_a_follow_up_points_back_by_a_pronoun(services: Services) -> None:
