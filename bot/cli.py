@@ -651,15 +651,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         logging.getLogger("bot.core.llm").setLevel(logging.ERROR)
     model = build_chat_model(settings)
     if model is None:
-        print("no language model configured (OPENAI_API_KEY / OPENAI_BASE_URL): answers are "
-              "extractive")
+        note = ("no language model configured (OPENAI_API_KEY / OPENAI_BASE_URL): answers are "
+                "extractive")
+        if args.json:
+            _dump({"configured": False, "model": None, "mode": "extractive", "ok": True,
+                   "note": note})
+        else:
+            print(note)
         return 0
     try:
         check = check_model(model, settings)
     finally:
         model.close()
     if args.json:
-        print(json.dumps(check.to_json(), indent=2))
+        print(json.dumps({"configured": True, **check.to_json()}, indent=2))
     else:
         print(check.summary())
         if check.answer:

@@ -169,3 +169,13 @@ def test_sources_listing_hides_a_feeds_key(cli_env: Path,
     assert "https://feeds.example.org/paid.rss?key=REDACTED" in out and "s3cret" not in out
     assert main(["sources", "--json"]) == 0  # for scripts: the address as stored
     assert json.loads(capsys.readouterr().out)[0]["spec"].endswith("?key=s3cret")
+
+
+def test_doctor_json_without_a_model_is_json(cli_env: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # --json promises JSON on stdout, a model configured or not (a script reads it).
+    assert main(["doctor", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["configured"] is False and out["ok"] is True and out["model"] is None
+    assert main(["doctor"]) == 0
+    assert "no language model configured" in capsys.readouterr().out
