@@ -427,6 +427,13 @@ def cmd_sources(args: argparse.Namespace) -> int:
                   f"({source_label(result['name'], result['spec'])}): "
                   f"{result['articles_removed']} articles taken out of the store")
         return 0
+    target = args.target.strip()
+    if (not target.lower().startswith(("http://", "https://"))
+            and Path(target).expanduser().exists()):
+        # Files are loaded, not followed: say which command does it.
+        print(f"error: {target} is a local file or folder, not a feed or page URL: "
+              f"`newsbot ingest {target}` loads it", file=sys.stderr)
+        return 1
     result = call("sources.add", {"url": args.target, "name": args.name, "every": args.every,
                                   "backfill": args.backfill}, label="first fetch")
     if args.json:

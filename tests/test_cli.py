@@ -179,3 +179,14 @@ def test_doctor_json_without_a_model_is_json(cli_env: Path,
     assert out["configured"] is False and out["ok"] is True and out["model"] is None
     assert main(["doctor"]) == 0
     assert "no language model configured" in capsys.readouterr().out
+
+
+def test_sources_add_of_a_local_file_points_to_ingest(cli_env: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    src = cli_env / "feed.xml"
+    src.write_text("<rss version='2.0'><channel><title>x</title></channel></rss>")
+    assert main(["sources", "add", str(src)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"`newsbot ingest {src}`" in err
+    assert main(["sources", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
