@@ -20,6 +20,8 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.core.models import counted  # standard library only: --help stays quick
+
 if TYPE_CHECKING:
     from bot.core.admin import Progress
     from bot.core.services import Services
@@ -385,7 +387,7 @@ def _print_sources(sources: list[dict[str, Any]]) -> None:
         when = (s["last_fetch"] or "")[:16].replace("T", " ") or "never"
         nxt = (s["next_poll"] or "")[:16].replace("T", " ") or "-"
         print(f"[{s['id']}] {s['name'] or '(no name)'}  {s['kind']}  {s['status']}  "
-              f"failures {s['failures']}  {s['articles']} articles  last fetch {when}  "
+              f"failures {s['failures']}  {counted(s['articles'], 'article')}  last fetch {when}  "
               f"next poll {nxt}")
         # Alone on its line so it never wraps inside other text; a key in it stays hidden
         # (``--json`` gives the address as stored).
@@ -425,7 +427,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
         else:
             print(f"removed source {result['id']} "
                   f"({source_label(result['name'], result['spec'])}): "
-                  f"{result['articles_removed']} articles taken out of the store")
+                  f"{counted(result['articles_removed'], 'article')} taken out of the store")
         return 0
     target = args.target.strip()
     if (not target.lower().startswith(("http://", "https://"))
@@ -560,7 +562,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
             print(p.line())
         if not polls:
             print("no followed sources to poll: `newsbot sources add URL` follows one")
-        print(f"polled {len(polls)} sources in {result['seconds']:.1f}s")
+        print(f"polled {counted(len(polls), 'source')} in {result['seconds']:.1f}s")
     failed = [s for s in result["sources"] if s["outcome"] in ("failed", "disabled")]
     return 1 if failed else 0
 
@@ -570,7 +572,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.json:
         _dump(result)
     else:
-        print(f"exported {result['sources']} sources and {result['articles']} articles "
+        print(f"exported {counted(result['sources'], 'source')} and "
+              f"{counted(result['articles'], 'article')} "
               f"to {result['path']}")
     return 0
 
@@ -587,7 +590,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     else:
         from bot.core.admin import ReindexReport
 
-        print(f"imported {result['sources']} sources and {result['articles']} articles "
+        print(f"imported {counted(result['sources'], 'source')} and "
+              f"{counted(result['articles'], 'article')} "
               f"({result['restored']} new or changed); "
               f"{ReindexReport(**result['reindex']).summary()}")
     return 0

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import discord
 
-from bot.core.models import Answer, Source, origin_label, redact_url, source_label
+from bot.core.models import Answer, Source, counted, origin_label, redact_url, source_label
 from retrieval.timeparse import by_day
 
 # Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
@@ -368,7 +368,7 @@ def sources_embed(summaries: Sequence[SourceSummaryLike]) -> discord.Embed:
         f"**{plain(truncate(s.outlet, 80))}** · {s.articles} "
         f"article{'s' if s.articles != 1 else ''} · newest {format_date(s.newest)}"
         for s in ordered)
-    embed.set_footer(text=f"{len(summaries)} outlets · {total} articles")
+    embed.set_footer(text=f"{counted(len(summaries), 'outlet')} · {counted(total, 'article')}")
     return embed
 
 
@@ -382,16 +382,17 @@ def feeds_embed(sources: Sequence[Mapping[str, Any]]) -> discord.Embed:
         name = plain(truncate(source_label(s["name"], s["spec"]), 80))
         nxt = _parse_iso(s["next_poll"])
         when = discord.utils.format_dt(nxt, "R") if nxt else "not polled"
-        health = s["status"] + (f", {s['failures']} failures" if s["failures"] else "")
+        health = s["status"] + (f", {counted(s['failures'], 'failure')}" if s["failures"] else "")
         url = safe_url(redact_url(s["spec"]))
-        line = (f"`{s['id']}` **{name}** · {s['kind']} · {health} · {s['articles']} articles "
+        line = (f"`{s['id']}` **{name}** · {s['kind']} · {health} · "
+                f"{counted(s['articles'], 'article')} "
                 f"· next {when}" + (f"\n<{url}>" if url else ""))
         if s["last_error"]:
             line += f"\n↳ {clean_text(truncate(str(s['last_error']), 200))}"
         return line
 
     embed.description = listing(entry(s) for s in sources)
-    embed.set_footer(text=f"{len(sources)} sources")
+    embed.set_footer(text=counted(len(sources), "source"))
     return embed
 
 

@@ -190,3 +190,18 @@ def test_sources_add_of_a_local_file_points_to_ingest(cli_env: Path,
     assert err.count("\n") == 1 and f"`newsbot ingest {src}`" in err
     assert main(["sources", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_counts_of_one_read_in_the_singular(cli_env: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    src = cli_env / "one.md"
+    src.write_text("---\ntitle: Pier reopens\nurl: https://news.example.org/pier\n---\n"
+                   "The old pier reopened after repairs to its timber deck.\n")
+    assert main(["ingest", str(src)]) == 0
+    assert "1 chunk written" in capsys.readouterr().out
+    assert main(["sources"]) == 0
+    assert "  1 article  " in capsys.readouterr().out
+    assert main(["export", str(cli_env / "backup.jsonl")]) == 0
+    assert "exported 1 source and 1 article to" in capsys.readouterr().out
+    assert main(["sources", "remove", str(src)]) == 0
+    assert "1 article taken out of the store" in capsys.readouterr().out

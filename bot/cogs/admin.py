@@ -22,7 +22,7 @@ from bot import checks, render
 from bot.client import NO_MENTIONS, one_line
 from bot.cogs import call_core
 from bot.core.admin import ReindexReport
-from bot.core.models import NewsbotError, redact_url, source_label
+from bot.core.models import NewsbotError, counted, redact_url, source_label
 from bot.threads import call_soon
 
 if TYPE_CHECKING:
@@ -117,8 +117,9 @@ class Admin(commands.Cog):
         result = await self._call(interaction, "sources.remove", {"spec": source})
         label = render.plain(render.truncate(source_label(result["name"], result["spec"]), 100))
         await interaction.followup.send(
-            f"Removed source {result['id']} ({label}): {result['articles_removed']} articles "
-            "left the store.", ephemeral=True, allowed_mentions=NO_MENTIONS)
+            f"Removed source {result['id']} ({label}): "
+            f"{counted(result['articles_removed'], 'article')} left the store.",
+            ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     @feeds_remove.autocomplete("source")
     async def _source_choices(self, interaction: discord.Interaction[Any],

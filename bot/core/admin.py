@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from bot.core.models import NewsbotError
+from bot.core.models import NewsbotError, counted
 from bot.core.state import BriefIntake, SourceRecord, State, source_url, utcnow
 from bot.settings import Settings
 from retrieval.articles import (
@@ -126,7 +126,7 @@ class IngestReport:
                 if self.chunks and self.seconds else "")
         return (f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
                 f"{len(self.skipped)} skipped{f' ({why})' if why else ''}; "
-                f"{self.chunks} chunks written in {self.seconds:.1f}s{rate}")
+                f"{counted(self.chunks, 'chunk')} written in {self.seconds:.1f}s{rate}")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -159,20 +159,22 @@ class ReindexReport:
     seconds: float = 0.0
 
     def summary(self) -> str:
+        articles = counted(self.articles, "article")
         if self.full:
             if self.dry_run:
-                return (f"a full reindex would rebuild {self.articles} articles into a new "
-                        "collection; nothing was written")
-            return (f"reindexed {self.articles} articles into {self.chunks} chunks in "
+                return (f"a full reindex would rebuild {articles} into a new collection; "
+                        "nothing was written")
+            return (f"reindexed {articles} into {counted(self.chunks, 'chunk')} in "
                     f"{self.seconds:.1f}s; the new collection {self.collection} is live")
-        verb = "would be" if self.dry_run else "were"
-        head = (f"{self.added} added, {self.updated} updated, {self.deleted} deleted "
-                f"({self.articles} articles in the registry)")
         tail = ("; nothing was written" if self.dry_run
-                else f"; {self.chunks} chunks live, {self.seconds:.1f}s")
+                else f"; {counted(self.chunks, 'chunk')} live, {self.seconds:.1f}s")
         if not (self.added or self.updated or self.deleted):
-            return f"the store matches the registry ({self.articles} articles){tail}"
-        return f"{head} {verb} synced{tail}"
+            return f"the store matches the registry ({articles}){tail}"
+        if self.dry_run:
+            return (f"a sync of the store to the registry ({articles}) would add "
+                    f"{self.added}, update {self.updated}, delete {self.deleted}{tail}")
+        return (f"synced the store to the registry ({articles}): {self.added} added, "
+                f"{self.updated} updated, {self.deleted} deleted{tail}")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

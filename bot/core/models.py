@@ -131,6 +131,11 @@ def redact_url(spec: str) -> str:
                        _redact_params(parts.fragment)))
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and its noun, singular for one: "1 article", "3 articles"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def source_label(name: str | None, spec: str) -> str:
     """How a source is named to people: its name, else its address with secrets hidden."""
     return name or redact_url(spec)

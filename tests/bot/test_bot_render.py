@@ -361,3 +361,15 @@ def test_no_form_of_masked_link_survives_in_what_a_feed_or_model_writes(hostile:
         assert [t for _, t in masked_links(text or "") if "evil" in t] == [], text
     # The target is spelled out, not lost.
     assert "evil.example" in answer.description
+
+
+def test_counts_of_one_read_in_the_singular() -> None:
+    one = {"id": 3, "name": "coast", "spec": "https://news.example.org/rss", "kind": "feed",
+           "status": "ok", "failures": 1, "articles": 1, "next_poll": None,
+           "last_error": None}
+    feeds = render.feeds_embed([one])
+    assert "1 article " in str(feeds.description) and "1 articles" not in str(feeds.description)
+    assert "1 failure" in str(feeds.description) and "1 failures" not in str(feeds.description)
+    assert feeds.footer.text == "1 source"
+    summary = SimpleNamespace(outlet="Coast News", articles=1, newest=None)
+    assert render.sources_embed([summary]).footer.text == "1 outlet · 1 article"

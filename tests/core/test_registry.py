@@ -688,3 +688,15 @@ def test_a_source_added_again_since_under_its_canonical_url_is_merged_into_the_f
         assert [r["source_id"] for r in state.queued_briefs()] == [1]
     finally:
         state.close()
+
+
+def test_a_sync_summary_reads_as_a_sentence() -> None:
+    from bot.core.admin import ReindexReport
+
+    done = ReindexReport(full=False, dry_run=False, articles=14, added=14, chunks=15,
+                         seconds=7.4)
+    assert done.summary() == ("synced the store to the registry (14 articles): 14 added, "
+                              "0 updated, 0 deleted; 15 chunks live, 7.4s")
+    plan = ReindexReport(full=False, dry_run=True, articles=1, updated=1)
+    assert plan.summary() == ("a sync of the store to the registry (1 article) would add 0, "
+                              "update 1, delete 0; nothing was written")
