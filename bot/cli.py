@@ -516,7 +516,8 @@ def cmd_subscriptions(args: argparse.Namespace) -> int:
             _dump(result)
         else:
             for sub in result["subscriptions"]:
-                print(sub["describe"])
+                # Discord's channel markup, "<#123>", is "channel 123" in a terminal.
+                print(re.sub(r"<#(\d+)>", r"channel \1", sub["describe"]))
             if not result["subscriptions"]:
                 print("no subscriptions")
         return 0

@@ -130,3 +130,22 @@ def test_a_feed_url_is_refused_and_nothing_is_taken_in(cli_env: Path,  # noqa: F
     assert main(["status", "--json"]) == 0
     after = json.loads(capsys.readouterr().out)
     assert (after["articles"], after["sources"]) == (before["articles"], before["sources"])
+
+
+@pytest.mark.usefixtures("allow_private_urls")
+def test_subscriptions_list_names_the_source_and_the_channel(
+        cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    # A moderator may not see the admins' source list: "source #2" alone names nothing, and
+    # a terminal shows Discord's channel markup as it is.
+    with StaticServer() as server:
+        url = server.add("/rss", rss(numbered_items(0, 2, long_text=True)),
+                         content_type="application/rss+xml")
+        assert main(["sources", "add", url, "--name", "coast"]) == 0
+        assert main(["subscriptions", "add", "--channel", "4242", "--source", "coast"]) == 0
+    capsys.readouterr()
+    assert main(["subscriptions", "list"]) == 0
+    out = capsys.readouterr().out
+    assert 'channel 4242 follows source #1 "coast"' in out and "<#" not in out
+    assert main(["subscriptions", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["subscriptions"]
+    assert listed[0]["describe"] == '#1 <#4242> follows source #1 "coast"'

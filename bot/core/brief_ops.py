@@ -78,9 +78,10 @@ def subscriptions_remove(ctx: Context, args: Args) -> Result:
 def subscriptions_list(ctx: Context, args: Args) -> Result:
     subs = ctx.services.desk.subscriptions(guild_id=args.get("guild_id"),
                                            channel_id=args.get("channel_id"))
+    labels = {r.id: r.label for r in ctx.services.state.list_sources()}
     out: list[dict[str, Any]] = []
     for s in subs:
         item = s.to_json()
-        item["describe"] = s.describe()
+        item["describe"] = s.describe(labels.get(s.source_id) if s.source_id else None)
         out.append(item)
     return {"subscriptions": out, "queue": ctx.services.desk.queue()}

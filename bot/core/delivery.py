@@ -251,9 +251,12 @@ class Subscription:
                 "disabled_reason": self.disabled_reason, "resumed": self.resumed,
                 "resumed_listed": self.resumed_listed}
 
-    def describe(self) -> str:
-        what = f"source #{self.source_id}" if self.source_id is not None else \
-            f'topic "{self.topic}"'
+    def describe(self, source: str | None = None) -> str:
+        """One line; ``source``: the followed source's name (or address), shown beside its
+        number, which alone names nothing to a moderator who cannot list the sources."""
+        what = (f'topic "{self.topic}"' if self.source_id is None
+                else f'source #{self.source_id} "{source}"' if source
+                else f"source #{self.source_id}")
         extra = []
         if self.keywords:
             extra.append("keywords: " + ", ".join(self.keywords))
