@@ -444,7 +444,7 @@ def feedback_stats_embed(stats: FeedbackStatsLike, *, top: int = 5) -> discord.E
     embed = discord.Embed(title="Feedback", colour=ANSWER_COLOUR)
     embed.add_field(
         name="Votes",
-        value=f"👍 {stats.up} · 👎 {stats.down} · {stats.answers} answers",
+        value=f"👍 {stats.up} · 👎 {stats.down} · {counted(stats.answers, 'answer')}",
         inline=False,
     )
     esc = plain

@@ -108,9 +108,9 @@ async def test_moderators_see_only_their_own_servers_feedback_and_subscriptions(
 
     home_stats, home_list = await shown(w.server.owner, w.news)
     away_stats, away_list = await shown(mallory, lobby)
-    assert home_stats.startswith("👍 0 · 👎 1 · 1 answers") and "chess" not in home_stats
+    assert home_stats.startswith("👍 0 · 👎 1 · 1 answer") and "chess" not in home_stats
     assert "Netflix" in home_stats  # its most downvoted answer
-    assert away_stats.startswith("👍 0 · 👎 0 · 1 answers") and "Netflix" not in away_stats
+    assert away_stats.startswith("👍 0 · 👎 0 · 1 answer") and "Netflix" not in away_stats
     assert "chess olympiad" in away_stats  # its unanswered question
     assert "film studios" in home_list and "chess" not in home_list
     assert "chess tournaments" in away_list and "film" not in away_list

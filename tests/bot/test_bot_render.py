@@ -373,3 +373,5 @@ def test_counts_of_one_read_in_the_singular() -> None:
     assert feeds.footer.text == "1 source"
     summary = SimpleNamespace(outlet="Coast News", articles=1, newest=None)
     assert render.sources_embed([summary]).footer.text == "1 outlet · 1 article"
+    stats = SimpleNamespace(up=1, down=0, answers=1, unanswered=[], most_downvoted=[])
+    assert render.feedback_stats_embed(stats).fields[0].value == "👍 1 · 👎 0 · 1 answer"
