@@ -226,7 +226,8 @@ def _print_answer(answer: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    zone = _settings().zone
+    settings = _settings()
+    zone = settings.zone
     # soft_wrap: the terminal wraps lines, so a piped answer keeps whole lines.
     console = Console(soft_wrap=True)
     console.print(escape(answer["answer"]))
@@ -252,7 +253,8 @@ def _print_answer(answer: dict[str, Any]) -> None:
     if answer.get("note"):
         line.append(" ".join(answer["note"].split()))
     if answer.get("history_cut"):
-        line.append("earlier turns were cut")
+        line.append(f"only the last {settings.history_turns} messages of the conversation "
+                    "were read")
     console.print(f"\n[dim]{escape('; '.join(line))}[/dim]", highlight=False)
 
 

@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     # Retrieval and answers.
     top_k: int = Field(default=5, ge=1, le=10)  # sources per answer
     max_question_chars: int = Field(default=500, ge=20)
-    history_turns: int = Field(default=8, ge=0, le=50)  # earlier turns kept for follow-ups
+    history_turns: int = Field(default=8, ge=0, le=50)  # earlier messages read with a follow-up
     # "Today", "yesterday", "this year" and a `since` date are read in this IANA time zone
     # ("Europe/Paris"): a community's "today" starts at its own midnight, not UTC's.
     timezone: str = "UTC"

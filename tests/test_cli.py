@@ -205,3 +205,18 @@ def test_counts_of_one_read_in_the_singular(cli_env: Path,
     assert "exported 1 source and 1 article to" in capsys.readouterr().out
     assert main(["sources", "remove", str(src)]) == 0
     assert "1 article taken out of the store" in capsys.readouterr().out
+
+
+def test_chat_says_how_much_of_a_long_conversation_was_read(
+        cli_env: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # NEWSBOT_HISTORY_TURNS counts messages, questions and answers alike, as Discord's
+    # footer says: the terminal says the same, not "earlier turns were cut".
+    monkeypatch.setenv("NEWSBOT_HISTORY_TURNS", "2")
+    lines = iter(["what did Netflix use AI for in The Eternaut?", "who said so?",
+                  "when was that?", "exit"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    assert main(["chat"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("only the last 2 messages of the conversation were read") == 1
+    assert "turns were cut" not in out
