@@ -36,6 +36,7 @@ from discord.ext import commands
 from bot import render
 from bot.client import GENERIC_FAILURE, NO_MENTIONS, one_line, send_ephemeral
 from bot.core.models import Answer, NewsbotError, QuestionError, Turn
+from bot.core.operations import check_outlet
 from bot.threads import call_soon
 
 if TYPE_CHECKING:
@@ -473,7 +474,11 @@ class Ask(commands.Cog):
                 # Checked here, so a typo is refused at once; read in the server's time zone
                 # by the core, which looks that up off the event loop.
                 self.services.ask.parse_since(since)
-        except QuestionError as exc:
+            if outlet := (source or "").strip():
+                # A typo is refused naming the outlets, as on the command line, rather than
+                # answered in public that nothing matched (and counted as unanswered).
+                await asyncio.to_thread(check_outlet, self.services.state, outlet)
+        except NewsbotError as exc:
             await send_ephemeral(interaction, one_line(str(exc)))
             return
         user_id = interaction.user.id

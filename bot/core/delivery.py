@@ -400,8 +400,10 @@ class Desk:
         if tz is None:
             tz = ((self.state.guild_tz(guild_id) if guild_id is not None else None)
                   or self.default_tz)
-        if (source is None) == (topic is None):
-            raise NewsbotError("give either a source to follow or a topic, not both")
+        if source is None and topic is None:
+            raise NewsbotError("give a source to follow or a topic")
+        if source is not None and topic is not None:
+            raise NewsbotError("give a source to follow or a topic, not both")
         source_id = None
         if source is not None:
             found = self.state.find_source(str(source).strip())

@@ -25,6 +25,7 @@ from retrieval.store import StoreReadOnly, StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.core.services import Services
+    from bot.core.state import State
 
 Args = dict[str, Any]
 OUTLETS_NAMED = 10  # of the outlets a misspelt one is refused with
@@ -79,16 +80,16 @@ def _ask(ctx: Context, args: Args) -> Result:
         ctx.services.ensure_sample(ctx.progress)
     outlet = (args.get("source") or "").strip() or None
     if outlet is not None:
-        _check_outlet(ctx, outlet)
+        check_outlet(ctx.services.state, outlet)
     history = [Turn(t["role"], t["text"]) for t in args.get("history") or []]
     answer = ask.ask(args["question"], history=history, since=since, outlet=outlet)
     return {**answer.to_json(), "history_cut": answer.history_cut}
 
 
-def _check_outlet(ctx: Context, outlet: str) -> None:
+def check_outlet(state: State, outlet: str) -> None:
     """Refuse an outlet no article is from (a typo), naming those there are, rather than
-    answer that nothing matched."""
-    outlets = sorted({r["outlet"] for r in ctx.services.state.outlet_summary() if r["outlet"]},
+    answer that nothing matched (the command line's ``--source``, Discord's ``source:``)."""
+    outlets = sorted({r["outlet"] for r in state.outlet_summary() if r["outlet"]},
                      key=str.casefold)
     if outlet.casefold() in {o.casefold() for o in outlets}:
         return

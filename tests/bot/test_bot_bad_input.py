@@ -188,3 +188,40 @@ async def test_members_cannot_use_privileged_commands_in_a_guild_or_a_dm(
     assert _state_rows(w) == before  # nothing written
     assert len(public()) == posted_before  # nothing posted in public
     assert not [m for m in public() if is_answer(m)]
+
+
+async def test_ask_with_an_outlet_no_article_is_from_is_refused_naming_the_outlets(
+    start_on_discord: Start,
+) -> None:
+    """A typo in /ask's source: one private line naming the outlets, as on the command line,
+    not a public "no article matched" that /feedback stats counts as unanswered."""
+    w = await start_on_discord(answer_in_threads=False)
+    calls = asked(w)
+    inter = w.server.slash(w.member("ana"), w.news, "ask",
+                           question="any news on the eclipse?", source="Sample Wyre")
+    (line,) = await w.wait(lambda: [m for m in w.server.responses(inter) if m.content],
+                           "the refusal")
+    assert line.ephemeral and not line.embeds
+    assert line.content == ("no article is from an outlet named 'Sample Wyre'; the outlets "
+                            "are: Sample Wire")
+    assert calls == [] and w.services.feedback.stats().answers == 0
+    inter = w.server.slash(w.member("bo"), w.news, "ask", question="any news on the eclipse?",
+                           source="sample wire")
+    assert "eclipse" in (await w.slash_answer(inter)).embeds[0]["description"]
+
+
+async def test_subscribe_with_neither_a_source_nor_a_topic_says_so(
+    start_on_discord: Start,
+) -> None:
+    w = await start_on_discord(answer_in_threads=False)
+    mod = w.member("mia")
+    w.server.add_role(w.guild, "desk", ["manage_messages"], members=[mod])
+    inter = w.server.slash(mod, w.news, "brief subscribe", channel=str(w.news.id))
+    (line,) = await w.wait(lambda: [m for m in w.server.responses(inter) if m.content],
+                           "the refusal")
+    assert line.content == "give a source to follow or a topic"
+    inter = w.server.slash(mod, w.news, "brief subscribe", channel=str(w.news.id),
+                           topic="eclipses", source="1")
+    (line,) = await w.wait(lambda: [m for m in w.server.responses(inter) if m.content],
+                           "the refusal")
+    assert line.content == "give a source to follow or a topic, not both"

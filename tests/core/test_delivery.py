@@ -261,7 +261,7 @@ async def test_digest_once_a_day_at_the_local_hour(svc: Services, tmp_path: Path
 def test_bad_subscriptions_are_refused_and_write_nothing(svc: Services) -> None:
     desk = _desk(svc)
     for kwargs, message in [
-        ({}, "either a source"),
+        ({}, "give a source to follow or a topic"),
         ({"source": "nowhere"}, "no source"),
         ({"topic": "x", "daily_cap": 0}, "daily cap"),
         ({"topic": "x", "mode": "hourly"}, "immediate or digest"),
