@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from bot.core.models import NewsbotError, counted
+from bot.core.models import SOURCES_LISTED, NewsbotError, counted
 from bot.core.state import BriefIntake, SourceRecord, State, source_url, utcnow
 from bot.settings import Settings
 from retrieval.articles import (
@@ -515,7 +515,7 @@ class AdminService:
             if source is None and path:
                 source = self.state.find_source(path)
             if source is None:
-                raise NewsbotError(f"no source {spec!r} is registered; see `newsbot sources`")
+                raise NewsbotError(f"no source {spec!r} is registered; {SOURCES_LISTED}")
             # Registry first, in one transaction: a crash before the store catches up leaves
             # chunks the next incremental sync deletes, never an article without a source.
             orphans = self.state.delete_source(source.id)

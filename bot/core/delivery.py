@@ -59,7 +59,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from bot.core.briefs import Brief, write_brief
-from bot.core.models import NewsbotError
+from bot.core.models import SOURCES_LISTED, NewsbotError
 from bot.core.state import State, utcnow
 from retrieval.articles import Article
 from retrieval.stories import (
@@ -408,7 +408,7 @@ class Desk:
         if source is not None:
             found = self.state.find_source(str(source).strip())
             if found is None:
-                raise NewsbotError(f"no source {source!r} is registered; see `newsbot sources`")
+                raise NewsbotError(f"no source {source!r} is registered; {SOURCES_LISTED}")
             if not found.watch:
                 # Only polls bring new articles to brief: the subscription would stay silent.
                 raise NewsbotError(

@@ -131,6 +131,11 @@ def redact_url(spec: str) -> str:
                        _redact_params(parts.fragment)))
 
 
+# Where the sources are listed, for an error naming one that is not there: in Discord
+# (/feeds list, admins) and in a terminal.
+SOURCES_LISTED = "`/feeds list` or `newsbot sources` lists them"
+
+
 def counted(n: int, noun: str) -> str:
     """``n`` and its noun, singular for one: "1 article", "3 articles"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

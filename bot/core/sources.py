@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.core.admin import AdminService, IngestReport, Progress, normalise_spec
-from bot.core.models import NewsbotError
+from bot.core.models import SOURCES_LISTED, NewsbotError
 from bot.core.state import BriefIntake, SourceRecord, State, utcnow
 from bot.settings import Settings
 from retrieval.articles import Article, make_article_id, own_article_id
@@ -249,7 +249,7 @@ class SourceService:
         if only is not None:
             source = self.state.find_source(only)
             if source is None:
-                raise NewsbotError(f"no source {only!r} is registered; see `newsbot sources`")
+                raise NewsbotError(f"no source {only!r} is registered; {SOURCES_LISTED}")
             if source.kind == "file":
                 raise NewsbotError(f"{source.label} is a file; files are loaded with "
                                    "`newsbot ingest`, not polled")

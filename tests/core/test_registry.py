@@ -700,3 +700,18 @@ def test_a_sync_summary_reads_as_a_sentence() -> None:
     plan = ReindexReport(full=False, dry_run=True, articles=1, updated=1)
     assert plan.summary() == ("a sync of the store to the registry (1 article) would add 0, "
                               "update 1, delete 0; nothing was written")
+
+
+def test_an_unknown_source_is_refused_naming_both_listings(tmp_path: Path) -> None:
+    # Admins remove sources in Discord too (/feeds remove), where `newsbot sources` alone
+    # points at a terminal they may not have; moderators subscribe there.
+    svc = make_services(tmp_path / "data")
+    try:
+        for attempt in (lambda: svc.admin.remove_source("nope"),
+                        lambda: svc.desk.subscribe(channel_id=1, source="nope")):
+            with pytest.raises(NewsbotError) as err:
+                attempt()
+            assert str(err.value) == ("no source 'nope' is registered; `/feeds list` or "
+                                      "`newsbot sources` lists them")
+    finally:
+        svc.close()
