@@ -823,7 +823,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # line already says why ("an HTML page with no article text").
         logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
     from bot.core.models import NewsbotError
-    from bot.settings import Settings  # noqa: F401  (settings errors are reported below)
+    from bot.settings import unknown_settings
+
+    for line in unknown_settings(os.environ):
+        print(f"warning: {line}", file=sys.stderr)
 
     try:
         code = int(args.func(args))

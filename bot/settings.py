@@ -6,12 +6,15 @@ tests build their own with explicit values.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Mapping
 from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from platformdirs import user_data_dir
 from pydantic import (
     AliasChoices,
@@ -251,3 +254,34 @@ def setting_errors(exc: ValidationError) -> str:
         name = env_name(where) if where in Settings.model_fields else where or "setting"
         out.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
     return "; ".join(out)
+
+
+def unknown_settings(environ: Mapping[str, str], env_file: Path = Path(".env")) -> list[str]:
+    """Names that look like settings (``NEWSBOT_...``, in the environment or ``env_file``)
+    and are none, each with the setting it was likely meant as: pydantic-settings ignores
+    them, so a typo in .env would quietly leave the default in force."""
+    known: set[str] = set()
+    for field, info in Settings.model_fields.items():
+        known.add(env_name(field).upper())
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            known.update(str(choice).upper() for choice in alias.choices)
+    found: dict[str, str] = {}
+    for name in environ:
+        if name.upper().startswith("NEWSBOT_"):
+            found[name] = ""
+    try:
+        in_file = dotenv_values(env_file) if env_file.is_file() else {}
+    except (OSError, UnicodeDecodeError):  # reported when the settings are read
+        in_file = {}
+    for name in in_file:
+        if name.upper().startswith("NEWSBOT_") and name not in found:
+            found[name] = f" (in {env_file})"
+    out = []
+    for name, where in sorted(found.items()):
+        if name.upper() in known:
+            continue
+        close = difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        out.append(f"{name}{where} is not a newsbot setting and is ignored{hint}")
+    return out

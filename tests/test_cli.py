@@ -220,3 +220,22 @@ def test_chat_says_how_much_of_a_long_conversation_was_read(
     out = capsys.readouterr().out
     assert out.count("only the last 2 messages of the conversation were read") == 1
     assert "turns were cut" not in out
+
+
+def test_a_misspelt_setting_is_named_not_silently_ignored(
+        cli_env: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    (cli_env / ".env").write_text("NEWSBOT_TOPK=3\nNEWSBOT_POLL_MINUTES=5\n")
+    monkeypatch.setenv("NEWSBOT_TIMEZON", "Europe/Paris")
+    assert main(["status", "--json"]) == 0
+    captured = capsys.readouterr()
+    json.loads(captured.out)  # stdout stays JSON
+    assert captured.err.splitlines() == [
+        "warning: NEWSBOT_TIMEZON is not a newsbot setting and is ignored (did you mean "
+        "NEWSBOT_TIMEZONE?)",
+        "warning: NEWSBOT_TOPK (in .env) is not a newsbot setting and is ignored (did you "
+        "mean NEWSBOT_TOP_K?)"]
+    (cli_env / ".env").write_text("NEWSBOT_TOP_K=3\n")
+    monkeypatch.delenv("NEWSBOT_TIMEZON")
+    assert main(["status", "--json"]) == 0
+    assert capsys.readouterr().err == ""
