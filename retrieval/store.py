@@ -2,7 +2,8 @@
 
 Collections are named ``{base}-{stamp}``. The live one is the newest whose metadata says
 ``complete``; a reindex fills a new collection and marks it complete only once verified, so a
-crash mid-rebuild leaves the old collection serving, and the next rebuild clears the debris.
+crash mid-rebuild leaves the old collection serving, and the next start or rebuild clears the
+debris (a collection the crash left replaced but not dropped included, on a server too).
 The embedding model is recorded on the collection: opening it with another model is refused
 with a message that says to reindex.
 
@@ -268,9 +269,9 @@ class VectorStore:
         self._collection = self._open_live(check_model)
         if not self.shared:
             self._settle(self._collection)
-            self._drop_superseded()
         else:
             self._claim(may_claim)
+        self.drop_superseded()
         self._forget_dropped()
 
     @classmethod
@@ -341,15 +342,33 @@ class VectorStore:
             embedding_function=None,
         )
 
-    def _drop_superseded(self) -> None:
+    def drop_superseded(self) -> int:
         """Drop the complete collections the live one replaced: a rebuild that died between
-        its switch and its clean-up left them, each as big as the store. Embedded only: on
-        a server, other processes may read one until they look for the live one again."""
+        its switch and its clean-up left them, each as big as the store; returns how many.
+        On a server only the keeper drops them, and only its own (or ones made before
+        keepers were recorded): a reader elsewhere moves to the live one at its next look,
+        as it does after a rebuild that finished."""
+        if not self.writable:
+            return 0
+        dropped = 0
         for c in self._ours():
-            if c.name != self._collection.name and (c.metadata or {}).get("complete"):
+            if (c.name != self._collection.name and (c.metadata or {}).get("complete")
+                    and self._droppable(c)):
                 log.info("dropping %s, replaced by %s before a crash", c.name,
                          self._collection.name)
-                self._client.delete_collection(c.name)
+                self._delete(c.name)
+                dropped += 1
+        return dropped
+
+    def _delete(self, name: str) -> None:
+        """Delete a collection; one already gone (another process of this keeper dropped
+        it first) is no matter."""
+        try:
+            self._client.delete_collection(name)
+        except Exception as exc:
+            if name in {c.name for c in self._client.list_collections()}:
+                raise
+            log.debug("collection %s was already dropped: %s", name, exc)
 
     def _claim(self, may_claim: bool) -> None:
         """Record this registry as the keeper of a live collection that names none (made
@@ -687,8 +706,9 @@ class VectorStore:
             return 0  # the keeper's rebuild may be under way
         for c in self._ours():
             if not (c.metadata or {}).get("complete") and self._droppable(c):
-                self._client.delete_collection(c.name)
+                self._delete(c.name)
                 dropped += 1
+        dropped += self.drop_superseded()
         self._forget_dropped()
         return dropped
 
@@ -713,7 +733,7 @@ class VectorStore:
             self._readers_cv.wait_for(lambda: not any(self._readers.get(n) for n in old),
                                       timeout=30)
         for name in old:
-            self._client.delete_collection(name)
+            self._delete(name)
         self._forget_dropped()
 
     def abort_rebuild(self, staging: Any) -> None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from retrieval.articles import Article, build_article
 from retrieval.indexer import Indexer
@@ -17,6 +18,7 @@ from retrieval.lexical import LexicalIndex, tokenize
 from retrieval.search import Retriever
 from retrieval.store import VectorStore
 from tests.fakes import FakeEmbedder
+from tests.support.chroma_server import ChromaServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -163,3 +165,66 @@ def test_a_rebuild_killed_after_its_switch_leaves_no_old_collection_behind(
         assert_index_is_the_store(store, retriever)
     finally:
         store.close()
+
+
+# The same, on a Chroma server: the keeper's rebuild dies between its switch and its clean-up.
+SERVER_REBUILD_CHILD = """
+import os, sys
+from chromadb.api.client import Client
+from retrieval.indexer import Indexer
+from retrieval.store import VectorStore
+from tests.core.test_write_crash import OTHERS
+from tests.fakes import FakeEmbedder
+
+url, base = sys.argv[1], sys.argv[2]
+store = VectorStore.open(url=url, base=base, model_id=FakeEmbedder.model_id, keeper="here")
+staging = store.begin_rebuild()
+Indexer(store, FakeEmbedder()).index(OTHERS, collection=staging)
+Client.delete_collection = lambda self, *args, **kwargs: os._exit(9)
+store.finish_rebuild(staging)
+"""
+
+
+@pytest.mark.integration
+def test_a_rebuild_on_a_chroma_server_killed_after_its_switch_leaves_no_old_collection(
+        chroma_server: ChromaServer) -> None:
+    """On a server the replaced collection was left for good (only an embedded store
+    dropped it at the next start): the keeper's next start drops it. Another registry's
+    collection, and another base's, stay."""
+    base = "crash-news"
+
+    def open_server_store(keeper: str = "here") -> VectorStore:
+        return VectorStore.open(url=chroma_server.url, base=base,
+                                model_id=FakeEmbedder.model_id, keeper=keeper)
+
+    store = open_server_store()
+    try:
+        Indexer(store, FakeEmbedder()).index(OTHERS)
+        old, chunks = store.collection_name, store.count()
+    finally:
+        store.close()
+    neighbour = chroma_server.client().create_collection(f"{base}-sports-1",
+                                                        embedding_function=None)
+    run = subprocess.run([sys.executable, "-c", SERVER_REBUILD_CHILD, chroma_server.url, base],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 9, run.stdout + run.stderr
+
+    def ours() -> list[str]:
+        return sorted(c.name for c in chroma_server.client().list_collections()
+                      if c.name.startswith(f"{base}-"))
+
+    assert old in ours()  # the crash left it (every vector of the store, on the server)
+    reader = open_server_store(keeper="elsewhere")  # another data dir reading it drops nothing
+    try:
+        assert reader.collection_name != old and old in ours()
+    finally:
+        reader.close()
+    store = open_server_store()
+    try:
+        assert store.collection_name != old and store.count() == chunks
+        assert ours() == sorted([store.collection_name, neighbour.name])
+        hits = store.query(FakeEmbedder().embed_query("tram fares rose"), 1)
+        assert hits and "tram fares" in hits[0].text
+    finally:
+        store.close()
+        chroma_server.client().delete_collection(neighbour.name)
