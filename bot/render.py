@@ -35,6 +35,11 @@ SOURCE_URL_CHARS = 400  # a longer URL is shown as its title only
 ANSWER_COLOUR = discord.Colour.blurple()
 ABSTAIN_COLOUR = discord.Colour.light_grey()
 PROGRESS_CURSOR = " ▌"
+PROGRESS_FOOTER = "Writing… sources follow when the answer is complete."
+INTERRUPTED_TEXT = ("This answer was interrupted: I was restarted while writing it, so it was "
+                    "never finished. Please ask again (mention me or use /ask) and I'll answer "
+                    "it in full.")
+INTERRUPTED_FOOTER = "Interrupted by a restart · not answered"
 ELLIPSIS = "…"
 
 
@@ -327,7 +332,18 @@ def progress_embed(partial: str, *, question: str = "") -> discord.Embed:
     embed = discord.Embed(description=(text or "…") + PROGRESS_CURSOR, colour=ANSWER_COLOUR)
     if question.strip():
         embed.title = truncate(" ".join(question.split()), TITLE_LIMIT)
-    embed.set_footer(text="Writing… sources follow when the answer is complete.")
+    embed.set_footer(text=PROGRESS_FOOTER)
+    return embed
+
+
+def interrupted_embed(question: str) -> discord.Embed:
+    """What an answer left "Writing…" by a bot that was killed shows once it is back: the
+    question, and that it was not answered (the words shown so far go: their citations name
+    sources that were never listed)."""
+    embed = discord.Embed(description=INTERRUPTED_TEXT, colour=ABSTAIN_COLOUR)
+    if question.strip():
+        embed.title = truncate(" ".join(question.split()), TITLE_LIMIT)
+    embed.set_footer(text=INTERRUPTED_FOOTER)
     return embed
 
 

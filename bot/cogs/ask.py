@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
@@ -61,6 +61,8 @@ STREAM_EDIT_INTERVAL_S = 1.0  # Discord rate-limits edits; once a second reads a
 STOP_GRACE_S = 5.0  # at a stop, how long the answers being written may take to finish
 # Messages read between an /ask answer's first part and a later one, to find the parts between.
 PARTS_WINDOW = 50
+# How much earlier than its note an interrupted answer's message may be dated (clocks differ).
+NOTE_SLACK = timedelta(seconds=10)
 
 
 def cooldown_line(seconds: float) -> str:
@@ -73,7 +75,14 @@ def cooldown_line(seconds: float) -> str:
 class Target(Protocol):
     """Where an answer is shown: an interaction's response, or a channel or thread."""
 
-    async def progress(self, embed: discord.Embed) -> None: ...
+    async def where(self) -> int | None:
+        """The id of the channel or thread the answer will be shown in (a thread is opened
+        now if it is to be)."""
+        ...
+
+    async def progress(self, embed: discord.Embed) -> discord.Message | None:
+        """Show the answer in progress; the message showing it, when known."""
+        ...
 
     async def deliver(
         self, embeds: Sequence[discord.Embed], view: discord.ui.View
@@ -99,8 +108,12 @@ class InteractionTarget:
     def channel(self) -> Any:
         return self.interaction.channel
 
-    async def progress(self, embed: discord.Embed) -> None:
-        await self.interaction.edit_original_response(embed=embed, allowed_mentions=NO_MENTIONS)
+    async def where(self) -> int | None:
+        return self.interaction.channel_id
+
+    async def progress(self, embed: discord.Embed) -> discord.Message | None:
+        return await self.interaction.edit_original_response(embed=embed,
+                                                             allowed_mentions=NO_MENTIONS)
 
     async def deliver(
         self, embeds: Sequence[discord.Embed], view: discord.ui.View
@@ -154,12 +167,15 @@ class ChannelTarget:
             return await self.placeholder.edit(allowed_mentions=NO_MENTIONS, **kwargs)
         return await self._send(**kwargs)
 
-    async def progress(self, embed: discord.Embed) -> None:
+    async def where(self) -> int | None:
+        return int(self._channel.id)
+
+    async def progress(self, embed: discord.Embed) -> discord.Message | None:
         if self.placeholder is None and self._nonce is None:
             self._nonce = secrets.randbits(64)
             self.placeholder = await self._send(embed=embed, nonce=self._nonce)
-        else:
-            await self._show(embed=embed)
+            return self.placeholder
+        return await self._show(embed=embed)
 
     async def deliver(
         self, embeds: Sequence[discord.Embed], view: discord.ui.View
@@ -216,8 +232,11 @@ class ThreadTarget:
                           else ChannelTarget(self.message.channel, self.message))
         return self.inner
 
-    async def progress(self, embed: discord.Embed) -> None:
-        await (await self._open()).progress(embed)
+    async def where(self) -> int | None:
+        return await (await self._open()).where()
+
+    async def progress(self, embed: discord.Embed) -> discord.Message | None:
+        return await (await self._open()).progress(embed)
 
     async def deliver(
         self, embeds: Sequence[discord.Embed], view: discord.ui.View
@@ -258,6 +277,49 @@ class Capacity:
             yield
 
 
+class Journal:
+    """The durable note of an answer shown while it is written (``answers_writing`` in the
+    state): made before its first words are sent, given its message once Discord returns it,
+    removed once the finished answer (or a line saying why there is none) replaced them. A
+    process killed in between leaves the note, and the next start finds the message left
+    "Writing…" (see ``Ask.finish_interrupted``). A note that cannot be written costs the
+    member nothing: the answer goes on, logged."""
+
+    def __init__(self, state: Any, question: str) -> None:
+        self.state = state
+        self.question = question
+        self.row: int | None = None
+        self._message_id: int | None = None
+
+    async def showing(self, channel_id: int | None) -> None:
+        if self.row is not None or channel_id is None:
+            return
+        try:
+            self.row = await asyncio.to_thread(self.state.begin_answer, channel_id=channel_id,
+                                               question=self.question)
+        except Exception:
+            log.exception("noting the answer in progress failed")
+
+    async def shown(self, message: discord.Message | None) -> None:
+        if self.row is None or message is None or self._message_id == message.id:
+            return
+        self._message_id = message.id
+        try:
+            await asyncio.to_thread(self.state.answer_shown, self.row,
+                                    channel_id=message.channel.id, message_id=message.id)
+        except Exception:
+            log.exception("noting the answer in progress failed")
+
+    async def done(self) -> None:
+        if self.row is None:
+            return
+        row, self.row = self.row, None
+        try:
+            await asyncio.to_thread(self.state.end_answer, row)
+        except Exception:
+            log.exception("clearing the note of an answer in progress failed")
+
+
 class Streamer:
     """Shows a streamed answer while it is written: the first delta at once, then at most
     one edit per interval, with a cursor so it reads as in progress."""
@@ -268,11 +330,13 @@ class Streamer:
         question: str,
         loop: asyncio.AbstractEventLoop,
         interval: float = STREAM_EDIT_INTERVAL_S,
+        journal: Journal | None = None,
     ) -> None:
         self.target = target
         self.question = question
         self.loop = loop
         self.interval = interval
+        self.journal = journal
         self.parts: list[str] = []
         self.edits = 0
         self._dirty = asyncio.Event()
@@ -298,10 +362,16 @@ class Streamer:
                 return
             self._dirty.clear()
             try:
-                await self.target.progress(
+                if self.journal is not None:
+                    # On record before "Writing…" is shown: a kill leaves no message that
+                    # the next start cannot find.
+                    await self.journal.showing(await self.target.where())
+                shown = await self.target.progress(
                     render.progress_embed("".join(self.parts), question=self.question)
                 )
                 self.edits += 1
+                if self.journal is not None:
+                    await self.journal.shown(shown)
             except Exception as exc:
                 # An HTTP error, or a connection lost on the way (discord.py raises those
                 # as they are): the final answer is still sent; only the live view is lost.
@@ -344,15 +414,76 @@ class Ask(commands.Cog):
         self._hinted: OrderedDict[tuple[int, int], None] = OrderedDict()
         # Cooldown lines waiting to be deleted: done by the bot at shutdown, not left behind.
         self._notices: dict[asyncio.Task[None], discord.Message] = {}
+        self._finishing: asyncio.Task[None] | None = None  # see ``finish_interrupted``
         # Discord's own client refuses a longer question, so members never type one in vain.
         # This cog's copy of the command gets its own parameter: the class's stays as it was.
         param = copy.copy(self.ask._params["question"])
         param.min_value, param.max_value = 1, min(self.settings.max_question_chars, 6000)
         self.ask._params = {**self.ask._params, "question": param}
 
+    async def cog_load(self) -> None:
+        self._finishing = asyncio.create_task(self.finish_interrupted(datetime.now(UTC)))
+
     async def cog_unload(self) -> None:
+        if self._finishing is not None:
+            self._finishing.cancel()
         self.pool.shutdown(wait=False, cancel_futures=True)
         await self._clear_notices()
+
+    async def finish_interrupted(self, loaded: datetime) -> None:
+        """Once connected: the answers an earlier run (one before ``loaded``) was writing
+        when it died (a kill, a power cut) still show "Writing…" and half an answer. Each
+        says, in its own message, that it was interrupted and asks the member to ask again;
+        nothing is posted."""
+        await self.bot.wait_until_ready()
+        rows = await asyncio.to_thread(self.services.state.answers_writing)
+        left = [r for r in rows if datetime.fromisoformat(str(r["started_at"])) < loaded]
+        for row in left:
+            try:
+                settled = await self._finish_one(row)
+            except Exception:
+                log.exception("finishing an interrupted answer failed")
+                settled = False
+            if settled:
+                await asyncio.to_thread(self.services.state.end_answer, int(row["id"]))
+
+    async def _finish_one(self, row: Any) -> bool:
+        """Mark one interrupted answer; False to try again at the next start (Discord did
+        not answer)."""
+        me = self.bot.user
+        assert me is not None
+        channel = self.bot.get_partial_messageable(int(row["channel_id"]))
+        question = str(row["question"])
+        try:
+            if row["message_id"] is not None:
+                found = [await channel.fetch_message(int(row["message_id"]))]
+            else:
+                # Killed before Discord told which message it made: the bot's own message
+                # still writing this question's answer, sent after the note.
+                began = datetime.fromisoformat(str(row["started_at"])) - NOTE_SLACK
+                title = render.truncate(" ".join(question.split()), render.TITLE_LIMIT)
+                found = [m async for m in channel.history(
+                    limit=PARTS_WINDOW, after=discord.Object(discord.utils.time_snowflake(began)))
+                    if m.author.id == me.id and m.embeds and m.embeds[0].title == title]
+            for message in found:
+                if _writing(message):
+                    await message.edit(embed=render.interrupted_embed(question), view=None,
+                                       allowed_mentions=NO_MENTIONS)
+                    log.info("an answer interrupted by the last stop was marked so in #%s",
+                             getattr(message.channel, "name", message.channel.id))
+        except discord.NotFound:
+            pass  # deleted since, or its channel is gone: nothing is left showing
+        except discord.Forbidden:
+            log.warning("could not mark an interrupted answer in channel %s: no access",
+                        row["channel_id"])
+        except discord.DiscordServerError as exc:
+            log.warning("could not mark an interrupted answer in channel %s: %s; trying "
+                        "again at the next start", row["channel_id"], exc)
+            return False
+        except discord.HTTPException as exc:  # refused (an archived thread): for good
+            log.warning("could not mark an interrupted answer in channel %s: %s",
+                        row["channel_id"], exc)
+        return True
 
     async def wind_down(self, grace: float = STOP_GRACE_S) -> None:
         """Before the bot stops: the answers being written are finished now, from what the
@@ -635,7 +766,8 @@ class Ask(commands.Cog):
     ) -> Delivered | None:
         """Ask the core and show the answer. Failures become one line for the user; the
         traceback goes to the log. Returns what was delivered (``record`` it afterwards)."""
-        streamer = Streamer(target, question, asyncio.get_running_loop())
+        journal = Journal(self.services.state, question)
+        streamer = Streamer(target, question, asyncio.get_running_loop(), journal=journal)
         task = asyncio.current_task()
         if task is not None:
             self._answering.add(task)
@@ -661,14 +793,18 @@ class Ask(commands.Cog):
             first, last = await target.deliver(embeds, self.bot.feedback_view)
         except discord.Forbidden:
             self.bot.log_forbidden(target.channel, self.bot.missing_permission(target.channel))
+            await journal.done()  # nothing the bot could change there
             return None
         except NewsbotError as exc:
-            await self._fail(target, one_line(str(exc)))
+            if await self._fail(target, one_line(str(exc))):
+                await journal.done()
             return None
         except Exception:
             log.exception("answering %r failed", question)
-            await self._fail(target, GENERIC_FAILURE)
+            if await self._fail(target, GENERIC_FAILURE):
+                await journal.done()
             return None
+        await journal.done()
         return Delivered(first, last, answer, user_id, guild_id)
 
     async def record(self, delivered: Delivered | None) -> None:
@@ -688,13 +824,17 @@ class Ask(commands.Cog):
             # The member has the answer; only its votes will not count.
             log.exception("recording the answer for feedback failed")
 
-    async def _fail(self, target: Target, line: str) -> None:
+    async def _fail(self, target: Target, line: str) -> bool:
+        """Tell the user ``line``; False when it could not be shown."""
         try:
             await target.fail(line)
         except discord.Forbidden:
             self.bot.log_forbidden(target.channel, self.bot.missing_permission(target.channel))
         except discord.HTTPException as exc:
             log.warning("could not tell the user %r: %s", line, exc)
+        else:
+            return True
+        return False
 
     async def _say(self, message: discord.Message, line: str) -> discord.Message | None:
         """One short reply line (a message cannot be answered ephemerally); None when it
@@ -871,6 +1011,8 @@ class Ask(commands.Cog):
             if title and (m.interaction_metadata is not None or not turns
                           or turns[-1].role != "user"):
                 turns.append(Turn("user", title))
+            if m.embeds[0].footer.text == render.INTERRUPTED_FOOTER:
+                continue  # the question went unanswered: the notice is no answer
             text = render.embed_text(m.embeds[0]).strip()
             if text:
                 turns.append(Turn("assistant", text))
@@ -888,6 +1030,11 @@ async def _delete(message: discord.Message, *, after: float = 0.0) -> None:
     except discord.HTTPException as exc:
         if not isinstance(exc, discord.NotFound):
             log.warning("could not delete the line %r: %s", message.content, exc)
+
+
+def _writing(message: discord.Message) -> bool:
+    """The bot's message still shows an answer in progress."""
+    return bool(message.embeds) and message.embeds[0].footer.text == render.PROGRESS_FOOTER
 
 
 def _bot_thread(channel: Any, bot_id: int) -> bool:

@@ -96,6 +96,17 @@ CREATE TABLE IF NOT EXISTS answers (
     created_at  TEXT NOT NULL,
     guild_id    INTEGER          -- the server asked in; NULL for answers kept before it was
 );
+-- Answers a model is writing, shown as they are written ("Writing…"): noted before their
+-- first words are sent, given their message once Discord returns it, removed once the
+-- finished answer (or a line saying why there is none) replaced them. A row found at a start
+-- is an answer the process died writing: the bot says so in its message.
+CREATE TABLE IF NOT EXISTS answers_writing (
+    id          INTEGER PRIMARY KEY,
+    channel_id  INTEGER NOT NULL,   -- the channel or thread it is shown in
+    message_id  INTEGER,            -- NULL until Discord returned the message
+    question    TEXT NOT NULL,
+    started_at  TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS votes (
     message_id  INTEGER NOT NULL REFERENCES answers(message_id) ON DELETE CASCADE,
     user_id     INTEGER NOT NULL,
@@ -780,6 +791,28 @@ class State:
                 (message_id, channel_id, user_id, question, answer, json.dumps(sources),
                  int(abstained), mode, _iso(utcnow()), guild_id),
             )
+
+    def begin_answer(self, *, channel_id: int, question: str) -> int:
+        """Note an answer about to be shown while it is written; its row id."""
+        with self.transaction() as db:
+            cur = db.execute("INSERT INTO answers_writing (channel_id, question, started_at) "
+                             "VALUES (?, ?, ?)", (channel_id, question, _iso(utcnow())))
+            return int(cur.lastrowid)
+
+    def answer_shown(self, row_id: int, *, channel_id: int, message_id: int) -> None:
+        """The message an answer being written is shown in."""
+        with self.transaction() as db:
+            db.execute("UPDATE answers_writing SET channel_id = ?, message_id = ? WHERE id = ?",
+                       (channel_id, message_id, row_id))
+
+    def end_answer(self, row_id: int) -> None:
+        """The answer no longer shows "Writing…": finished, or replaced by a line."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM answers_writing WHERE id = ?", (row_id,))
+
+    def answers_writing(self) -> list[sqlite3.Row]:
+        """The answers noted as being written, oldest first."""
+        return self._query("SELECT * FROM answers_writing ORDER BY id")
 
     def record_vote(self, *, message_id: int, user_id: int, value: int) -> bool:
         with self.transaction() as db:

@@ -52,3 +52,4 @@ async def test_an_answer_being_written_at_a_stop_is_finished_as_far_as_it_went(
     assert "may be incomplete" in final["footer"]["text"]
     assert "Writing" not in final["footer"]["text"]
     assert openai_server.wait_for_streams(1)[0].client_left
+    assert not on_model.state.answers_writing()  # finished: nothing for the next start to mend
