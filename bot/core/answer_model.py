@@ -330,6 +330,17 @@ REASONS = {
 }
 
 
+# Why a model's reply ended, in a member's words, for the reasons that say nothing to one
+# (the rest, "timed out" or "HTTP 500", are shown as they are). "closed": the chat client was
+# closed under the reply because the bot was stopping.
+REASONS_SAID = {"closed": "the bot was shutting down"}
+
+
+def said(reason: str) -> str:
+    """A model error's reason as a footer tells it to members."""
+    return REASONS_SAID.get(reason, reason)
+
+
 # A reply sentence sharing this much of its words with a sentence of the instructions is a
 # repeat of them (small models echo their prompt).
 ECHO_SHARE = 0.7
@@ -726,9 +737,9 @@ def answer_with_model(model: ChatModel, question: str, result: SearchResult, *,
             reply.note = "the language model repeated its instructions instead of answering"
         elif gate.reasoning_cut:
             reply.note = ("the language model was still reasoning when its reply ended"
-                          + (f" ({error.reason})" if error is not None else ""))
+                          + (f" ({said(error.reason)})" if error is not None else ""))
         elif error is not None:
-            reply.note = f"the language model did not answer ({error.reason})"
+            reply.note = f"the language model did not answer ({said(error.reason)})"
         elif gate.marker:
             reply.abstained = True
             reply.note = "the language model found no answer in the articles"
@@ -744,7 +755,10 @@ def answer_with_model(model: ChatModel, question: str, result: SearchResult, *,
         n = len(left_out)
         notes.append(f"{n} sentence{'s' if n > 1 else ''} of the model's answer left out "
                      f"({'; '.join(reasons)})")
-    if error is not None:
+    if error is not None and error.reason in REASONS_SAID:
+        notes.append(f"the answer was cut short because {said(error.reason)}, so it may be "
+                     "incomplete")
+    elif error is not None:
         notes.append(f"the language model stopped early ({error.reason}), so the answer may "
                      "be incomplete")
     elif finish == "length":

@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from bot.core.answer_model import answer_with_model
+from bot.core.answer_model import answer_with_model, said
 from bot.core.follow_up import clean_rewrite, keeps_follow_up, search_context
 from bot.core.language import ENGLISH_ONLY, not_english
 from bot.core.llm import ChatModel, LLMError
@@ -193,7 +193,7 @@ class AskService:
                                    note=reply.note, **base)
             note = reply.note
         elif self.model is not None:
-            note = f"the language model did not answer ({model_error})"
+            note = f"the language model did not answer ({said(model_error)})"
         return self._extractive(standalone, result, note=note, now=now, **base)
 
     def _condense(self, question: str, turns: Sequence[Turn],

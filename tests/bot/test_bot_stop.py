@@ -50,6 +50,9 @@ async def test_an_answer_being_written_at_a_stop_is_finished_as_far_as_it_went(
     final = answer.embeds[0]
     assert final["description"] == GOOD
     assert "may be incomplete" in final["footer"]["text"]
+    # Said so a member understands it: not the client's "stopped early (closed)".
+    assert "(closed)" not in final["footer"]["text"]
+    assert "the bot was shutting down" in final["footer"]["text"]
     assert "Writing" not in final["footer"]["text"]
     assert openai_server.wait_for_streams(1)[0].client_left
     assert not on_model.state.answers_writing()  # finished: nothing for the next start to mend
