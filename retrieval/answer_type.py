@@ -266,10 +266,14 @@ def kind_spans(expected: Expected, sentence: str) -> list[tuple[int, int]]:
         spans = [m.span() for m in _DURATION.finditer(sentence)]
         return spans + [m.span() for m in re.finditer(r"\bdeath\b", sentence, re.I)]
     spans = [m.span() for m in _PATTERNS[kind].finditer(sentence)]
-    if kind is AnswerType.NUMBER and expected.counts:
-        # Neither "on 26 July" nor "£150 million" counts anything.
-        other = [m.span() for m in (*_DATE.finditer(sentence), *_MONEY.finditer(sentence))]
-        spans = [(a, b) for a, b in spans if not _MEASURED.match(sentence, b)
+    if kind is AnswerType.NUMBER:
+        # "On 13 October" neither counts nor measures anything; nor, for a count, does
+        # "£150 million" or "six kilometres".
+        other = [m.span() for m in _DATE.finditer(sentence)]
+        if expected.counts:
+            other += [m.span() for m in _MONEY.finditer(sentence)]
+        spans = [(a, b) for a, b in spans
+                 if not (expected.counts and _MEASURED.match(sentence, b))
                  and not any(lo <= a and b <= hi for lo, hi in other)]
     if kind is AnswerType.DURATION:
         # "How long?" is often answered with the two dates it lies between, or the one it

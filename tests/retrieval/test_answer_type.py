@@ -121,6 +121,20 @@ def test_a_count_of_things_is_not_a_measure() -> None:
     assert not kind_spans(riders, "The organisers spent €4 million on the race.")  # money
 
 
+def test_a_day_of_the_month_is_no_measure_or_share() -> None:
+    # "How tall is it?" was answered with the day the rocket flew ("on 13 October").
+    flown = "The booster was caught on 13 October 2024 during the fifth test flight."
+    for question in ("how tall is the starship booster?", "what percentage of the seats?",
+                     "how far did the booster fly?"):
+        asked = expect(question)
+        assert asked is not None and not kind_spans(asked, flown), question
+    # A measure or a share stated beside a date is still stated.
+    tall = expect("how tall is the starship booster?")
+    assert tall is not None
+    measured = "On 13 October the 71-metre booster returned to the tower."
+    assert [measured[a:b] for a, b in kind_spans(tall, measured)] == ["71"]
+
+
 def test_the_last_one_is_not_a_verb_of_lasting() -> None:
     # "the last strike" names which strike; "ago" and "since" ask for a point in time.
     one_day = "The previous strike began on 3 May 2021."
