@@ -936,6 +936,9 @@ def judge(articles: Sequence[ArticleHit], plan: QueryPlan, texts: dict[str, set[
     if expected is not None:
         # "How long did it last?": an answer gives the length, not the word "long".
         terms = [t for t in terms if t not in expected.kind_terms]
+    # "What happened to the conservatives?", "how fast was it going?": words asking for news
+    # or how things went name nothing an article must hold.
+    terms = [t for t in terms if t not in news_words()] or terms
     context = content_terms(plan.context_tokens) if not terms or plan.refers_back else []
     confidence = coverage_confidence(articles[:3], terms, idf, texts, context=context,
                                      context_share=context_share)

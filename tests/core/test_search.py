@@ -149,6 +149,18 @@ def test_the_word_naming_the_kind_of_answer_is_not_a_term_an_article_must_hold()
     assert judge([strike], cost, texts, _EvenIdf()) == pytest.approx(0.5 * 0.4 + 0.5 * 1.0)
 
 
+def test_words_asking_how_things_went_are_not_terms_an_article_must_hold() -> None:
+    # "What happened to the conservatives?" was refused: the report says "Conservative
+    # government", never "happened"; "how fast was it going?" likewise lacked "going".
+    election = _article("election", 0.5, sim=0.4)
+    texts = {"election": {"labour", "won", "conserv", "govern"}}
+    plan = _plan("what happened to the conservatives?", ["happen", "conserv"])
+    assert judge([election], plan, texts, _EvenIdf()) == pytest.approx(0.5 * 0.4 + 0.5 * 1.0)
+    # Asked of nothing else ("what's happening?"), they are all it has.
+    vague = _plan("what's happening?", ["happen"])
+    assert judge([election], vague, texts, _EvenIdf()) == pytest.approx(0.5 * 0.4)
+
+
 def test_a_follow_up_naming_a_new_subject_leads_with_the_article_about_it() -> None:
     story, other = _article("bridge", 1.0), _article("eclipse", 0.6)
     texts = {"bridge": {"bridge", "open", "toll"}, "eclipse": {"eclips", "sun", "moon"}}
