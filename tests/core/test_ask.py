@@ -354,6 +354,15 @@ def test_a_follow_up_whose_words_match_another_story_only_by_a_word_keeps_its_st
     assert eclipse.sources[0].title.startswith("Total solar eclipse")
 
 
+def test_the_word_naming_the_kind_of_answer_brings_in_no_other_story(
+        services: Services) -> None:
+    # "How much did the Vision Pro cost?" went on with the Netflix report's effects shot
+    # that "would have cost more": "cost" names the kind of answer, not the subject.
+    answer = services.ask.ask("how much did the vision pro cost?")
+    assert not answer.abstained and "3,499" in answer.text
+    assert {s.title.split()[0] for s in answer.sources} == {"Apple's"}, answer.text
+
+
 def test_search_context_is_the_last_two_questions_or_the_story_and_the_last() -> None:
     story = "what's going on with Voyager?"
     assert search_context([story, "what was wrong with it?"]) == [

@@ -376,3 +376,19 @@ def test_what_is_asked_is_compared_without_the_names_unless_nothing_else_is_left
     for question in ("who is Tomas Brody?", "Who Won The Dunmore Regatta?"):
         result, _ = _result(question, "Tomas Brody won the Dunmore regatta on Sunday.")
         assert _asked(question, result, embedder, None) is result.vector
+
+
+def test_the_word_naming_the_kind_of_answer_adds_no_other_storys_sentence() -> None:
+    # "How much did the headset cost?" went on with a film report's effects shot that "would
+    # have cost more": "cost" names the kind of answer asked for, not the subject.
+    question = "how much did the vision pro headset cost?"
+    result, embedder = _result(
+        question,
+        "Apple began selling the Vision Pro headset on 2 February at 3,499 dollars. "
+        "Reviewers praised the Vision Pro headset displays.",
+        "A conventional effects shot would have cost more than the series could afford.")
+    # However likely the film's sentence were.
+    anything = replace(SearchParams(), follow_min=0.0)
+    found = answer_with(question, result, _EvenIdf(), embedder, anything)
+    assert found.verdict == "answer" and "3,499" in found.picked[0].sentence
+    assert {p.article for p in found.picked} == {0}
