@@ -149,3 +149,28 @@ def test_subscriptions_list_names_the_source_and_the_channel(
     assert main(["subscriptions", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)["subscriptions"]
     assert listed[0]["describe"] == '#1 <#4242> follows source #1 "coast"'
+
+
+@pytest.mark.usefixtures("allow_private_urls")
+def test_a_source_name_is_one_line_of_at_most_80_characters(
+        cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    """As /feeds add's name option allows: the command line took a name of any length, with
+    line breaks that split `newsbot sources` listings; a feed's own title, its default name,
+    is held to the same."""
+    with StaticServer() as server:
+        url = server.add("/rss", rss(numbered_items(0, 1), title="Coast\nNews " + "x" * 200),
+                         content_type="application/rss+xml")
+        assert main(["sources", "add", url, "--name", "n" * 81]) == 1
+        err = capsys.readouterr().err
+        assert err == "error: a source name is 1 to 80 characters\n"
+        assert server.requests == []  # refused before anything was fetched
+        assert main(["sources", "add", url]) == 0
+        capsys.readouterr()
+        assert main(["sources", "--json"]) == 0
+        (listed,) = json.loads(capsys.readouterr().out)
+        assert listed["name"].startswith("Coast News xxx") and len(listed["name"]) <= 80
+        assert main(["sources", "add", url, "--name", " coast \n  news "]) == 0
+        capsys.readouterr()
+        assert main(["sources", "--json"]) == 0
+        (listed,) = json.loads(capsys.readouterr().out)
+        assert listed["name"] == "coast news"

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=6)
 POLL_BUDGET_TIMEOUTS = 4  # page reads of one poll: at most this many fetch timeouts
+MAX_SOURCE_NAME = 80  # characters, as /feeds add's name option allows
 
 
 @dataclass(slots=True)
@@ -118,6 +119,16 @@ def read_items(fetcher: Fetcher, feed: Feed, is_known: Known, *, budget_s: float
         out.item_hashes[item.id] = entry.content_hash
         out.item_links[item.id] = entry.link
     return out
+
+
+def _shortened(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters at a word where it can be, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2:]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip() + "…"
 
 
 def _at_link(article: Article, link: str | None) -> Article:
@@ -208,7 +219,9 @@ class SourceService:
         # or the feed with a tracking parameter is the source already followed, not another.
         url = normalise_spec(url)
         if name is not None:
-            name = name.strip() or None
+            name = " ".join(name.split()) or None  # one line: it heads a listing's entry
+            if name and len(name) > MAX_SOURCE_NAME:
+                raise NewsbotError(f"a source name is 1 to {MAX_SOURCE_NAME} characters")
             other = self.state.find_source(name) if name else None
             if name and name.isdigit():
                 raise NewsbotError("a source name cannot be a number (numbers are ids)")
@@ -226,9 +239,10 @@ class SourceService:
             # A feed's own title is only a default name: for a source that has none (and
             # not one another source holds). Added again, to re-enable it or to change its
             # interval, a source keeps the name it was given.
-            if source.name is None and found.title and not (
-                    (taken := self.state.find_source(found.title)) and taken.id != source.id):
-                self.state.update_source(source.id, name=found.title)
+            title = _shortened(" ".join((found.title or "").split()), MAX_SOURCE_NAME)
+            if source.name is None and title and not title.isdigit() and not (
+                    (taken := self.state.find_source(title)) and taken.id != source.id):
+                self.state.update_source(source.id, name=title)
             if source.status == "disabled" or source.failures:
                 self.state.update_source(source.id, status="ok", failures=0, last_error=None,
                                          next_poll=utcnow())
