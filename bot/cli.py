@@ -545,7 +545,9 @@ def cmd_subscriptions(args: argparse.Namespace) -> int:
     if args.json:
         _dump(result)
     elif result.get("resumed") is not None:
-        print(f"subscription #{result['id']} resumed: {result['resumed']} held briefs go out")
+        held = result["resumed"]
+        print(f"subscription #{result['id']} resumed: {counted(held, 'held brief')} "
+              f"go{'es' if held == 1 else ''} out")
     else:
         print(f"subscription #{result['id']}: channel {result['channel_id']} follows "
               + (f"source {result['source_id']}" if result["source_id"] is not None

@@ -103,8 +103,8 @@ class Admin(commands.Cog):
         await interaction.followup.send(
             f"Following **{render.plain(label)}** "
             f"(id {result['id']}, {result['kind']}), every {result['every_min']} min.\n"
-            f"First fetch: {poll['added']} new articles stored (no briefs are posted for "
-            f"them)." + (f"\n<{link}>" if link else ""),
+            f"First fetch: {counted(poll['added'], 'new article')} stored (no briefs are "
+            "posted for them)." + (f"\n<{link}>" if link else ""),
             ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     @feeds.command(name="remove", description="Stop following a source; articles only it "

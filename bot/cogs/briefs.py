@@ -25,7 +25,7 @@ from bot import checks, render
 from bot.client import NO_MENTIONS, tell_failure
 from bot.cogs import call_core
 from bot.core.delivery import OutMessage, PostError, RecentMessage
-from bot.core.models import NewsbotError, Source
+from bot.core.models import NewsbotError, Source, counted
 
 if TYPE_CHECKING:
     from bot.client import NewsBot
@@ -608,9 +608,10 @@ class Briefs(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         result = await self.call(interaction, "brief.timezone",
                                  {"guild_id": interaction.guild_id, "tz": zone})
+        n = result["subscriptions"]
         await interaction.followup.send(
-            f"Digest hours are now in {result['tz']} ({result['subscriptions']} "
-            "subscriptions follow).", ephemeral=True, allowed_mentions=NO_MENTIONS)
+            f"Digest hours are now in {result['tz']} ({counted(n, 'subscription')} "
+            f"follow{'s' if n == 1 else ''}).", ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     @brief.command(name="unsubscribe", description="Stop a subscription.")
     @app_commands.describe(subscription="The subscription's number (see /brief list)")

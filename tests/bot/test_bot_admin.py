@@ -62,6 +62,7 @@ async def test_a_feed_followed_by_its_keyed_address_is_shown_with_the_key_hidden
         await cog.feeds_add.callback(cog, rec.interaction, url, None, None)
     [line] = rec.ephemeral
     assert "/paid.xml?token=REDACTED" in line and "s3cret" not in line
+    assert "First fetch: 1 new article stored" in line  # not "1 new articles"
     assert h.services.state.list_sources()[-1].spec == url  # stored as given
 
 

@@ -513,3 +513,13 @@ async def test_with_no_moderators_channel_a_pause_is_told_to_who_subscribed(
     (notice,) = server.bot_messages(server.dm_channel(mod))
     assert notice.embeds[0]["title"].startswith("Briefs paused")
     assert f"<#{news.id}>" in notice.embeds[0]["description"]
+
+
+async def test_the_timezone_reply_counts_one_subscription_in_the_singular(
+        server: LocalDiscord, svc: Services, bot: NewsBot) -> None:
+    guild, general = _guild(server), _general(server)
+    svc.desk.subscribe(channel_id=general.id, guild_id=guild.id, topic="harbour")
+    inter = server.slash(_mod(server), general, "brief timezone", zone="Asia/Tokyo")
+    (line,) = await server.wait_async(lambda: [m for m in server.responses(inter)
+                                               if m.content], what="the reply")
+    assert line.content == "Digest hours are now in Asia/Tokyo (1 subscription follows)."
