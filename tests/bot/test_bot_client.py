@@ -363,3 +363,15 @@ def test_sync_does_not_open_the_store(
         synced = sorted(c.name for c in server.commands.values() if c.guild_id is None)
     assert {"ask", "sources", "status"} <= set(synced)
     assert "Synced" in capsys.readouterr().out
+
+
+def test_asks_since_option_names_every_word_it_takes() -> None:
+    # The option's help is all a member reads before typing: the words the refusal names
+    # ("use YYYY-MM-DD, today, week, month or year") are all in it.
+    from bot.cogs.ask import Ask
+
+    assert isinstance(Ask.ask, app_commands.Command)
+    (since,) = [p for p in Ask.ask.parameters if p.name == "since"]
+    for word in ("today", "week", "month", "year"):
+        assert word in since.description, word
+    assert len(since.description) <= 100  # Discord's limit for an option's description
