@@ -239,3 +239,15 @@ def test_a_misspelt_setting_is_named_not_silently_ignored(
     monkeypatch.delenv("NEWSBOT_TIMEZON")
     assert main(["status", "--json"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_data_dir_that_is_a_file_is_named_as_one(cli_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # "File exists" (mkdir's errno) reads as if the folder were fine.
+    (cli_env / "notes.txt").write_text("mine\n")
+    monkeypatch.setenv("NEWSBOT_DATA_DIR", str(cli_env / "notes.txt"))
+    assert main(["status"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: cannot use the data folder {cli_env / 'notes.txt'}: it is a file; set "
+        "NEWSBOT_DATA_DIR to a folder\n")
+    assert (cli_env / "notes.txt").read_text() == "mine\n"

@@ -131,8 +131,9 @@ def build_services(settings: Settings, *, embedder: Embedder | None = None,
         # that exists is left as its owner made it.
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
-        raise StoreError(f"cannot use the data folder {settings.data_dir}: "
-                         f"{exc.strerror or exc}") from None
+        why = ("it is a file; set NEWSBOT_DATA_DIR to a folder" if settings.data_dir.is_file()
+               else exc.strerror or str(exc))
+        raise StoreError(f"cannot use the data folder {settings.data_dir}: {why}") from None
     configured = embedder or make_embedder(settings)
     # A store on a server is kept by one registry (see VectorStore.open): it is named first.
     state = State(settings.state_path) if settings.chroma_url else None
