@@ -251,3 +251,18 @@ def test_a_data_dir_that_is_a_file_is_named_as_one(cli_env: Path, monkeypatch: p
         f"error: cannot use the data folder {cli_env / 'notes.txt'}: it is a file; set "
         "NEWSBOT_DATA_DIR to a folder\n")
     assert (cli_env / "notes.txt").read_text() == "mine\n"
+
+
+def test_the_bundled_sample_is_a_source_named_sample(cli_env: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # Once a community follows its own feeds, the examples are removed by a name, not by
+    # the path of the installed package.
+    assert main(["ask", "what did Netflix use AI for in The Eternaut?", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["sources", "--json"]) == 0
+    (sample,) = json.loads(capsys.readouterr().out)
+    assert sample["name"] == "sample" and sample["articles"] == 12
+    assert main(["sources", "remove", "sample"]) == 0
+    assert "12 articles taken out of the store" in capsys.readouterr().out
+    assert main(["ask", "what did Netflix use AI for in The Eternaut?", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["abstained"]  # and it is not loaded again

@@ -9,7 +9,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.core.admin import AdminService, IngestReport, Progress
+from bot.core.admin import AdminService, IngestReport, Progress, normalise_spec
 from bot.core.ask import AskService
 from bot.core.briefs import BriefService
 from bot.core.delivery import Desk
@@ -63,6 +63,12 @@ class Services:
                 progress.start("sample", None)
             self.state.set_meta(_SAMPLE_LOAD, self.state.get_meta("source_seq") or "0")
             report = self.admin.ingest([str(sample_dir())], progress)
+            # Named, so that `newsbot sources remove sample` takes the examples out once
+            # the community follows its own sources (the path is the installed package's).
+            source = self.state.find_source(normalise_spec(str(sample_dir())))
+            if (source is not None and source.name is None
+                    and self.state.find_source(SAMPLE_NAME) is None):
+                self.state.update_source(source.id, name=SAMPLE_NAME)
             self.state.set_meta(_SAMPLE_LOAD, "done")
             return report
 
@@ -80,6 +86,7 @@ class Services:
         return not (self.state.ever_had_sources() or self.store.count())
 
 
+SAMPLE_NAME = "sample"  # the bundled articles' source
 # The source id before the sample's first load began, until it ends ("done").
 _SAMPLE_LOAD = "sample_load"
 
