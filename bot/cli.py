@@ -775,7 +775,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["immediate", "digest"], default="immediate")
     p.add_argument("--digest-hour", type=int, default=8, metavar="H",
                    help="add: the hour of the daily digest (0-23)")
-    p.add_argument("--tz", help="add: the time zone of the digest hour (default: UTC)")
+    p.add_argument("--tz", help="add: the time zone of the digest hour (default: "
+                   "NEWSBOT_TIMEZONE, UTC unless set)")
     p.add_argument("--json", action="store_true")
     p = add("export", cmd_export, "write the sources and articles to a JSONL backup")
     p.add_argument("path")

@@ -266,3 +266,15 @@ def test_the_bundled_sample_is_a_source_named_sample(cli_env: Path,
     assert "12 articles taken out of the store" in capsys.readouterr().out
     assert main(["ask", "what did Netflix use AI for in The Eternaut?", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["abstained"]  # and it is not loaded again
+
+
+def test_subscriptions_tz_default_is_the_setting(cli_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # --help said UTC; a digest hour is read in NEWSBOT_TIMEZONE unless --tz says otherwise.
+    monkeypatch.setenv("NEWSBOT_TIMEZONE", "Europe/Dublin")
+    assert main(["subscriptions", "add", "--channel", "7", "--topic", "ferries", "--mode",
+                 "digest", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tz"] == "Europe/Dublin"
+    with pytest.raises(SystemExit):
+        main(["subscriptions", "--help"])
+    assert "NEWSBOT_TIMEZONE" in " ".join(capsys.readouterr().out.split())
