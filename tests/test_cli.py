@@ -278,3 +278,22 @@ def test_subscriptions_tz_default_is_the_setting(cli_env: Path, monkeypatch: pyt
     with pytest.raises(SystemExit):
         main(["subscriptions", "--help"])
     assert "NEWSBOT_TIMEZONE" in " ".join(capsys.readouterr().out.split())
+
+
+def test_export_does_not_write_over_a_file_that_is_no_export(
+        cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notes = cli_env / "notes.txt"
+    notes.write_text("my notes\n")
+    assert main(["export", str(notes)]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"error: {notes} exists and is not a newsbot export; nothing was written "
+                   "(give another name, or remove it first)\n")
+    assert notes.read_text() == "my notes\n"
+    backup = cli_env / "backup.jsonl"
+    src = cli_env / "one.md"
+    src.write_text("---\ntitle: Pier reopens\nurl: https://news.example.org/pier\n---\n"
+                   "The old pier reopened after repairs to its timber deck.\n")
+    assert main(["ingest", str(src)]) == 0
+    assert main(["export", str(backup)]) == 0
+    assert main(["export", str(backup)]) == 0  # last night's backup is replaced
+    assert "exported 1 source and 1 article" in capsys.readouterr().out

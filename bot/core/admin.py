@@ -684,6 +684,10 @@ class AdminService:
     def export(self, path: Path) -> dict[str, int]:
         """Write the sources and the registry (full texts) as JSONL; returns the counts."""
         path = Path(path)
+        if path.is_file() and not _is_export(path):
+            # A typo or a tab completion must not cost someone their file.
+            raise NewsbotError(f"{path} exists and is not a newsbot export; nothing was "
+                               "written (give another name, or remove it first)")
         tmp = path.with_name(path.name + ".part")
         n_sources = n_articles = 0
         with tmp.open("w", encoding="utf-8") as out:
@@ -788,3 +792,15 @@ def _batches(items: Iterable[Article], size: int) -> Iterator[list[Article]]:
             batch = []
     if batch:
         yield batch
+
+
+def _is_export(path: Path) -> bool:
+    """Whether ``path`` is empty or opens with a record an export writes (one ``export``
+    may replace: last night's backup). Its opening is enough: every record starts with its
+    type."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(64).lstrip()
+    except OSError:
+        return False
+    return not head or head.startswith((b'{"type": "source"', b'{"type": "article"'))
