@@ -414,6 +414,8 @@ class Ask(commands.Cog):
         self._hinted: OrderedDict[tuple[int, int], None] = OrderedDict()
         # Cooldown lines waiting to be deleted: done by the bot at shutdown, not left behind.
         self._notices: dict[asyncio.Task[None], discord.Message] = {}
+        # Notes of answers in progress being cleared (see ``_settle``).
+        self._settling: set[asyncio.Task[None]] = set()
         self._finishing: asyncio.Task[None] | None = None  # see ``finish_interrupted``
         # Discord's own client refuses a longer question, so members never type one in vain.
         # This cog's copy of the command gets its own parameter: the class's stays as it was.
@@ -429,6 +431,8 @@ class Ask(commands.Cog):
             self._finishing.cancel()
         self.pool.shutdown(wait=False, cancel_futures=True)
         await self._clear_notices()
+        if self._settling:  # a quick local write each; one left is harmless (see _settle)
+            await asyncio.wait(self._settling, timeout=2)
 
     async def finish_interrupted(self, loaded: datetime) -> None:
         """Once connected: the answers an earlier run (one before ``loaded``) was writing
@@ -793,19 +797,28 @@ class Ask(commands.Cog):
             first, last = await target.deliver(embeds, self.bot.feedback_view)
         except discord.Forbidden:
             self.bot.log_forbidden(target.channel, self.bot.missing_permission(target.channel))
-            await journal.done()  # nothing the bot could change there
+            self._settle(journal)  # nothing the bot could change there
             return None
         except NewsbotError as exc:
             if await self._fail(target, one_line(str(exc))):
-                await journal.done()
+                self._settle(journal)
             return None
         except Exception:
             log.exception("answering %r failed", question)
             if await self._fail(target, GENERIC_FAILURE):
-                await journal.done()
+                self._settle(journal)
             return None
-        await journal.done()
+        self._settle(journal)
         return Delivered(first, last, answer, user_id, guild_id)
+
+    def _settle(self, journal: Journal) -> None:
+        """Clear an answer's note once its message is final, without holding up the member:
+        their next question is welcome as soon as they see the answer. A stop before the
+        note is cleared leaves it; the next start finds the message finished and only
+        drops the note."""
+        task = asyncio.create_task(journal.done())
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
 
     async def record(self, delivered: Delivered | None) -> None:
         """Keep the answer for feedback votes (done once the member is free to ask again)."""
