@@ -38,8 +38,12 @@ _RECENCY = re.compile(
     r"update on|still)\b",
     re.I,
 )
+# Asks for events in time order: "put these in order", "which came first, X or Y?", "who
+# quit first, Thompson or Giuliani?". Not "the first pope", "who led after Gonzales quit?":
+# a word of order alone asks about one event.
 _ORDER = re.compile(
-    r"\b(first|in order|order|before|after|earlier|later|how long between|timeline|sequence)\b",
+    r"\b(?:in order|order|how long between|timeline|sequence)\b"
+    r"|\b(?:first|before|after|earlier|later)\b.*\bor\b|\bor\b.*\b(?:first|earlier|later)\b",
     re.I,
 )
 

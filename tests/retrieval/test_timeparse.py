@@ -50,6 +50,14 @@ def test_recency_and_ordering_words() -> None:
     assert now.recency and now.recency_phrase == "now"
     assert not parse_time("what did the union announce?", NOW).recency
     assert parse_time("who quit the race first, a or b?", NOW).ordering
+    for ordered in ("put these in order: the fine, the warning", "which came first, the "
+                    "strike or the sale?", "give me a timeline of the ferry dispute"):
+        assert parse_time(ordered, NOW).ordering, ordered
+    # A word of order inside a question about one event asks no timeline: the answer was
+    # sorted by date, and "who was elected pope before leo?" led with an older report.
+    for one in ("who was elected pope before leo?", "who became mayor after she quit?",
+                "what did the first report say?", "what happened after the fire?"):
+        assert not parse_time(one, NOW).ordering, one
     assert not parse_time("did the House override the veto?", NOW).bounded
 
 
