@@ -329,6 +329,15 @@ def cue(question: str) -> Cue | None:
     return "said" if _SPEECH_ASKED.search(q) else None
 
 
+_SAY = re.compile(r"\b(?:say|said|tell|told)\b")
+
+
+def asks_what_was_said(question: str) -> bool:
+    """Whether ``question`` asks for words said ("what did the pope say?"), not for a
+    reaction ("how did they react?", which a deed answers)."""
+    return cue(question) == "said" and _SAY.search(question.lower()) is not None
+
+
 def holds_cue(kind: Cue, question: str, sentence: str) -> bool:
     """Whether ``sentence`` holds what ``kind`` looks for, beyond the question's own words:
     a name or a place the question does not use, a reason, words said."""

@@ -44,6 +44,7 @@ import numpy as np
 
 from retrieval.answer_type import (
     Expected,
+    asks_what_was_said,
     asks_with_question_word,
     cue,
     expect,
@@ -351,6 +352,14 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
         return Extract([Picked(closest.text, closest.article, closest.score)], "partial",
                        expected, _missing(expected), (time.perf_counter() - t0) * 1000,
                        scored)
+    if (expected is None and asks_what_was_said(question)
+            and not any(holds_cue("said", question, c.text)
+                        for c in on_subject[: p.kind_sentences])):
+        # "What did the pope say?" of reports quoting no one, their likeliest sentences
+        # reporting no words: there is nothing said to give.
+        closest = on_subject[0] if on_subject else lead
+        return Extract([Picked(closest.text, closest.article, closest.score)], "partial",
+                       expected, "what was said", (time.perf_counter() - t0) * 1000, scored)
     if result.on_story and not predicate.keys() & lead.terms and not lead.kind:
         # A follow-up about the conversation's story whose words neither its articles nor
         # this sentence hold ("who designed it?"): the closest the story comes, said so. A

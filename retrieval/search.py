@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from retrieval.answer_type import expect
+from retrieval.answer_type import cue, expect
 from retrieval.chunking import chunk_id
 from retrieval.extractive import SentenceVectors
 from retrieval.lexical import LexicalIndex, news_words, only_asides, tokenize
@@ -937,8 +937,10 @@ def judge(articles: Sequence[ArticleHit], plan: QueryPlan, texts: dict[str, set[
         # "How long did it last?": an answer gives the length, not the word "long".
         terms = [t for t in terms if t not in expected.kind_terms]
     # "What happened to the conservatives?", "how fast was it going?": words asking for news
-    # or how things went name nothing an article must hold.
-    terms = [t for t in terms if t not in news_words()] or terms
+    # or how things went name nothing an article must hold; nor does "say" in "what did
+    # Sunak say?" (a report writes "said", or quotes him).
+    light = news_words() | (_SPEECH_TERMS if cue(plan.query) == "said" else frozenset())
+    terms = [t for t in terms if t not in light] or terms
     context = content_terms(plan.context_tokens) if not terms or plan.refers_back else []
     confidence = coverage_confidence(articles[:3], terms, idf, texts, context=context,
                                      context_share=context_share)
@@ -982,6 +984,10 @@ def coverage_confidence(articles: Sequence[ArticleHit], terms: Sequence[str], id
 
 
 # -- helpers -------------------------------------------------------------------------------------
+# The verbs by which a question asks for words said or a reaction ("what did she say?", "how
+# did they react?").
+_SPEECH_TERMS = frozenset(tokenize(["say said tell told react reacted respond responded"])[0])
+
 # Words by which a follow-up points back at the story its conversation is about.
 _REFERS_BACK = frozenset(("it", "its", "he", "him", "his", "she", "her", "they", "them",
                           "their", "this", "that", "these", "those"))

@@ -156,6 +156,9 @@ def test_words_asking_how_things_went_are_not_terms_an_article_must_hold() -> No
     texts = {"election": {"labour", "won", "conserv", "govern"}}
     plan = _plan("what happened to the conservatives?", ["happen", "conserv"])
     assert judge([election], plan, texts, _EvenIdf()) == pytest.approx(0.5 * 0.4 + 0.5 * 1.0)
+    # Nor is the verb asking for words said: a report writes "said", or quotes.
+    said = _plan("what did the conservatives say?", ["say", "conserv"])
+    assert judge([election], said, texts, _EvenIdf()) == pytest.approx(0.5 * 0.4 + 0.5 * 1.0)
     # Asked of nothing else ("what's happening?"), they are all it has.
     vague = _plan("what's happening?", ["happen"])
     assert judge([election], vague, texts, _EvenIdf()) == pytest.approx(0.5 * 0.4)

@@ -392,3 +392,21 @@ def test_the_word_naming_the_kind_of_answer_adds_no_other_storys_sentence() -> N
     found = answer_with(question, result, _EvenIdf(), embedder, anything)
     assert found.verdict == "answer" and "3,499" in found.picked[0].sentence
     assert {p.article for p in found.picked} == {0}
+
+
+def test_asked_what_was_said_of_reports_quoting_no_one_the_answer_is_partial() -> None:
+    question = "what did the mayor say about the ferry?"
+    silent = ("The ferry line closed on Monday after the mayor met the operators. The mayor "
+              "cut the ribbon on the new pier in May.")
+    result, embedder = _result(question, silent)
+    found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+    assert found.verdict == "partial" and found.missing == "what was said"
+    quoted = silent + ' "We will have boats back by June," the mayor said of the ferry.'
+    result, embedder = _result(question, quoted)
+    found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+    assert found.verdict == "answer"
+    assert any("boats back" in p.sentence for p in found.picked)
+    # A reaction is answered by a deed as well as by words.
+    reacted = "how did the mayor react to the ferry closing?"
+    result, embedder = _result(reacted, silent)
+    assert answer_with(reacted, result, _EvenIdf(), embedder, SearchParams()).verdict == "answer"
