@@ -93,12 +93,17 @@ class Extract:
     missing: str = ""  # what the articles do not state, for the partial wording
     took_ms: float = 0.0
     candidates: list[Candidate] = field(default_factory=list)
+    # A partial answer's closest sentence may answer in words the question does not use ("what
+    # was wrong with it?": "engineers traced the fault to a failed chip"): said less firmly.
+    unsure: bool = False
 
     @property
     def note(self) -> str:
         """Why there is no full answer, for the answer's footer."""
         if self.verdict == "none":
             return "no sentence of the articles matched the question well enough"
+        if self.verdict == "partial" and self.unsure:
+            return "no sentence of the story uses the question's words"
         if self.verdict == "partial":
             return f"no sentence of the articles about it states {self.missing}"
         return ""
@@ -366,7 +371,8 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
         # sentence stating the kind asked for ("how fast was it going?": "160 km/h") is
         # the answer, whatever its words.
         return Extract([Picked(lead.text, lead.article, lead.score)], "partial", expected,
-                       _missing(expected), (time.perf_counter() - t0) * 1000, scored)
+                       _missing(expected), (time.perf_counter() - t0) * 1000, scored,
+                       unsure=True)
     # Another story's sentence, however likely by its words, is not part of this answer.
     follow = _about(question, result, weights, expected, p.follow_subject_share,
                     p.subject_missing_names, p.story_hold, idf,

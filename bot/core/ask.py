@@ -224,10 +224,12 @@ class AskService:
                                  **base)
         if found.verdict == "partial":
             # The story is there but not what was asked: say so, and quote the closest
-            # sentence, cited by its number among the closest articles.
+            # sentence, cited by its number among the closest articles. Less firmly when that
+            # sentence may answer in other words.
             lead = found.picked[0]
-            text = (f"The articles don't say {found.missing}; the closest they come: "
-                    f"{lead.sentence} [{lead.article + 1}]")
+            said = ("The articles may not say that in so many words" if found.unsure
+                    else f"The articles don't say {found.missing}")
+            text = f"{said}; the closest they come: {lead.sentence} [{lead.article + 1}]"
             return self._abstain(result, note=f"{note}; {found.note}" if note else found.note,
                                  text=text, **base)
         picked = list(found.picked)
