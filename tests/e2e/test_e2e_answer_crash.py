@@ -75,11 +75,12 @@ def test_an_answer_being_written_at_a_sigkill_is_marked_interrupted_after_the_re
                                 what="both answers shown while they are written")
             assert held.hits == 1
             released = time.monotonic() + HOLD_S  # when the local Discord answers it
+            # Both noted in the state, the mention's without its message (Discord holds it).
+            server.wait(lambda: sorted(_answers_in_progress(data), key=bool)
+                        == [None, inter.original_id], timeout=10, what="both answers noted")
             bot.proc.kill()  # type: ignore[union-attr]  # SIGKILL: no clean-up at all
             bot.proc.wait(10)  # type: ignore[union-attr]
             server.clear_faults()
-            # Noted, one of them without its message.
-            assert sorted(_answers_in_progress(data), key=bool) == [None, inter.original_id]
             assert all(_writing(m) for m in shown)  # what members were left looking at
             before = {m.id for m in server.bot_messages()}
             posts_before = len(sends())
