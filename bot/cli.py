@@ -723,7 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", nargs="?", default=EXAMPLE_QUESTION,
                    help=f'the question (default: "{EXAMPLE_QUESTION}")')
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
-    p.add_argument("--since", help="only articles since: YYYY-MM-DD, today, week, month, year")
+    p.add_argument("--since",
+                   help="only articles since: YYYY-MM-DD, today, yesterday, week, month, year")
     p.add_argument("--source", help="only articles from this outlet")
     add("chat", cmd_chat, "a conversation in the terminal; follow-ups keep their context")
     p = add("ingest", cmd_ingest, "load articles once from files, folders, feeds or web pages")

@@ -19,8 +19,9 @@ import numpy as np
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
 MONTHS["sept"] = 9
-_MONTH = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|" \
-         r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+_MONTH_NAMES = (r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+                r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?")
+_MONTH = rf"({_MONTH_NAMES})\.?"
 _YEAR = r"((?:19|20)\d\d)"
 
 # A day: "8 may 2025", "the 8th of may", "may 8th", "on june 8", "june 8, 2024".
@@ -333,13 +334,24 @@ def _named_day(q: str, now: datetime) -> tuple[datetime, str] | None:
     return None
 
 
+_CALENDAR_NAME = re.compile(rf"\b(?:{_MONTH_NAMES}|monday|tuesday|wednesday|thursday|friday"
+                            r"|saturday|sunday)\b")
+
+
+def spoken(phrase: str) -> str:
+    """A period as read from a question, to be said back: "february 2030" as "February 2030"
+    (questions are read in lower case)."""
+    return _CALENDAR_NAME.sub(lambda m: m.group(0).capitalize(), phrase)
+
+
 def parse_since(value: str, now: datetime | None = None) -> datetime:
-    """A user's "since" option: "today", "week", "month", "year", or an ISO date (read in
-    ``now``'s time zone when it gives none)."""
+    """A user's "since" option: "today", "yesterday", "day", "week", "month", "year", or an
+    ISO date (read in ``now``'s time zone when it gives none)."""
     now = now or datetime.now(UTC)
     v = value.strip().lower()
-    if v == "today":  # since this day began where ``now`` is
-        return datetime.combine(now.date(), time(), now.tzinfo or UTC)
+    if v in ("today", "yesterday"):  # since that day began where ``now`` is
+        start = datetime.combine(now.date(), time(), now.tzinfo or UTC)
+        return start - timedelta(days=1) if v == "yesterday" else start
     rel = {"day": timedelta(days=1), "week": timedelta(days=7),
            "month": timedelta(days=31), "year": timedelta(days=366)}
     if v in rel:
@@ -348,6 +360,7 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
         dt = datetime.fromisoformat(v)
     except ValueError:
         raise ValueError(
-            f"can't read {value!r} as a date: use YYYY-MM-DD, today, week, month or year"
+            f"can't read {value!r} as a date: use YYYY-MM-DD, today, yesterday, week, month "
+            "or year"
         ) from None
     return dt if dt.tzinfo else dt.replace(tzinfo=now.tzinfo or UTC)

@@ -592,7 +592,7 @@ class Ask(commands.Cog):
     @app_commands.command(name="ask", description="Ask about the news; the answer cites articles.")
     @app_commands.describe(
         question="Your question, e.g. what did Netflix use AI for in The Eternaut?",
-        since="Only articles since a date (2024-03-01), or one of: today, week, month, year",
+        since="Only articles since a date (2024-03-01), or today, yesterday, week, month, year",
         source="Only articles from this outlet",
     )
     async def ask(

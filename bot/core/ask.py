@@ -25,7 +25,7 @@ from prompts import load as load_prompt
 from retrieval import extractive
 from retrieval.search import ArticleHit, Retriever, SearchResult
 from retrieval.store import StoreUnavailable
-from retrieval.timeparse import parse_since, zone_named
+from retrieval.timeparse import parse_since, spoken, zone_named
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class AskService:
         base = {"question": q, "standalone_question": standalone, "history_cut": history_cut}
         if result.digest and not result.articles:
             # "What's new?" with a since option names no period of its own: the option is it.
-            when = (f"from {result.time.phrase}" if result.time.phrase
+            when = (f"from {spoken(result.time.phrase)}" if result.time.phrase
                     else f"since {since.astimezone(zone):%Y-%m-%d}" if since
                     else "from the time asked about")
             if outlet:
@@ -194,7 +194,7 @@ class AskService:
             note = reply.note
         elif self.model is not None:
             note = f"the language model did not answer ({said(model_error)})"
-        return self._extractive(standalone, result, note=note, now=now, **base)
+        return self._extractive(standalone, result, note=note, now=now, since=since, **base)
 
     def _condense(self, question: str, turns: Sequence[Turn],
                   deadline: float) -> tuple[str | None, str | None]:
@@ -217,7 +217,8 @@ class AskService:
 
     # -- extractive mode -------------------------------------------------------------------
     def _extractive(self, query: str, result: SearchResult, *, note: str | None,
-                    now: datetime | None = None, **base: object) -> Answer:
+                    now: datetime | None = None, since: datetime | None = None,
+                    **base: object) -> Answer:
         found = extractive.answer(query, result, self.retriever)
         if found.verdict == "none":
             return self._abstain(result, note=f"{note}; {found.note}" if note else found.note,
@@ -249,7 +250,8 @@ class AskService:
             text = "\n".join(f"- {p.sentence} [{p.article + 1}]" for p in picked)
             days = self.retriever.params.recent_days
             newest = result.articles[0].published_at
-            if (not result.time.bounded and newest is not None
+            # Asked since a date, the list is that period's, however old.
+            if (not result.time.bounded and since is None and newest is not None
                     and newest < (now or datetime.now(UTC)) - timedelta(days=days)):
                 text = f"Nothing in the last {days} days; the newest I have read:\n{text}"
         else:

@@ -367,11 +367,11 @@ def test_sync_does_not_open_the_store(
 
 def test_asks_since_option_names_every_word_it_takes() -> None:
     # The option's help is all a member reads before typing: the words the refusal names
-    # ("use YYYY-MM-DD, today, week, month or year") are all in it.
+    # ("use YYYY-MM-DD, today, yesterday, week, month or year") are all in it.
     from bot.cogs.ask import Ask
 
     assert isinstance(Ask.ask, app_commands.Command)
     (since,) = [p for p in Ask.ask.parameters if p.name == "since"]
-    for word in ("today", "week", "month", "year"):
+    for word in ("today", "yesterday", "week", "month", "year"):
         assert word in since.description, word
     assert len(since.description) <= 100  # Discord's limit for an option's description

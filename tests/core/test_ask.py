@@ -466,7 +466,7 @@ def test_whats_new_lists_the_newest_articles_each_by_its_lead(services: Services
     assert later.abstained and later.text == "I have read no article since 2026-11-01 yet."
     other = services.ask.ask("what happened in july 2024?", outlet="Harbour Herald")
     assert other.abstained
-    assert other.text == "I have read no article by Harbour Herald from july 2024 yet."
+    assert other.text == "I have read no article by Harbour Herald from July 2024 yet."
 
 
 def test_whats_new_about_a_subject_or_in_a_conversation_is_a_search(
@@ -502,7 +502,10 @@ def test_whats_new_keeps_to_the_period_and_the_callers_limits(services: Services
                                 for s in year.sources)
     # Nothing in the last weeks: the newest there are, but none from before `since`.
     since = datetime(2025, 6, 1, tzinfo=UTC)
-    assert firsts(services.ask.ask("what's new?", since=since)) == ["Netflix"]
+    asked_since = services.ask.ask("what's new?", since=since)
+    assert firsts(asked_since) == ["Netflix"]
+    # Asked since a date, the list is that period's news: no "nothing in the last 30 days".
+    assert asked_since.text.startswith("- Netflix"), asked_since.text
 
 
 def test_a_month_lists_its_most_reported_story_once_and_a_past_month_in_order(

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from retrieval.timeparse import Span, parse_since, parse_time
+from retrieval.timeparse import Span, parse_since, parse_time, spoken
 
 NOW = datetime(2009, 3, 22, 12, tzinfo=UTC)
 
@@ -69,6 +69,9 @@ def test_bare_year_is_a_window_around_it() -> None:
 def test_since_option() -> None:
     assert parse_since("week", NOW) == d(2009, 3, 15, 12)
     assert parse_since("2024-05-01") == d(2024, 5, 1)
+    # As a question says it: "yesterday" is the day before this one began.
+    assert parse_since("yesterday", NOW) == d(2009, 3, 21)
+    assert parse_since("Today", NOW) == d(2009, 3, 22)
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         parse_since("next tuesday-ish")
 
@@ -157,3 +160,9 @@ def test_a_named_day(question: str, day: date) -> None:
 def test_not_a_named_day(question: str) -> None:
     tf = parse_time(question, datetime(2025, 7, 20, 10, tzinfo=UTC))
     assert tf.named_until is None or tf.named_until - tf.named_since > timedelta(days=2)
+
+
+def test_a_period_is_said_back_with_its_names_capitalised() -> None:
+    assert spoken("february 2030") == "February 2030"
+    assert spoken("january 2009, march 2009") == "January 2009, March 2009"
+    assert spoken("on may 8") == "on May 8" and spoken("yesterday") == "yesterday"
