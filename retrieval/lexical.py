@@ -387,6 +387,10 @@ class LexicalIndex:
         df = self._df.get(term, 0)
         return float(np.log(1 + (self._n - df + 0.5) / (df + 0.5)))
 
+    def holds(self, term: str) -> bool:
+        """Whether a chunk holds ``term`` (a stemmed term)."""
+        return self._df.get(term, 0) > 0
+
     def scores(self, query_tokens: Sequence[str]) -> np.ndarray:
         """BM25 score of every chunk for the query tokens (zeros when nothing matches)."""
         known = [t for t in query_tokens if t in self._vocab]

@@ -666,9 +666,10 @@ class Retriever:
                            context_share=p.context_term_weight)
         # A follow-up pointing back at its story ("what was wrong with it?" of a report saying
         # "the fault"), or saying nothing another story matches ("who lost?" after an
-        # election), continues that story: whatever its words match, it is about that story.
+        # election; not "who won the Super Bowl?", which no report holds), continues that
+        # story: whatever its words match, it is about that story.
         continues = continues_story(articles, plan, texts, lex, said, p.own_match,
-                                    p.story_hold)
+                                    p.story_hold, lex.holds)
         on_story = (confidence < p.abstain_threshold and continues
                     and story_confidence(articles, plan, texts, lex) >= p.story_share)
         return SearchResult(
@@ -810,15 +811,24 @@ def keep_story(articles: list[ArticleHit], texts: dict[str, set[str]], plan: Que
 
 def continues_story(articles: Sequence[ArticleHit], plan: QueryPlan,
                     texts: dict[str, set[str]], idf: Idf, said: Callable[[ArticleHit], float],
-                    least_said: float, hold: float) -> bool:
+                    least_said: float, hold: float, read: Callable[[str], bool]) -> bool:
     """Whether a follow-up continues its conversation's story: it points back at it ("how
     fast was it going?"), its best article is the story's (holding ``hold`` of the story's
     terms), or that article does not match what it says (``said`` below ``least_said``), so
-    its words name no other story ("who lost?")."""
+    its words name no other story ("who lost?").
+
+    A word no article holds (``read`` false: "who won the Super Bowl?", a question in
+    another language) names something never read, not nothing: unless the follow-up points
+    back, it is judged by its own words, and the story does not answer it.
+    """
     if not plan.context or not articles:
         return False
+    if plan.refers_back:
+        return True
+    if not all(map(read, asked_terms(plan)[1])):
+        return False
     top = articles[0]
-    return (plan.refers_back or said(top) < least_said
+    return (said(top) < least_said
             or (top.article_id in texts
                 and 1.0 - missing_share(plan.story_terms, texts[top.article_id], idf) >= hold))
 
@@ -925,22 +935,15 @@ def judge(articles: Sequence[ArticleHit], plan: QueryPlan, texts: dict[str, set[
     ("how fast was it going?"), asks about its conversation's subject: the earlier turns'
     terms count too, at ``context_share`` of their weight. One that names something else
     ("and the Mars helicopter?") is judged by what it names: the earlier story covering the
-    conversation says nothing of whether it covers that.
+    conversation says nothing of whether it covers that. The words of :func:`asked_terms`
+    that name no subject count only when they are all the question has.
     """
     if not articles:
         return 0.0
     if plan.time.bounded and not any(in_window(a.meta, plan.window) for a in articles):
         return 0.0
-    terms = plan.terms
-    expected = expect(plan.query)
-    if expected is not None:
-        # "How long did it last?": an answer gives the length, not the word "long".
-        terms = [t for t in terms if t not in expected.kind_terms]
-    # "What happened to the conservatives?", "how fast was it going?": words asking for news
-    # or how things went name nothing an article must hold; nor does "say" in "what did
-    # Sunak say?" (a report writes "said", or quotes him).
-    light = news_words() | (_SPEECH_TERMS if cue(plan.query) == "said" else frozenset())
-    terms = [t for t in terms if t not in light] or terms
+    kind_free, named = asked_terms(plan)
+    terms = named or kind_free
     context = content_terms(plan.context_tokens) if not terms or plan.refers_back else []
     confidence = coverage_confidence(articles[:3], terms, idf, texts, context=context,
                                      context_share=context_share)
@@ -949,6 +952,19 @@ def judge(articles: Sequence[ArticleHit], plan: QueryPlan, texts: dict[str, set[
             [articles[0], hop], terms, idf, texts, jointly=True, context=context,
             context_share=context_share))
     return confidence
+
+
+def asked_terms(plan: QueryPlan) -> tuple[list[str], list[str]]:
+    """The question's terms less the word naming the kind of answer ("long" in "how long
+    did it last?": an answer gives the length, not the word), and of those the ones naming
+    what it asks about: not words asking for news or how things went ("what happened to the
+    conservatives?", "how fast was it going?"), nor the verb asking for words said ("what
+    did Sunak say?": a report writes "said", or quotes him)."""
+    expected = expect(plan.query)
+    kind = expected.kind_terms if expected is not None else frozenset()
+    kind_free = [t for t in plan.terms if t not in kind]
+    light = news_words() | (_SPEECH_TERMS if cue(plan.query) == "said" else frozenset())
+    return kind_free, [t for t in kind_free if t not in light]
 
 
 def story_confidence(articles: Sequence[ArticleHit], plan: QueryPlan,

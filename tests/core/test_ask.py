@@ -11,6 +11,7 @@ import pytest
 
 from bot.core.ask import ABSTAIN_TEXT, latin_lookalikes
 from bot.core.follow_up import search_context
+from bot.core.language import ENGLISH_ONLY
 from bot.core.llm import LLMError, OpenAIChatModel
 from bot.core.models import QuestionError, Turn
 from bot.core.services import Services
@@ -353,6 +354,22 @@ def test_a_follow_up_whose_words_match_another_story_only_by_a_word_keeps_its_st
     # A follow-up naming another story still moves to it.
     eclipse = services.ask.ask("and the eclipse?", history=history)
     assert eclipse.sources[0].title.startswith("Total solar eclipse")
+
+
+def test_a_follow_up_about_what_no_article_holds_is_not_answered_from_the_story(
+        services: Services) -> None:
+    # Matching no report by meaning was taken for naming no other story: "who won the Super
+    # Bowl?" after the election was answered "The Labour Party won ...", and a follow-up in
+    # another language lost the hint to ask in English.
+    first = "who won the uk election?"
+    history = [Turn("user", first), Turn("assistant", services.ask.ask(first).text)]
+    for follow in ("who won the super bowl?", "what about the world cup final?"):
+        answer = services.ask.ask(follow, history=history)
+        assert answer.abstained and answer.text == ABSTAIN_TEXT, (follow, answer.text)
+    spanish = services.ask.ask("¿y quién perdió?", history=history)
+    assert spanish.abstained and spanish.text == f"{ABSTAIN_TEXT} {ENGLISH_ONLY}"
+    # Its own words, all read somewhere, still continue it.
+    assert not services.ask.ask("who lost?", history=history).abstained
 
 
 def test_the_word_naming_the_kind_of_answer_brings_in_no_other_story(

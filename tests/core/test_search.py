@@ -188,6 +188,10 @@ def test_a_follow_up_naming_a_new_subject_leads_with_the_article_about_it() -> N
     assert new_subject([story, other], texts, switch, _EvenIdf(), 0.5, says, 0.3)[0] is story
 
 
+def _reads(term: str) -> bool:
+    return True
+
+
 def test_a_follow_up_keeps_its_story_unless_what_it_says_matches_another() -> None:
     election, probe = _article("election", 0.6), _article("probe", 0.9)
     texts = {"election": {"labour", "won", "uk", "elect", "defeat"},
@@ -203,11 +207,11 @@ def test_a_follow_up_keeps_its_story_unless_what_it_says_matches_another() -> No
     # The probe came first by its one word; the follow-up says nothing of it.
     ranked = keep_story([probe, election], texts, lost, _EvenIdf(), says, 0.3, 0.5)
     assert [a.article_id for a in ranked] == ["election", "probe"]
-    assert continues_story(ranked, lost, texts, _EvenIdf(), says, 0.3, 0.5)
+    assert continues_story(ranked, lost, texts, _EvenIdf(), says, 0.3, 0.5, _reads)
     # What it says matches the first article: it names another story, which stays first.
     said["probe"] = 0.45
     assert keep_story([probe, election], texts, lost, _EvenIdf(), says, 0.3, 0.5)[0] is probe
-    assert not continues_story([probe, election], lost, texts, _EvenIdf(), says, 0.3, 0.5)
+    assert not continues_story([probe, election], lost, texts, _EvenIdf(), says, 0.3, 0.5, _reads)
     # A first article holding the story's terms is the story (another report of it).
     report = _article("report", 0.9)
     texts["report"] = {"uk", "elect", "turnout"}
@@ -215,7 +219,38 @@ def test_a_follow_up_keeps_its_story_unless_what_it_says_matches_another() -> No
     # No conversation, no story to keep.
     alone = replace(lost, context=(), story_terms=())
     assert keep_story([probe, election], texts, alone, _EvenIdf(), says, 0.3, 0.5)[0] is probe
-    assert not continues_story([probe], alone, texts, _EvenIdf(), says, 0.3, 0.5)
+    assert not continues_story([probe], alone, texts, _EvenIdf(), says, 0.3, 0.5, _reads)
+
+
+def test_a_follow_up_naming_what_no_article_holds_does_not_continue_the_story() -> None:
+    # "Who won the Super Bowl?" after the election matched no report by meaning, which was
+    # taken for naming no other story: the election report answered it, "Labour won".
+    election = _article("election", 0.6)
+    texts = {"election": {"labour", "won", "uk", "elect", "defeat"}}
+    read = {"labour", "won", "uk", "elect", "defeat", "lost", "contact"}.__contains__
+    bowl = QueryPlan("who won the super bowl?", ("who won the uk election?",),
+                     ["won", "super", "bowl"], ["won", "uk", "elect"],
+                     np.zeros(3, dtype=np.float32), TimeFilter(),
+                     story_terms=("won", "uk", "elect"))
+
+    def says(a: ArticleHit) -> float:
+        return 0.1
+
+    assert not continues_story([election], bowl, texts, _EvenIdf(), says, 0.3, 0.5, read)
+    # So is one in another language ("¿y quién perdió?"): no report holds its words.
+    other = replace(bowl, query="¿y quién perdió?", tokens=["quién", "perdió"])
+    assert not continues_story([election], other, texts, _EvenIdf(), says, 0.3, 0.5, read)
+    # Words all read somewhere ("who lost?") continue it, and so does pointing back.
+    lost = replace(bowl, query="who lost?", tokens=["lost"])
+    back = replace(bowl, query="did they watch the super bowl?",
+                   tokens=["watch", "super", "bowl"], refers_back=True)
+    for plan in (lost, back):
+        assert continues_story([election], plan, texts, _EvenIdf(), says, 0.3, 0.5, read)
+    # The word naming the kind of answer and the verb asking for words said name no story.
+    tall = replace(bowl, query="how tall is labour's leader?", tokens=["tall", "labour"])
+    said = replace(bowl, query="what did labour say?", tokens=["labour", "say"])
+    for plan in (tall, said):
+        assert continues_story([election], plan, texts, _EvenIdf(), says, 0.3, 0.5, read)
 
 
 def test_a_follow_up_points_back_by_a_pronoun(services: Services) -> None:
