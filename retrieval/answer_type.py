@@ -330,12 +330,21 @@ def cue(question: str) -> Cue | None:
 
 
 _SAY = re.compile(r"\b(?:say|said|tell|told)\b")
+# "What does the law say about ...?", "what did the report say?": what a text states, not
+# words someone spoke.
+_TEXT_SAYS = re.compile(
+    r"\bwhat\s+(?:does|do|did)\s+(?:(?:the|its|this|that|these|those)\s+)?(?:[\w'’-]+\s+){0,3}?"
+    r"(?:laws?|acts?|bills?|reports?|study|studies|rules?|ruling|treaty|deal|agreements?|"
+    r"documents?|letter|statement|survey|poll|polls|policy|regulations?|directive|guidance|"
+    r"judgment|verdict|decision|constitution|manifesto|it)\s+(?:say|tell)\b")
 
 
 def asks_what_was_said(question: str) -> bool:
     """Whether ``question`` asks for words said ("what did the pope say?"), not for a
-    reaction ("how did they react?", which a deed answers)."""
-    return cue(question) == "said" and _SAY.search(question.lower()) is not None
+    reaction ("how did they react?", which a deed answers) or for what a text states ("what
+    does the AI Act say about hiring?", which its rules answer)."""
+    q = question.lower()
+    return cue(q) == "said" and _SAY.search(q) is not None and not _TEXT_SAYS.search(q)
 
 
 def holds_cue(kind: Cue, question: str, sentence: str) -> bool:

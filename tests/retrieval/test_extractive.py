@@ -411,3 +411,22 @@ def test_asked_what_was_said_of_reports_quoting_no_one_the_answer_is_partial() -
     reacted = "how did the mayor react to the ferry closing?"
     result, embedder = _result(reacted, silent)
     assert answer_with(reacted, result, _EvenIdf(), embedder, SearchParams()).verdict == "answer"
+
+
+def test_what_a_law_or_report_says_is_answered_by_what_it_states() -> None:
+    # "What does the AI Act say about social scoring?" was told "the articles don't say what
+    # was said": what a text says is what it states, not words someone spoke.
+    silent = ("The new ferry law bans night crossings. Operators must publish timetables "
+              "a month ahead under the law.")
+    for question in ("what does the new ferry law say about night crossings?",
+                     "what do the rules say about timetables?",
+                     "what did the report say about the ferry law?"):
+        result, embedder = _result(question, silent)
+        found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+        assert found.verdict == "answer", question
+    # What a person says is still words said.
+    question = "what does the mayor say about the ferry law?"
+    result, embedder = _result(question, silent + " The mayor opened the pier in May.")
+    found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+    assert found.verdict == "partial" and found.missing == "what was said"
+
