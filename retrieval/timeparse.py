@@ -41,9 +41,11 @@ _RECENCY = re.compile(
 )
 # Asks for events in time order: "put these in order", "which came first, X or Y?", "who
 # quit first, Thompson or Giuliani?". Not "the first pope", "who led after Gonzales quit?":
-# a word of order alone asks about one event.
+# a word of order alone asks about one event; nor do "in order to" (a purpose) and "the
+# executive order" (a thing).
 _ORDER = re.compile(
-    r"\b(?:in order|order|how long between|timeline|sequence)\b"
+    r"\bin\s+(?:\w+\s+)?order\b(?!\s+to\b)|\b(?:what|which|chronological|time)\s+order\b"
+    r"|\border\s+(?:of|they|them|these|those)\b|\b(?:how long between|timeline|sequence)\b"
     r"|\b(?:first|before|after|earlier|later)\b.*\bor\b|\bor\b.*\b(?:first|earlier|later)\b",
     re.I,
 )

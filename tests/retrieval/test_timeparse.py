@@ -58,6 +58,13 @@ def test_recency_and_ordering_words() -> None:
     for one in ("who was elected pope before leo?", "who became mayor after she quit?",
                 "what did the first report say?", "what happened after the fire?"):
         assert not parse_time(one, NOW).ordering, one
+    # Nor do a purpose and a thing named "order".
+    for one in ("what did the studio do in order to cut costs?",
+                "what did the executive order say?", "when did the court order a recount?"):
+        assert not parse_time(one, NOW).ordering, one
+    for ordered in ("in what order did the strikes happen?", "what was the order of events?",
+                    "list them in chronological order", "order them by date"):
+        assert parse_time(ordered, NOW).ordering, ordered
     assert not parse_time("did the House override the veto?", NOW).bounded
 
 
