@@ -103,7 +103,7 @@ class Extract:
         if self.verdict == "none":
             return "no sentence of the articles matched the question well enough"
         if self.verdict == "partial" and self.unsure:
-            return "no sentence of the story uses the question's words"
+            return "the story's closest sentence uses none of the question's words"
         if self.verdict == "partial":
             return f"no sentence of the articles about it states {self.missing}"
         return ""

@@ -74,6 +74,8 @@ def test_a_follow_up_kept_for_its_story_is_answered_only_by_a_sentence_with_its_
         assert found.verdict == verdict, question
     assert len(found.picked) == 1  # the closest sentence alone
     assert found.unsure  # it may answer in other words than the question's
+    # Its closest sentence was checked, not every one of the story's.
+    assert found.note == "the story's closest sentence uses none of the question's words"
     # Only the story's sentences: another report's quote is not what "he" said.
     quoted = "The mayor said: \"We will talk again next week.\" Talks on the tram resumed."
     result, embedder = _result("what did they say about it?", story, quoted)
