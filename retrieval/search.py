@@ -448,7 +448,9 @@ class Retriever:
             own = [t for t in tokenize([earlier_q])[0] if t not in asked_when]
             ctx_tokens += own
             if not points_back(earlier_q):
-                story += [t for t in content_terms(own) if t not in news_words()]
+                # "How fast was the probe going?" named the probe: neither "fast" nor
+                # "going" is in its report, nor names its story.
+                story += asked_terms(earlier_q, content_terms(own))[1]
         # A follow-up's "what's new?" asks about its conversation's story, not the news.
         subject = set(content_terms(tokens)) - news_words() - set(tokenize([tf.phrase])[0])
         digest = not context and (tf.recency or tf.bounded) and not subject
@@ -825,7 +827,7 @@ def continues_story(articles: Sequence[ArticleHit], plan: QueryPlan,
         return False
     if plan.refers_back:
         return True
-    if not all(map(read, asked_terms(plan)[1])):
+    if not all(map(read, asked_terms(plan.query, plan.terms)[1])):
         return False
     top = articles[0]
     return (said(top) < least_said
@@ -942,7 +944,7 @@ def judge(articles: Sequence[ArticleHit], plan: QueryPlan, texts: dict[str, set[
         return 0.0
     if plan.time.bounded and not any(in_window(a.meta, plan.window) for a in articles):
         return 0.0
-    kind_free, named = asked_terms(plan)
+    kind_free, named = asked_terms(plan.query, plan.terms)
     terms = named or kind_free
     context = content_terms(plan.context_tokens) if not terms or plan.refers_back else []
     confidence = coverage_confidence(articles[:3], terms, idf, texts, context=context,
@@ -954,16 +956,16 @@ def judge(articles: Sequence[ArticleHit], plan: QueryPlan, texts: dict[str, set[
     return confidence
 
 
-def asked_terms(plan: QueryPlan) -> tuple[list[str], list[str]]:
-    """The question's terms less the word naming the kind of answer ("long" in "how long
+def asked_terms(query: str, terms: Sequence[str]) -> tuple[list[str], list[str]]:
+    """A question's ``terms`` less the word naming the kind of answer ("long" in "how long
     did it last?": an answer gives the length, not the word), and of those the ones naming
     what it asks about: not words asking for news or how things went ("what happened to the
     conservatives?", "how fast was it going?"), nor the verb asking for words said ("what
     did Sunak say?": a report writes "said", or quotes him)."""
-    expected = expect(plan.query)
+    expected = expect(query)
     kind = expected.kind_terms if expected is not None else frozenset()
-    kind_free = [t for t in plan.terms if t not in kind]
-    light = news_words() | (_SPEECH_TERMS if cue(plan.query) == "said" else frozenset())
+    kind_free = [t for t in terms if t not in kind]
+    light = news_words() | (_SPEECH_TERMS if cue(query) == "said" else frozenset())
     return kind_free, [t for t in kind_free if t not in light]
 
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from bot.core.models import Turn
 from bot.core.services import Services
 from retrieval.lexical import tokenize
 from retrieval.params import SearchParams
@@ -251,6 +252,22 @@ def test_a_follow_up_naming_what_no_article_holds_does_not_continue_the_story() 
     said = replace(bowl, query="what did labour say?", tokens=["labour", "say"])
     for plan in (tall, said):
         assert continues_story([election], plan, texts, _EvenIdf(), says, 0.3, 0.5, read)
+
+
+def test_the_story_is_named_by_what_the_earlier_questions_ask_about(
+        services: Services) -> None:
+    # "How fast was the probe going?" named the probe: its "fast", the kind of answer, was
+    # taken for a word of the story its report lacks ("fastest"), and "how hot did it get?"
+    # was refused as not about the story.
+    retriever = services.retriever
+    for earlier, story in (("how fast was the parker probe going?", ("parker", "probe")),
+                           ("what did rishi sunak say?", ("rishi", "sunak"))):
+        plan = retriever.plan("how hot did it get?", context=(earlier,))
+        assert plan.story_terms == story, earlier
+    first = "how fast was the parker probe going?"
+    history = [Turn("user", first), Turn("assistant", services.ask.ask(first).text)]
+    hot = services.ask.ask("how hot did it get?", history=history)
+    assert not hot.abstained and "1,000 degrees" in hot.text
 
 
 def test_a_follow_up_points_back_by_a_pronoun(services: Services) -> None:
