@@ -228,9 +228,9 @@ class AskService:
             # sentence, cited by its number among the closest articles. Less firmly when that
             # sentence may answer in other words.
             lead = found.picked[0]
-            said = ("The articles may not say that in so many words" if found.unsure
-                    else f"The articles don't say {found.missing}")
-            text = f"{said}; the closest they come: {lead.sentence} [{lead.article + 1}]"
+            opening = ("The articles may not say that in so many words" if found.unsure
+                       else f"The articles don't say {found.missing}")
+            text = f"{opening}; the closest they come: {lead.sentence} [{lead.article + 1}]"
             return self._abstain(result, note=f"{note}; {found.note}" if note else found.note,
                                  text=text, **base)
         picked = list(found.picked)
