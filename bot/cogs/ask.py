@@ -439,7 +439,10 @@ class Ask(commands.Cog):
         when it died (a kill, a power cut) still show "Writing…" and half an answer. Each
         says, in its own message, that it was interrupted and asks the member to ask again;
         nothing is posted."""
-        await self.bot.wait_until_ready()
+        try:
+            await self.bot.wait_until_ready()
+        except RuntimeError:  # a client that never logged in (a failed start): nothing shown
+            return
         rows = await asyncio.to_thread(self.services.state.answers_writing)
         left = [r for r in rows if datetime.fromisoformat(str(r["started_at"])) < loaded]
         for row in left:
