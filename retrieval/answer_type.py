@@ -339,6 +339,19 @@ _TEXT_SAYS = re.compile(
     r"judgment|verdict|decision|constitution|manifesto|it)\s+(?:say|tell)\b")
 
 
+# Verbs that report what someone said without quoting it ("reviewers praised the displays
+# but noted the weight"). Only for telling whether an answer to "what did they say?" has
+# words said at all: as a hint in the sentence scores they lost answers on both halves.
+_REPORTED = re.compile(r"\b(?:praised|praises|criticised|criticized|noted|notes|insisted|"
+                       r"admitted|explained|denied|urged|vowed|acknowledged|conceded|"
+                       r"complained|confirmed)\b")
+
+
+def reports_words(sentence: str) -> bool:
+    """Whether ``sentence`` quotes or reports words said."""
+    return bool(_SPEECH.search(sentence) or _REPORTED.search(sentence))
+
+
 def asks_what_was_said(question: str) -> bool:
     """Whether ``question`` asks for words said ("what did the pope say?"), not for a
     reaction ("how did they react?", which a deed answers) or for what a text states ("what

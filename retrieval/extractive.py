@@ -50,6 +50,7 @@ from retrieval.answer_type import (
     expect,
     holds_cue,
     kind_spans,
+    reports_words,
 )
 from retrieval.lexical import news_words, tokenize
 from retrieval.params import SearchParams
@@ -358,7 +359,7 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
                        expected, _missing(expected), (time.perf_counter() - t0) * 1000,
                        scored)
     if (expected is None and asks_what_was_said(question)
-            and not any(holds_cue("said", question, c.text)
+            and not any(reports_words(c.text)
                         for c in on_subject[: p.kind_sentences])):
         # "What did the pope say?" of reports quoting no one, their likeliest sentences
         # reporting no words: there is nothing said to give.

@@ -432,3 +432,16 @@ def test_what_a_law_or_report_says_is_answered_by_what_it_states() -> None:
     found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
     assert found.verdict == "partial" and found.missing == "what was said"
 
+
+
+def test_words_reported_without_a_quote_answer_what_was_said() -> None:
+    # "What did reviewers say?" of "reviewers praised the displays but noted the weight" was
+    # answered "the articles don't say what was said".
+    question = "what did reviewers say about the headset?"
+    result, embedder = _result(
+        question,
+        "The headset went on sale in February. Reviewers praised the headset displays but "
+        "noted its weight.")
+    found = answer_with(question, result, _EvenIdf(), embedder, SearchParams())
+    assert found.verdict == "answer"
+    assert any("praised" in p.sentence for p in found.picked)
