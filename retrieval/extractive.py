@@ -52,7 +52,7 @@ from retrieval.answer_type import (
     kind_spans,
     reports_words,
 )
-from retrieval.lexical import news_words, tokenize
+from retrieval.lexical import covered_share, news_words, tokenize
 from retrieval.params import SearchParams
 from retrieval.text import is_instruction_like, sentences
 
@@ -532,12 +532,11 @@ def _about(question: str, result: SearchResult, weights: dict[str, float],
     best = max(covers.values(), default=0.0)
     # Another story holding the follow-up's own word ("started selling") and few of the
     # conversation's terms is not what it continues (``story_hold`` of theirs, by IDF).
-    story = {t: idf.idf(t) for t in result.story_terms}
-    least = story_hold * sum(story.values())
+    story = result.story_terms
 
     def on_story(i: int) -> bool:
         terms = result.article_terms.get(result.articles[i].article_id, set())
-        return sum(w for t, w in story.items() if t in terms) >= least
+        return covered_share(story, terms, idf) >= story_hold
 
     return {i for i, c in covers.items() if c >= share * best and (not story or on_story(i))}
 

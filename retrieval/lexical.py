@@ -21,13 +21,16 @@ import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from retrieval.chunking import indexed_text
 from retrieval.store import StoredChunk
 from retrieval.timeparse import Span
+
+if TYPE_CHECKING:
+    from retrieval.search import Idf
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,18 @@ def news_words() -> frozenset[str]:
     up with the strike?")."""
     return frozenset(tokenize(["news newest latest new headlines stories story happened "
                                "happening updates recent going on up anything lately"])[0])
+
+
+def missing_share(terms: Sequence[str], covered: set[str], idf: Idf) -> float:
+    """The IDF share of ``terms`` not in ``covered``."""
+    total = sum(idf.idf(t) for t in terms) or 1.0
+    return sum(idf.idf(t) for t in terms if t not in covered) / total
+
+
+def covered_share(terms: Sequence[str], covered: set[str], idf: Idf) -> float:
+    """The IDF share of ``terms`` in ``covered`` (all of none): how much of a question's,
+    or a conversation's story's, terms an article holds."""
+    return 1.0 - missing_share(terms, covered, idf)
 
 
 def _quiet_bm25s() -> None:

@@ -34,7 +34,14 @@ import numpy as np
 from retrieval.answer_type import cue, expect
 from retrieval.chunking import chunk_id
 from retrieval.extractive import SentenceVectors
-from retrieval.lexical import LexicalIndex, news_words, only_asides, tokenize
+from retrieval.lexical import (
+    LexicalIndex,
+    covered_share,
+    missing_share,
+    news_words,
+    only_asides,
+    tokenize,
+)
 from retrieval.params import SearchParams
 from retrieval.store import StoredChunk, VectorStore
 from retrieval.stories import StoryRule, biggest
@@ -773,7 +780,7 @@ def new_subject(articles: list[ArticleHit], texts: dict[str, set[str]], plan: Qu
         return articles
 
     def covers(a: ArticleHit) -> float:
-        return 1.0 - missing_share(terms, texts[a.article_id], idf)
+        return covered_share(terms, texts[a.article_id], idf)
 
     top = max(pool, key=covers)
     if (top is articles[0] or covers(articles[0]) > 0 or covers(top) < margin
@@ -802,7 +809,7 @@ def keep_story(articles: list[ArticleHit], texts: dict[str, set[str]], plan: Que
         return articles
 
     def story(a: ArticleHit) -> float:
-        return 1.0 - missing_share(plan.story_terms, texts[a.article_id], idf)
+        return covered_share(plan.story_terms, texts[a.article_id], idf)
 
     best = max(pool, key=story)  # the first of equals: the search's order
     if (story(articles[0]) >= hold or story(best) <= story(articles[0])
@@ -832,7 +839,7 @@ def continues_story(articles: Sequence[ArticleHit], plan: QueryPlan,
     top = articles[0]
     return (said(top) < least_said
             or (top.article_id in texts
-                and 1.0 - missing_share(plan.story_terms, texts[top.article_id], idf) >= hold))
+                and covered_share(plan.story_terms, texts[top.article_id], idf) >= hold))
 
 
 def own_match(plan: QueryPlan, article: ArticleHit, lex: LexicalIndex) -> float:
@@ -845,12 +852,6 @@ def own_match(plan: QueryPlan, article: ArticleHit, lex: LexicalIndex) -> float:
         return 1.0
     cosines = lex.cosines(plan.own_vector, positions)  # type: ignore[arg-type]
     return 1.0 if cosines is None or not len(cosines) else float(cosines.max())
-
-
-def missing_share(terms: Sequence[str], covered: set[str], idf: Idf) -> float:
-    """The IDF share of ``terms`` not in ``covered``."""
-    total = sum(idf.idf(t) for t in terms) or 1.0
-    return sum(idf.idf(t) for t in terms if t not in covered) / total
 
 
 def second_hop(plan: QueryPlan, articles: Sequence[ArticleHit], texts: dict[str, set[str]],
@@ -887,7 +888,7 @@ def second_hop(plan: QueryPlan, articles: Sequence[ArticleHit], texts: dict[str,
         toks = token_sets([cand])[cand.article_id]
         if not any(n and n <= toks for n in name_terms):
             continue
-        if 1 - missing_share(missing, toks, idf) >= p.hop_min_gain:
+        if covered_share(missing, toks, idf) >= p.hop_min_gain:
             if len(articles) > 1:
                 # It goes second with the second score: the coverage re-ranking starts there.
                 cand.score = articles[1].score
