@@ -294,7 +294,8 @@ def kind_spans(expected: Expected, sentence: str) -> list[tuple[int, int]]:
 Cue = Literal["who", "where", "why", "said"]
 # "What did the minister say / tell them?", "what has she said?", "how did she react?": the
 # question asks for words said, not "which firm announced cuts?". "what'd" is "what did",
-# "what's" (with "said") "what has".
+# "what's" (with "said") "what has". Of its verbs, only those an answer need not hold are no
+# term for the judge (search's _SPEECH_TERMS); _SPEECH below is how sentences report words.
 _AUX = r"(?:['’]?[ds]|\s+(?:did|does|do|has|have|had|will|would))\s"
 _SPEECH_ASKED = re.compile(
     rf"\bwhat{_AUX}.{{0,60}}?\b(?:say|said|tell|told|claim(?:ed)?|argued?|proposed?|"

@@ -1004,7 +1004,8 @@ def coverage_confidence(articles: Sequence[ArticleHit], terms: Sequence[str], id
 
 # -- helpers -------------------------------------------------------------------------------------
 # The verbs by which a question asks for words said or a reaction ("what did she say?", "how
-# did they react?").
+# did they react?"). Fewer than answer_type's _SPEECH_ASKED reads: "warn", "claim",
+# "propose" ... there still name what an article must hold ("what did she warn?").
 _SPEECH_TERMS = frozenset(tokenize(["say said tell told react reacted respond responded"])[0])
 
 # Words by which a follow-up points back at the story its conversation is about.
