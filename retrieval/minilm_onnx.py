@@ -181,6 +181,22 @@ def _emit_fused_encoder(
     """Encoder with onnxruntime contrib ops; returns the last hidden state's name."""
     eps = cfg.layer_norm_eps
     ms = _MS_DOMAIN
+
+    def skip_norm(x: str, residual: str, prefix: str) -> str:
+        # LayerNorm(x + dense bias + residual), as one contrib op.
+        return g.op(
+            "SkipLayerNormalization",
+            [
+                x,
+                residual,
+                const_w(f"{prefix}.LayerNorm.weight"),
+                const_w(f"{prefix}.LayerNorm.bias"),
+                const_w(f"{prefix}.dense.bias"),
+            ],
+            domain=ms,
+            epsilon=eps,
+        )
+
     ids = g.op("Cast", ["input_ids"], to=TensorProto.INT32)
     mask = g.op("Cast", ["attention_mask"], to=TensorProto.INT32)
     segments = g.op(
@@ -217,33 +233,11 @@ def _emit_fused_encoder(
             "Attention", [hidden, qkv_w, qkv_b, mask_index], domain=ms, num_heads=cfg.num_heads
         )
         attn = g.op("MatMul", [ctx, wt(f"{p}.attention.output.dense")])
-        hidden = g.op(
-            "SkipLayerNormalization",
-            [
-                attn,
-                hidden,
-                const_w(f"{p}.attention.output.LayerNorm.weight"),
-                const_w(f"{p}.attention.output.LayerNorm.bias"),
-                const_w(f"{p}.attention.output.dense.bias"),
-            ],
-            domain=ms,
-            epsilon=eps,
-        )
+        hidden = skip_norm(attn, hidden, f"{p}.attention.output")
         inter = g.op("MatMul", [hidden, wt(f"{p}.intermediate.dense")])
         inter = g.op("BiasGelu", [inter, const_w(f"{p}.intermediate.dense.bias")], domain=ms)
         out = g.op("MatMul", [inter, wt(f"{p}.output.dense")])
-        hidden = g.op(
-            "SkipLayerNormalization",
-            [
-                out,
-                hidden,
-                const_w(f"{p}.output.LayerNorm.weight"),
-                const_w(f"{p}.output.LayerNorm.bias"),
-                const_w(f"{p}.output.dense.bias"),
-            ],
-            domain=ms,
-            epsilon=eps,
-        )
+        hidden = skip_norm(out, hidden, f"{p}.output")
     return hidden
 
 
