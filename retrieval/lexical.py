@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_FORMAT = 7  # bump when what is indexed changes
+_FORMAT = 8  # bump when what is indexed changes
 
 # bm25s's defaults (BM25(), method "lucene"), with which every index here is scored.
 _K1 = 1.5
@@ -48,11 +48,13 @@ _DEAD_SHARE = 0.25
 _US = re.compile(r"\bU\.?S\.?(?=\W|$)(?!\.\w)")
 
 
-# Chat's asides ("hey, can anyone tell me ...", "pretty sure ...") ask for nothing an
-# article says: stop words.
+# Chat's asides ("hey, can anyone tell me ...", "pretty sure ...") and hedges ("where
+# exactly?", "ok, so what actually happened?") ask for nothing an article says: stop words.
 CHAT_ASIDES = frozenset({"hey", "hi", "hello", "anyone", "anybody", "tell", "know", "pretty",
                          "sure", "please", "pls", "thanks", "lol", "btw", "wondering",
-                         "curious", "remind"})
+                         "curious", "remind", "ok", "okay", "yeah", "guys", "really",
+                         "actually", "exactly", "precisely", "basically", "literally",
+                         "anyway"})
 
 
 def only_asides(text: str) -> bool:

@@ -281,6 +281,20 @@ def test_thanks_in_a_conversation_is_not_answered_with_its_story_again(
     assert not services.ask.ask("tell me more", history=history).abstained
 
 
+def test_a_follow_up_of_chat_hedges_alone_continues_the_story(services: Services) -> None:
+    # "where exactly?": "exactly" is in no article of a small store, so it was taken for
+    # naming something never read, and the follow-up was refused. Chat's hedges and
+    # intensifiers name nothing.
+    first = "did india land on the moon?"
+    history = [Turn("user", first), Turn("assistant", services.ask.ask(first).text)]
+    for follow in ("where exactly?", "ok, when was that actually?", "really? where?"):
+        answer = services.ask.ask(follow, history=history)
+        assert not answer.abstained, (follow, answer.text)
+        assert answer.sources[0].title.startswith("India lands Chandrayaan-3"), follow
+    assert "south pole" in services.ask.ask("where exactly?", history=history).text
+    assert services.ask.ask("ok thanks", history=history).abstained
+
+
 def test_a_follow_up_without_words_of_its_own_is_judged_with_the_conversation(
         services: Services) -> None:
     # "when was that?" names nothing: the question meant is the earlier one's subject plus
