@@ -933,10 +933,11 @@ def judge(articles: Sequence[ArticleHit], plan: QueryPlan, texts: dict[str, set[
 
     A question about a period with no article in it cannot be answered from them (the
     period's other hops, "what did he say in 2008 about ...", are judged as usual). With a
-    second hop, the description and the question asked are judged together. A follow-up
-    with no terms of its own ("when was that?"), or that points back at it with a pronoun
-    ("how fast was it going?"), asks about its conversation's subject: the earlier turns'
-    terms count too, at ``context_share`` of their weight. One that names something else
+    second hop, the description and the question asked are judged together, and so are the
+    best article and the one holding the other answer a choice offers (:func:`compared`).
+    A follow-up with no terms of its own ("when was that?"), or that points back at it with
+    a pronoun ("how fast was it going?"), asks about its conversation's subject: the earlier
+    turns' terms count too, at ``context_share`` of their weight. One that names something else
     ("and the Mars helicopter?") is judged by what it names: the earlier story covering the
     conversation says nothing of whether it covers that. The words of :func:`asked_terms`
     that name no subject count only when they are all the question has.
@@ -950,11 +951,29 @@ def judge(articles: Sequence[ArticleHit], plan: QueryPlan, texts: dict[str, set[
     context = content_terms(plan.context_tokens) if not terms or plan.refers_back else []
     confidence = coverage_confidence(articles[:3], terms, idf, texts, context=context,
                                      context_share=context_share)
-    if hop is not None and len(articles) > 1 and articles[1] is hop:
+    if hop is None or len(articles) < 2 or articles[1] is not hop:
+        hop = compared(articles, plan.query, texts)
+    if hop is not None:
         confidence = max(confidence, coverage_confidence(
             [articles[0], hop], terms, idf, texts, jointly=True, context=context,
             context_share=context_share))
     return confidence
+
+
+def compared(articles: Sequence[ArticleHit], query: str,
+             texts: dict[str, set[str]]) -> ArticleHit | None:
+    """The report beside the best one when a question offers a choice of two stories
+    ("which came first, the eclipse or the olympics?") and the best holds only one: of the
+    next two, the first holding an answer offered that the best does not."""
+    expected = expect(query)
+    if expected is None or len(expected.offered) < 2 or len(articles) < 2:
+        return None
+    best = texts.get(articles[0].article_id, set())
+    missing = [o for o in expected.offered if not o <= best]
+    if len(missing) == len(expected.offered):
+        return None  # the best holds no answer offered: it is no report of either
+    return next((a for a in articles[1:3]
+                 if any(o <= texts.get(a.article_id, set()) for o in missing)), None)
 
 
 def asked_terms(query: str, terms: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -281,6 +281,18 @@ def test_thanks_in_a_conversation_is_not_answered_with_its_story_again(
     assert not services.ask.ask("tell me more", history=history).abstained
 
 
+def test_a_choice_between_two_stories_is_judged_on_both_reports(services: Services) -> None:
+    # "Which came first, the eclipse or the olympics?": each report holds one of the two, so
+    # judged one at a time neither covered the question, and it was refused.
+    answer = services.ask.ask("which came first, the eclipse or the olympics?")
+    assert not answer.abstained, answer.text
+    titles = {s.title.split()[0] for s in answer.sources}
+    assert {"Total", "Paris"} <= titles, titles
+    assert "8 April 2024" in answer.text and "26 July" in answer.text
+    # A choice between a story read and one never read is still refused.
+    assert services.ask.ask("which came first, the eclipse or the super bowl?").abstained
+
+
 def test_a_follow_up_of_chat_hedges_alone_continues_the_story(services: Services) -> None:
     # "where exactly?": "exactly" is in no article of a small store, so it was taken for
     # naming something never read, and the follow-up was refused. Chat's hedges and

@@ -113,6 +113,26 @@ def test_judge_reads_coverage_similarity_and_the_period() -> None:
     assert judge([first, second], period, texts, idf) == 0.0
 
 
+def test_a_choice_between_two_stories_is_judged_on_the_two_reports_together() -> None:
+    # "Which came first, the eclipse or the olympics?": each report holds one of the
+    # offered answers, so neither alone covers the question.
+    eclipse, games = _article("eclipse", 0.5, sim=0.3), _article("games", 0.4, sim=0.3)
+    other = _article("probe", 0.3, sim=0.3)
+    terms = ["came", "first", "eclips", "olymp"]
+    texts = {"eclipse": {"eclips", "first"}, "games": {"olymp", "first"},
+             "probe": {"first", "came"}}
+    idf = _EvenIdf()
+    plan = _plan("which came first, the eclipse or the olympics?", terms)
+    together = coverage_confidence([eclipse, games], terms, idf, texts, jointly=True)
+    assert together == pytest.approx(0.5 * 0.3 + 0.5 * 3 / 4)
+    assert judge([eclipse, games, other], plan, texts, idf) == pytest.approx(together)
+    assert judge([eclipse, other, games], plan, texts, idf) == pytest.approx(together)
+    # Not when no other report holds the other answer, nor when the question offers none.
+    assert judge([eclipse, other], plan, texts, idf) == pytest.approx(0.5 * 0.3 + 0.5 * 2 / 4)
+    plain = _plan("what came first at the eclipse and olympics?", terms)
+    assert judge([eclipse, games], plain, texts, idf) == pytest.approx(0.5 * 0.3 + 0.5 * 2 / 4)
+
+
 def test_a_follow_up_is_judged_with_its_conversations_terms_at_a_share() -> None:
     landing = _article("landing", 0.5, sim=0.3)
     texts = {"landing": {"india", "land", "moon", "pole", "date"}}
