@@ -361,6 +361,23 @@ def asks_what_was_said(question: str) -> bool:
     return cue(q) == "said" and _SAY.search(q) is not None and not _TEXT_SAYS.search(q)
 
 
+# "Tell me more", "anything else?", "go on", "more details please": asking for more of the
+# story being talked about, not for something in it.
+_MORE = re.compile(
+    r"^\W*(?:(?:ok(?:ay)?|so|and|yes|yeah|pls|please)\W+)*"
+    r"(?:(?:can|could|would) you\s+)?(?:please\s+)?"
+    r"(?:tell me (?:more|some more)(?: about (?:it|that|this|them))?|(?:some |any )?more"
+    r"(?: details| info(?:rmation)?)?|(?:any )?(?:details|other details)|go on|continue"
+    r"|keep going|(?:anything|what) else(?: happened)?|(?:and )?then what|and then"
+    r"|say more|elaborate)"
+    r"(?:\W+(?:please|pls|thanks))?\W*$", re.I)
+
+
+def asks_for_more(question: str) -> bool:
+    """Whether ``question`` asks for more of the story its conversation is about."""
+    return _MORE.match(question.strip()) is not None
+
+
 def holds_cue(kind: Cue, question: str, sentence: str) -> bool:
     """Whether ``sentence`` holds what ``kind`` looks for, beyond the question's own words:
     a name or a place the question does not use, a reason, words said."""

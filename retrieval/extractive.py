@@ -44,6 +44,7 @@ import numpy as np
 
 from retrieval.answer_type import (
     Expected,
+    asks_for_more,
     asks_what_was_said,
     asks_with_question_word,
     cue,
@@ -97,10 +98,14 @@ class Extract:
     # A partial answer's closest sentence may answer in words the question does not use ("what
     # was wrong with it?": "engineers traced the fault to a failed chip"): said less firmly.
     unsure: bool = False
+    # "Tell me more" when every sentence of the story found has been given already.
+    exhausted: bool = False
 
     @property
     def note(self) -> str:
         """Why there is no full answer, for the answer's footer."""
+        if self.exhausted:
+            return "every sentence found about the story had been given already"
         if self.verdict == "none":
             return "no sentence of the articles matched the question well enough"
         if self.verdict == "partial" and self.unsure:
@@ -306,15 +311,18 @@ def _asked(question: str, result: SearchResult, embedder: Embedder | None,
     return _embed(embedder, [unnamed], cache)[0]
 
 
-def answer(question: str, result: SearchResult, retriever: Retriever) -> Extract:
+def answer(question: str, result: SearchResult, retriever: Retriever, *,
+           earlier: str = "") -> Extract:
     """The sentences that answer ``question`` from ``result``'s articles, best first, scored
-    with the retriever's index weights, embedding model and parameters."""
+    with the retriever's index weights, embedding model and parameters. ``earlier``: what
+    the conversation has said already, which "tell me more" does not repeat."""
     return answer_with(question, result, retriever.lexical(), retriever.embedder,
-                       retriever.params, retriever.sentence_vectors)
+                       retriever.params, retriever.sentence_vectors, earlier=earlier)
 
 
 def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedder | None,
-                p: SearchParams, cache: SentenceVectors | None = None) -> Extract:
+                p: SearchParams, cache: SentenceVectors | None = None, *,
+                earlier: str = "") -> Extract:
     """:func:`answer` with its parts given (``embedder`` None: words only)."""
     t0 = time.perf_counter()
     if result.digest:
@@ -351,6 +359,9 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
         # price" and date match its one word, not its subject.
         lead = next((c for c in scored if c.article in about), lead)
     on_subject = [c for c in scored if c.article in about]
+    if result.story_terms and asks_for_more(question):
+        # "Tell me more": the story's sentences not given yet, likeliest first.
+        return _more(on_subject, earlier, p, time.perf_counter() - t0, scored)
     if expected is not None and not any(c.kind > 0 for c in on_subject[: p.kind_sentences]):
         # The story is there, the kind of answer asked for is not: the closest it comes is
         # its likeliest sentence (another story's amount or date does not answer).
@@ -391,6 +402,21 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
         per_article[c.article] = per_article.get(c.article, 0) + 1
     return Extract(picked, "answer", expected, _missing(expected),
                    (time.perf_counter() - t0) * 1000, scored)
+
+
+def _more(on_subject: list[Candidate], earlier: str, p: SearchParams, took_s: float,
+          scored: list[Candidate]) -> Extract:
+    picked: list[Picked] = []
+    per_article: dict[int, int] = {}
+    for c in on_subject:
+        if len(picked) >= p.answer_sentences:
+            break
+        if c.text in earlier or per_article.get(c.article, 0) >= p.per_article:
+            continue
+        picked.append(Picked(c.text, c.article, c.score))
+        per_article[c.article] = per_article.get(c.article, 0) + 1
+    return Extract(picked, "answer" if picked else "none", None, _missing(None),
+                   took_s * 1000, scored, exhausted=not picked)
 
 
 # Where a question's parts meet: "the ferry line shut in May - when will the line reopen?",

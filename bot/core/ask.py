@@ -30,6 +30,8 @@ from retrieval.timeparse import parse_since, spoken, zone_named
 log = logging.getLogger(__name__)
 
 ABSTAIN_TEXT = "The articles I have read don't answer that."
+# "Tell me more" once every sentence found about the story has been given.
+ALL_SAID_TEXT = "That is all the articles I have read say about it."
 _ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff\u00ad]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _WORD = re.compile(r"[^\W\d_]+")
@@ -194,7 +196,9 @@ class AskService:
             note = reply.note
         elif self.model is not None:
             note = f"the language model did not answer ({said(model_error)})"
-        return self._extractive(standalone, result, note=note, now=now, since=since, **base)
+        earlier = "\n".join(t.text for t in turns if t.role == "assistant")
+        return self._extractive(standalone, result, note=note, now=now, since=since,
+                                earlier=earlier, **base)
 
     def _condense(self, question: str, turns: Sequence[Turn],
                   deadline: float) -> tuple[str | None, str | None]:
@@ -218,10 +222,11 @@ class AskService:
     # -- extractive mode -------------------------------------------------------------------
     def _extractive(self, query: str, result: SearchResult, *, note: str | None,
                     now: datetime | None = None, since: datetime | None = None,
-                    **base: object) -> Answer:
-        found = extractive.answer(query, result, self.retriever)
+                    earlier: str = "", **base: object) -> Answer:
+        found = extractive.answer(query, result, self.retriever, earlier=earlier)
         if found.verdict == "none":
             return self._abstain(result, note=f"{note}; {found.note}" if note else found.note,
+                                 text=ALL_SAID_TEXT if found.exhausted else ABSTAIN_TEXT,
                                  **base)
         if found.verdict == "partial":
             # The story is there but not what was asked: say so, and quote the closest

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.ask import ABSTAIN_TEXT, latin_lookalikes
+from bot.core.ask import ABSTAIN_TEXT, ALL_SAID_TEXT, latin_lookalikes
 from bot.core.follow_up import search_context
 from bot.core.language import ENGLISH_ONLY
 from bot.core.llm import LLMError, OpenAIChatModel
@@ -305,6 +305,27 @@ def test_a_follow_up_of_chat_hedges_alone_continues_the_story(services: Services
         assert answer.sources[0].title.startswith("India lands Chandrayaan-3"), follow
     assert "south pole" in services.ask.ask("where exactly?", history=history).text
     assert services.ask.ask("ok thanks", history=history).abstained
+
+
+def test_tell_me_more_gives_the_story_sentences_not_said_yet(services: Services) -> None:
+    # "Tell me more" was answered with the sentence just given, or only as the closest the
+    # story came to it.
+    first = "when did Notre-Dame cathedral reopen?"
+    said = services.ask.ask(first)
+    history = [Turn("user", first), Turn("assistant", said.text)]
+    for more in ("tell me more", "anything else?", "go on", "more details please"):
+        answer = services.ask.ask(more, history=history)
+        assert not answer.abstained, (more, answer.text)
+        assert answer.sources[0].title.startswith("Notre-Dame"), more
+        sentences = [s for s in re.split(r"\s*\[\d+\]\s*", answer.text) if s]
+        assert sentences and not any(s in said.text for s in sentences), (more, answer.text)
+    # Once everything has been said there is nothing more to give.
+    history += [Turn("user", "tell me more"),
+                Turn("assistant", services.ask.ask("tell me more", history=history).text)]
+    history += [Turn("user", "tell me more"),
+                Turn("assistant", services.ask.ask("tell me more", history=history).text)]
+    done = services.ask.ask("tell me more", history=history)
+    assert done.abstained and done.text == ALL_SAID_TEXT
 
 
 def test_a_follow_up_without_words_of_its_own_is_judged_with_the_conversation(
