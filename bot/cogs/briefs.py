@@ -315,6 +315,16 @@ def check_can_post(channel: discord.TextChannel) -> None:
                            f"{' and '.join(missing)} there. Grant it, then try again.")
 
 
+def guild_channels(interaction: discord.Interaction[Any]) -> list[int]:
+    """The ids of the channels and threads of the server a command comes from: a
+    subscription made on the command line (it names a channel, no server) that posts to one
+    of them is that server's to list, move and remove."""
+    guild = interaction.guild
+    if guild is None:
+        return []
+    return [c.id for c in guild.channels] + [t.id for t in guild.threads]
+
+
 # -- the preview ---------------------------------------------------------------------------------
 HEADLINE_CHARS = 256  # an embed title's limit
 SYNOPSIS_CHARS = 1000
@@ -560,7 +570,8 @@ class Briefs(commands.Cog):
         check_can_post(channel)
         await interaction.response.defer(ephemeral=True, thinking=True)
         sub = await self.call(interaction, "subscriptions.add", {
-            "channel_id": channel.id, "guild_id": interaction.guild_id, "source": source,
+            "channel_id": channel.id, "guild_id": interaction.guild_id,
+            "guild_channels": guild_channels(interaction), "source": source,
             "topic": topic, "keywords": keywords or [], "daily_cap": daily_cap, "mode": mode,
             "digest_hour": digest_hour, "tz": timezone})
         if sub.get("resumed") is not None:
@@ -607,7 +618,8 @@ class Briefs(commands.Cog):
         checks.require_in("mod", interaction, None)  # every channel's digests move
         await interaction.response.defer(ephemeral=True, thinking=True)
         result = await self.call(interaction, "brief.timezone",
-                                 {"guild_id": interaction.guild_id, "tz": zone})
+                                 {"guild_id": interaction.guild_id, "tz": zone,
+                                  "guild_channels": guild_channels(interaction)})
         n = result["subscriptions"]
         await interaction.followup.send(
             f"Digest hours are now in {result['tz']} ({counted(n, 'subscription')} "
@@ -619,14 +631,17 @@ class Briefs(commands.Cog):
     async def unsubscribe(self, interaction: discord.Interaction[Any],
                           subscription: app_commands.Range[int, 1]) -> None:
         row = await asyncio.to_thread(self.services.state.get_subscription, subscription)
-        if row is not None and row["guild_id"] == interaction.guild_id:
+        here = guild_channels(interaction)
+        if row is not None and (row["guild_id"] == interaction.guild_id or (
+                row["guild_id"] is None and row["channel_id"] in here)):
             # A moderator of the channel it posts to; of the server when it is gone.
             where = self.bot.get_channel(int(row["channel_id"]))
             checks.require_in("mod", interaction,
                               where if isinstance(where, discord.abc.GuildChannel) else None)
         await interaction.response.defer(ephemeral=True, thinking=True)
         sub = await self.call(interaction, "subscriptions.remove",
-                              {"id": subscription, "guild_id": interaction.guild_id})
+                              {"id": subscription, "guild_id": interaction.guild_id,
+                               "guild_channels": here})
         await interaction.followup.send(f"Subscription #{sub['id']} removed.", ephemeral=True,
                                         allowed_mentions=NO_MENTIONS)
 
@@ -635,7 +650,8 @@ class Briefs(commands.Cog):
     async def list_(self, interaction: discord.Interaction[Any]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         result = await self.call(interaction, "subscriptions.list",
-                                 {"guild_id": interaction.guild_id})
+                                 {"guild_id": interaction.guild_id,
+                                  "guild_channels": guild_channels(interaction)})
         lines = [s["describe"] for s in result["subscriptions"]] or ["No subscriptions yet."]
         await interaction.followup.send(render.truncate("\n".join(lines), 1900), ephemeral=True,
                                         allowed_mentions=NO_MENTIONS)

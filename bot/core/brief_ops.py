@@ -22,6 +22,17 @@ def _channel(args: Args) -> int:
     return channel
 
 
+def _guild_channels(args: Args) -> list[int]:
+    """The channels of the server a Discord command came from (``guild_channels``, as the
+    bot sees them): subscriptions made with no server that post there are that server's."""
+    return [int(c) for c in args.get("guild_channels") or ()]
+
+
+def _claim(ctx: Context, args: Args) -> None:
+    if args.get("guild_id") is not None and args.get("guild_channels"):
+        ctx.services.desk.claim(int(args["guild_id"]), _guild_channels(args))
+
+
 def brief_preview(ctx: Context, args: Args) -> Result:
     brief = ctx.services.briefs.preview(str(args.get("article") or ""))
     return {**brief.to_json(), "mode": brief.mode, "notes": brief.notes}
@@ -45,6 +56,7 @@ def brief_post(ctx: Context, args: Args) -> Result:
 
 
 def subscriptions_add(ctx: Context, args: Args) -> Result:
+    _claim(ctx, args)
     keywords = args.get("keywords") or []
     if isinstance(keywords, str):
         keywords = [k.strip() for k in keywords.split(",")]
@@ -62,6 +74,7 @@ def brief_timezone(ctx: Context, args: Args) -> Result:
     except (KeyError, TypeError, ValueError):
         raise NewsbotError("a time zone is set for a server (its numeric id)") from None
     tz = str(args.get("tz") or "").strip()
+    _claim(ctx, args)
     moved = ctx.services.desk.set_timezone(guild_id, tz)
     return {"guild_id": guild_id, "tz": tz, "subscriptions": moved}
 
@@ -72,12 +85,14 @@ def subscriptions_remove(ctx: Context, args: Args) -> Result:
     except (KeyError, TypeError, ValueError):
         raise NewsbotError("give the subscription's number (see `subscriptions list`)") \
             from None
+    _claim(ctx, args)
     return ctx.services.desk.unsubscribe(sub_id, guild_id=args.get("guild_id")).to_json()
 
 
 def subscriptions_list(ctx: Context, args: Args) -> Result:
     subs = ctx.services.desk.subscriptions(guild_id=args.get("guild_id"),
-                                           channel_id=args.get("channel_id"))
+                                           channel_id=args.get("channel_id"),
+                                           guild_channels=_guild_channels(args))
     labels = {r.id: r.label for r in ctx.services.state.list_sources()}
     out: list[dict[str, Any]] = []
     for s in subs:

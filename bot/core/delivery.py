@@ -471,6 +471,16 @@ class Desk:
         _check_zone(tz)
         return self.state.set_guild_tz(guild_id, tz)
 
+    def claim(self, guild_id: int, channel_ids: Iterable[int]) -> int:
+        """Subscriptions made with no server (``newsbot subscriptions add --channel``) that
+        post to one of ``guild_id``'s channels become that server's: its moderators list,
+        remove and move them like their own. How many."""
+        claimed = self.state.claim_subscriptions(guild_id, channel_ids)
+        if claimed:
+            log.info("%d subscriptions made with no server now belong to server %s", claimed,
+                     guild_id)
+        return claimed
+
     def unsubscribe(self, sub_id: int, *, guild_id: int | None = None) -> Subscription:
         """Stop a subscription; its briefs not sent yet (held by a pause, or queued) are
         dropped with it."""
@@ -481,10 +491,13 @@ class Desk:
         self.state.drop_pending_posts(sub_id, "unsubscribed")
         return Subscription.from_row(row)
 
-    def subscriptions(self, *, guild_id: int | None = None,
-                      channel_id: int | None = None) -> list[Subscription]:
+    def subscriptions(self, *, guild_id: int | None = None, channel_id: int | None = None,
+                      guild_channels: Iterable[int] | None = None) -> list[Subscription]:
+        """With ``guild_id``, that server's: those made there, and those made with no
+        server that post to one of its channels ``guild_channels``."""
         rows = self.state.subscriptions(
-            guild_id=guild_id, channel_ids=[channel_id] if channel_id is not None else None)
+            guild_id=guild_id, channel_ids=[channel_id] if channel_id is not None else None,
+            guild_channels=guild_channels)
         return [Subscription.from_row(r) for r in rows]
 
     # -- stories ---------------------------------------------------------------------------

@@ -887,14 +887,32 @@ class State:
             return int(cur.lastrowid) if cur.rowcount else None
 
     def subscriptions(self, *, channel_ids: Iterable[int] | None = None,
-                      guild_id: int | None = None) -> list[sqlite3.Row]:
+                      guild_id: int | None = None,
+                      guild_channels: Iterable[int] | None = None) -> list[sqlite3.Row]:
+        """Subscriptions, of ``channel_ids`` and of ``guild_id``: those it made, and those
+        made with no server that post to one of its channels ``guild_channels``."""
         rows = self._query("SELECT * FROM subscriptions ORDER BY id")
         if channel_ids is not None:
             wanted = set(channel_ids)
             rows = [r for r in rows if r["channel_id"] in wanted]
         if guild_id is not None:
-            rows = [r for r in rows if r["guild_id"] == guild_id]
+            mine = set(guild_channels or ())
+            rows = [r for r in rows if r["guild_id"] == guild_id
+                    or (r["guild_id"] is None and r["channel_id"] in mine)]
         return rows
+
+    def claim_subscriptions(self, guild_id: int, channel_ids: Iterable[int]) -> int:
+        """Give ``guild_id`` the subscriptions made with no server (on the command line)
+        that post to its channels ``channel_ids``; how many."""
+        ids = list(dict.fromkeys(int(c) for c in channel_ids))
+        claimed = 0
+        with self.transaction() as db:
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                claimed += db.execute(
+                    f"UPDATE subscriptions SET guild_id = ? WHERE guild_id IS NULL AND "
+                    f"channel_id IN ({','.join('?' * len(part))})", (guild_id, *part)).rowcount
+        return claimed
 
     def get_subscription(self, sub_id: int) -> sqlite3.Row | None:
         rows = self._query("SELECT * FROM subscriptions WHERE id = ?", (sub_id,))
