@@ -59,7 +59,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from bot.core.briefs import Brief, write_brief
-from bot.core.models import SOURCES_LISTED, NewsbotError
+from bot.core.models import SOURCES_LISTED, SUBSCRIPTIONS_LISTED, NewsbotError
 from bot.core.state import State, utcnow
 from retrieval.articles import Article
 from retrieval.stories import (
@@ -437,7 +437,11 @@ class Desk:
         if sub_id is None:
             resumed = self._resume(channel_id, source_id, topic)
             if resumed is None:
-                raise NewsbotError("that channel already follows that; see `subscriptions list`")
+                same = next((s.id for s in self.subscriptions(channel_id=channel_id)
+                             if s.source_id == source_id and s.topic == topic), None)
+                raise NewsbotError("that channel already follows that"
+                                   + (f" (subscription #{same})" if same is not None else "")
+                                   + f"; {SUBSCRIPTIONS_LISTED}")
             return resumed
         row = self.state.get_subscription(sub_id)
         assert row is not None

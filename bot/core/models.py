@@ -134,6 +134,7 @@ def redact_url(spec: str) -> str:
 # Where the sources are listed, for an error naming one that is not there: in Discord
 # (/feeds list, admins) and in a terminal.
 SOURCES_LISTED = "`/feeds list` or `newsbot sources` lists them"
+SUBSCRIPTIONS_LISTED = "`/brief list` or `newsbot subscriptions list` lists them"
 
 
 def counted(n: int, noun: str) -> str:

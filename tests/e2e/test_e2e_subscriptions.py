@@ -49,3 +49,20 @@ async def test_a_subscription_made_on_the_command_line_is_managed_from_its_serve
     line = await reply("brief unsubscribe", subscription=elsewhere["id"])
     assert line == f"no subscription #{elsewhere['id']}"
     assert [s.id for s in svc.desk.subscriptions()] == [elsewhere["id"]]
+
+
+async def test_subscribing_a_channel_to_what_it_follows_names_that_subscription(
+        server: LocalDiscord, svc: Services, bot: NewsBot) -> None:  # noqa: F811
+    """The refusal pointed to `subscriptions list`, which is no command in Discord, and did
+    not say which subscription already does it."""
+    general = _general(server)
+    mod = _mod(server)
+    first = svc.desk.subscribe(channel_id=general.id, guild_id=_guild(server).id,
+                               topic="harbour ferries")
+    inter = server.slash(mod, general, "brief subscribe", channel=general.id,
+                         topic="harbour  ferries")
+    (line,) = await server.wait_async(lambda: [m for m in server.responses(inter)
+                                               if m.content], what="the reply")
+    assert line.ephemeral and line.content == (
+        f"that channel already follows that (subscription #{first.id}); "
+        "`/brief list` or `newsbot subscriptions list` lists them")
