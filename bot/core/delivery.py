@@ -97,6 +97,11 @@ HELD_MAX = 200
 # After the model did not answer a brief, the briefs planned in this long are extractive
 # rather than each waiting out the answer budget for it again.
 MODEL_REST = timedelta(minutes=5)
+# An article first read after a subscription was made is news to it though dated up to this
+# long before it: feeds list items some minutes after their date, and the first poll after
+# a subscription reads what was published since the poll before. Dated earlier still, it is
+# an old story a feed lists again.
+NEW_TO_SUBSCRIPTION = timedelta(days=1)
 # Why a channel's subscriptions are paused after a 403. Their briefs are held (planned and
 # kept pending, not sent) until a moderator subscribes the channel again.
 PAUSED_REASON = "the bot may not post in that channel (403)"
@@ -270,6 +275,18 @@ class Subscription:
             extra.append(f"disabled: {self.disabled_reason or 'no reason given'}")
         return f"#{self.id} <#{self.channel_id}> follows {what}" + (
             f" ({'; '.join(extra)})" if extra else "")
+
+
+def _older_than(sub: Subscription, published: datetime | None,
+                first_seen: datetime | None, now: datetime) -> bool:
+    """Whether an article is older news than the subscription: read before it was made, or
+    dated more than NEW_TO_SUBSCRIPTION before it."""
+    seen = published or first_seen or now
+    if seen >= sub.created_at:
+        return False
+    read_after = first_seen is not None and first_seen >= sub.created_at
+    return not (read_after and published is not None
+                and sub.created_at - published <= NEW_TO_SUBSCRIPTION)
 
 
 def _keyword_match(keywords: Sequence[str], article: Article) -> bool:
@@ -591,10 +608,11 @@ class Desk:
                 report.skip("first fetch")
                 continue
             source_ids = self.state.source_ids_of(article.id)
-            seen = article.published_at or self.state.article_first_seen(article.id) or now
+            first_seen = self.state.article_first_seen(article.id)
             for sub in subs:
                 why = self.matches(sub, article, vec, source_ids)
-                if why is None and seen < sub.created_at and article.id not in backfilled:
+                if why is None and article.id not in backfilled and \
+                        _older_than(sub, article.published_at, first_seen, now):
                     why = "older than the subscription"
                 if why is not None:
                     report.skip(why)

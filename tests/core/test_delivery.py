@@ -126,10 +126,10 @@ async def test_first_fetch_posts_nothing_unless_backfilled(svc: Services, tmp_pa
 async def test_items_older_than_the_subscription_keywords_and_daily_cap(
         svc: Services, tmp_path: Path) -> None:
     desk = _desk(svc)
-    late = datetime(2025, 5, 2, tzinfo=UTC)
     feed = _feed(tmp_path, "f", FERRY, MUSEUM)
     ids = _ingest(svc, feed)
-    desk.subscribe(channel_id=NEWS, source=feed, now=late)  # after both were published
+    late = datetime.now(UTC)  # after both were published, and read
+    desk.subscribe(channel_id=NEWS, source=feed, now=late)
     desk.subscribe(channel_id=SPORT, source=feed, keywords=["Meteorite"], now=T0)
     capped = desk.subscribe(channel_id=MODS + 1, source=feed, daily_cap=1, now=T0)
     report = desk.plan(ids, now=datetime(2025, 5, 1, 13, tzinfo=UTC))
@@ -140,6 +140,28 @@ async def test_items_older_than_the_subscription_keywords_and_daily_cap(
     assert [m.title for m in poster.in_channel(SPORT)] == [MUSEUM["title"]]
     assert len(poster.in_channel(capped.channel_id)) == 1
     assert report.skipped["daily cap"] == 1
+
+
+async def test_an_item_dated_just_before_the_subscription_and_read_after_it_is_posted(
+        svc: Services, tmp_path: Path) -> None:
+    """A feed lists an item some minutes after its date, and the first poll after a
+    subscription is made reads what was published since the poll before: such an item was
+    dropped as "older than the subscription", so the brief a moderator who had just
+    subscribed was waiting for never came. An item read after the subscription is news to it
+    unless dated more than a day before it (an old story a feed lists again)."""
+    desk = _desk(svc)
+    spec = _feed(tmp_path, "coast", LIBRARY)
+    _ingest(svc, spec)  # the source's first fetch, before the subscription
+    sub = desk.subscribe(channel_id=NEWS, source=spec)
+    fresh = dict(FERRY, published_at=(sub.created_at - timedelta(minutes=20)).isoformat())
+    stale = dict(MUSEUM, published_at=(sub.created_at - timedelta(days=3)).isoformat())
+    ids = _ingest(svc, _feed(tmp_path, "coast", LIBRARY, fresh, stale))
+    assert len(ids) == 2
+    report = desk.plan(ids)
+    assert report.briefs == 1 and report.skipped == {"older than the subscription": 1}
+    poster = MemoryPoster()
+    await desk.deliver(poster)
+    assert [m.title for m in poster.in_channel(NEWS)] == [FERRY["title"]]
 
 
 async def test_two_outlets_one_story_one_brief_then_an_update(
