@@ -328,6 +328,8 @@ def guild_channels(interaction: discord.Interaction[Any]) -> list[int]:
 # -- the preview ---------------------------------------------------------------------------------
 HEADLINE_CHARS = 256  # an embed title's limit
 SYNOPSIS_CHARS = 1000
+# How long a preview's buttons answer; under the 15 minutes its interaction can still edit it.
+PREVIEW_TIMEOUT_S = 600.0
 
 
 class EditBrief(discord.ui.Modal, title="Edit the brief"):
@@ -378,9 +380,22 @@ class Preview(discord.ui.View):
 
     def __init__(self, cog: Briefs, user_id: int, channel: discord.abc.GuildChannel,
                  article: str, brief: dict[str, Any]) -> None:
-        super().__init__(timeout=600)
+        super().__init__(timeout=PREVIEW_TIMEOUT_S)
         self.cog, self.user_id, self.channel = cog, user_id, channel
         self.article, self.brief = article, brief
+        self.message: discord.WebhookMessage | None = None  # the preview, once shown
+
+    async def on_timeout(self) -> None:
+        # Its buttons answer no more: say so, rather than leave buttons whose press Discord
+        # reports as "This interaction failed".
+        if self.message is None:
+            return
+        minutes = max(1, round(PREVIEW_TIMEOUT_S / 60))
+        with contextlib.suppress(discord.HTTPException):
+            await self.message.edit(
+                content=f"This preview for {self.channel.mention} expired after "
+                        f"{counted(minutes, 'minute')}; nothing was posted. Run `/brief post` "
+                        "again to post it.", view=None, allowed_mentions=NO_MENTIONS)
 
     def embed(self) -> discord.Embed:
         msg = OutMessage(kind="brief", title=self.brief["headline"][:256],
@@ -523,9 +538,9 @@ class Briefs(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         brief = await self.call(interaction, "brief.preview", {"article": article})
         preview = Preview(self, interaction.user.id, target, brief["article_id"], brief)
-        await interaction.followup.send(
+        preview.message = await interaction.followup.send(
             f"Preview for {target.mention}:", embed=preview.embed(), view=preview,
-            ephemeral=True, allowed_mentions=NO_MENTIONS)
+            ephemeral=True, allowed_mentions=NO_MENTIONS, wait=True)
 
     @post.autocomplete("article")
     async def article_choices(self, interaction: discord.Interaction[Any],
