@@ -427,9 +427,13 @@ def cmd_sources(args: argparse.Namespace) -> int:
         if args.json:
             _dump(result)
         else:
+            ended = result.get("subscriptions_ended") or []
             print(f"removed source {result['id']} "
                   f"({source_label(result['name'], result['spec'])}): "
-                  f"{counted(result['articles_removed'], 'article')} taken out of the store")
+                  f"{counted(result['articles_removed'], 'article')} taken out of the store"
+                  + ("; subscriptions ended: "
+                     + ", ".join(f"#{s['id']} (channel {s['channel_id']})" for s in ended)
+                     if ended else ""))
         return 0
     target = args.target.strip()
     if (not target.lower().startswith(("http://", "https://"))

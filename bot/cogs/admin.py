@@ -118,7 +118,8 @@ class Admin(commands.Cog):
         label = render.plain(render.truncate(source_label(result["name"], result["spec"]), 100))
         await interaction.followup.send(
             f"Removed source {result['id']} ({label}): "
-            f"{counted(result['articles_removed'], 'article')} left the store.",
+            f"{counted(result['articles_removed'], 'article')} left the store."
+            + _ended(result.get("subscriptions_ended") or []),
             ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     @feeds_remove.autocomplete("source")
@@ -173,6 +174,20 @@ class Admin(commands.Cog):
             log.error("reindex failed", exc_info=exc)
             line = "Reindex not done: it failed; the live store serves as before (see the log)."
         await interaction.edit_original_response(content=line, allowed_mentions=NO_MENTIONS)
+
+
+ENDED_LISTED = 20  # of the subscriptions a removed source ended, named in the reply
+
+
+def _ended(subs: list[dict[str, Any]]) -> str:
+    """The subscriptions a removed source ended, by number and channel (within Discord's
+    2,000 characters however many)."""
+    if not subs:
+        return ""
+    named = ", ".join(f"#{s['id']} in <#{s['channel_id']}>" for s in subs[:ENDED_LISTED])
+    more = len(subs) - ENDED_LISTED
+    its = "Its subscription" if len(subs) == 1 else f"Its {len(subs)} subscriptions"
+    return (f" {its} ended: {named}" + (f" and {more} more" if more > 0 else "") + ".")
 
 
 def _fold(state: dict[str, Any], event: dict[str, Any]) -> None:

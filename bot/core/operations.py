@@ -122,9 +122,13 @@ def _sources_add(ctx: Context, args: Args) -> Result:
 
 
 def _sources_remove(ctx: Context, args: Args) -> Result:
+    # The channel subscriptions that follow the source end with it: said in the reply.
+    following = ctx.services.desk.subscriptions()
     source, removed = ctx.services.admin.remove_source(args["spec"], path=args.get("path"))
+    ended = [{"id": s.id, "channel_id": s.channel_id} for s in following
+             if s.source_id == source.id]
     return {"id": source.id, "spec": source.spec, "name": source.name,
-            "articles_removed": removed}
+            "articles_removed": removed, "subscriptions_ended": ended}
 
 
 def _reindex(ctx: Context, args: Args) -> Result:

@@ -36,3 +36,30 @@ async def test_a_long_feed_address_is_followed_and_removed_with_replies_that_fit
                                                if m.content], timeout=30, what="the reply")
     assert line.content.startswith(f"Removed source {source.id} (")
     assert "2 articles left the store" in line.content
+
+
+@pytest.mark.usefixtures("allow_private_urls")
+async def test_removing_a_feed_tells_the_admin_which_subscriptions_ended(
+        server: LocalDiscord, svc: Services, bot: NewsBot) -> None:  # noqa: F811
+    """Removing a source ends the channel subscriptions that follow it; the admin was told
+    only how many articles left, and the channels' briefs stopped with no one told."""
+    guild = _guild(server)
+    admin = server.add_member(guild, "ada")
+    server.add_role(guild, "admins", ["manage_guild"], members=[admin])
+    news, port = server.add_channel(guild, "news"), server.add_channel(guild, "port")
+    with StaticServer() as http:
+        url = http.add("/feed.xml", rss(numbered_items(0, 2, long_text=True)),
+                       content_type="application/rss+xml")
+        inter = server.slash(admin, _general(server), "feeds add", url=url, name="harbour")
+        await server.wait_async(lambda: [m for m in server.responses(inter) if m.content],
+                                timeout=30, what="the reply")
+    subs = [svc.desk.subscribe(channel_id=c.id, guild_id=guild.id, source="harbour")
+            for c in (news, port)]
+    topic = svc.desk.subscribe(channel_id=news.id, guild_id=guild.id, topic="harbour")
+    inter = server.slash(admin, _general(server), "feeds remove", source="harbour")
+    (line,) = await server.wait_async(lambda: [m for m in server.responses(inter)
+                                               if m.content], timeout=30, what="the reply")
+    assert line.ephemeral and line.content == (
+        "Removed source 2 (harbour): 2 articles left the store. Its 2 subscriptions ended: "
+        f"#{subs[0].id} in <#{news.id}>, #{subs[1].id} in <#{port.id}>.")
+    assert [s.id for s in svc.desk.subscriptions()] == [topic.id]
