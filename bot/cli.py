@@ -449,7 +449,8 @@ def cmd_sources(args: argparse.Namespace) -> int:
     else:
         poll = result["poll"]
         print(f"following [{result['id']}] {source_label(result['name'], result['spec'])} "
-              f"({result['kind']}), every {result['every_min']} min; first fetch: "
+              f"({result['kind']}), every {result['every_min']} min; "
+              f"{'first fetch' if poll.get('first_fetch') else 'already followed, fetched now'}: "
               f"{poll['added']} new, {poll['updated']} updated, {poll['unchanged']} unchanged")
     return 0
 

@@ -103,8 +103,7 @@ class Admin(commands.Cog):
         await interaction.followup.send(
             f"Following **{render.plain(label)}** "
             f"(id {result['id']}, {result['kind']}), every {result['every_min']} min.\n"
-            f"First fetch: {counted(poll['added'], 'new article')} stored (no briefs are "
-            "posted for them)." + (f"\n<{link}>" if link else ""),
+            + _fetched(poll) + (f"\n<{link}>" if link else ""),
             ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     @feeds.command(name="remove", description="Stop following a source; articles only it "
@@ -174,6 +173,22 @@ class Admin(commands.Cog):
             log.error("reindex failed", exc_info=exc)
             line = "Reindex not done: it failed; the live store serves as before (see the log)."
         await interaction.edit_original_response(content=line, allowed_mentions=NO_MENTIONS)
+
+
+def _fetched(poll: dict[str, Any]) -> str:
+    """What the fetch of ``/feeds add`` did: a new source's first fetch posts nothing (or
+    its newest items, added with a backfill); a source followed already was polled, and its
+    new items are briefed as any poll's."""
+    added = counted(poll["added"], "new article")
+    if poll.get("first_fetch"):
+        backfill = min(int(poll.get("backfill") or 0), int(poll["added"]))
+        return (f"First fetch: {added} stored " + (
+            f"(briefs are posted for the {backfill} newest)." if backfill else
+            "(no briefs are posted for them)."))
+    if poll.get("outcome") == "not modified":
+        return "Already followed; fetched now: not modified since the last poll."
+    return (f"Already followed; fetched now: {added}"
+            + (", briefed to the channels that follow it." if poll["added"] else "."))
 
 
 ENDED_LISTED = 20  # of the subscriptions a removed source ended, named in the reply

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import pytest
 
 from bot.client import NewsBot
@@ -63,3 +66,38 @@ async def test_removing_a_feed_tells_the_admin_which_subscriptions_ended(
         "Removed source 2 (harbour): 2 articles left the store. Its 2 subscriptions ended: "
         f"#{subs[0].id} in <#{news.id}>, #{subs[1].id} in <#{port.id}>.")
     assert [s.id for s in svc.desk.subscriptions()] == [topic.id]
+
+
+@pytest.mark.usefixtures("allow_private_urls")
+async def test_adding_a_followed_feed_again_does_not_say_its_new_items_go_unposted(
+        server: LocalDiscord, svc: Services, bot: NewsBot) -> None:  # noqa: F811
+    """Adding a followed feed again (to re-enable it after failures, or for another
+    interval) fetches it as any poll does: its new items are briefed to the channels that
+    follow it. The reply said "First fetch: 2 new articles stored (no briefs are posted for
+    them)" all the same."""
+    guild = _guild(server)
+    admin = server.add_member(guild, "ada")
+    server.add_role(guild, "admins", ["manage_guild"], members=[admin])
+
+    async def add(url: str, **options: Any) -> str:
+        inter = server.slash(admin, _general(server), "feeds add", url=url, **options)
+        (line,) = await server.wait_async(lambda: [m for m in server.responses(inter)
+                                                   if m.content], timeout=30, what="the reply")
+        return str(line.content)
+
+    with StaticServer() as http:
+        url = http.add("/feed.xml", rss(numbered_items(0, 2, long_text=True)),
+                       content_type="application/rss+xml")
+        first = await add(url, name="harbour")
+        assert "First fetch: 2 new articles stored (no briefs are posted for them)." in first
+        svc.desk.subscribe(channel_id=_general(server).id, guild_id=guild.id,
+                           source="harbour", now=datetime(2020, 1, 1, tzinfo=UTC))
+        http.add("/feed.xml", rss(numbered_items(0, 4, long_text=True)),
+                 content_type="application/rss+xml")
+        again = await add(url, every=5)
+    assert again.startswith("Following **harbour** (id 2, feed), every 5 min.\n")
+    assert "First fetch" not in again and "no briefs" not in again
+    assert "Already followed; fetched now: 2 new articles, briefed to the channels that " \
+           "follow it." in again
+    planned = svc.desk.plan_queued()  # and so they are (one story, by the fake embedding)
+    assert planned.briefs >= 1 and planned.briefs + planned.folded == 2
