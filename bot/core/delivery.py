@@ -1111,11 +1111,14 @@ class Desk:
                         "and no direct message reaches who made them)", [s.id for s in subs],
                         reason)
             return
-        text = (f"Briefs to <#{channel}> are paused: {reason}. Subscriptions "
-                f"{', '.join('#' + str(s.id) for s in subs)} are paused and their briefs "
-                "held; give the bot View Channel, Send Messages and Embed Links there, then "
+        ids = ", ".join("#" + str(s.id) for s in subs)
+        one = len(subs) == 1
+        text = (f"Briefs to <#{channel}> are paused: {reason}. "
+                + (f"Subscription {ids} is paused and its briefs held" if one else
+                   f"Subscriptions {ids} are paused and their briefs held")
+                + "; give the bot View Channel, Send Messages and Embed Links there, then "
                 "run /brief subscribe for that channel again (or `newsbot subscriptions "
-                "add`) to resume them.")
+                f"add`) to resume {'it' if one else 'them'}.")
         for target in targets:
             await self._notice(poster, target, channel, subs, text)
 

@@ -250,6 +250,21 @@ async def test_403_disables_and_tells_mods_once_404_removes(svc: Services,
     assert len(poster.in_channel(MODS)) == 1 and poster.calls.count("send 101") == 1
 
 
+async def test_a_pause_of_one_subscription_is_told_in_the_singular(svc: Services,
+                                                                  tmp_path: Path) -> None:
+    """The moderators' notice read "Subscriptions #1 are paused and their briefs held" of a
+    channel with one subscription."""
+    desk = _desk(svc)
+    muted = desk.subscribe(channel_id=NEWS, topic="ferry strikes", now=T0)
+    desk.plan(_ingest(svc, _feed(tmp_path, "a", FERRY)))
+    poster = MemoryPoster(refuse={NEWS: PostError("forbidden", "403 Missing Permissions")})
+    await desk.deliver(poster)
+    (notice,) = poster.in_channel(MODS)
+    assert notice.title == f"Briefs paused: subscription #{muted.id}"
+    assert f"Subscription #{muted.id} is paused and its briefs held; " in (notice.text or "")
+    assert "to resume it." in (notice.text or "") and "Subscriptions" not in (notice.text or "")
+
+
 async def test_429_is_retried_not_dropped(svc: Services, tmp_path: Path) -> None:
     desk = _desk(svc)
     for channel in range(10):
