@@ -373,9 +373,35 @@ _MORE = re.compile(
     r"(?:\W+(?:please|pls|thanks))?\W*$", re.I)
 
 
+# "Source?", "link please", "where did you read that?", "who reported it?": asking where
+# the last answer came from.
+_SOURCE = re.compile(
+    r"^\W*(?:(?:ok(?:ay)?|so|and|yes|yeah|pls|please)\W+)*"
+    r"(?:(?:can|could|would) you\s+)?(?:please\s+)?"
+    r"(?:(?:give me |send me |got |got a |any |the |a |what(?:'s| is| are) (?:the|your) )?"
+    r"(?:sources?|links?|urls?|citations?|refs?|references?)(?: for (?:that|this|it))?"
+    r"|where did you (?:read|get|see|find|hear) (?:that|this|it)"
+    r"|where(?:'s| is| was) (?:that|this|it) from|who (?:reported|said|wrote) (?:that|this|it)"
+    r"|which (?:outlet|paper|site|article|report)(?: (?:said|reported|was it))?"
+    r"(?: (?:that|this|it))?)"
+    r"(?:\W+(?:please|pls|thanks))?\W*$", re.I)
+
+
+def story_request(question: str) -> Literal["more", "source"] | None:
+    """What ``question`` asks of its conversation's story, if it names nothing itself:
+    more of it ("tell me more", "anything else?"), or the source of the last answer
+    ("source?", "where did you read that?")."""
+    q = question.strip()
+    if _MORE.match(q):
+        return "more"
+    if _SOURCE.match(q):
+        return "source"
+    return None
+
+
 def asks_for_more(question: str) -> bool:
     """Whether ``question`` asks for more of the story its conversation is about."""
-    return _MORE.match(question.strip()) is not None
+    return story_request(question) == "more"
 
 
 def holds_cue(kind: Cue, question: str, sentence: str) -> bool:

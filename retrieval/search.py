@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from retrieval.answer_type import asks_for_more, cue, expect
+from retrieval.answer_type import cue, expect, story_request
 from retrieval.chunking import chunk_id
 from retrieval.extractive import SentenceVectors
 from retrieval.lexical import (
@@ -445,11 +445,11 @@ class Retriever:
             # says them.
             when = set(tokenize([tf.recency_phrase])[0])
             tokens = [t for t in tokens if t not in when]
-        more = bool(context) and asks_for_more(query)
-        if more:
-            # "Anything else?", "more details please" ask for more of the conversation's
-            # story: their words name nothing an article must hold, nor mean anything to
-            # search by.
+        of_story = bool(context) and story_request(query) is not None
+        if of_story:
+            # "Anything else?", "source?" ask for more of the conversation's story, or where
+            # it came from: their words name nothing an article must hold, nor mean anything
+            # to search by.
             tokens = []
         ctx_tokens: list[str] = []
         story: list[str] = []
@@ -470,7 +470,7 @@ class Retriever:
         vec = own = self.embedder.embed_query(query)
         if context:
             ctx_vec = self.embedder.embed_query(" ".join(context[-2:]))
-            vec = ctx_vec if more else vec + p.context_weight * ctx_vec
+            vec = ctx_vec if of_story else vec + p.context_weight * ctx_vec
             vec = vec / (np.linalg.norm(vec) or 1.0)
         refers_back = bool(context) and points_back(query)
         return QueryPlan(query, tuple(context), tokens, ctx_tokens, vec, tf, hard_lo, hard_hi,
@@ -1053,9 +1053,10 @@ _NOT_NAMES = frozenset((
 def points_back(question: str) -> bool:
     """Whether ``question`` points back at its conversation's story with a pronoun ("how
     fast was it going?", "when was that?"), "one" ("when is the next one?"), or asks for
-    more of it ("tell me more", "anything else?")."""
+    more of it or its source ("tell me more", "source?")."""
     return (not _REFERS_BACK.isdisjoint(w.lower() for w in re.findall(r"[\w']+", question))
-            or _ONE_OF_THEM.search(question) is not None or asks_for_more(question))
+            or _ONE_OF_THEM.search(question) is not None
+            or story_request(question) is not None)
 
 
 def repeated_names(article: ArticleHit, question_tokens: set[str], min_mentions: int,

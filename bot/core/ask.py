@@ -23,6 +23,7 @@ from bot.core.models import Answer, QuestionError, Source, StoreError, Turn
 from bot.settings import Settings
 from prompts import load as load_prompt
 from retrieval import extractive
+from retrieval.answer_type import story_request
 from retrieval.search import ArticleHit, Retriever, SearchResult
 from retrieval.store import StoreUnavailable
 from retrieval.timeparse import parse_since, spoken, zone_named
@@ -141,6 +142,12 @@ class AskService:
         cap = self.settings.history_turns
         turns = list(history)[-cap:] if cap else []
         history_cut = len(history) > len(turns)
+
+        if story_request(q) == "source" and any(
+                t.role == "user" and story_request(t.text) != "source" for t in turns):
+            return self._sources_of_last(q, turns, history_cut=history_cut, since=since,
+                                         outlet=outlet, now=now, zone=zone,
+                                         prefer_article_id=prefer_article_id)
 
         # One budget for the model's whole part: the rewrite, the answer and their retries.
         start = time.monotonic()
@@ -263,6 +270,36 @@ class AskService:
             text = " ".join(f"{p.sentence} [{p.article + 1}]" for p in picked)
         text, cited = _check_citations(text, len(result.articles))
         return self._build(text, cited, result, mode="extractive", note=note, **base)
+
+    def _sources_of_last(self, q: str, turns: Sequence[Turn], *, history_cut: bool,
+                         since: datetime | None, outlet: str | None, now: datetime | None,
+                         zone: tzinfo, prefer_article_id: str | None) -> Answer:
+        """"Source?": the reports the last answer quoted. The question it answered is
+        searched again as it was asked (with its own conversation), and the articles holding
+        the answer's sentences are given; the best one when it quoted none (a model's own
+        words)."""
+        # The question answered last ("source?" twice: the question before the first), and
+        # its answer.
+        at = max(i for i, t in enumerate(turns)
+                 if t.role == "user" and story_request(t.text) != "source")
+        asked = [t.text for t in turns[: at + 1] if t.role == "user"]
+        last = next((t.text for t in turns[at + 1:] if t.role == "assistant"), "")
+        base = {"question": q, "standalone_question": asked[-1], "history_cut": history_cut}
+        try:
+            result = self.retriever.search(
+                asked[-1], k=self.settings.top_k, context=search_context(asked[:-1]),
+                since=since, until=None, outlet=outlet, now=now,
+                prefer_article_id=prefer_article_id, zone=zone)
+        except StoreUnavailable as exc:
+            raise StoreError(str(exc)) from None
+        if not result.articles:
+            return self._abstain(result, note="no article matched", **base)
+        quoted = sorted({c.article for c in extractive.candidates(result, self.retriever.params)
+                         if c.text in last}) or [0]
+        text = "That came from " + "; ".join(
+            f"\u201c{result.articles[i].title}\u201d [{i + 1}]" for i in quoted) + "."
+        return self._build(text, [i + 1 for i in quoted], result, mode="extractive", note=None,
+                           **base)
 
     # -- shared ----------------------------------------------------------------------------
     def _build(self, text: str, cited: list[int], result: SearchResult, *, mode: str,

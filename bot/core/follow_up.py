@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 
 from bot.core.models import Turn
+from retrieval.answer_type import story_request
 from retrieval.lexical import tokenize
 from retrieval.search import points_back
 
@@ -56,7 +57,9 @@ def search_context(asked: Sequence[str]) -> list[str]:
     """The earlier questions that steer a follow-up's search without a model: the last two,
     unless both point back ("what went wrong with it?", "how did they fix it?"); then the
     last one that named the story stands in for the older, or the story is lost by the
-    third follow-up."""
+    third follow-up. "Tell me more" and "source?" add nothing to the story: they are left
+    out."""
+    asked = [q for q in asked if story_request(q) is None]
     recent = list(asked[-2:])
     if len(asked) > 2 and all(points_back(q) for q in recent):
         # A question that names the story has words of its own: "thanks!" or "why?" points

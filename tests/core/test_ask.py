@@ -328,6 +328,26 @@ def test_tell_me_more_gives_the_story_sentences_not_said_yet(services: Services)
     assert done.abstained and done.text == ALL_SAID_TEXT
 
 
+def test_asking_for_the_source_gives_the_reports_the_last_answer_quoted(
+        services: Services) -> None:
+    # "Source?" was refused: its one word is in no article.
+    first = "when did Notre-Dame cathedral reopen?"
+    said = services.ask.ask(first)
+    history = [Turn("user", first), Turn("assistant", said.text)]
+    for ask in ("source?", "link please", "where did you read that?", "sources pls"):
+        answer = services.ask.ask(ask, history=history)
+        assert not answer.abstained, (ask, answer.text)
+        assert [s.url for s in answer.sources] == [s.url for s in said.sources], ask
+        assert said.sources[0].title in answer.text and "[1]" in answer.text, answer.text
+    # Asked again, it still names the reports the answer came from, not "That came from".
+    history += [Turn("user", "source?"),
+                Turn("assistant", services.ask.ask("source?", history=history).text)]
+    again = services.ask.ask("source?", history=history)
+    assert [s.url for s in again.sources] == [s.url for s in said.sources]
+    # Asked first, there is nothing to give the source of.
+    assert services.ask.ask("source?").abstained
+
+
 def test_a_follow_up_without_words_of_its_own_is_judged_with_the_conversation(
         services: Services) -> None:
     # "when was that?" names nothing: the question meant is the earlier one's subject plus
@@ -440,6 +460,9 @@ def test_search_context_is_the_last_two_questions_or_the_story_and_the_last() ->
     # A question naming its subject is one of the last two: nothing older is needed.
     assert search_context([story, "and the Pope?", "when was he elected?"]) == [
         "and the Pope?", "when was he elected?"]
+    # "Source?" and "tell me more" add nothing to the story: "who lost?" stays in.
+    assert search_context([story, "who lost?", "source?", "tell me more"]) == [
+        story, "who lost?"]
 
 
 def test_long_history_is_cut_and_flagged(services: Services) -> None:
