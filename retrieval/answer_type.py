@@ -363,28 +363,26 @@ def asks_what_was_said(question: str) -> bool:
 
 # "Tell me more", "anything else?", "go on", "more details please": asking for more of the
 # story being talked about, not for something in it.
+# Chat's openings and closings around such a request: "ok, could you please ..., thanks".
+_OPEN = (r"^\W*(?:(?:ok(?:ay)?|so|and|yes|yeah|pls|please)\W+)*"
+         r"(?:(?:can|could|would) you\s+)?(?:please\s+)?")
+_CLOSE = r"(?:\W+(?:please|pls|thanks))?\W*$"
 _MORE = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|so|and|yes|yeah|pls|please)\W+)*"
-    r"(?:(?:can|could|would) you\s+)?(?:please\s+)?"
-    r"(?:tell me (?:more|some more)(?: about (?:it|that|this|them))?|(?:some |any )?more"
+    _OPEN + r"(?:tell me (?:more|some more)(?: about (?:it|that|this|them))?|(?:some |any )?more"
     r"(?: details| info(?:rmation)?)?|(?:any )?(?:details|other details)|go on|continue"
     r"|keep going|(?:anything|what) else(?: happened)?|(?:and )?then what|and then"
-    r"|say more|elaborate)"
-    r"(?:\W+(?:please|pls|thanks))?\W*$", re.I)
+    r"|say more|elaborate)" + _CLOSE, re.I)
 
 
 # "Source?", "link please", "where did you read that?", "who reported it?": asking where
 # the last answer came from.
 _SOURCE = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|so|and|yes|yeah|pls|please)\W+)*"
-    r"(?:(?:can|could|would) you\s+)?(?:please\s+)?"
-    r"(?:(?:give me |send me |got |got a |any |the |a |what(?:'s| is| are) (?:the|your) )?"
+    _OPEN + r"(?:(?:give me |send me |got |got a |any |the |a |what(?:'s| is| are) (?:the|your) )?"
     r"(?:sources?|links?|urls?|citations?|refs?|references?)(?: for (?:that|this|it))?"
     r"|where did you (?:read|get|see|find|hear) (?:that|this|it)"
     r"|where(?:'s| is| was) (?:that|this|it) from|who (?:reported|said|wrote) (?:that|this|it)"
     r"|which (?:outlet|paper|site|article|report)(?: (?:said|reported|was it))?"
-    r"(?: (?:that|this|it))?)"
-    r"(?:\W+(?:please|pls|thanks))?\W*$", re.I)
+    r"(?: (?:that|this|it))?)" + _CLOSE, re.I)
 
 
 def story_request(question: str) -> Literal["more", "source"] | None:

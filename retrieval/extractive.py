@@ -406,6 +406,7 @@ def answer_with(question: str, result: SearchResult, idf: Idf, embedder: Embedde
 
 def _more(on_subject: list[Candidate], earlier: str, p: SearchParams, took_s: float,
           scored: list[Candidate]) -> Extract:
+    """"Tell me more": the sentences about the story not in ``earlier``, likeliest first."""
     picked: list[Picked] = []
     per_article: dict[int, int] = {}
     for c in on_subject:
