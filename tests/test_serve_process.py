@@ -111,7 +111,7 @@ def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> float:
     return time.monotonic() - t0
 
 
-def _stories(path: Path, n: int, start: int = 0) -> Path:
+def _stories(path: Path, n: int, start: int = 0, sentences: int = 12) -> Path:
     """Articles with distinct wording, long enough to take a few seconds to embed."""
     towns = ["Arlen", "Brisk", "Corrow", "Dunmere", "Eskby", "Fallow", "Gorse", "Hethel"]
     works = ["bridge", "library", "market", "tram depot", "harbour wall"]
@@ -120,7 +120,7 @@ def _stories(path: Path, n: int, start: int = 0) -> Path:
             town = towns[i % len(towns)]
             body = " ".join(
                 f"In {town}, council item {i}-{j} concerned the {works[j % 5]} and a budget of "
-                f"{i * 7 + j} thousand euros." for j in range(12))
+                f"{i * 7 + j} thousand euros." for j in range(sentences))
             out.write(json.dumps({"title": f"{town} council notes {i}", "body": body,
                                   "url": f"https://news.example.org/council/{i}",
                                   "published_at": "2025-06-01", "source": "Council Wire"}) + "\n")
@@ -195,9 +195,11 @@ def test_a_stop_that_abandons_a_job_in_the_model_exits_cleanly(env: Env, tmp_pat
     inside the model's native code, aborted it (exit 134, a core dump)."""
     proc = env.serve()
     try:
-        client = env.start("ingest", str(_stories(tmp_path / "b.jsonl", 400)))
+        # One batch of long articles: tens of seconds of embedding even on a fast machine,
+        # where 400 short ones finished inside the grace and nothing was abandoned.
+        client = env.start("ingest", str(_stories(tmp_path / "b.jsonl", 500, sentences=48)))
         _wait_for_job(env, "ingest")
-        time.sleep(1.0)  # into the batch: several seconds of embedding are left
+        time.sleep(1.0)  # into the batch: many seconds of embedding are left
         _stop(proc)
         assert proc.stderr is not None
         said = proc.stderr.read()
